@@ -1,0 +1,32 @@
+# Two commands do everything on a fresh machine:  make lab  /  make test
+PY      ?= python3.11
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: lab test venv bench clean-notebooks
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# Reinstall whenever the dependency lists change.  torch is pinned to the CPU
+# wheel (a plain `torch` would pull a multi-GB CUDA build).
+$(STAMP): $(BIN)/python pyproject.toml requirements.lock
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements.lock -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lab: $(STAMP)
+	OCRVIZ_DATA=$(CURDIR)/data $(BIN)/jupyter lab --notebook-dir=notebooks
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean-notebooks:
+	$(BIN)/python -m ocrviz.tools.strip_notebooks notebooks
