@@ -1,0 +1,38 @@
+"""ocrviz: see where an OCRNet takes its context from.
+
+Public names are imported lazily so that ``import ocrviz`` stays fast and a
+notebook that only needs the data generator does not pay for the widgets.
+
+    >>> import ocrviz
+    >>> model = ocrviz.create_model("ocrnet", num_classes=5)
+    >>> logits, cache = ocrviz.run_with_cache(model, x)      # doctest: +SKIP
+    >>> cache.sim_map.shape                                  # B x HW x K
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "create_model": "ocrviz.models",
+    "load_model": "ocrviz.zoo",
+    "load_checkpoint": "ocrviz.checkpoints",
+    "save_checkpoint": "ocrviz.checkpoints",
+    "capture": "ocrviz.capture",
+    "run_with_cache": "ocrviz.capture",
+    "Cache": "ocrviz.capture",
+    "Explorer": "ocrviz.widgets",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'ocrviz' has no attribute {name!r}; public names: {', '.join(__all__)}")
+
+
+def __dir__() -> list[str]:
+    return __all__
