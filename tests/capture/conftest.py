@@ -1,0 +1,23 @@
+"""Fixtures for the capture tests: tiny models, a small image batch."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from capture_helpers import tiny_aspp, tiny_ocrnet
+
+
+@pytest.fixture
+def ocr_model() -> nn.Module:
+    return tiny_ocrnet()
+
+
+@pytest.fixture
+def aspp_model() -> nn.Module:
+    return tiny_aspp()
+
+
+@pytest.fixture
+def image() -> torch.Tensor:
+    return torch.randn(2, 3, 32, 48)   # feature map 4 x 6 at stride 8
