@@ -1,0 +1,75 @@
+"""Gradient effective receptive field of one pixel's logit, via Captum.
+
+For ASPP (and any model) the honest answer to "which input pixels did this
+output use" is the gradient of the pixel's logit with respect to the input
+(Luo et al. 2016, the effective receptive field).  Captum's ``Saliency``
+computes ``|d logit / d input|``; we sum it over colour channels, pool it onto
+the feature grid and normalise it to sum 1, so it is drawn on the same scale
+as OCR's context map (also a distribution over feature cells).
+
+Example::
+
+    erf = gradient_erf(model, x, y=120, x=300)      # x: 1 x 3 x H x W
+    erf.cells.shape, erf.cells.sum()                # (h, w), 1.0
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from captum.attr import Saliency
+
+
+@dataclass(frozen=True)
+class ERF:
+    """``pixels``: H x W |gradient| summed over channels; ``cells``: h x w, sums to 1."""
+
+    pixels: np.ndarray
+    cells: np.ndarray
+    target: int
+
+
+def gradient_erf(model: torch.nn.Module, image: torch.Tensor, y: int, x: int,
+                 target: int | None = None) -> ERF:
+    """ERF of the logit at image pixel (y, x) for class ``target`` (default: the predicted class)."""
+    if image.ndim != 4 or image.shape[0] != 1:
+        raise ValueError(f"image has shape {tuple(image.shape)}; pass one image as 1 x 3 x H x W")
+    _, _, height, width = image.shape
+    if not (0 <= y < height and 0 <= x < width):
+        raise ValueError(f"pixel (y={y}, x={x}) is outside the {height} x {width} image")
+    stride = int(getattr(model, "output_stride", 8))
+    was_training = model.training
+    model.eval()
+
+    def logit_at_pixel(inp: torch.Tensor) -> torch.Tensor:
+        return model(inp)[:, :, y, x]                                  # B x K
+
+    if target is None:
+        with torch.no_grad():
+            target = int(logit_at_pixel(image).argmax(1))
+    grad = Saliency(logit_at_pixel).attribute(image.detach().clone().requires_grad_(True), target=target, abs=True)  # 1 x 3 x H x W
+    model.train(was_training)
+    pixels = grad[0].sum(0)                                            # H x W
+    cells = F.avg_pool2d(pixels[None, None], stride, ceil_mode=True)[0, 0]  # h x w
+    total = float(cells.sum())
+    cells = cells / total if total > 0 else torch.full_like(cells, 1.0 / cells.numel())
+    return ERF(pixels=pixels.numpy(), cells=cells.numpy(), target=target)
+
+
+def make_erf_fn(model: torch.nn.Module, image: torch.Tensor) -> Callable[[int, int], np.ndarray]:
+    """A callable ``(row, col) in feature cells -> h x w ERF`` for the explorer widget.
+
+    The cell's centre pixel is used as the output position.
+    """
+    stride = int(getattr(model, "output_stride", 8))
+    _, _, height, width = image.shape
+
+    def erf_at_cell(row: int, col: int) -> np.ndarray:
+        y = min(height - 1, row * stride + stride // 2)
+        x = min(width - 1, col * stride + stride // 2)
+        return gradient_erf(model, image, y, x).cells
+
+    return erf_at_cell

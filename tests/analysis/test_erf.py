@@ -1,0 +1,55 @@
+"""Captum ERF equals a plain autograd gradient and respects the receptive field."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ocrviz.analysis.erf import gradient_erf, make_erf_fn
+
+
+class _Tiny(nn.Module):
+    """One 3x3 conv then 2x2 avg pool then upsample: receptive field is known."""
+
+    output_stride = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = nn.functional.avg_pool2d(self.conv(x), 2)
+        return nn.functional.interpolate(y, size=x.shape[-2:], mode="nearest")
+
+
+def test_erf_equals_autograd_gradient() -> None:
+    torch.manual_seed(0)
+    model, x = _Tiny(), torch.randn(1, 3, 16, 20)
+    erf = gradient_erf(model, x, y=7, x=9, target=2)
+    xx = x.clone().requires_grad_(True)
+    model(xx)[0, 2, 7, 9].backward()
+    want = xx.grad[0].abs().sum(0).numpy()
+    assert np.allclose(erf.pixels, want, atol=1e-6)
+    assert np.isclose(erf.cells.sum(), 1.0) and erf.cells.shape == (8, 10)
+
+
+def test_erf_is_zero_outside_the_receptive_field() -> None:
+    torch.manual_seed(0)
+    model, x = _Tiny(), torch.randn(1, 3, 16, 20)
+    erf = gradient_erf(model, x, y=7, x=9)
+    # output (7, 9) reads pooled cell (3, 4) = conv outputs rows 6-7, cols 8-9 -> inputs rows 5-8, cols 7-10
+    nz = np.argwhere(erf.pixels > 0)
+    assert nz[:, 0].min() >= 5 and nz[:, 0].max() <= 8 and nz[:, 1].min() >= 7 and nz[:, 1].max() <= 10
+    assert erf.target == int(model(x)[0, :, 7, 9].argmax())
+
+
+def test_erf_fn_uses_cell_centres_and_validates() -> None:
+    model, x = _Tiny(), torch.randn(1, 3, 16, 20)
+    fn = make_erf_fn(model, x)
+    assert np.allclose(fn(3, 4), gradient_erf(model, x, 7, 9).cells)
+    try:
+        gradient_erf(model, x, 16, 0)
+    except ValueError as e:
+        assert "outside the 16 x 20 image" in str(e)
+    else:
+        raise AssertionError("no error for a pixel outside the image")
