@@ -21,7 +21,8 @@ _PUBLIC = {
     **dict.fromkeys(["load_image", "prepare_image", "pad_to_stride", "to_tensor", "crop_back",
                      "Prepared", "ImageLoadError"], "ocrviz.data.images"),
     **dict.fromkeys(["CityscapesFolder", "ADE20KFolder", "MaskFolder", "CITYSCAPES_CLASSES",
-                     "CITYSCAPES_PALETTE", "ADE20K_CLASSES", "labelids_to_trainids"], "ocrviz.data.folders"),
+                     "CITYSCAPES_PALETTE", "ADE20K_CLASSES", "ADE20K_PALETTE", "LABELID_TO_TRAINID",
+                     "labelids_to_trainids"], "ocrviz.data.folders"),
 }
 __all__ = sorted(_PUBLIC)
 

@@ -118,9 +118,11 @@ def _glass(gu: np.ndarray, gv: np.ndarray, base: np.ndarray, hl: float) -> np.nd
     return shade[..., None] * base + stripe[..., None]
 
 
-def _panel(gu: np.ndarray, gv: np.ndarray, colour: np.ndarray) -> np.ndarray:
-    """Sign / poster face at panel coords -> ... x 3.  Shared: the 'panel' ambiguity."""
-    edge = np.minimum(np.minimum(gu, 1 - gu), np.minimum(gv, 1 - gv))
+def _panel(gu: np.ndarray, gv: np.ndarray, colour: np.ndarray, edge: np.ndarray | None = None) -> np.ndarray:
+    """Sign / poster face at panel coords -> ... x 3.  Shared: the 'panel' ambiguity.
+    ``edge``: distance to the panel's outline in panel units (default: a rectangle)."""
+    if edge is None:
+        edge = np.minimum(np.minimum(gu, 1 - gu), np.minimum(gv, 1 - gv))
     out = np.broadcast_to(colour, gu.shape + (3,)).copy()
     out[edge < 0.1] = 235.0
     out[(gu - 0.5) ** 2 + (gv - 0.5) ** 2 < 0.03] = 25.0
@@ -411,10 +413,13 @@ def _pole(rng, cv, c, tex, X, z, p) -> None:
     if fr is None:
         return
     reg, u, t = fr
-    mask = [np.ones(np.broadcast_shapes(u.shape, t.shape), bool), (u - 0.5) ** 2 + (t - 0.5) ** 2 < 0.25,
-            np.abs(u - 0.5) < 0.5 * (1 - t), np.abs(u - 0.5) + np.abs(t - 0.5) < 0.5][p["shape"]]
-    mask = mask & (u >= 0) & (u <= 1)
-    col = _panel(np.broadcast_to(u, mask.shape), np.broadcast_to(t, mask.shape), p["colour"])
+    u, t = np.broadcast_arrays(u, t)
+    edge = [np.minimum(np.minimum(u, 1 - u), np.minimum(t, 1 - t)),          # square
+            0.5 - np.sqrt((u - 0.5) ** 2 + (t - 0.5) ** 2),                     # circle
+            np.minimum(t, (0.5 * (1 - t) - np.abs(u - 0.5)) * 0.9),             # triangle
+            (0.5 - np.abs(u - 0.5) - np.abs(t - 0.5)) * 0.7][p["shape"]]        # diamond
+    mask = (edge > 0) & (u >= 0) & (u <= 1)
+    col = _panel(u, t, p["colour"], edge)
     cv.paint(reg, mask, col, SIGN, cv.new_id(), _PANEL)
 
 
