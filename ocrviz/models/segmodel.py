@@ -7,8 +7,10 @@
                                                                  as official HRNet-OCR)
 
 Inputs must be normalised float images whose H and W are multiples of the
-output stride s: then feature cell (i, j) covers exactly the input pixels
-[i*s, (i+1)*s) x [j*s, (j+1)*s), which the click-a-pixel views rely on.
+output stride s: then the feature map is exactly H/s x W/s, pixel (y, x)
+belongs to cell (y // s, x // s), and cell (i, j)'s receptive field is centred
+on pixel (i*s, j*s) (stride-2 convs with padding 1), which the click-a-pixel
+views rely on.
 (``HRNetW48OCR`` shares :func:`ocrviz.models.validation.validate_input`; the
 multiple-of-stride and finite-values rules are added here by :func:`check_input`.)
 

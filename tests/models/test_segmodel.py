@@ -95,6 +95,10 @@ def test_bad_output_stride():
         DilatedResNet(output_stride=16)
     with pytest.raises(ValueError, match="output_stride=16"):
         create_model("fcn", output_stride=16)
+    with pytest.raises(ValueError, match="fixed output stride of 4"):
+        create_model("hrnet_w48_ocr", output_stride=8)
+    with pytest.raises(ValueError, match="four positive channel counts"):
+        DilatedResNet(widths=(16, 32, 64))
 
 
 def test_eval_mode_is_deterministic(models):
@@ -196,3 +200,56 @@ def test_valid_input_passes_through_every_model(models):
         model = create_model(name, num_classes=5).double().eval()
         with torch.no_grad():
             assert model(x).shape == (1, 5, 8, 16)
+
+
+# --- backbone and ASPP specifics ---------------------------------------------------------------
+
+@pytest.mark.parametrize("stride", [8, 4])
+def test_backbone_receptive_field_is_191_px_centred_on_the_cell(stride):
+    """Dilation instead of stride keeps the receptive field (191 px) at both output strides."""
+    net = DilatedResNet(output_stride=stride).eval()
+    assert net.out_channels == 128 and net.output_stride == stride
+    x = torch.randn(1, 3, 256, 256, requires_grad=True)
+    feats = net(x)
+    assert feats.shape == (1, 128, 256 // stride, 256 // stride)
+    i = feats.shape[-1] // 2
+    feats[0, :, i, i].sum().backward()
+    support = x.grad.abs().sum((0, 1)) > 0
+    rows = support.any(1).nonzero().flatten()
+    cols = support.any(0).nonzero().flatten()
+    assert (rows.min().item(), rows.max().item()) == (i * stride - 95, i * stride + 95)
+    assert (cols.min().item(), cols.max().item()) == (i * stride - 95, i * stride + 95)
+
+
+def test_aspp_branch_shares_add_up_to_the_projection():
+    """sum_b W_b @ branch_b(p) is the projection pre-activation; BN + ReLU of it is hook_project."""
+    model = create_model("aspp", num_classes=4, channels=16).eval()
+    head = model.head
+    assert head.branch_names == ("branch0", "branch1", "branch2", "branch3", "pool")
+    seen = {}
+    handles = [_grab(getattr(head, f"hook_{n}"), seen, n) for n in head.branch_names + ("project",)]
+    try:
+        with torch.no_grad():
+            model(torch.randn(2, 3, 64, 128))
+    finally:
+        for h in handles:
+            h.remove()
+    weights = head.projection_weights()
+    assert list(weights) == list(head.branch_names)
+    assert all(w.shape == (16, 16) for w in weights.values())
+    assert weights["branch2"].data_ptr() == head.project[0].weight[:, 32:48].data_ptr()
+    shares = {n: torch.einsum("oc,bchw->bohw", weights[n], seen[n]) for n in head.branch_names}
+    pre = sum(shares.values())
+    with torch.no_grad():
+        torch.testing.assert_close(head.project[2](head.project[1](pre)), seen["project"], atol=1e-5, rtol=1e-4)
+    pool = seen["pool"]
+    assert (pool == pool[..., :1, :1]).all(), "the pooling branch must be one vector per image"
+    assert not torch.allclose(seen["branch1"], seen["branch3"])
+
+
+def test_aspp_rates_validation():
+    with pytest.raises(ValueError, match="three positive integer"):
+        ASPPHead(8, 3, rates=(6, 12))
+    with pytest.raises(ValueError, match="three positive integer"):
+        ASPPHead(8, 3, rates=(6, 0, 18))
+    assert ASPPHead(8, 3, rates=[np.int64(2), 4, 6]).rates == (2, 4, 6)
