@@ -1,0 +1,274 @@
+"""Explorer: click a pixel, see which object regions supply its context.
+
+The Python side only ships data (``payload.to_payload``) and answers two
+things the browser cannot: syncing ``selected`` back, and the ASPP effective
+receptive field on demand (``erf_fn``).  Everything per-pixel (ranked
+regions, the context map sum_k sim[p, k] * region_k, ASPP taps) is computed
+in ``static/explorer.js`` from the buffers, so a click redraws without a
+kernel round trip.
+
+Example:
+    >>> import ocrviz
+    >>> ex = ocrviz.Explorer(model, image, labels)                  # doctest: +SKIP
+    >>> ex.selected = [10, 20]      # feature cell (row, col)       # doctest: +SKIP
+    >>> ex.save_html("explorer.html")   # standalone, offline      # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import asyncio
+import pathlib
+from collections import OrderedDict
+from typing import Any, Callable, Sequence
+
+import anywidget
+import numpy as np
+import traitlets as t
+
+from .payload import ExplorerData, encode_erf, erf_to_cells, from_cache, to_payload, to_uint8_image
+
+STATIC = pathlib.Path(__file__).parent / "static"
+MODES = ("ocr", "aspp")
+OVERLAYS = ("image", "prediction", "ground truth", "errors")
+ErfFn = Callable[[int, int], Any]
+
+
+def _find_project_weight(aspp_model: Any, total_in: int | None = None) -> Any:
+    """The 1x1 conv that fuses ASPP's concatenated branches (its weight), or None."""
+    head = getattr(aspp_model, "head", aspp_model)
+    for name in ("project", "projection", "bottleneck", "conv_cat"):
+        mod = getattr(head, name, None)
+        if mod is None:
+            continue
+        for m in ([mod] + list(mod.modules())):
+            wt = getattr(m, "weight", None)
+            if wt is not None and wt.ndim == 4 and wt.shape[2:] == (1, 1):
+                if total_in is None or wt.shape[1] == total_in:
+                    return wt.detach()
+    return None
+
+
+class Explorer(anywidget.AnyWidget):
+    """OCR context explorer widget (JupyterLab 4, VS Code, Colab, standalone HTML).
+
+    ``Explorer(model, image, labels=None, *, aspp_model=None, class_names=None,
+    palette=None, erf_fn=None, transform=None, width=360)`` runs the capture
+    itself; ``Explorer.from_data(data)`` / ``Explorer.from_cache(cache, image)``
+    skip the model.
+
+    Synced state: ``selected`` ([row, col] feature cell), ``mode`` ("ocr" |
+    "aspp"), ``overlay`` ("image" | "prediction" | "ground truth" | "errors"),
+    ``hover_region`` (-1 or k), ``show_erf`` (compute the ASPP ERF of the
+    selected cell with ``erf_fn`` while in ASPP mode), ``width`` (CSS px).
+    """
+
+    _esm = STATIC / "explorer.js"
+    _css = STATIC / "explorer.css"
+
+    # data (written once)
+    image = t.Bytes(b"").tag(sync=True)
+    image_mime = t.Unicode("image/png").tag(sync=True)
+    image_hw = t.List(t.Int(), []).tag(sync=True)
+    feat_hw = t.List(t.Int(), []).tag(sync=True)
+    output_stride = t.Int(8).tag(sync=True)
+    class_names = t.List(t.Unicode(), []).tag(sync=True)
+    palette = t.List(t.List(t.Int()), []).tag(sync=True)
+    num_classes = t.Int(0).tag(sync=True)
+    pred = t.Bytes(b"").tag(sync=True)
+    pred_hw = t.List(t.Int(), []).tag(sync=True)
+    gt = t.Bytes(b"").tag(sync=True)
+    gt_hw = t.List(t.Int(), []).tag(sync=True)
+    sim_map = t.Bytes(b"").tag(sync=True)
+    region_q = t.Bytes(b"").tag(sync=True)
+    region_scale = t.List(t.Float(), []).tag(sync=True)
+    context_vmax = t.Float(1.0).tag(sync=True)
+    aspp_rates = t.List(t.Int(), []).tag(sync=True)
+    aspp_shares = t.Bytes(b"").tag(sync=True)
+    aspp_pred = t.Bytes(b"").tag(sync=True)
+    aspp_pred_hw = t.List(t.Int(), []).tag(sync=True)
+    erf_cells = t.List(t.List(t.Int()), []).tag(sync=True)
+    erf_maps = t.Bytes(b"").tag(sync=True)
+    erf_scales = t.List(t.Float(), []).tag(sync=True)
+    # view state (synced both ways)
+    selected = t.List(t.Int(), [0, 0], minlen=2, maxlen=2).tag(sync=True)
+    mode = t.Enum(MODES, "ocr").tag(sync=True)
+    overlay = t.Enum(OVERLAYS, "image").tag(sync=True)
+    hover_region = t.Int(-1).tag(sync=True)
+    show_erf = t.Bool(False).tag(sync=True)
+    width = t.Int(360).tag(sync=True)
+    # on-demand ERF of one cell (Python -> JS)
+    erf_map = t.Bytes(b"").tag(sync=True)
+    erf_scale = t.Float(0.0).tag(sync=True)
+    erf_cell = t.List(t.Int(), [-1, -1]).tag(sync=True)
+    erf_status = t.Unicode("").tag(sync=True)
+
+    def __init__(self, model: Any, image: Any, labels: Any = None, *, aspp_model: Any = None,
+                 class_names: Sequence[str] | None = None, palette: Any = None,
+                 erf_fn: ErfFn | None = None, transform: Callable[[Any], Any] | None = None,
+                 aspp_rates: Sequence[int] | None = None, **widget_kwargs: Any) -> None:
+        """Run ``model`` (and ``aspp_model``) on ``image`` with capture, then show it.
+
+        ``image``: H x W x 3 uint8 (fed as float in [0, 1], or through
+        ``transform(image) -> 1 x 3 x H x W tensor``), or a 3 x H x W /
+        1 x 3 x H x W tensor fed as given.  ``labels``: H x W ints, 255 =
+        ignore.  ``class_names``/``palette`` default to the model's.
+        """
+        data = _capture_data(model, image, labels, aspp_model=aspp_model, class_names=class_names,
+                             palette=palette, transform=transform, aspp_rates=aspp_rates)
+        self._setup(data, erf_fn, widget_kwargs)
+
+    # ---- alternative constructors (no model needed) ----
+    @classmethod
+    def from_data(cls, data: ExplorerData, *, erf_fn: ErfFn | None = None, **widget_kwargs: Any) -> "Explorer":
+        """Explorer over precomputed ``ExplorerData``."""
+        if not isinstance(data, ExplorerData):
+            raise TypeError(f"from_data expects an ExplorerData, got {type(data).__name__}; "
+                            f"build one with ocrviz.widgets.from_cache(cache, image)")
+        self = cls.__new__(cls)
+        self._setup(data, erf_fn, widget_kwargs)
+        return self
+
+    @classmethod
+    def from_cache(cls, cache: Any, image: Any, *, erf_fn: ErfFn | None = None,
+                   widget_kwargs: dict | None = None, **kwargs: Any) -> "Explorer":
+        """Explorer over a capture ``Cache``; ``kwargs`` go to ``payload.from_cache``."""
+        return cls.from_data(from_cache(cache, image, **kwargs), erf_fn=erf_fn, **(widget_kwargs or {}))
+
+    def _setup(self, data: ExplorerData, erf_fn: ErfFn | None, widget_kwargs: dict) -> None:
+        self._data = data
+        self._erf_fn = erf_fn
+        self._erf_cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._erf_handle: asyncio.TimerHandle | None = None
+        self.erf_debounce_s = float(widget_kwargs.pop("erf_debounce_s", 0.15))
+        h, w = data.feat_hw
+        widget_kwargs.setdefault("selected", [h // 2, w // 2])
+        anywidget.AnyWidget.__init__(self, **to_payload(data), **widget_kwargs)
+        self.observe(self._on_erf_inputs, names=["selected", "mode", "show_erf"])
+        self._on_erf_inputs()
+
+    # ---- public helpers ----
+    @property
+    def data(self) -> ExplorerData:
+        """The ExplorerData shown (read-only arrays)."""
+        return self._data
+
+    def select(self, y: int, x: int) -> None:
+        """Select feature cell (row y, column x)."""
+        self.selected = [int(y), int(x)]
+
+    def select_pixel(self, py: int, px: int) -> None:
+        """Select the feature cell holding image pixel (py, px)."""
+        self.selected = list(self._data.cell_of_pixel(py, px))
+
+    def save_html(self, path: str | pathlib.Path, *, title: str = "ocrviz explorer",
+                  image_format: str = "auto") -> pathlib.Path:
+        """Standalone offline page (ESM, CSS, data inlined).  See ``export.save_html``."""
+        from .export import save_html
+
+        erfs = dict(self._data.erf_maps or {})
+        erfs.update(self._erf_cache)          # ERFs computed on demand travel too
+        state = {"selected": list(self.selected), "mode": self.mode, "overlay": self.overlay,
+                 "width": self.width, "show_erf": self.show_erf}
+        return save_html(self._data, path, state=state, title=title, image_format=image_format,
+                         erf_maps=erfs)
+
+    @t.validate("selected")
+    def _check_selected(self, proposal: dict) -> list[int]:
+        y, x = proposal["value"]
+        h, w = self.feat_hw or (1 << 30, 1 << 30)
+        if not (0 <= y < h and 0 <= x < w):
+            raise t.TraitError(f"selected={[y, x]} is outside the {h} x {w} feature grid; "
+                               f"give [row, col] in feature cells (pixel // {self.output_stride})")
+        return [int(y), int(x)]
+
+    # ---- ERF on demand (debounced; only in ASPP mode with show_erf) ----
+    def _on_erf_inputs(self, change: dict | None = None) -> None:
+        if self._erf_fn is None or not self.show_erf or self.mode != "aspp":
+            return
+        cell = (int(self.selected[0]), int(self.selected[1]))
+        if list(cell) == list(self.erf_cell):
+            return
+        if cell in self._erf_cache:
+            self._send_erf(cell, self._erf_cache[cell])
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or self.erf_debounce_s <= 0:
+            self._compute_erf()
+            return
+        if self._erf_handle is not None:
+            self._erf_handle.cancel()
+        self.erf_status = f"computing ERF for cell ({cell[0]}, {cell[1]})"
+        self._erf_handle = loop.call_later(self.erf_debounce_s, self._compute_erf)
+
+    def _compute_erf(self) -> None:
+        self._erf_handle = None
+        if self._erf_fn is None or not self.show_erf or self.mode != "aspp":
+            return
+        cell = (int(self.selected[0]), int(self.selected[1]))
+        try:
+            raw = self._erf_fn(*cell)
+            cells = erf_to_cells(raw, self._data.feat_hw, self._data.output_stride, self._data.image_hw)
+        except Exception as e:  # shown in the widget; the kernel keeps running
+            self.erf_status = f"ERF failed for cell {cell}: {type(e).__name__}: {e}"
+            return
+        self._erf_cache[cell] = cells
+        while len(self._erf_cache) > 64:
+            self._erf_cache.popitem(last=False)
+        self._send_erf(cell, cells)
+
+    def _send_erf(self, cell: tuple[int, int], cells: np.ndarray) -> None:
+        buf, scale = encode_erf(cells)
+        with self.hold_sync():
+            self.erf_map = buf
+            self.erf_scale = scale
+            self.erf_cell = list(cell)
+            self.erf_status = ""
+
+
+def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class_names: Any,
+                  palette: Any, transform: Any, aspp_rates: Any) -> ExplorerData:
+    import torch
+
+    from ocrviz.capture import run_with_cache
+
+    if hasattr(image, "detach"):
+        x = image.detach().float()
+        x = x[None] if x.ndim == 3 else x                                     # 1 x 3 x H x W
+    else:
+        arr = to_uint8_image(image)
+        x = transform(arr) if transform is not None else \
+            torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255.0     # 1 x 3 x H x W
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise ValueError(f"one image at a time: model input has shape {tuple(x.shape)}; expected 1 x 3 x H x W")
+    shown = to_uint8_image(image)
+
+    def run(m: Any) -> Any:
+        was_training = m.training
+        m.eval()
+        try:
+            with torch.no_grad():
+                return run_with_cache(m, x)[1]
+        finally:
+            m.train(was_training)
+
+    cache = run(model)
+    kw: dict[str, Any] = {}
+    if aspp_model is not None:
+        rates = aspp_rates or getattr(getattr(aspp_model, "head", None), "rates", None) \
+            or getattr(aspp_model, "rates", None)
+        if rates is None:
+            raise ValueError("could not find the ASPP rates on aspp_model (head.rates); pass aspp_rates=(...)")
+        aspp_cache = run(aspp_model)
+        names = list(aspp_cache.names())
+        total = 0
+        for n in names:
+            if any(n.endswith(f"hook_branch{i}") for i in range(len(rates) + 1)) or n.endswith("hook_pool"):
+                total += aspp_cache[n].shape[1]
+        kw.update(aspp_cache=aspp_cache, aspp_rates=tuple(int(r) for r in rates),
+                  aspp_project_weight=_find_project_weight(aspp_model, total or None))
+    names = class_names if class_names is not None else getattr(model, "class_names", None)
+    pal = palette if palette is not None else getattr(model, "palette", None)
+    return from_cache(cache, shown, labels=labels, class_names=names, palette=pal,
+                      output_stride=getattr(model, "output_stride", None), **kw)

@@ -1,0 +1,230 @@
+"""Standalone HTML export: one file, works offline, hover and click included.
+
+No widget manager, no CDN, no network: the page inlines ``explorer.css``, the
+explorer's ESM (its ``export default`` rewritten to a local constant) and the
+payload (base64 buffers, deflated), then calls ``render({model, el})`` with a
+tiny in-page model (``get / set / on / off / save_changes``).  A
+Content-Security-Policy of ``default-src 'none'`` makes "offline" checkable:
+the page cannot fetch anything even if it tried.
+
+Buffers are decoded in the page with the browser's own
+``DecompressionStream('deflate')``.  The sim map (the only numbers printed)
+travels as 24-bit fixed point by default (error <= 3e-8, exact at 7
+decimals) because float32 of a 128 x 256 x 19 map alone is ~3 MB in base64;
+``sim_precision="float32"`` keeps it bit-exact.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import pathlib
+import re
+import tempfile
+import zlib
+from typing import Any, Mapping
+
+import numpy as np
+
+from .payload import ExplorerData, png_bytes, to_payload
+
+STATIC = pathlib.Path(__file__).parent / "static"
+SIM_PRECISIONS = {"float32": 0, "fixed24": 24, "fixed16": 16}
+VIEW_KEYS = ("selected", "mode", "overlay", "hover_region", "width", "show_erf")
+
+_BOOT = r"""
+const __ocrviz_data = JSON.parse(document.getElementById("ocrviz-data").textContent);
+async function __ocrviz_buffer(spec) {
+  const bin = atob(spec.b64);
+  let bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  if (spec.deflate) {
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+    bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+  const n = spec.shuffle || 1;
+  if (n > 1) {                                  // byte planes -> items
+    const items = bytes.length / n, out = new Uint8Array(bytes.length);
+    for (let b = 0; b < n; b++) for (let i = 0; i < items; i++) out[i * n + b] = bytes[b * items + i];
+    bytes = out;
+  }
+  if (spec.fixed) {                             // little-endian fixed point -> float32
+    const nb = spec.fixed / 8, items = bytes.length / nb, denom = 2 ** spec.fixed - 1, f = new Float32Array(items);
+    for (let i = 0; i < items; i++) { let q = 0; for (let b = nb - 1; b >= 0; b--) q = q * 256 + bytes[i * nb + b]; f[i] = q / denom; }
+    bytes = new Uint8Array(f.buffer);
+  }
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+function __ocrviz_model(state) {            // the part of the anywidget model API render() uses
+  const handlers = new Map();
+  const emit = (ev) => (handlers.get(ev) || []).slice().forEach((f) => f());
+  return {
+    get: (k) => state[k],
+    set: (k, v) => { const old = state[k]; state[k] = v; if (JSON.stringify(old) !== JSON.stringify(v)) emit("change:" + k); },
+    on: (ev, f) => { for (const e of ev.split(" ")) { if (!handlers.has(e)) handlers.set(e, []); handlers.get(e).push(f); } },
+    off: (ev, f) => { for (const e of (ev || "").split(" ")) handlers.set(e, (handlers.get(e) || []).filter((g) => g !== f)); },
+    save_changes: () => {}, send: () => {},
+  };
+}
+(async () => {
+  const state = {};
+  for (const [k, v] of Object.entries(__ocrviz_data)) state[k] = (v && typeof v === "object" && "b64" in v) ? await __ocrviz_buffer(v) : v;
+  const host = document.getElementById("ocrviz-root");
+  try {
+    await __ocrviz_widget.render({ model: __ocrviz_model(state), el: host });
+    host.dataset.ready = "true";
+  } catch (e) { host.textContent = "ocrviz: could not render: " + e; host.dataset.ready = "error"; throw e; }
+})();
+"""
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>body {{ margin: 16px; background: #fff; }} h1 {{ font: 600 15px system-ui, sans-serif; }}</style>
+<style>{css}</style>
+</head><body>
+<h1>{title}</h1>
+<div id="ocrviz-root"></div>
+<script type="application/json" id="ocrviz-data">{data}</script>
+<script type="module">
+{esm}
+{boot}
+</script>
+</body></html>
+"""
+
+
+def _module_source() -> str:
+    """explorer.js with its single ``export default`` turned into a local constant."""
+    src = (STATIC / "explorer.js").read_text(encoding="utf-8")
+    if len(re.findall(r"^export default ", src, flags=re.M)) != 1 or re.search(r"^\s*import\s", src, flags=re.M):
+        raise RuntimeError("explorer.js must have exactly one top-level `export default` and no imports "
+                           "to be inlined into the standalone page")
+    return re.sub(r"^export default ", "const __ocrviz_widget = ", src, flags=re.M)
+
+
+def _buffer(raw: bytes, *, shuffle: int = 1, fixed: int = 0) -> dict[str, Any]:
+    if shuffle > 1:
+        raw = np.frombuffer(raw, np.uint8).reshape(-1, shuffle).T.tobytes()  # item bytes -> byte planes
+    packed = zlib.compress(raw, 9)
+    deflate = len(packed) < len(raw)
+    return {"b64": base64.b64encode(packed if deflate else raw).decode("ascii"),
+            "deflate": deflate, "shuffle": shuffle, "fixed": fixed}
+
+
+def _sim_buffer(sim: np.ndarray, precision: str) -> dict[str, Any]:
+    bits = SIM_PRECISIONS[precision]
+    if bits == 0:
+        return _buffer(np.ascontiguousarray(sim, "<f4").tobytes(), shuffle=4)
+    q = np.round(sim.astype(np.float64) * (2 ** bits - 1)).astype("<u4")        # HW*K codes
+    nb = bits // 8
+    raw = q.reshape(-1, 1).view(np.uint8)[:, :nb].tobytes()                      # low nb bytes, LE
+    return _buffer(raw, shuffle=nb, fixed=bits)
+
+
+def render_html(data: ExplorerData, *, state: Mapping[str, Any] | None = None, title: str = "ocrviz explorer",
+                image_format: str = "auto", image_max_width: int | None = 1024, sim_precision: str = "fixed24",
+                erf_maps: Mapping[tuple[int, int], np.ndarray] | None = None) -> str:
+    """The standalone page as a string.  See ``save_html`` for the options."""
+    if sim_precision not in SIM_PRECISIONS:
+        raise ValueError(f"sim_precision={sim_precision!r}; allowed: {sorted(SIM_PRECISIONS)}")
+    if image_format not in ("auto", "png", "jpeg"):
+        raise ValueError(f"image_format={image_format!r}; allowed: 'auto', 'png', 'jpeg'")
+    if erf_maps:
+        data = ExplorerData(**{**data.__dict__, "erf_maps": {**(data.erf_maps or {}), **erf_maps}})
+    shown = data.image
+    if image_max_width and shown.shape[1] > image_max_width:
+        # The widget draws the image at `width` CSS px; beyond ~3x that, pixels are invisible weight.
+        from PIL import Image
+
+        nh = max(1, round(shown.shape[0] * image_max_width / shown.shape[1]))
+        shown = np.asarray(Image.fromarray(shown).resize((image_max_width, nh), Image.LANCZOS))
+    fmt = image_format
+    if fmt == "auto":
+        fmt = "png" if len(png_bytes(shown)) <= 512 * 1024 else "jpeg"
+    payload = to_payload(data, image_format=fmt, image_override=shown)
+    out: dict[str, Any] = {}
+    for k, v in payload.items():
+        if k == "sim_map":
+            out[k] = _sim_buffer(data.sim_map, sim_precision)
+        elif k == "image":
+            out[k] = {"b64": base64.b64encode(v).decode("ascii"), "deflate": False, "shuffle": 1, "fixed": 0}
+        elif isinstance(v, bytes):
+            out[k] = _buffer(v, shuffle=4 if k == "aspp_shares" else 1)
+        else:
+            out[k] = v
+    h, w = data.feat_hw
+    view = {"selected": [h // 2, w // 2], "mode": "ocr", "overlay": "image", "hover_region": -1,
+            "width": 360, "show_erf": False, "erf_map": {"b64": "", "deflate": False, "shuffle": 1, "fixed": 0},
+            "erf_scale": 0.0, "erf_cell": [-1, -1], "erf_status": ""}
+    view.update({k: v for k, v in (state or {}).items() if k in VIEW_KEYS})
+    out.update(view)
+    blob = json.dumps(out, separators=(",", ":")).replace("</", "<\\/")   # never close the <script> early
+    return _PAGE.format(title=html.escape(title), css=(STATIC / "explorer.css").read_text(encoding="utf-8"),
+                        data=blob, esm=_module_source(), boot=_BOOT)
+
+
+def save_html(data: ExplorerData, path: str | os.PathLike, *, state: Mapping[str, Any] | None = None,
+              title: str = "ocrviz explorer", image_format: str = "auto", image_max_width: int | None = 1024,
+              sim_precision: str = "fixed24",
+              erf_maps: Mapping[tuple[int, int], np.ndarray] | None = None) -> pathlib.Path:
+    """Write a standalone, offline explorer page for ``data`` to ``path``.
+
+    ``state``: initial view (``selected``, ``mode``, ``overlay``, ``width``, ...).
+    ``image_format``: "png" (lossless), "jpeg" (q90) or "auto" (PNG when it
+    is <= 512 KB).  ``image_max_width``: downscale the *displayed* image to
+    this width (coordinates and class maps keep full resolution).
+    ``sim_precision``: "fixed24" (default, error <= 3e-8), "float32"
+    (bit-exact) or "fixed16" (error <= 7.6e-6, smallest).
+    The file is written atomically (temporary file + rename).
+
+    Example:
+        >>> save_html(data, "explorer.html")          # doctest: +SKIP
+    """
+    page = render_html(data, state=state, title=title, image_format=image_format,
+                       image_max_width=image_max_width, sim_precision=sim_precision, erf_maps=erf_maps)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(page)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def read_html_payload(path: str | os.PathLike) -> dict[str, Any]:
+    """Decode a saved page's data back to Python (numpy arrays for buffers); for tests and tooling."""
+    text = pathlib.Path(path).read_text(encoding="utf-8")
+    m = re.search(r'<script type="application/json" id="ocrviz-data">(.*?)</script>', text, flags=re.S)
+    if not m:
+        raise ValueError(f"{path} is not an ocrviz standalone page (no ocrviz-data block)")
+    out: dict[str, Any] = {}
+    for k, v in json.loads(m.group(1)).items():
+        if isinstance(v, dict) and "b64" in v:
+            raw = base64.b64decode(v["b64"])
+            raw = zlib.decompress(raw) if v["deflate"] else raw
+            n = v["shuffle"]
+            if n > 1:
+                raw = np.frombuffer(raw, np.uint8).reshape(n, -1).T.tobytes()
+            if v["fixed"]:
+                nb = v["fixed"] // 8
+                b = np.frombuffer(raw, np.uint8).reshape(-1, nb).astype(np.uint64)
+                q = sum(b[:, i] << np.uint64(8 * i) for i in range(nb))
+                out[k] = (q.astype(np.float64) / (2 ** v["fixed"] - 1)).astype(np.float32)
+            else:
+                out[k] = raw
+        else:
+            out[k] = v
+    return out

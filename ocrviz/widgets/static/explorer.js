@@ -1,0 +1,486 @@
+// ocrviz explorer view: vanilla ESM, no imports, no network.
+// All state lives inside render()'s closure, so several explorers on one page
+// stay independent.  Data arrive once as binary buffers (see payload.py);
+// every per-pixel picture is computed here, so a click redraws in one frame.
+
+const VIRIDIS = [[68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
+  [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37]];
+const BRANCH_COLOURS = ["#a8a8a8", "#ff9f1c", "#f038ff", "#2ec4f1", "#9be564", "#ffd166", "#ef476f"];
+const OVERLAYS = ["image", "prediction", "ground truth", "errors"];
+const IGNORE = 255;
+
+function u8(dv) {
+  if (!dv || !dv.byteLength) return new Uint8Array(0);
+  return new Uint8Array(dv.buffer, dv.byteOffset, dv.byteLength);
+}
+function f32(dv) {  // copy: a DataView's offset need not be 4-aligned
+  if (!dv || !dv.byteLength) return new Float32Array(0);
+  return new Float32Array(dv.buffer.slice(dv.byteOffset, dv.byteOffset + dv.byteLength));
+}
+function viridis(t) {
+  const x = Math.max(0, Math.min(1, t)) * (VIRIDIS.length - 1);
+  const i = Math.min(VIRIDIS.length - 2, Math.floor(x)), f = x - i;
+  return VIRIDIS[i].map((c, n) => Math.round(c + f * (VIRIDIS[i + 1][n] - c)));
+}
+function heatLut() {  // 256 RGBA entries packed little-endian for Uint32 ImageData writes
+  const lut = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    const [r, g, b] = viridis(i / 255), a = Math.round(70 + 185 * i / 255);
+    lut[i] = ((a << 24) | (b << 16) | (g << 8) | r) >>> 0;
+  }
+  return lut;
+}
+function el(tag, cls, attrs) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  return e;
+}
+const SVGNS = "http://www.w3.org/2000/svg";  // a namespace name, never fetched
+function svg(tag, attrs) {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+  return e;
+}
+function fmt(v, d) { return Number.isFinite(v) ? v.toFixed(d) : String(v); }
+
+// ASPP taps of feature cell (y, x): mirrors ocrviz.analysis.aspp_taps.
+function asppTaps(y, x, rates, s, h, w, H, W) {
+  const tap = (dy, dx, r) => {
+    const ti = y + dy * r, tj = x + dx * r;
+    return { cell: [ti, tj], y: (ti + 0.5) * s, x: (tj + 0.5) * s, inside: ti >= 0 && ti < h && tj >= 0 && tj < w };
+  };
+  const out = [{ branch: 0, kind: "1x1", rate: null, taps: [tap(0, 0, 0)] }];
+  rates.forEach((r, n) => {
+    const taps = [];
+    for (const dy of [-1, 0, 1]) for (const dx of [-1, 0, 1]) taps.push(tap(dy, dx, r));
+    out.push({ branch: n + 1, kind: "dilated", rate: r, taps });
+  });
+  out.push({ branch: rates.length + 1, kind: "pool", rate: null, taps: [], extent: [0, 0, H, W] });
+  return out;
+}
+
+async function render({ model, el: host }) {
+  const cleanups = [];
+  const on = (target, ev, fn, opts) => { target.addEventListener(ev, fn, opts); cleanups.push(() => target.removeEventListener(ev, fn, opts)); };
+  const onModel = (ev, fn) => { model.on(ev, fn); cleanups.push(() => model.off(ev, fn)); };
+
+  // ---------------------------------------------------------------- data
+  const [H, W] = model.get("image_hw"), [h, w] = model.get("feat_hw"), s = model.get("output_stride");
+  const hw = h * w, names = model.get("class_names"), K = names.length, palette = model.get("palette");
+  const sim = f32(model.get("sim_map"));                     // HW x K
+  const regionQ = u8(model.get("region_q")), regionScale = model.get("region_scale");
+  const region = new Float32Array(K * hw);                   // K x HW, de-quantised once
+  for (let k = 0; k < K; k++) { const sc = regionScale[k], o = k * hw; for (let i = 0; i < hw; i++) region[o + i] = regionQ[o + i] * sc; }
+  const maps = {
+    pred: { data: u8(model.get("pred")), hw: model.get("pred_hw") },
+    gt: { data: u8(model.get("gt")), hw: model.get("gt_hw") },
+    aspp: { data: u8(model.get("aspp_pred")), hw: model.get("aspp_pred_hw") },
+  };
+  const rates = model.get("aspp_rates") || [];
+  const shares = f32(model.get("aspp_shares"));
+  const nBranch = rates.length + 2;
+  const vmax = model.get("context_vmax") || 1;
+  const preErf = new Map();                                  // "y,x" -> Float32Array(hw)
+  {
+    const cells = model.get("erf_cells") || [], q = u8(model.get("erf_maps")), sc = model.get("erf_scales") || [];
+    cells.forEach(([cy, cx], n) => { const m = new Float32Array(hw); for (let i = 0; i < hw; i++) m[i] = q[n * hw + i] * sc[n]; preErf.set(cy + "," + cx, m); });
+  }
+  const lut = heatLut();
+
+  // ---------------------------------------------------------------- DOM
+  const root = el("div", "ocrviz-explorer");
+  const toolbar = el("div", "ocrviz-toolbar");
+  const modes = el("span", "ocrviz-modes");
+  const modeBtn = {};
+  for (const [m, label] of [["ocr", "OCR: object regions"], ["aspp", "ASPP: dilated taps"]]) {
+    const b = el("button", "ocrviz-mode-btn", { "data-mode": m, type: "button" });
+    b.textContent = label; modeBtn[m] = b; modes.append(b);
+    if (m === "aspp" && !rates.length) { b.disabled = true; b.title = "no ASPP data: pass aspp_model= (or aspp_rates) to the Explorer"; }
+  }
+  const overlays = el("span", "ocrviz-overlays");
+  const overlayBtn = {};
+  for (const o of OVERLAYS) {
+    const b = el("button", "ocrviz-overlay-btn", { "data-overlay": o, type: "button" });
+    b.textContent = o; overlayBtn[o] = b; overlays.append(b);
+    if ((o === "ground truth" || o === "errors") && !maps.gt.data.length) { b.disabled = true; b.title = "no labels given"; }
+  }
+  const pin = el("span", "ocrviz-pin");
+  toolbar.append(modes, overlays, pin);
+
+  const panels = el("div", "ocrviz-panels");
+  const dispW = Math.max(120, model.get("width") || 360), dispH = Math.round(dispW * H / W);
+  const dpr = Math.min(2, (globalThis.devicePixelRatio || 1));
+  const bw = Math.round(dispW * dpr), bh = Math.round(dispH * dpr);
+  const mkCanvas = (cls) => { const c = el("canvas", cls); c.width = bw; c.height = bh; c.style.width = dispW + "px"; c.style.height = dispH + "px"; return c; };
+
+  const pA = el("div", "ocrviz-panel ocrviz-panel-image");
+  const titleA = el("div", "ocrviz-title");
+  const stack = el("div", "ocrviz-stack");
+  const cImg = mkCanvas("ocrviz-image");
+  cImg.tabIndex = 0;
+  cImg.setAttribute("data-lm-suppress-shortcuts", "true");   // arrow keys move the pixel, not notebook cells
+  cImg.setAttribute("aria-label", "image: click or hover to pick a pixel; arrow keys move it");
+  const tapsSvg = svg("svg", { class: "ocrviz-taps", viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none" });
+  tapsSvg.style.width = dispW + "px"; tapsSvg.style.height = dispH + "px";   // over the canvas' content box
+  stack.append(cImg, tapsSvg);
+  pA.append(titleA, stack);
+
+  const pB = el("div", "ocrviz-panel ocrviz-panel-bars");
+  const titleB = el("div", "ocrviz-title");
+  const regionList = el("div", "ocrviz-regions");
+  const rows = [];
+  for (let k = 0; k < K; k++) {
+    const r = el("div", "ocrviz-region", { "data-k": k, "data-name": names[k] });
+    const sw = el("span", "ocrviz-swatch"); sw.style.background = `rgb(${palette[k].join(",")})`;
+    const nm = el("span", "ocrviz-name"); nm.textContent = names[k];
+    const bar = el("span", "ocrviz-bar"), fill = el("span", "ocrviz-bar-fill"); bar.append(fill);
+    fill.style.background = `rgb(${palette[k].join(",")})`;
+    const val = el("span", "ocrviz-value");
+    r.append(sw, nm, bar, val);
+    rows.push({ r, fill, val });
+    regionList.append(r);
+  }
+  const branchList = el("div", "ocrviz-branches");
+  const brows = [];
+  for (let b = 0; b < nBranch && rates.length; b++) {
+    const r = el("div", "ocrviz-branch-share", { "data-branch": b });
+    const sw = el("span", "ocrviz-swatch"); sw.style.background = BRANCH_COLOURS[b % BRANCH_COLOURS.length];
+    const nm = el("span", "ocrviz-name");
+    nm.textContent = b === 0 ? "1x1 (the cell)" : b === nBranch - 1 ? "image pooling (all)" : `3x3 rate ${rates[b - 1]} = ${rates[b - 1] * s}px`;
+    const bar = el("span", "ocrviz-bar"), fill = el("span", "ocrviz-bar-fill"); bar.append(fill);
+    fill.style.background = BRANCH_COLOURS[b % BRANCH_COLOURS.length];
+    const val = el("span", "ocrviz-value");
+    r.append(sw, nm, bar, val);
+    brows.push({ r, fill, val });
+    branchList.append(r);
+  }
+  const noteB = el("div", "ocrviz-note");
+  pB.append(titleB, regionList, branchList, noteB);
+
+  const pC = el("div", "ocrviz-panel ocrviz-panel-context");
+  const titleC = el("div", "ocrviz-title");
+  const cCtx = mkCanvas("ocrviz-context");
+  const legend = el("div", "ocrviz-legend");
+  const grad = el("span", "ocrviz-legend-bar");
+  grad.style.background = `linear-gradient(to right, ${VIRIDIS.map((c) => `rgb(${c.join(",")})`).join(", ")})`;
+  const legendText = el("span", "ocrviz-legend-text");
+  legendText.textContent = `0 … ${vmax.toPrecision(3)} of the pixel's context per cell (√ scale; same scale in both modes)`;
+  legend.append(grad, legendText);
+  pC.append(titleC, cCtx, legend);
+
+  panels.append(pA, pB, pC);
+  const info = el("div", "ocrviz-info");
+  root.append(toolbar, panels, info);
+  host.append(root);
+  cleanups.push(() => root.remove());
+
+  // ---------------------------------------------------------------- image + cached layers
+  let bitmap = null;
+  try {
+    const blob = new Blob([u8(model.get("image"))], { type: model.get("image_mime") || "image/png" });
+    bitmap = await createImageBitmap(blob);
+  } catch (e) { console.warn("ocrviz: image decode failed", e); }
+
+  const small = (ph, pw) => { const c = document.createElement("canvas"); c.width = pw; c.height = ph; return c; };
+  // class index of feature cell (y, x) in a class map: same rule as ExplorerData._at
+  const classAt = (m, y, x) => {
+    if (!m.data.length) return null;
+    if (m.hw[0] === h && m.hw[1] === w) return m.data[y * w + x];
+    const py = Math.min(m.hw[0] - 1, y * s + (s >> 1)), px = Math.min(m.hw[1] - 1, x * s + (s >> 1));
+    return m.data[py * m.hw[1] + px];
+  };
+  // nearest resampling of a class map to another grid (feature <-> image)
+  const resample = (m, th, tw) => {
+    const [mh, mw] = m.hw;
+    if (mh === th && mw === tw) return m.data;
+    const out = new Uint8Array(th * tw);
+    for (let y = 0; y < th; y++) {
+      const sy = mh < th ? Math.min(mh - 1, Math.floor(y / s)) : Math.min(mh - 1, y * s + (s >> 1));
+      for (let x = 0; x < tw; x++) {
+        const sx = mw < tw ? Math.min(mw - 1, Math.floor(x / s)) : Math.min(mw - 1, x * s + (s >> 1));
+        out[y * tw + x] = m.data[sy * mw + sx];
+      }
+    }
+    return out;
+  };
+  const classCanvas = (m, alpha) => {
+    const [mh, mw] = m.hw, c = small(mh, mw), ctx = c.getContext("2d"), id = ctx.createImageData(mw, mh);
+    const px = new Uint32Array(id.data.buffer), lutc = new Uint32Array(256);
+    for (let k = 0; k < K; k++) { const [r, g, b] = palette[k]; lutc[k] = ((alpha << 24) | (b << 16) | (g << 8) | r) >>> 0; }
+    for (let i = 0; i < m.data.length; i++) px[i] = lutc[m.data[i]];   // ignore (255) stays transparent
+    ctx.putImageData(id, 0, 0); return c;
+  };
+  const errorCanvas = (pm) => {
+    const [gh, gw] = maps.gt.hw, p = resample(pm, gh, gw), g = maps.gt.data;
+    const c = small(gh, gw), ctx = c.getContext("2d"), id = ctx.createImageData(gw, gh), px = new Uint32Array(id.data.buffer);
+    const wrong = ((230 << 24) | (40 << 16) | (40 << 8) | 235) >>> 0, ign = ((120 << 24) | (128 << 16) | (128 << 8) | 128) >>> 0;
+    const right = ((90 << 24) | (90 << 16) | (170 << 8) | 40) >>> 0;
+    for (let i = 0; i < g.length; i++) px[i] = g[i] === IGNORE ? ign : (p[i] === g[i] ? right : wrong);
+    ctx.putImageData(id, 0, 0); return c;
+  };
+  const layers = new Map();
+  const layer = (key, paint) => {
+    if (!layers.has(key)) {
+      const c = small(bh, bw), ctx = c.getContext("2d");
+      ctx.fillStyle = "#222"; ctx.fillRect(0, 0, bw, bh);
+      if (bitmap) { ctx.imageSmoothingQuality = "high"; ctx.drawImage(bitmap, 0, 0, bw, bh); }
+      ctx.imageSmoothingEnabled = false;
+      paint(ctx);
+      layers.set(key, c);
+    }
+    return layers.get(key);
+  };
+  const predMap = () => (state.mode === "aspp" && maps.aspp.data.length ? maps.aspp : maps.pred);
+  const overlayLayer = () => {
+    const o = state.overlay, which = predMap() === maps.aspp ? "aspp" : "ocr";
+    if (o === "prediction") return layer("pred:" + which, (ctx) => ctx.drawImage(classCanvas(predMap(), 150), 0, 0, bw, bh));
+    if (o === "ground truth" && maps.gt.data.length) return layer("gt", (ctx) => ctx.drawImage(classCanvas(maps.gt, 150), 0, 0, bw, bh));
+    if (o === "errors" && maps.gt.data.length) return layer("err:" + which, (ctx) => {
+      ctx.fillStyle = "rgba(255,255,255,0.35)"; ctx.fillRect(0, 0, bw, bh); ctx.drawImage(errorCanvas(predMap()), 0, 0, bw, bh);
+    });
+    return layer("image", () => {});
+  };
+  const dimLayer = () => layer("dim", (ctx) => { ctx.fillStyle = "rgba(0,0,0,0.62)"; ctx.fillRect(0, 0, bw, bh); });
+
+  // heat maps over the h x w grid, drawn scaled with smoothing off
+  const heatSmall = small(h, w), heatCtx = heatSmall.getContext("2d"), heatImg = heatCtx.createImageData(w, h);
+  const heatPx = new Uint32Array(heatImg.data.buffer), ctxVals = new Float32Array(hw);
+  const regionHeat = new Map();                          // k -> colourised ImageData (precomputed on first hover)
+  const colourise = (vals, out) => {
+    const inv = 1 / vmax;
+    for (let i = 0; i < hw; i++) { const t = vals[i] * inv; out[i] = lut[t >= 1 ? 255 : t <= 0 ? 0 : (Math.sqrt(t) * 255) | 0]; }
+  };
+  const contextOf = (p) => {     // sum_k sim[p, k] * region_k, the pixel's context map
+    ctxVals.fill(0);
+    for (let k = 0; k < K; k++) {
+      const a = sim[p * K + k]; if (a === 0) continue;
+      const o = k * hw; for (let i = 0; i < hw; i++) ctxVals[i] += a * region[o + i];
+    }
+    return ctxVals;
+  };
+
+  // ---------------------------------------------------------------- state
+  const sel0 = model.get("selected") || [0, 0];
+  const state = {
+    y: Math.min(h - 1, Math.max(0, sel0[0] | 0)), x: Math.min(w - 1, Math.max(0, sel0[1] | 0)),
+    mode: model.get("mode") === "aspp" && rates.length ? "aspp" : "ocr",
+    overlay: OVERLAYS.includes(model.get("overlay")) ? model.get("overlay") : "image",
+    hover: model.get("hover_region") ?? -1, pinned: false,
+  };
+  let syncTimer = null;
+  cleanups.push(() => clearTimeout(syncTimer));
+
+  // ---------------------------------------------------------------- drawing
+  const cellRect = (ctx, y, x, colour, lw) => {
+    const sx = bw / W, sy = bh / H;
+    ctx.lineWidth = lw; ctx.strokeStyle = colour;
+    ctx.strokeRect(x * s * sx, y * s * sy, Math.max(2, s * sx), Math.max(2, s * sy));
+  };
+  const outline = (ctx) => { cellRect(ctx, state.y, state.x, "#000", 3 * dpr); cellRect(ctx, state.y, state.x, "#fff", 1.2 * dpr); };
+
+  function drawImagePanel() {
+    const ctx = cImg.getContext("2d");
+    ctx.drawImage(overlayLayer(), 0, 0);
+    outline(ctx);
+    titleA.textContent = state.mode === "aspp"
+      ? `image (${state.overlay}) · ASPP taps of the selected cell (${s}px cells)`
+      : `image (${state.overlay}) · selected cell = ${s}x${s} px`;
+  }
+
+  function drawHeat(vals) {
+    const ctx = cCtx.getContext("2d");
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(dimLayer(), 0, 0);
+    if (vals) { colourise(vals, heatPx); heatCtx.putImageData(heatImg, 0, 0); ctx.drawImage(heatSmall, 0, 0, bw, bh); }
+    outline(ctx);
+  }
+
+  function drawContext() {
+    const p = state.y * w + state.x, k = state.hover;
+    if (k >= 0 && k < K) {
+      if (!regionHeat.has(k)) {
+        const id = new ImageData(w, h); colourise(region.subarray(k * hw, (k + 1) * hw), new Uint32Array(id.data.buffer)); regionHeat.set(k, id);
+      }
+      const ctx = cCtx.getContext("2d");
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(dimLayer(), 0, 0);
+      heatCtx.putImageData(regionHeat.get(k), 0, 0); ctx.drawImage(heatSmall, 0, 0, bw, bh);
+      outline(ctx);
+      titleC.textContent = `region “${names[k]}”: its spatial-softmax weights (sum to 1 over the image); this pixel gives it ${fmt(sim[p * K + k], 4)}`;
+      cCtx.dataset.region = String(k); cCtx.dataset.map = "region";
+    } else {
+      drawHeat(contextOf(p));
+      titleC.textContent = "where this pixel's context comes from: Σₖ sim[p,k] · region weightsₖ";
+      cCtx.dataset.region = "all"; cCtx.dataset.map = "context";
+    }
+  }
+
+  function erfFor(y, x) {
+    const cell = model.get("erf_cell") || [-1, -1];
+    if (cell[0] === y && cell[1] === x) {
+      const q = u8(model.get("erf_map")), sc = model.get("erf_scale");
+      if (q.length === hw) { const m = new Float32Array(hw); for (let i = 0; i < hw; i++) m[i] = q[i] * sc; return m; }
+    }
+    return preErf.get(y + "," + x) || null;
+  }
+
+  function drawAsppContext() {
+    const erf = erfFor(state.y, state.x);
+    drawHeat(erf);
+    const ctx = cCtx.getContext("2d"), sx = bw / W, sy = bh / H;
+    for (const br of asppTaps(state.y, state.x, rates, s, h, w, H, W)) {   // taps, for reference
+      ctx.fillStyle = BRANCH_COLOURS[br.branch % BRANCH_COLOURS.length];
+      for (const t of br.taps) if (t.inside) ctx.fillRect(t.x * sx - 1.5 * dpr, t.y * sy - 1.5 * dpr, 3 * dpr, 3 * dpr);
+    }
+    const status = model.get("erf_status") || "";
+    titleC.textContent = erf ? "ASPP's effective receptive field of this cell (|∂ output / ∂ input|, share per cell)"
+      : status || "no ERF for this cell: Explorer(..., erf_fn=...) with show_erf=True computes it";
+    cCtx.dataset.region = String(state.hover >= 0 ? state.hover : "all");
+    cCtx.dataset.map = erf ? "erf" : "none";
+  }
+
+  function drawTaps() {
+    tapsSvg.replaceChildren();
+    if (state.mode !== "aspp" || !rates.length) return;
+    const R = Math.max(s * 0.45, Math.max(H, W) / 110);
+    for (const br of asppTaps(state.y, state.x, rates, s, h, w, H, W)) {
+      const colour = BRANCH_COLOURS[br.branch % BRANCH_COLOURS.length];
+      if (br.kind === "pool") {
+        const inset = R * 0.4;
+        tapsSvg.append(svg("rect", { class: "ocrviz-pool", "data-branch": br.branch, x: inset, y: inset, width: W - 2 * inset, height: H - 2 * inset,
+          fill: "none", stroke: colour, "stroke-width": 3, "stroke-dasharray": "8 5", "vector-effect": "non-scaling-stroke" }));
+        continue;
+      }
+      const r = R * (1.5 - 0.25 * Math.min(br.branch, 4));
+      for (const t of br.taps) {
+        const cy = Math.min(H, Math.max(0, t.y)), cx = Math.min(W, Math.max(0, t.x));   // off-grid taps: clipped to the border
+        const c = svg("circle", { class: "ocrviz-tap" + (t.inside ? "" : " ocrviz-outside"), "data-branch": br.branch,
+          "data-y": t.y, "data-x": t.x, "data-inside": t.inside, cx, cy, r,
+          fill: t.inside ? colour : "none", "fill-opacity": 0.55, stroke: colour, "stroke-width": 2,
+          "stroke-dasharray": t.inside ? "" : "3 3", "vector-effect": "non-scaling-stroke" });
+        const tip = svg("title"); tip.textContent = `branch ${br.branch} (${br.kind}${br.rate ? " r=" + br.rate : ""}) cell (${t.cell[0]}, ${t.cell[1]})${t.inside ? "" : " — outside: reads zero padding"}`;
+        c.append(tip); tapsSvg.append(c);
+      }
+    }
+  }
+
+  function updateRegions() {
+    const p = state.y * w + state.x;
+    const order = Array.from({ length: K }, (_, k) => k);
+    order.sort((a, b) => (sim[p * K + b] - sim[p * K + a]) || (a - b));   // heaviest first, ties by k
+    const top = sim[p * K + order[0]] || 1;
+    order.forEach((k, rank) => {
+      const v = sim[p * K + k], row = rows[k];
+      row.r.dataset.weight = v.toFixed(6); row.r.dataset.rank = String(rank + 1);
+      row.fill.style.width = (100 * v / top).toFixed(2) + "%";
+      row.val.textContent = v.toFixed(4);
+      row.r.classList.toggle("ocrviz-hovered", k === state.hover);
+      regionList.append(row.r);                                           // re-order in place
+    });
+  }
+
+  function updateBranches() {
+    const p = state.y * w + state.x;
+    if (!shares.length) { noteB.textContent = "no per-branch shares in the data"; return; }
+    noteB.textContent = "share of each branch in ASPP's 1x1 projection at this cell";
+    brows.forEach((row, b) => {
+      const v = shares[p * nBranch + b];
+      row.r.dataset.share = v.toFixed(6);
+      row.fill.style.width = (100 * v).toFixed(2) + "%";
+      row.val.textContent = v.toFixed(4);
+    });
+  }
+
+  function updateInfo() {
+    const p = state.y * w + state.x, pr = classAt(maps.pred, state.y, state.x);
+    const gt = classAt(maps.gt, state.y, state.x), ap = classAt(maps.aspp, state.y, state.x);
+    const name = (k) => (k === null ? "—" : k === IGNORE ? "ignore" : names[k]);
+    root.dataset.pred = String(pr); root.dataset.predName = name(pr);
+    root.dataset.true = gt === null ? "" : String(gt); root.dataset.trueName = gt === null ? "" : name(gt);
+    root.dataset.asppPred = ap === null ? "" : String(ap);
+    const y0 = state.y * s, x0 = state.x * s;
+    const parts = [`cell (row ${state.y}, col ${state.x}) = pixels y ${y0}–${Math.min(H, y0 + s) - 1}, x ${x0}–${Math.min(W, x0 + s) - 1}`,
+      `OCR predicts ${name(pr)}`];
+    if (gt !== null) parts.push(`true: ${name(gt)}`);
+    if (ap !== null) parts.push(`ASPP predicts ${name(ap)}`);
+    parts.push(`top region: ${names[rows.findIndex((r) => r.r.dataset.rank === "1")] ?? "?"}`);
+    info.textContent = parts.join(" · ");
+    pin.textContent = state.pinned ? "pinned: click it again or press Esc to follow the mouse" : "following the mouse: click to pin";
+  }
+
+  function redraw() {
+    const t0 = performance.now();
+    const aspp = state.mode === "aspp";
+    regionList.hidden = aspp; branchList.hidden = !aspp;
+    titleB.textContent = aspp ? "ASPP branches: fixed context of this cell" : "object regions this pixel draws context from (sim map row)";
+    drawImagePanel();
+    drawTaps();
+    updateRegions();               // also in ASPP mode: the info line names the top region
+    if (aspp) { updateBranches(); drawAsppContext(); } else { noteB.textContent = ""; drawContext(); }
+    updateInfo();
+    for (const [m, b] of Object.entries(modeBtn)) b.classList.toggle("ocrviz-active", m === state.mode);
+    for (const [o, b] of Object.entries(overlayBtn)) b.classList.toggle("ocrviz-active", o === state.overlay);
+    root.dataset.mode = state.mode; root.dataset.overlay = state.overlay; root.dataset.pinned = String(state.pinned);
+    root.dataset.drawMs = (performance.now() - t0).toFixed(2);
+    root.dataset.y = String(state.y); root.dataset.x = String(state.x);   // last: observers see a finished frame
+  }
+
+  // ---------------------------------------------------------------- input
+  const push = (name, value) => { model.set(name, value); model.save_changes(); };
+  function select(y, x, source) {
+    y = Math.min(h - 1, Math.max(0, y)); x = Math.min(w - 1, Math.max(0, x));
+    if (y === state.y && x === state.x) { if (source !== "hover") updateInfo(); return; }
+    state.y = y; state.x = x;
+    redraw();
+    clearTimeout(syncTimer);
+    if (source === "hover") syncTimer = setTimeout(() => push("selected", [state.y, state.x]), 200);
+    else push("selected", [y, x]);
+  }
+  const cellOf = (ev) => {   // offsetX/clientWidth: borders and CSS scaling do not shift the pixel
+    const px = Math.min(W - 1, Math.max(0, Math.floor(ev.offsetX / cImg.clientWidth * W)));
+    const py = Math.min(H - 1, Math.max(0, Math.floor(ev.offsetY / cImg.clientHeight * H)));
+    return [Math.min(h - 1, Math.floor(py / s)), Math.min(w - 1, Math.floor(px / s))];
+  };
+  on(cImg, "mousemove", (ev) => { if (!state.pinned) { const [y, x] = cellOf(ev); select(y, x, "hover"); } });
+  on(cImg, "click", (ev) => {
+    const [y, x] = cellOf(ev);
+    state.pinned = !(state.pinned && y === state.y && x === state.x);
+    select(y, x, "click");
+    cImg.focus({ preventScroll: true });
+  });
+  on(cImg, "keydown", (ev) => {
+    const step = ev.shiftKey ? 5 : 1;
+    const d = { ArrowUp: [-step, 0], ArrowDown: [step, 0], ArrowLeft: [0, -step], ArrowRight: [0, step] }[ev.key];
+    if (d) { ev.preventDefault(); ev.stopPropagation(); state.pinned = true; select(state.y + d[0], state.x + d[1], "key"); }
+    else if (ev.key === "Escape") { ev.stopPropagation(); state.pinned = false; updateInfo(); root.dataset.pinned = "false"; }
+  });
+  for (const [m, b] of Object.entries(modeBtn)) on(b, "click", () => { if (state.mode !== m) { state.mode = m; redraw(); push("mode", m); } });
+  for (const [o, b] of Object.entries(overlayBtn)) on(b, "click", () => { if (state.overlay !== o) { state.overlay = o; redraw(); push("overlay", o); } });
+  const setHover = (k) => {
+    if (state.hover === k) return;
+    state.hover = k;
+    rows.forEach((r, j) => r.r.classList.toggle("ocrviz-hovered", j === k));
+    if (state.mode === "ocr") drawContext();
+    push("hover_region", k);
+  };
+  rows.forEach((row, k) => on(row.r, "mouseenter", () => setHover(k)));
+  on(regionList, "mouseleave", () => setHover(-1));
+
+  // ---------------------------------------------------------------- Python -> view
+  onModel("change:selected", () => {
+    const v = model.get("selected") || [0, 0];
+    if (v[0] !== state.y || v[1] !== state.x) { state.y = Math.min(h - 1, Math.max(0, v[0])); state.x = Math.min(w - 1, Math.max(0, v[1])); redraw(); }
+  });
+  onModel("change:mode", () => { const m = model.get("mode"); if (m !== state.mode && (m === "ocr" || rates.length)) { state.mode = m; redraw(); } });
+  onModel("change:overlay", () => { const o = model.get("overlay"); if (o !== state.overlay && OVERLAYS.includes(o)) { state.overlay = o; redraw(); } });
+  onModel("change:hover_region", () => { const k = model.get("hover_region"); if (k !== state.hover) { state.hover = k; redraw(); } });
+  const erfChanged = () => { if (state.mode === "aspp") drawAsppContext(); };
+  onModel("change:erf_cell", erfChanged);
+  onModel("change:erf_status", erfChanged);
+
+  redraw();
+  return () => { for (const f of cleanups.splice(0).reverse()) f(); };
+}
+
+export default { render };
