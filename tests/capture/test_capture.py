@@ -118,3 +118,14 @@ def test_foreign_true_on_ocrviz_model_agrees_with_hookpoints(ocr_model, image) -
     for role in ("soft_regions", "pixel_feats", "region_weights", "proxies", "query", "key", "value",
                  "sim_map", "context", "object_context", "augmented"):
         torch.testing.assert_close(getattr(foreign, role), getattr(hooked, role), rtol=1e-5, atol=1e-6)
+
+
+def test_public_ocrviz_capture_stays_callable(ocr_model, image) -> None:
+    """``ocrviz.capture`` is the function or (once imported) the subpackage; both must work."""
+    import ocrviz
+    import ocrviz.capture as package                      # binds ocrviz.capture to the subpackage
+    for _ in range(2):
+        with torch.no_grad(), ocrviz.capture(ocr_model, names="sim_map") as cache:
+            ocr_model(image)
+        assert cache.names() == [SIM]
+    assert package.capture is capture and ocrviz.run_with_cache is run_with_cache and ocrviz.Cache is Cache

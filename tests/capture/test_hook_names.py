@@ -67,3 +67,13 @@ def test_execution_order_differs_from_registration_order(ocr_model, image) -> No
 def test_aspp_hook_order(aspp_model, image) -> None:
     _, cache = run_with_cache(aspp_model, image)
     assert cache.names() == ASPP_ORDER
+
+
+def test_hrnet_w48_ocr_has_the_ocr_hooks_at_top_level() -> None:
+    """HRNetW48OCR (official layout) on the meta device: names only, no 70 M-parameter compute."""
+    import ocrviz
+    with torch.device("meta"):
+        model = ocrviz.create_model("hrnet_w48_ocr", num_classes=19).eval()
+    _, cache = run_with_cache(model, torch.zeros(1, 3, 32, 32, device="meta"))
+    assert cache.names() == [n.removeprefix("head.") for n in OCR_ORDER]
+    assert cache.sim_map.shape == (1, 64, 19) and cache.feature_size == (8, 8)
