@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: lab test venv bench clean-notebooks
+.PHONY: lab test venv bench clean-notebooks models
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,3 +30,11 @@ bench: $(STAMP)
 
 clean-notebooks:
 	$(BIN)/python -m ocrviz.tools.strip_notebooks notebooks
+
+# Re-train the three shipped ToyCity models (same backbone, schedule and seed;
+# ~1.5 h on 2 CPU cores).  The model cards record the exact command.
+TRAIN_ARGS ?= --steps 1500 --batch-size 8 --crop-height 192 --crop-width 384 --val-every 250 --val-images 100
+models: $(STAMP)
+	$(BIN)/python -m ocrviz.train --arch ocrnet $(TRAIN_ARGS) --out data/checkpoints/toycity-ocr
+	$(BIN)/python -m ocrviz.train --arch aspp $(TRAIN_ARGS) --out data/checkpoints/toycity-aspp
+	$(BIN)/python -m ocrviz.train --arch fcn $(TRAIN_ARGS) --out data/checkpoints/toycity-fcn

@@ -55,6 +55,8 @@ class TrainConfig:
     optimizer: str = "adamw"
     height: int = 256
     width: int = 512
+    crop_height: int = 0
+    crop_width: int = 0
     aux_weight: float = 0.4
     seed: int = 0
     val_images: int = 100
@@ -71,6 +73,9 @@ class TrainConfig:
         for name in ("steps", "batch_size", "height", "width", "val_images", "val_every", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if not (0 <= self.crop_height <= self.height and 0 <= self.crop_width <= self.width):
+            raise ValueError(f"crop {self.crop_height}x{self.crop_width} must fit in {self.height}x{self.width} "
+                             "(0 = no crop)")
         if self.lr <= 0:
             raise ValueError(f"lr={self.lr} must be > 0")
 
@@ -94,6 +99,15 @@ def _loss(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, au
     return loss
 
 
+def _random_crop(images: torch.Tensor, labels: torch.Tensor, ch: int, cw: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One random window for the whole batch (0 = keep that side): cheaper steps, same pixel scale."""
+    h, w = labels.shape[-2:]
+    ch, cw = ch or h, cw or w
+    y0 = int(torch.randint(0, h - ch + 1, ()))
+    x0 = int(torch.randint(0, w - cw + 1, ()))
+    return images[..., y0:y0 + ch, x0:x0 + cw], labels[..., y0:y0 + ch, x0:x0 + cw]
+
+
 def _machine() -> dict:
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__}
@@ -105,6 +119,9 @@ def train(config: TrainConfig, *, progress: bool = True, command: str | None = N
     torch.set_num_threads(config.threads)
     model = create_model(config.arch, num_classes=len(CLASSES), **config.model_kwargs)
     model.class_names, model.palette = list(CLASSES), [tuple(map(int, c)) for c in PALETTE]
+    # channels_last: measured 4.5x faster fwd+bwd for ASPP's dilated convs on CPU
+    # (1.3 s vs 5.9 s per batch of 8 at 192x384), 1.2x for OCR.
+    model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adamw":
         opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -124,7 +141,9 @@ def train(config: TrainConfig, *, progress: bool = True, command: str | None = N
     for step, batch in enumerate(loader):
         for g in opt.param_groups:
             g["lr"] = poly_lr(config.lr, step, config.steps)
-        loss = _loss(model, batch["image"], batch["labels"], config.aux_weight)
+        images, labels = _random_crop(batch["image"], batch["labels"], config.crop_height, config.crop_width)
+        images = images.contiguous(memory_format=torch.channels_last)
+        loss = _loss(model, images, labels, config.aux_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -138,7 +157,7 @@ def train(config: TrainConfig, *, progress: bool = True, command: str | None = N
             bar.write(f"step {step + 1}: val mIoU {rep['miou']:.3f} (on {len(val_small)} images)")
     bar.close()
     wall = time.perf_counter() - t_start
-    model.eval()
+    model = model.to(memory_format=torch.contiguous_format).eval()
     report = evaluate(model, ToyCityDataset(val_split(config.val_images), height=config.height,
                                             width=config.width), len(CLASSES), list(CLASSES))
     card = {
