@@ -23,13 +23,10 @@ Detection is duck typing on class names (anywhere in the MRO) plus attributes:
 * OCR module: class ``SpatialOCR_Module`` | ``SpatialOCR`` with
   ``object_context_block`` and ``conv_bn_dropout``; its output is stored.
 
-Stored names, ``<path>`` being the module path: gather ``<path>.soft_regions``
-(B x K x h x w, the probs input), ``.pixel_feats`` (B x C x h x w),
-``.region_weights`` (B x K x h x w), ``.proxies`` (B x C x K); block
-``<path>.query`` (B x HW x Ck), ``.key`` (B x Ck x K), ``.value`` (B x K x Ck),
-``.sim_map`` (B x HW x K), ``.context`` (B x Ck x h x w, before f_up),
-``.object_context`` (B x C x h x w); OCR module (or MMSeg block)
-``<path>.augmented`` (B x C x h x w).
+Stored names are ``<module path>.<role>`` (roles and shapes as in ``Cache``):
+gather ``soft_regions`` (its probs input), ``pixel_feats`` (its feats input),
+``region_weights``, ``proxies``; block ``query, key, value, sim_map, context,
+object_context``; OCR module (or MMSeg block, bottleneck included) ``augmented``.
 """
 from __future__ import annotations
 
@@ -74,16 +71,12 @@ class CaptureMismatchError(RuntimeError):
             f"If it was changed on purpose, place ocrviz HookPoints in it, or capture with foreign=False.")
 
 
-def _class_names(module: nn.Module) -> set[str]:
-    return {c.__name__ for c in type(module).__mro__}
-
-
 def _has(module: nn.Module, attrs: tuple[str, ...]) -> bool:
     return all(hasattr(module, a) for a in attrs)
 
 
 def _kind(module: nn.Module) -> str | None:
-    names = _class_names(module)
+    names = {c.__name__ for c in type(module).__mro__}     # subclasses count too
     if names & GATHER_CLASSES and hasattr(module, "scale") and next(module.parameters(), None) is None:
         return "gather"
     if names & OFFICIAL_BLOCK_CLASSES and _has(module, OFFICIAL_BLOCK_ATTRS):
@@ -133,8 +126,8 @@ class ForeignSite:
                 f"{self.path or '<model>'} ({type(self.module).__name__}) uses {self.unsupported}, which foreign "
                 f"capture does not support (only scale=1 without background context). Leave it out with "
                 f"names=... or capture with foreign=False.")
-        attach = {"gather": _attach_gather, "official_block": _attach_official,
-                  "mmseg_block": _attach_mmseg, "ocr_module": _attach_ocr_module}[self.kind]
+        attach = {"gather": _attach_gather, "official_block": _attach_block,
+                  "mmseg_block": _attach_block, "ocr_module": _attach_ocr_module}[self.kind]
         return attach(self, store, detach)
 
 
@@ -251,8 +244,19 @@ def _attach_gather(site: ForeignSite, store: Store, detach: bool) -> list[Remova
     return [module.register_forward_hook(hook, with_kwargs=True)]
 
 
-def _attach_official(site: ForeignSite, store: Store, detach: bool) -> list[RemovableHandle]:
+def _block_spec(block: nn.Module, kind: str) -> tuple[tuple[str, ...], str | None, str | None, float | None]:
+    """(query, key, value projection names), up-projection, bottleneck, sim-map scale."""
+    if kind == "official_block":
+        return ("f_pixel", "f_object", "f_down"), "f_up", None, block.key_channels ** -0.5
+    present = lambda n: n if isinstance(getattr(block, n, None), nn.Module) else None  # noqa: E731
+    return (("query_project", "key_project", "value_project"), present("out_project"), present("bottleneck"),
+            block.channels ** -0.5 if block.matmul_norm else None)
+
+
+def _attach_block(site: ForeignSite, store: Store, detach: bool) -> list[RemovableHandle]:
+    """Official / openseg ``(x, proxy) -> f_up(context)`` and MMSeg ``-> bottleneck(cat([out_project(context), x]))``."""
     path, block = site.path, site.module
+    qkv, up, bottleneck, scale = _block_spec(block, site.kind)
     scratch: dict[str, Any] = {}
 
     def pre(mod: nn.Module, args: tuple, kwargs: dict) -> None:
@@ -265,64 +269,29 @@ def _attach_official(site: ForeignSite, store: Store, detach: bool) -> list[Remo
     def post(mod: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         s = dict(scratch)
         scratch.clear()
-        q_map = _take(s, "f_pixel", path)
-        if q_map.shape[1] != mod.key_channels:
-            raise CaptureMismatchError(path, "query channels", math.inf,
-                                       f"f_pixel gives {q_map.shape[1]} channels, key_channels={mod.key_channels}")
+        x = _arg(args, kwargs, 0, ("x", "feats", "query_feats"), path)
         with _grad(detach):
-            parts = [t.detach() if detach else t for t in (q_map, _take(s, "f_object", path), _take(s, "f_down", path))]
-            query, key, value, sim_map, context = _attention(*parts, scale=mod.key_channels ** -0.5)
-        verify(path, "context (sim_map @ value, the input of f_up)", context, _take(s, "f_up_in", path))
-        out = _first(output)
-        verify(path, "object context (block output vs f_up output)", _take(s, "f_up", path), out)
-        if isinstance(output, (tuple, list)) and len(output) > 1 and isinstance(output[1], torch.Tensor):
-            verify(path, "sim_map (returned by the block)", sim_map, output[1])
-        for role, t in zip(ROLES_BY_KIND["official_block"], (query, key, value, sim_map, context, out)):
-            store(_join(path, role), t)
-
-    handles = [block.register_forward_pre_hook(pre, with_kwargs=True)]
-    for name in ("f_pixel", "f_object", "f_down", "f_up"):
-        handles.append(getattr(block, name).register_forward_hook(_record(scratch, name, name == "f_up")))
-    handles.append(block.register_forward_hook(post, with_kwargs=True))
-    return handles
-
-
-def _attach_mmseg(site: ForeignSite, store: Store, detach: bool) -> list[RemovableHandle]:
-    path, block = site.path, site.module
-    scratch: dict[str, Any] = {}
-    subs = [n for n in ("query_project", "key_project", "value_project", "out_project", "bottleneck")
-            if isinstance(getattr(block, n), nn.Module)]
-
-    def pre(mod: nn.Module, args: tuple, kwargs: dict) -> None:
-        scratch.clear()
-
-    def post(mod: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-        s = dict(scratch)
-        scratch.clear()
-        x = _arg(args, kwargs, 0, ("query_feats", "x"), path)
-        scale = mod.channels ** -0.5 if mod.matmul_norm else None
-        with _grad(detach):
-            parts = [_take(s, n, path) for n in ("query_project", "key_project", "value_project")]
-            parts = [t.detach() if detach else t for t in parts]
+            parts = [_take(s, n, path).detach() if detach else _take(s, n, path) for n in qkv]
             query, key, value, sim_map, context = _attention(*parts, scale=scale)
-        obj = context
-        if "out_project" in subs:
-            verify(path, "context (sim_map @ value, the input of out_project)", context, _take(s, "out_project_in", path))
-            obj = _take(s, "out_project", path)
-        out = _first(output)
-        if "bottleneck" in subs:
+        obj, out = context, _first(output)
+        if up:
+            verify(path, f"context (sim_map @ value, the input of {up})", context, _take(s, up + "_in", path))
+            obj = _take(s, up, path)
+        if bottleneck:
             verify(path, "bottleneck input (cat([object context, query_feats]))",
-                   torch.cat([obj, x], 1), _take(s, "bottleneck_in", path))
-            verify(path, "block output (vs bottleneck output)", _take(s, "bottleneck", path), out)
+                   torch.cat([obj, x], 1), _take(s, bottleneck + "_in", path))
+            verify(path, "block output (vs bottleneck output)", _take(s, bottleneck, path), out)
         else:
-            verify(path, "block output (vs object context)", obj, out)
-        for role, t in zip(ROLES_BY_KIND["mmseg_block"], (query, key, value, sim_map, context, obj, out)):
+            verify(path, f"object context (block output vs {up or 'context'})", obj, out)
+        if isinstance(output, (tuple, list)) and len(output) > 1 and isinstance(output[1], torch.Tensor):
+            verify(path, "sim_map (returned by the block)", sim_map, output[1])   # openseg fetch_attention
+        for role, t in zip(ROLES_BY_KIND[site.kind], (query, key, value, sim_map, context, obj, out)):
             store(_join(path, role), t)
 
     handles = [block.register_forward_pre_hook(pre, with_kwargs=True)]
-    for name in subs:
-        keep_in = name in ("out_project", "bottleneck")
-        handles.append(getattr(block, name).register_forward_hook(_record(scratch, name, keep_in)))
+    for name in (*qkv, up, bottleneck):
+        if name:
+            handles.append(getattr(block, name).register_forward_hook(_record(scratch, name, name in (up, bottleneck))))
     handles.append(block.register_forward_hook(post, with_kwargs=True))
     return handles
 
