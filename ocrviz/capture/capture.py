@@ -86,6 +86,8 @@ def capture(model: nn.Module, names: NameFilter = None, *, detach: bool = True,
             model(x)
         cache.sim_map            # B x HW x K
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"capture() takes an nn.Module, got {type(model).__name__}")
     points = [] if foreign is True else [(n, m) for n, m in model.named_modules() if isinstance(m, HookPoint)]
     sites: list[ForeignSite] = [] if foreign is False else find_foreign(model, skip_hooked=foreign is None)
     if foreign is True and not sites:

@@ -129,3 +129,8 @@ def test_public_ocrviz_capture_stays_callable(ocr_model, image) -> None:
             ocr_model(image)
         assert cache.names() == [SIM]
     assert package.capture is capture and ocrviz.run_with_cache is run_with_cache and ocrviz.Cache is Cache
+
+
+def test_non_module_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="takes an nn.Module, got function"):
+        run_with_cache(lambda x: x, torch.zeros(1))
