@@ -31,7 +31,7 @@ from torch import nn
 
 from .hook_point import HookPoint
 from .ocr import OCRHead
-from .validation import validate_input
+from .segmodel import check_input  # the same input rules as SegModel
 
 ALIGN_CORNERS = True  # official HRNet-OCR setting, used for every resize
 
@@ -221,7 +221,7 @@ class HRNetW48OCR(OCRHead):
 
     def forward(self, x: torch.Tensor, return_aux: bool = False
                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        validate_input(x, self.output_stride)
+        check_input(x, self.output_stride)
         aux, main = self.forward_ocr(self.forward_features(x))  # B x K x H/4 x W/4 each
         size = x.shape[-2:]
         main = self.hook_logits(_resize(main, size))            # B x K x H x W

@@ -134,11 +134,11 @@ def test_ocr_part_is_the_shared_ocr_head():
             assert torch.equal(ours, ref)
 
 
-def test_odd_input_size_and_batch():
+def test_sizes_that_are_not_powers_of_two_and_a_batch():
     model = small_model(num_classes=3)
     with torch.no_grad():
-        out = model(torch.randn(2, 3, 37, 53))
-    assert out.shape == (2, 3, 37, 53)
+        out = model(torch.randn(2, 3, 36, 52))       # branches at 9x13, 5x7, 3x4, 2x2
+    assert out.shape == (2, 3, 36, 52)
 
 
 def test_every_parameter_gets_a_gradient():
@@ -158,6 +158,8 @@ def test_every_parameter_gets_a_gradient():
     (torch.zeros(1, 3, 3, 64), ValueError, "output stride 4"),
     (torch.zeros(0, 3, 64, 64), ValueError, "empty batch"),
     ([[0.0]], TypeError, "torch.Tensor"),
+    (torch.zeros(1, 3, 37, 64), ValueError, "multiple of the output stride 4"),
+    (torch.full((1, 3, 64, 64), float("nan")), ValueError, "NaN"),
 ])
 def test_bad_inputs_are_rejected_with_a_fix(x, error, words):
     with pytest.raises(error) as info:
