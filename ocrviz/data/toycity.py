@@ -31,8 +31,12 @@ and coded in ``Scene.ambiguity`` by ``AMBIGUITY_KINDS``):
    is surrounded by facade.
 
 Everything else (walls, car bodies, wheels, persons, poles, foliage, sky,
-kerbs, lane dashes) has its own local appearance.  Typical ambiguous share:
-roughly 35-45% of pixels (mostly ``surface``; windows about 5-10%).
+kerbs, lane dashes) has its own local appearance.  Ambiguous share of pixels
+over the first 100 validation scenes (256 x 512): 45% on average (5th-95th
+percentile 33-55%): surface 40%, window 5%, panel 0.3%.  A linear classifier
+on 5 x 5 patch colour statistics separates the pairs at near chance (balanced
+accuracy about 0.50 road/sidewalk, 0.62 car/building windows, 0.56 sign/poster;
+see tests/data/test_toycity.py).
 
 Instances: every object gets its own id > 0 (each building, car, person,
 pole, sign panel, tree); road, sidewalk and sky are 0.  ``THING_CLASSES``
@@ -246,7 +250,7 @@ def _street(rng, cv: _Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: f
     cv.img[ground] = surface
     cv.lab[ground] = np.where(road, ROAD, SIDEWALK)
     cv.amb[ground] = np.where(kerb, 0, _SURFACE)
-    np.copyto(cv.img[ground], surface * 1.35 + 20, where=kerb[..., None])
+    cv.img[ground][kerb] = surface[kerb] * 1.35 + 20
     if rng.random() < 0.4:                                        # dashed lane line
         zg = f * hc / dy
         on = (((zg + rng.uniform(0, 9)) % 9.0) < 4.0) & (zg < 70)
@@ -278,7 +282,9 @@ def _street(rng, cv: _Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: f
     aa = a - b["start"][bi]
     scale = np.where(side, f * xside / np.maximum(z, 1e-3) ** 2, f / c["z_end"])  # px per metre along
     gf, fh = b["gf"][bi], b["fh"][bi]
-    fm = np.mod(Y - gf, fh)
+    rel = Y - gf                                                  # H x W: height above the ground floor
+    floor_no = np.floor(rel / fh)
+    fm = rel - floor_no * fh                                      # height within the floor (np.mod is 10x slower)
     one, dark = np.float32(1.0), np.float32(0.8)
     shade = (1 + 0.05 * tex) * np.where((fm < 0.15) & (Y > gf), dark, np.where(Y < gf, np.float32(0.88), one))
     shade *= np.where((aa < 0.2) | (aa > b["length"][bi] - 0.2), dark, one)  # H x W
@@ -296,9 +302,10 @@ def _street(rng, cv: _Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: f
     rowwin = (Y > gf) & (fm >= sill) & (fm < sill + wh) & (Y - fm + sill + wh < b["height"][bi] - 0.4)
     win = fac & rowwin & colwin
     if win.any():
-        jit = ((np.floor(aa / sp) * 7 + np.floor((Y - gf) / fh) * 13 + bi * 5) % 9 - 4) * 2.0
+        cell = np.broadcast_to(np.floor(aa / sp) * 7 + bi * 5, (h, w))[win] + floor_no[win] * 13
+        jit = (cell % 9 - 4) * 2.0                               # per-window brightness jitter
         gu = np.broadcast_to(m / ww, (h, w))[win]
-        cv.img[win] = _glass(gu, ((fm - sill) / wh)[win], glass, hl) + jit[win][:, None]
+        cv.img[win] = _glass(gu, ((fm - sill) / wh)[win], glass, hl) + jit[:, None]
         cv.amb[win] = _WINDOW
     # posters on the ground floor: the 'panel' ambiguity, same _panel as the signs
     pa, pw = b["pa"][bi], b["pw"][bi]
@@ -445,5 +452,6 @@ def _lighting(rng, img: np.ndarray, tex: np.ndarray) -> np.ndarray:
     gain = rng.uniform(0.7, 1.2) * (1 + rng.uniform(-0.07, 0.07, 3)).astype(np.float32)
     grad = 1 + rng.uniform(-0.25, 0.25) * (np.arange(w, dtype=np.float32) / w - 0.5)
     img *= gain * grad[:, None]
-    img += rng.standard_normal((h, w, 3), np.float32) * rng.uniform(2.0, 7.0)
+    sigma = np.float32(rng.uniform(2.0, 7.0) * np.sqrt(12.0))       # uniform noise, std 2..7
+    img += (rng.random((h, w, 3), np.float32) - np.float32(0.5)) * sigma
     return np.clip(img, 0, 255).astype(np.uint8)
