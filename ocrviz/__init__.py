@@ -13,6 +13,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# Imported eagerly: the subpackage ``ocrviz.capture`` and the function
+# ``ocrviz.capture`` share a name, and a lazily imported subpackage would
+# replace the function on the package the first time anything imports it.
+from .capture import Cache, capture, run_with_cache
+
 __version__ = "0.1.0"
 
 _PUBLIC = {
@@ -20,12 +25,9 @@ _PUBLIC = {
     "load_model": "ocrviz.zoo",
     "load_checkpoint": "ocrviz.checkpoints",
     "save_checkpoint": "ocrviz.checkpoints",
-    "capture": "ocrviz.capture",
-    "run_with_cache": "ocrviz.capture",
-    "Cache": "ocrviz.capture",
     "Explorer": "ocrviz.widgets",
 }
-__all__ = sorted(_PUBLIC)
+__all__ = sorted([*_PUBLIC, "capture", "run_with_cache", "Cache"])
 
 
 def __getattr__(name: str) -> Any:

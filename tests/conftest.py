@@ -10,7 +10,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("OCRVIZ_SHARED", REPO.parent / "shared"))
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One thread: the tests use tiny tensors, and two threads on a busy 2-core
+# machine made small convs orders of magnitude slower (oversubscription).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
