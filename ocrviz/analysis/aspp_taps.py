@@ -11,9 +11,10 @@ reads zeros.  The pooling branch averages the whole feature map.
 
 Image positions use the cell-centre convention ``(i + 0.5) * output_stride``:
 cell ``(i, j)`` covers image pixels ``[i*s, (i+1)*s) x [j*s, (j+1)*s)``.
-(Under ``align_corners=True`` upsampling the logit of cell ``i`` lands at
-``i * (H-1)/(h-1)``; the two differ by less than one stride, and the cell
-convention is what the widget outlines.)
+This is the block the widget outlines and the cell a click lands in
+(``pixel // s``).  The receptive field of cell ``i`` is centred half a
+stride earlier, on pixel ``i * s`` (stride-2 convs with padding 1, see
+``SegModel``); the tap *pattern* (spacing ``rate * s``) is the same either way.
 
 No torch needed: pure Python + numpy, so the widget and tests can share it.
 """

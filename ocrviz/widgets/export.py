@@ -8,14 +8,15 @@ Content-Security-Policy of ``default-src 'none'`` makes "offline" checkable:
 the page cannot fetch anything even if it tried.
 
 Buffers are decoded in the page with the browser's own
-``DecompressionStream('deflate')``.  The sim map (the only numbers printed)
-travels as 24-bit fixed point by default (error <= 3e-8, exact at 7
-decimals) because float32 of a 128 x 256 x 19 map alone is ~3 MB in base64;
-``sim_precision="float32"`` keeps it bit-exact.
+``DecompressionStream('deflate')``.  The printed numbers (sim map rows, ASPP
+branch shares) travel as float32 when the page stays under ``max_bytes``
+(3 MiB), else as 24- or 16-bit fixed point (error <= 3e-8 / 7.6e-6): float32
+of a 128 x 256 x 19 sim map alone is ~2.7 MB in base64.
 """
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import json
 import os
@@ -30,7 +31,7 @@ import numpy as np
 from .payload import ExplorerData, png_bytes, to_payload
 
 STATIC = pathlib.Path(__file__).parent / "static"
-SIM_PRECISIONS = {"float32": 0, "fixed24": 24, "fixed16": 16}
+PRECISIONS = {"float32": 0, "fixed24": 24, "fixed16": 16}   # finest first
 VIEW_KEYS = ("selected", "mode", "overlay", "hover_region", "width", "show_erf")
 
 _BOOT = r"""
@@ -88,6 +89,7 @@ _PAGE = """<!doctype html>
 </head><body>
 <h1>{title}</h1>
 <div id="ocrviz-root"></div>
+<p style="font: 11px system-ui, sans-serif; color: #777">{note}</p>
 <script type="application/json" id="ocrviz-data">{data}</script>
 <script type="module">
 {esm}
@@ -109,32 +111,69 @@ def _module_source() -> str:
 def _buffer(raw: bytes, *, shuffle: int = 1, fixed: int = 0) -> dict[str, Any]:
     if shuffle > 1:
         raw = np.frombuffer(raw, np.uint8).reshape(-1, shuffle).T.tobytes()  # item bytes -> byte planes
-    packed = zlib.compress(raw, 9)
+    packed = zlib.compress(raw, 6)
     deflate = len(packed) < len(raw)
     return {"b64": base64.b64encode(packed if deflate else raw).decode("ascii"),
             "deflate": deflate, "shuffle": shuffle, "fixed": fixed}
 
 
-def _sim_buffer(sim: np.ndarray, precision: str) -> dict[str, Any]:
-    bits = SIM_PRECISIONS[precision]
+def _number_buffer(a: np.ndarray, precision: str) -> dict[str, Any]:
+    """Probabilities in [0, 1] as float32 (bit-exact) or fixed point (``fixed24``/``fixed16``)."""
+    bits = PRECISIONS[precision]
     if bits == 0:
-        return _buffer(np.ascontiguousarray(sim, "<f4").tobytes(), shuffle=4)
-    q = np.round(sim.astype(np.float64) * (2 ** bits - 1)).astype("<u4")        # HW*K codes
+        return _buffer(np.ascontiguousarray(a, "<f4").tobytes(), shuffle=4)
+    q = np.round(np.clip(a.astype(np.float64), 0, 1) * (2 ** bits - 1)).astype("<u4")  # codes
     nb = bits // 8
-    raw = q.reshape(-1, 1).view(np.uint8)[:, :nb].tobytes()                      # low nb bytes, LE
+    raw = q.reshape(-1, 1).view(np.uint8)[:, :nb].tobytes()                            # low nb bytes, LE
     return _buffer(raw, shuffle=nb, fixed=bits)
 
 
+def _size(spec: dict[str, Any] | None) -> int:
+    return 0 if spec is None else len(spec["b64"])
+
+
+def _choose_precisions(data: ExplorerData, precision: str, budget: int) -> dict[str, dict[str, Any]]:
+    """Encode sim_map (and aspp_shares): finest precision that fits ``budget`` bytes, sim map first."""
+    arrays = {"sim_map": data.sim_map}
+    if data.aspp_shares is not None:
+        arrays["aspp_shares"] = data.aspp_shares
+    if precision != "auto":
+        return {k: dict(_number_buffer(a, precision), precision=precision) for k, a in arrays.items()}
+    cache: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def enc(k: str, p: str) -> dict[str, Any]:
+        if (k, p) not in cache:
+            cache[k, p] = dict(_number_buffer(arrays[k], p), precision=p)
+        return cache[k, p]
+
+    order = list(PRECISIONS)                                   # finest first
+    coarsest = order[-1]
+    sim_p = next((p for p in order if _size(enc("sim_map", p)) + (
+        _size(enc("aspp_shares", coarsest)) if "aspp_shares" in arrays else 0) <= budget), coarsest)
+    out = {"sim_map": enc("sim_map", sim_p)}
+    if "aspp_shares" in arrays:
+        rest = budget - _size(out["sim_map"])
+        out["aspp_shares"] = enc("aspp_shares", next((p for p in order if _size(enc("aspp_shares", p)) <= rest),
+                                                     coarsest))
+    return out
+
+
+_NOTES = {"float32": "printed numbers are the captured float32 values",
+          "fixed24": "printed numbers within 3e-8 of the captured values",
+          "fixed16": "printed numbers within 8e-6 of the captured values"}
+
+
 def render_html(data: ExplorerData, *, state: Mapping[str, Any] | None = None, title: str = "ocrviz explorer",
-                image_format: str = "auto", image_max_width: int | None = 1024, sim_precision: str = "fixed24",
+                image_format: str = "auto", image_max_width: int | None = 1024, precision: str = "auto",
+                max_bytes: int = 3 * 1024 * 1024,
                 erf_maps: Mapping[tuple[int, int], np.ndarray] | None = None) -> str:
     """The standalone page as a string.  See ``save_html`` for the options."""
-    if sim_precision not in SIM_PRECISIONS:
-        raise ValueError(f"sim_precision={sim_precision!r}; allowed: {sorted(SIM_PRECISIONS)}")
+    if precision not in PRECISIONS and precision != "auto":
+        raise ValueError(f"precision={precision!r}; allowed: 'auto', {', '.join(map(repr, PRECISIONS))}")
     if image_format not in ("auto", "png", "jpeg"):
         raise ValueError(f"image_format={image_format!r}; allowed: 'auto', 'png', 'jpeg'")
     if erf_maps:
-        data = ExplorerData(**{**data.__dict__, "erf_maps": {**(data.erf_maps or {}), **erf_maps}})
+        data = dataclasses.replace(data, erf_maps={**(data.erf_maps or {}), **erf_maps})
     shown = data.image
     if image_max_width and shown.shape[1] > image_max_width:
         # The widget draws the image at `width` CSS px; beyond ~3x that, pixels are invisible weight.
@@ -148,28 +187,33 @@ def render_html(data: ExplorerData, *, state: Mapping[str, Any] | None = None, t
     payload = to_payload(data, image_format=fmt, image_override=shown)
     out: dict[str, Any] = {}
     for k, v in payload.items():
-        if k == "sim_map":
-            out[k] = _sim_buffer(data.sim_map, sim_precision)
-        elif k == "image":
+        if k in ("sim_map", "aspp_shares"):
+            continue
+        if k == "image":
             out[k] = {"b64": base64.b64encode(v).decode("ascii"), "deflate": False, "shuffle": 1, "fixed": 0}
         elif isinstance(v, bytes):
-            out[k] = _buffer(v, shuffle=4 if k == "aspp_shares" else 1)
+            out[k] = _buffer(v)
         else:
             out[k] = v
+    out["aspp_shares"] = {"b64": "", "deflate": False, "shuffle": 1, "fixed": 0}
+    fixed_size = len(_PAGE) + len(_BOOT) + len((STATIC / "explorer.js").read_bytes()) \
+        + len((STATIC / "explorer.css").read_bytes()) + len(json.dumps(out)) + 4096
+    out.update(_choose_precisions(data, precision, max_bytes - fixed_size))
     h, w = data.feat_hw
     view = {"selected": [h // 2, w // 2], "mode": "ocr", "overlay": "image", "hover_region": -1,
             "width": 360, "show_erf": False, "erf_map": {"b64": "", "deflate": False, "shuffle": 1, "fixed": 0},
             "erf_scale": 0.0, "erf_cell": [-1, -1], "erf_status": ""}
     view.update({k: v for k, v in (state or {}).items() if k in VIEW_KEYS})
     out.update(view)
+    note = f"Standalone ocrviz export: works offline; {_NOTES[out['sim_map']['precision']]}."
     blob = json.dumps(out, separators=(",", ":")).replace("</", "<\\/")   # never close the <script> early
     return _PAGE.format(title=html.escape(title), css=(STATIC / "explorer.css").read_text(encoding="utf-8"),
-                        data=blob, esm=_module_source(), boot=_BOOT)
+                        data=blob, esm=_module_source(), boot=_BOOT, note=html.escape(note))
 
 
 def save_html(data: ExplorerData, path: str | os.PathLike, *, state: Mapping[str, Any] | None = None,
               title: str = "ocrviz explorer", image_format: str = "auto", image_max_width: int | None = 1024,
-              sim_precision: str = "fixed24",
+              precision: str = "auto", max_bytes: int = 3 * 1024 * 1024,
               erf_maps: Mapping[tuple[int, int], np.ndarray] | None = None) -> pathlib.Path:
     """Write a standalone, offline explorer page for ``data`` to ``path``.
 
@@ -177,15 +221,18 @@ def save_html(data: ExplorerData, path: str | os.PathLike, *, state: Mapping[str
     ``image_format``: "png" (lossless), "jpeg" (q90) or "auto" (PNG when it
     is <= 512 KB).  ``image_max_width``: downscale the *displayed* image to
     this width (coordinates and class maps keep full resolution).
-    ``sim_precision``: "fixed24" (default, error <= 3e-8), "float32"
-    (bit-exact) or "fixed16" (error <= 7.6e-6, smallest).
+    ``precision`` of the printed numbers (sim map rows, ASPP branch shares):
+    "float32" (bit-exact), "fixed24" (error <= 3e-8), "fixed16" (error
+    <= 7.6e-6, smallest) or "auto" (default): the finest that keeps the page
+    under ``max_bytes``, the sim map first.  The page's footer says which.
     The file is written atomically (temporary file + rename).
 
     Example:
         >>> save_html(data, "explorer.html")          # doctest: +SKIP
     """
     page = render_html(data, state=state, title=title, image_format=image_format,
-                       image_max_width=image_max_width, sim_precision=sim_precision, erf_maps=erf_maps)
+                       image_max_width=image_max_width, precision=precision, max_bytes=max_bytes,
+                       erf_maps=erf_maps)
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -205,13 +252,19 @@ def save_html(data: ExplorerData, path: str | os.PathLike, *, state: Mapping[str
 
 
 def read_html_payload(path: str | os.PathLike) -> dict[str, Any]:
-    """Decode a saved page's data back to Python (numpy arrays for buffers); for tests and tooling."""
+    """Decode a saved page's data back to Python; for tests and tooling.
+
+    Buffers come back as bytes, fixed-point numbers as float32 arrays;
+    ``_precision`` maps each number buffer to the precision it was saved at.
+    """
     text = pathlib.Path(path).read_text(encoding="utf-8")
     m = re.search(r'<script type="application/json" id="ocrviz-data">(.*?)</script>', text, flags=re.S)
     if not m:
         raise ValueError(f"{path} is not an ocrviz standalone page (no ocrviz-data block)")
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"_precision": {}}
     for k, v in json.loads(m.group(1)).items():
+        if isinstance(v, dict) and "precision" in v:
+            out["_precision"][k] = v["precision"]
         if isinstance(v, dict) and "b64" in v:
             raw = base64.b64decode(v["b64"])
             raw = zlib.decompress(raw) if v["deflate"] else raw

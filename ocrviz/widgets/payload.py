@@ -160,11 +160,11 @@ class ExplorerData:
             raise ValueError(f"palette has shape {pal.shape}; expected K x 3 = ({k}, 3) ints in 0..255 "
                              f"(one colour per class name)")
         put("palette", _readonly(pal.astype(np.uint8)))
-        grids = [(h, w), (H, W)]
-        put("pred", _int_map("pred", self.pred, grids, k, allow_ignore=False))
         put("sim_map", _distribution("sim_map", self.sim_map, (h * w, k), (1,), "each row (over K regions)"))
         put("region_weights", _distribution("region_weights", self.region_weights, (k, h, w), (1, 2),
                                             "each region's map (over h x w cells)"))
+        grids = [(h, w), (H, W)]
+        put("pred", _int_map("pred", self.pred, grids, k, allow_ignore=False))
         if self.gt is not None:
             put("gt", _int_map("gt", self.gt, grids, k, allow_ignore=True))
         if self.aspp_rates is not None:

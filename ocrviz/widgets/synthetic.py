@@ -16,6 +16,11 @@ def _softmax(a: np.ndarray, axis: int) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def _randint(rng: np.random.Generator, lo: int, hi: int) -> int:
+    """rng.integers that tolerates the empty ranges of tiny grids."""
+    return int(rng.integers(lo, max(lo + 1, hi)))
+
+
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], h: int, w: int, cells: int = 4) -> np.ndarray:
     """Low-frequency noise: a coarse random grid, bilinearly upsampled to h x w."""
     gh, gw = max(2, h // cells + 1), max(2, w // cells + 1)
@@ -49,11 +54,11 @@ def synthetic_data(h: int = 16, w: int = 32, k: int = 5, output_stride: int = 8,
     gt[:horizon] = 1 % k                                # sky / building band
     if k > 2:
         for _ in range(max(2, W // 96)):                # buildings
-            x0 = int(rng.integers(0, W - W // 6))
-            gt[int(H * 0.15):horizon, x0:x0 + int(rng.integers(W // 12, W // 5))] = 2
+            x0 = int(_randint(rng, 0, W - W // 6))
+            gt[int(H * 0.15):horizon, x0:x0 + int(_randint(rng, W // 12, W // 5))] = 2
     names = ["road", "sky", "building", "car", "person", "tree", "sign", "pole", "rider", "truck"]
     for _ in range(3 * max(1, k - 3)):                 # objects: ellipses on and near the road
-        c = int(rng.integers(3, k)) if k > 3 else int(rng.integers(0, k))
+        c = _randint(rng, 3, k) if k > 3 else _randint(rng, 0, k)
         cy, cx = rng.uniform(horizon * 0.8, H * 0.95), rng.uniform(0, W)
         ry, rx = rng.uniform(H * 0.05, H * 0.15), rng.uniform(W * 0.03, W * 0.1)
         y0, y1 = max(0, int(cy - ry)), min(H, int(cy + ry) + 1)
@@ -78,8 +83,8 @@ def synthetic_data(h: int = 16, w: int = 32, k: int = 5, output_stride: int = 8,
     sim_map = _softmax(sim_logits.reshape(h * w, k), axis=1)                         # HW x K
     pred = gt.copy()
     for _ in range(3):                                   # a few wrong blobs
-        y0, x0 = int(rng.integers(0, H - H // 8)), int(rng.integers(0, W - W // 8))
-        pred[y0:y0 + H // 10, x0:x0 + W // 12] = int(rng.integers(0, k))
+        y0, x0 = int(_randint(rng, 0, H - H // 8)), int(_randint(rng, 0, W - W // 8))
+        pred[y0:y0 + H // 10, x0:x0 + W // 12] = _randint(rng, 0, k)
     if not pred_at_image:
         pred = pred[s // 2::s, s // 2::s]
     kw = {}
@@ -87,8 +92,8 @@ def synthetic_data(h: int = 16, w: int = 32, k: int = 5, output_stride: int = 8,
         shares = _softmax(0.8 * _smooth_noise(rng, (5,), h, w).reshape(5, h * w).T, axis=1)  # HW x 5
         aspp_pred = gt.copy()
         for _ in range(5):
-            y0, x0 = int(rng.integers(0, H - H // 6)), int(rng.integers(0, W - W // 6))
-            aspp_pred[y0:y0 + H // 7, x0:x0 + W // 9] = int(rng.integers(0, k))
+            y0, x0 = int(_randint(rng, 0, H - H // 6)), int(_randint(rng, 0, W - W // 6))
+            aspp_pred[y0:y0 + H // 7, x0:x0 + W // 9] = _randint(rng, 0, k)
         kw = dict(aspp_rates=(2, 4, 6) if max(h, w) < 64 else (12, 24, 36), aspp_shares=shares,
                   aspp_pred=aspp_pred)
     return ExplorerData(image=image, feat_hw=(h, w), output_stride=s,

@@ -1,0 +1,108 @@
+"""Explorer (Python side): traits, static files, selection checks, ERF on demand."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import traitlets
+
+import ocrviz
+from ocrviz.widgets import Explorer
+from ocrviz.widgets.explorer import STATIC
+from ocrviz.widgets.payload import erf_to_cells
+from ocrviz.widgets.synthetic import synthetic_data
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic_data(h=6, w=10, k=4, output_stride=4, seed=2)
+
+
+def test_public_name_and_static_files(data) -> None:
+    assert ocrviz.Explorer is Explorer
+    ex = Explorer.from_data(data)
+    esm = (STATIC / "explorer.js").read_text()
+    assert ex._esm == esm and ex._css == (STATIC / "explorer.css").read_text()
+    assert "export default { render }" in esm
+    assert "import " not in esm.split("export default")[0].split("\n", 1)[0]    # no imports, no CDN
+    assert "cdn" not in esm.lower() and "https://" not in esm
+
+
+def test_traits_carry_the_payload(data) -> None:
+    ex = Explorer.from_data(data, width=300, overlay="errors")
+    assert ex.feat_hw == [6, 10] and ex.output_stride == 4 and ex.image_hw == [24, 40]
+    assert ex.selected == [3, 5]                                   # the centre cell by default
+    assert ex.width == 300 and ex.overlay == "errors" and ex.mode == "ocr" and ex.hover_region == -1
+    np.testing.assert_array_equal(np.frombuffer(ex.sim_map, "<f4").reshape(60, 4), data.sim_map)
+    assert ex.class_names == list(data.class_names) and ex.aspp_rates == list(data.aspp_rates)
+    assert ex.data is data
+
+
+def test_selection_is_checked_and_pixels_map_to_cells(data) -> None:
+    ex = Explorer.from_data(data)
+    with pytest.raises(traitlets.TraitError, match="outside the 6 x 10 feature grid"):
+        ex.selected = [6, 0]
+    ex.select_pixel(23, 5)
+    assert ex.selected == [5, 1]
+    ex.select(0, 9)
+    assert ex.selected == [0, 9]
+    with pytest.raises(traitlets.TraitError):
+        ex.mode = "fcn"
+    with pytest.raises(TypeError, match="ExplorerData"):
+        Explorer.from_data({"sim_map": 1})
+
+
+def test_erf_is_computed_only_in_aspp_mode_with_show_erf_and_cached(data) -> None:
+    calls = []
+
+    def erf_fn(y: int, x: int) -> np.ndarray:
+        calls.append((y, x))
+        m = np.zeros((24, 40))                 # a pixel map: summed into cells by the widget
+        m[y * 4, x * 4] = 2.0
+        m[0, 0] += 2.0
+        return m
+
+    ex = Explorer.from_data(data, erf_fn=erf_fn)
+    ex.select(1, 2)
+    assert calls == []                          # OCR mode: nothing
+    ex.mode = "aspp"
+    assert calls == []                          # show_erf off: nothing
+    ex.show_erf = True
+    assert calls == [(1, 2)] and ex.erf_cell == [1, 2] and ex.erf_status == ""
+    got = np.frombuffer(ex.erf_map, np.uint8).reshape(6, 10) * ex.erf_scale
+    want = np.zeros((6, 10))
+    want[1, 2] = want[0, 0] = 0.5
+    np.testing.assert_allclose(got, want, atol=0.5 / 510)
+    ex.select(4, 4)
+    ex.select(1, 2)                             # back to a cached cell: no new call
+    assert calls == [(1, 2), (4, 4)] and ex.erf_cell == [1, 2]
+    ex.mode = "ocr"
+    ex.select(5, 5)
+    assert calls == [(1, 2), (4, 4)]
+
+
+def test_erf_failure_is_reported_not_raised(data) -> None:
+    def bad(y: int, x: int) -> np.ndarray:
+        raise RuntimeError("no gradient")
+
+    ex = Explorer.from_data(data, erf_fn=bad, mode="aspp", show_erf=True)
+    assert "ERF failed" in ex.erf_status and "no gradient" in ex.erf_status and ex.erf_cell == [-1, -1]
+
+
+def test_explorer_runs_the_capture_itself() -> None:
+    ocr = ocrviz.create_model("ocrnet", num_classes=3, widths=(8, 8, 16, 16), mid_channels=16,
+                              key_channels=8, class_names=["road", "car", "sky"])
+    aspp = ocrviz.create_model("aspp", num_classes=3, widths=(8, 8, 16, 16), channels=8, rates=(1, 2, 3))
+    image = (np.random.default_rng(0).random((32, 48, 3)) * 255).astype(np.uint8)
+    labels = np.zeros((32, 48), np.int64)
+    ex = Explorer(ocr, image, labels, aspp_model=aspp)
+    assert ocr.training and aspp.training                     # mode restored after the capture
+    d = ex.data
+    assert d.class_names == ("road", "car", "sky") and d.aspp_rates == (1, 2, 3)
+    np.testing.assert_array_equal(d.image, image)
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        want = ocr.eval()(x)[0].argmax(0).numpy()
+    np.testing.assert_array_equal(d.pred, want)
+    np.testing.assert_allclose(d.aspp_shares.sum(1), 1.0, rtol=1e-5)
+    assert erf_to_cells(np.ones((32, 48)), d.feat_hw, 8, (32, 48)).shape == (4, 6)
