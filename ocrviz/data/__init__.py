@@ -1,7 +1,7 @@
 """ocrviz.data: the ToyCity generator, dataset folders and image loading.
 
-Names are resolved lazily so that ``from ocrviz.data import make_scene`` does
-not import torch.
+Names are resolved lazily: ``from ocrviz.data import make_scene`` loads only
+the generator module, not the folder readers or the image I/O.
 
     >>> from ocrviz.data import make_scene, CLASSES
     >>> make_scene(0).labels.max() < len(CLASSES)

@@ -99,7 +99,11 @@ def load_image(path_or_file: str | os.PathLike | BinaryIO | bytes | Image.Image)
         name = _name(path_or_file)
         if isinstance(path_or_file, (str, os.PathLike)) and not os.path.isfile(path_or_file):
             raise FileNotFoundError(f"image file not found: {name!r}")
-        src = io.BytesIO(path_or_file) if isinstance(path_or_file, bytes) else path_or_file
+        if isinstance(path_or_file, (str, os.PathLike)):                # read now: no handle left open
+            with open(path_or_file, "rb") as fh:
+                src = io.BytesIO(fh.read())
+        else:
+            src = io.BytesIO(path_or_file) if isinstance(path_or_file, bytes) else path_or_file
         try:
             im = Image.open(src)
             im.load()                                             # decode now: truncation shows here
