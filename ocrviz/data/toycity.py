@@ -350,7 +350,8 @@ def _things(rng, cv: _Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: f
         items.append((z, _tree, X, dict(r=rng.uniform(1.2, 2.6), trunk=rng.uniform(2.0, 3.5),
                                         green=rng.uniform([40, 80, 20], [90, 140, 60]))))
     for z, draw, X, p in sorted(items, key=lambda it: -it[0]):
-        draw(rng, cv, c, tex, X, z, p)
+        if z < c["z_end"] - 1.0:                                  # behind the end building: hidden
+            draw(rng, cv, c, tex, X, z, p)
 
 
 def _box(cv: _Canvas, c: dict, X: float, z: float, width: float, height: float, base: float = 0.0):
