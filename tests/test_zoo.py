@@ -1,0 +1,60 @@
+"""The shipped checkpoints: load, match their model cards, and behave."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import ocrviz
+from ocrviz.data.dataset import ToyCityDataset, val_split
+from ocrviz.evaluate import evaluate
+from ocrviz.zoo import SHIPPED, data_dir, model_card
+
+CKPT_LIMIT_BYTES = 10 * 1024 * 1024
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_checkpoint_reproduces_its_model_card(name: str) -> None:
+    """Evaluate on freshly generated validation scenes; stay within 0.03 of the card's mIoU."""
+    card = model_card(name)
+    model = ocrviz.load_model(name)
+    assert not model.training and model.class_names == card["class_names"]
+    split = card["val_split"]
+    ds = ToyCityDataset(val_split(split["n_images"]), height=split["height"], width=split["width"])
+    report = evaluate(model, ds)
+    assert abs(report["miou"] - card["metrics"]["miou"]) <= 0.03, (report["miou"], card["metrics"]["miou"])
+    assert abs(report["ambiguous_acc"] - card["metrics"]["ambiguous_acc"]) <= 0.03
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_checkpoint_size_and_card_fields(name: str) -> None:
+    path = data_dir() / "checkpoints" / f"{name}.safetensors"
+    assert path.stat().st_size <= CKPT_LIMIT_BYTES
+    card = json.loads(path.with_suffix(".json").read_text())
+    for key in ("arch", "config", "command", "seed", "steps", "wall_time_s", "machine", "metrics"):
+        assert key in card, key
+    assert card["command"].startswith("python -m ocrviz.train")
+
+
+def test_ocr_model_meets_the_target_and_same_schedule_for_all() -> None:
+    cards = {n: model_card(n) for n in SHIPPED}
+    assert cards["toycity-ocr"]["metrics"]["miou"] >= 0.85
+    schedules = {n: {k: v for k, v in c["config"].items() if k not in ("arch", "out")} for n, c in cards.items()}
+    assert schedules["toycity-ocr"] == schedules["toycity-aspp"] == schedules["toycity-fcn"]
+
+
+def test_unknown_shipped_model_lists_the_valid_names() -> None:
+    with pytest.raises(ValueError, match="toycity-ocr, toycity-aspp, toycity-fcn"):
+        ocrviz.load_model("toycity-ocnet")
+
+
+def test_shipped_ocr_model_captures_a_valid_sim_map() -> None:
+    model = ocrviz.load_model("toycity-ocr")
+    from ocrviz.data.samples import load_sample
+    from ocrviz.data.dataset import normalize
+    s = load_sample("street_0")
+    logits, cache = ocrviz.run_with_cache(model, normalize(s.image)[None])
+    assert torch.allclose(cache.sim_map.sum(-1), torch.ones(1), atol=1e-5)
+    acc = (logits.argmax(1)[0].numpy() == s.labels).mean()
+    assert acc > 0.8, acc
