@@ -407,6 +407,7 @@ async function render({ model, el: host }) {
     parts.push(`top region: ${names[rows.findIndex((r) => r.r.dataset.rank === "1")] ?? "?"}`);
     info.textContent = parts.join(" · ");
     pin.textContent = state.pinned ? "pinned: click it again or press Esc to follow the mouse" : "following the mouse: click to pin";
+    root.dataset.pinned = String(state.pinned);
   }
 
   function redraw() {
@@ -421,7 +422,7 @@ async function render({ model, el: host }) {
     updateInfo();
     for (const [m, b] of Object.entries(modeBtn)) b.classList.toggle("ocrviz-active", m === state.mode);
     for (const [o, b] of Object.entries(overlayBtn)) b.classList.toggle("ocrviz-active", o === state.overlay);
-    root.dataset.mode = state.mode; root.dataset.overlay = state.overlay; root.dataset.pinned = String(state.pinned);
+    root.dataset.mode = state.mode; root.dataset.overlay = state.overlay;
     root.dataset.drawMs = (performance.now() - t0).toFixed(2);
     root.dataset.y = String(state.y); root.dataset.x = String(state.x);   // last: observers see a finished frame
   }
@@ -443,7 +444,8 @@ async function render({ model, el: host }) {
     return [Math.min(h - 1, Math.floor(py / s)), Math.min(w - 1, Math.floor(px / s))];
   };
   on(cImg, "mousemove", (ev) => { if (!state.pinned) { const [y, x] = cellOf(ev); select(y, x, "hover"); } });
-  on(cImg, "click", (ev) => {
+  on(cImg, "mousedown", (ev) => {   // on press, not release: the redraw starts one step earlier
+    if (ev.button !== 0) return;
     const [y, x] = cellOf(ev);
     state.pinned = !(state.pinned && y === state.y && x === state.x);
     select(y, x, "click");
@@ -453,7 +455,7 @@ async function render({ model, el: host }) {
     const step = ev.shiftKey ? 5 : 1;
     const d = { ArrowUp: [-step, 0], ArrowDown: [step, 0], ArrowLeft: [0, -step], ArrowRight: [0, step] }[ev.key];
     if (d) { ev.preventDefault(); ev.stopPropagation(); state.pinned = true; select(state.y + d[0], state.x + d[1], "key"); }
-    else if (ev.key === "Escape") { ev.stopPropagation(); state.pinned = false; updateInfo(); root.dataset.pinned = "false"; }
+    else if (ev.key === "Escape") { ev.stopPropagation(); state.pinned = false; updateInfo(); }
   });
   for (const [m, b] of Object.entries(modeBtn)) on(b, "click", () => { if (state.mode !== m) { state.mode = m; redraw(); push("mode", m); } });
   for (const [o, b] of Object.entries(overlayBtn)) on(b, "click", () => { if (state.overlay !== o) { state.overlay = o; redraw(); push("overlay", o); } });
