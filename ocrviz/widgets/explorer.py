@@ -51,7 +51,7 @@ class Explorer(anywidget.AnyWidget):
     """OCR context explorer widget (JupyterLab 4, VS Code, Colab, standalone HTML).
 
     ``Explorer(model, image, labels=None, *, aspp_model=None, class_names=None,
-    palette=None, erf_fn=None, transform=None, width=360)`` runs the capture
+    palette=None, erf_fn=None, transform=None, width=300)`` runs the capture
     itself; ``Explorer.from_data(data)`` / ``Explorer.from_cache(cache, image)``
     skip the model.
 
@@ -94,7 +94,7 @@ class Explorer(anywidget.AnyWidget):
     overlay = t.Enum(OVERLAYS, "image").tag(sync=True)
     hover_region = t.Int(-1).tag(sync=True)
     show_erf = t.Bool(False).tag(sync=True)
-    width = t.Int(360).tag(sync=True)
+    width = t.Int(300).tag(sync=True)
     # on-demand ERF of one cell (Python -> JS)
     erf_map = t.Bytes(b"").tag(sync=True)
     erf_scale = t.Float(0.0).tag(sync=True)

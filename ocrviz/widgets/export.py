@@ -201,7 +201,7 @@ def render_html(data: ExplorerData, *, state: Mapping[str, Any] | None = None, t
     out.update(_choose_precisions(data, precision, max_bytes - fixed_size))
     h, w = data.feat_hw
     view = {"selected": [h // 2, w // 2], "mode": "ocr", "overlay": "image", "hover_region": -1,
-            "width": 360, "show_erf": False, "erf_map": {"b64": "", "deflate": False, "shuffle": 1, "fixed": 0},
+            "width": 300, "show_erf": False, "erf_map": {"b64": "", "deflate": False, "shuffle": 1, "fixed": 0},
             "erf_scale": 0.0, "erf_cell": [-1, -1], "erf_status": ""}
     view.update({k: v for k, v in (state or {}).items() if k in VIEW_KEYS})
     out.update(view)

@@ -109,12 +109,13 @@ async function render({ model, el: host }) {
   toolbar.append(modes, overlays, pin);
 
   const panels = el("div", "ocrviz-panels");
-  const dispW = Math.max(120, model.get("width") || 360), dispH = Math.round(dispW * H / W);
+  const dispW = Math.max(120, model.get("width") || 300), dispH = Math.round(dispW * H / W);
   const dpr = Math.min(2, (globalThis.devicePixelRatio || 1));
   const bw = Math.round(dispW * dpr), bh = Math.round(dispH * dpr);
   const mkCanvas = (cls) => { const c = el("canvas", cls); c.width = bw; c.height = bh; c.style.width = dispW + "px"; c.style.height = dispH + "px"; return c; };
 
   const pA = el("div", "ocrviz-panel ocrviz-panel-image");
+  pA.style.width = dispW + 2 + "px";                      // titles wrap inside the picture's width
   const titleA = el("div", "ocrviz-title");
   const stack = el("div", "ocrviz-stack");
   const cImg = mkCanvas("ocrviz-image");
@@ -159,13 +160,15 @@ async function render({ model, el: host }) {
   pB.append(titleB, regionList, branchList, noteB);
 
   const pC = el("div", "ocrviz-panel ocrviz-panel-context");
+  pC.style.width = dispW + 2 + "px";
   const titleC = el("div", "ocrviz-title");
   const cCtx = mkCanvas("ocrviz-context");
   const legend = el("div", "ocrviz-legend");
   const grad = el("span", "ocrviz-legend-bar");
   grad.style.background = `linear-gradient(to right, ${VIRIDIS.map((c) => `rgb(${c.join(",")})`).join(", ")})`;
   const legendText = el("span", "ocrviz-legend-text");
-  legendText.textContent = `0 … ${vmax.toPrecision(3)} of the pixel's context per cell (√ scale; same scale in both modes)`;
+  const sharedLegend = `0 … ${vmax.toPrecision(3)} of the pixel's context per cell (√ scale, shared by OCR and ASPP)`;
+  legendText.textContent = sharedLegend;
   legend.append(grad, legendText);
   pC.append(titleC, cCtx, legend);
 
@@ -247,8 +250,8 @@ async function render({ model, el: host }) {
   const heatSmall = small(h, w), heatCtx = heatSmall.getContext("2d"), heatImg = heatCtx.createImageData(w, h);
   const heatPx = new Uint32Array(heatImg.data.buffer), ctxVals = new Float32Array(hw);
   const regionHeat = new Map();                          // k -> colourised ImageData (precomputed on first hover)
-  const colourise = (vals, out) => {
-    const inv = 1 / vmax;
+  const colourise = (vals, out, top) => {
+    const inv = 1 / (top || vmax);
     for (let i = 0; i < hw; i++) { const t = vals[i] * inv; out[i] = lut[t >= 1 ? 255 : t <= 0 ? 0 : (Math.sqrt(t) * 255) | 0]; }
   };
   const contextOf = (p) => {     // sum_k sim[p, k] * region_k, the pixel's context map
@@ -300,7 +303,9 @@ async function render({ model, el: host }) {
     const p = state.y * w + state.x, k = state.hover;
     if (k >= 0 && k < K) {
       if (!regionHeat.has(k)) {
-        const id = new ImageData(w, h); colourise(region.subarray(k * hw, (k + 1) * hw), new Uint32Array(id.data.buffer)); regionHeat.set(k, id);
+        const id = new ImageData(w, h);
+        colourise(region.subarray(k * hw, (k + 1) * hw), new Uint32Array(id.data.buffer), 255 * regionScale[k]);
+        regionHeat.set(k, id);
       }
       const ctx = cCtx.getContext("2d");
       ctx.imageSmoothingEnabled = false;
@@ -308,10 +313,12 @@ async function render({ model, el: host }) {
       heatCtx.putImageData(regionHeat.get(k), 0, 0); ctx.drawImage(heatSmall, 0, 0, bw, bh);
       outline(ctx);
       titleC.textContent = `region “${names[k]}”: its spatial-softmax weights (sum to 1 over the image); this pixel gives it ${fmt(sim[p * K + k], 4)}`;
+      legendText.textContent = `0 … ${(255 * regionScale[k]).toPrecision(3)} per cell (this region's own √ scale)`;
       cCtx.dataset.region = String(k); cCtx.dataset.map = "region";
     } else {
       drawHeat(contextOf(p));
       titleC.textContent = "where this pixel's context comes from: Σₖ sim[p,k] · region weightsₖ";
+      legendText.textContent = sharedLegend;
       cCtx.dataset.region = "all"; cCtx.dataset.map = "context";
     }
   }
@@ -334,6 +341,7 @@ async function render({ model, el: host }) {
       for (const t of br.taps) if (t.inside) ctx.fillRect(t.x * sx - 1.5 * dpr, t.y * sy - 1.5 * dpr, 3 * dpr, 3 * dpr);
     }
     const status = model.get("erf_status") || "";
+    legendText.textContent = sharedLegend;
     titleC.textContent = erf ? "ASPP's effective receptive field of this cell (|∂ output / ∂ input|, share per cell)"
       : status || "no ERF for this cell: Explorer(..., erf_fn=...) with show_erf=True computes it";
     cCtx.dataset.region = String(state.hover >= 0 ? state.hover : "all");

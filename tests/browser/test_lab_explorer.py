@@ -1,0 +1,193 @@
+"""The explorer inside a real JupyterLab: run the notebook, click pixels, read the DOM.
+
+The notebook writes ``expected.npz`` (``ExplorerData.to_npz``) next to itself;
+the DOM must show exactly those numbers.  To point the test at another
+notebook (e.g. the course's notebooks/02_click_a_pixel.ipynb), set
+``OCRVIZ_LAB_NOTEBOOK=path`` (it must display an Explorer and write
+expected.npz) and, if it shows several explorers, ``OCRVIZ_LAB_EXPLORER``
+(index of the one that expected.npz describes).
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import time
+
+import numpy as np
+import pytest
+
+from dom import cell_point, read_state, timed
+from lab_harness import REPO, start_lab, stop_lab, wait_kernel_idle
+from make_nb import make_notebook
+from ocrviz.analysis import aspp_taps
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK = os.environ.get("OCRVIZ_LAB_NOTEBOOK")          # None: generate tests/browser/make_nb.py's
+EXPLORER_INDEX = int(os.environ.get("OCRVIZ_LAB_EXPLORER", "0"))
+EXPLORER = ".ocrviz-explorer"
+EXPECTED = "expected.npz"
+TARGETS = [(3, 4), (12, 25), (8, 17)]                     # feature cells to click (clipped to the grid)
+TIMINGS: dict[str, object] = {}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nbroot")
+    if NOTEBOOK:
+        nb = pathlib.Path(shutil.copy(NOTEBOOK, root))
+    else:
+        nb = make_notebook(root / "explorer_test.ipynb")
+    t0 = time.time()
+    proc, url = start_lab(root, tmp_path_factory.mktemp("labwork"))
+    TIMINGS["lab_start_s"] = round(time.time() - t0, 1)
+    yield url, root, nb
+    stop_lab(proc)
+
+
+@pytest.fixture(scope="module")
+def nb_page(lab, browser, shots):
+    url, root, nb = lab
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    t0 = time.time()
+    page.goto(f"{url}/lab/tree/{nb.name}?reset", wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-Notebook", timeout=90_000)
+    wait_kernel_idle(page)
+    TIMINGS["open_notebook_s"] = round(time.time() - t0, 1)
+    t0 = time.time()
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(
+        f"document.querySelectorAll('{EXPLORER}[data-y]').length > {EXPLORER_INDEX}", timeout=120_000)
+    wait_kernel_idle(page)
+    TIMINGS["run_all_to_widgets_s"] = round(time.time() - t0, 1)
+    page.screenshot(path=str(shots / "lab_after_run_all.png"))
+    yield page
+    (REPO / "artifacts").mkdir(exist_ok=True)
+    (REPO / "artifacts" / "lab_timings.json").write_text(json.dumps(TIMINGS, indent=1))
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def expected(lab, nb_page):
+    path = lab[1] / EXPECTED
+    assert path.exists(), f"the notebook did not write {EXPECTED} next to itself"
+    return dict(np.load(path))
+
+
+def _explorer(page):
+    return page.locator(EXPLORER).nth(EXPLORER_INDEX)
+
+
+def _cells(expected):
+    h, w = (int(v) for v in expected["feat_hw"])
+    return [(min(h - 1, y), min(w - 1, x)) for y, x in TARGETS]
+
+
+def test_click_three_pixels_shows_the_sim_map(nb_page, expected, shots) -> None:
+    page, root = nb_page, _explorer(nb_page)
+    canvas = root.locator("canvas.ocrviz-image")
+    canvas.scroll_into_view_if_needed()
+    s, image_hw = int(expected["output_stride"]), tuple(int(v) for v in expected["image_hw"])
+    w = int(expected["feat_hw"][1])
+    names = [str(n) for n in expected["class_names"]]
+    canvas.click(position=cell_point(canvas, 0, 0, s, image_hw))       # pin: mouse moves no longer select
+    assert read_state(root)["pinned"] == "true"
+    lat = []
+    for y, x in _cells(expected):
+        pos = cell_point(canvas, y, x, s, image_hw)
+        lat.append(timed(page, root, "mousedown", lambda: canvas.click(position=pos)))
+        st = read_state(root)
+        assert (st["y"], st["x"]) == (y, x) and st["pinned"] == "true"
+        row = expected["sim_map"][y * w + x]
+        order = np.argsort(-row, kind="stable")
+        shown = sorted(st["regions"], key=lambda r: r["rank"])
+        assert [r["k"] for r in shown] == order.tolist()
+        assert [r["name"] for r in shown] == [names[k] for k in order]
+        np.testing.assert_allclose([float(r["weight"]) for r in shown], row[order], atol=1e-5)
+        assert st["pred"] == str(expected["pred_cells"][y, x])
+        assert st["predName"] == names[expected["pred_cells"][y, x]]
+        if "true_cells" in expected:
+            assert st["true"] == str(expected["true_cells"][y, x])
+        if page.locator(".ocrviz-py-echo").count():        # `selected` reached the kernel
+            page.wait_for_function(
+                f"document.querySelector('.ocrviz-py-echo').textContent.includes('selected: {y},{x}')",
+                timeout=10_000)
+    root.screenshot(path=str(shots / "lab_after_clicks.png"))
+    TIMINGS["lab_click_to_dom_ms"] = [round(v["dom_ms"], 1) for v in lat]
+    TIMINGS["lab_click_to_frame_ms"] = [round(v["frame_ms"], 1) for v in lat]
+    assert statistics.median(v["dom_ms"] for v in lat[1:]) <= 16.0, lat
+
+
+def test_hovering_a_bar_shows_its_region(nb_page, shots) -> None:
+    root = _explorer(nb_page)
+    ctx = root.locator("canvas.ocrviz-context")
+    before = ctx.evaluate("(c) => c.toDataURL()")
+    bar = root.locator(".ocrviz-region[data-rank='2']")
+    k = bar.get_attribute("data-k")
+    bar.hover()
+    st = read_state(root)
+    assert st["region"] == k and st["map"] == "region"
+    assert ctx.evaluate("(c) => c.toDataURL()") != before
+    root.screenshot(path=str(shots / "lab_bar_hover.png"))
+    root.locator(".ocrviz-info").hover()
+    assert read_state(root)["region"] == "all"
+
+
+def test_arrow_keys_move_the_pixel_not_the_notebook(nb_page) -> None:
+    page, root = nb_page, _explorer(nb_page)
+    active = "() => window.jupyterapp.shell.currentWidget.content.activeCellIndex"
+    cell_before = page.evaluate(active)
+    st = read_state(root)
+    canvas = root.locator("canvas.ocrviz-image")
+    canvas.focus()
+    canvas.press("ArrowLeft")
+    canvas.press("ArrowDown")
+    st2 = read_state(root)
+    assert (st2["y"], st2["x"]) == (st["y"] + 1, st["x"] - 1)
+    assert page.evaluate(active) == cell_before
+
+
+def test_aspp_mode_draws_taps_and_the_erf(nb_page, expected, shots) -> None:
+    if "aspp_rates" not in expected:
+        pytest.skip("this notebook's explorer has no ASPP data")
+    page, root = nb_page, _explorer(nb_page)
+    canvas = root.locator("canvas.ocrviz-image")
+    s, image_hw = int(expected["output_stride"]), tuple(int(v) for v in expected["image_hw"])
+    feat_hw = tuple(int(v) for v in expected["feat_hw"])
+    y, x = _cells(expected)[0]
+    canvas.click(position=cell_point(canvas, y, x, s, image_hw))
+    root.locator(".ocrviz-mode-btn[data-mode=aspp]").click()
+    st = read_state(root)
+    assert st["mode"] == "aspp" and (st["y"], st["x"]) == (y, x)
+    want = aspp_taps(y, x, [int(r) for r in expected["aspp_rates"]], s, feat_hw, image_hw)
+    assert [(t["branch"], t["y"], t["x"], t["inside"]) for t in st["taps"]] == \
+        [(b.index, t.pixel[0], t.pixel[1], str(t.inside).lower()) for b in want for t in b.taps]
+    assert st["pool"] == [len(want) - 1]
+    # show_erf=True in the notebook: the kernel computes the ERF of this cell and sends it back
+    page.wait_for_function("(r) => r.querySelector('.ocrviz-context').dataset.map === 'erf'",
+                           arg=root.element_handle(), timeout=15_000)
+    root.screenshot(path=str(shots / "lab_aspp.png"))
+    root.locator(".ocrviz-mode-btn[data-mode=ocr]").click()
+    assert read_state(root)["taps"] == []
+
+
+def test_second_explorer_renders_and_stays_independent(nb_page) -> None:
+    explorers = nb_page.locator(EXPLORER)
+    if explorers.count() < 2:
+        pytest.skip("this notebook shows a single explorer")
+    other = explorers.nth(1 - EXPLORER_INDEX if EXPLORER_INDEX < 2 else 0)
+    st = read_state(other)
+    assert len(st["regions"]) > 0 and st["pinned"] == "false"          # rendered, never touched
+    if NOTEBOOK is None:
+        assert (st["y"], st["x"]) == (4, 8)                             # still its own initial cell
+    ours = read_state(_explorer(nb_page))
+    assert (ours["y"], ours["x"]) != (st["y"], st["x"]) or ours["regions"] != st["regions"]
+
+
+def test_no_page_errors(nb_page) -> None:
+    assert nb_page.errors == [], nb_page.errors
