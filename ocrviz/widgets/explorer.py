@@ -110,10 +110,18 @@ class Explorer(anywidget.AnyWidget):
         ``image``: H x W x 3 uint8 (fed as float in [0, 1], or through
         ``transform(image) -> 1 x 3 x H x W tensor``), or a 3 x H x W /
         1 x 3 x H x W tensor fed as given.  ``labels``: H x W ints, 255 =
-        ignore.  ``class_names``/``palette`` default to the model's.
+        ignore.  ``class_names``/``palette`` default to the model's.  With
+        ``aspp_model`` and no ``erf_fn``, the ERF is Captum's gradient
+        saliency of the ASPP model (``ocrviz.analysis.erf.make_erf_fn``),
+        computed only for cells selected while ``mode="aspp"`` and
+        ``show_erf=True``.
         """
-        data = _capture_data(model, image, labels, aspp_model=aspp_model, class_names=class_names,
-                             palette=palette, transform=transform, aspp_rates=aspp_rates)
+        data, x = _capture_data(model, image, labels, aspp_model=aspp_model, class_names=class_names,
+                                palette=palette, transform=transform, aspp_rates=aspp_rates)
+        if erf_fn is None and aspp_model is not None:
+            from ocrviz.analysis.erf import make_erf_fn
+
+            erf_fn = make_erf_fn(aspp_model, x)
         self._setup(data, erf_fn, widget_kwargs)
 
     # ---- alternative constructors (no model needed) ----
@@ -228,7 +236,7 @@ class Explorer(anywidget.AnyWidget):
 
 
 def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class_names: Any,
-                  palette: Any, transform: Any, aspp_rates: Any) -> ExplorerData:
+                  palette: Any, transform: Any, aspp_rates: Any) -> tuple[ExplorerData, Any]:
     import torch
 
     from ocrviz.capture import run_with_cache
@@ -271,4 +279,4 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
     names = class_names if class_names is not None else getattr(model, "class_names", None)
     pal = palette if palette is not None else getattr(model, "palette", None)
     return from_cache(cache, shown, labels=labels, class_names=names, palette=pal,
-                      output_stride=getattr(model, "output_stride", None), **kw)
+                      output_stride=getattr(model, "output_stride", None), **kw), x

@@ -9,7 +9,6 @@ import traitlets
 import ocrviz
 from ocrviz.widgets import Explorer
 from ocrviz.widgets.explorer import STATIC
-from ocrviz.widgets.payload import erf_to_cells
 from ocrviz.widgets.synthetic import synthetic_data
 
 
@@ -105,4 +104,8 @@ def test_explorer_runs_the_capture_itself() -> None:
         want = ocr.eval()(x)[0].argmax(0).numpy()
     np.testing.assert_array_equal(d.pred, want)
     np.testing.assert_allclose(d.aspp_shares.sum(1), 1.0, rtol=1e-5)
-    assert erf_to_cells(np.ones((32, 48)), d.feat_hw, 8, (32, 48)).shape == (4, 6)
+    assert ex.erf_cell == [-1, -1]                             # ERF only on demand
+    ex.mode, ex.show_erf = "aspp", True                        # default erf_fn: Captum saliency of the ASPP model
+    assert ex.erf_cell == ex.selected and ex.erf_status == ""
+    erf = np.frombuffer(ex.erf_map, np.uint8).reshape(d.feat_hw) * ex.erf_scale
+    np.testing.assert_allclose(erf.sum(), 1.0, atol=0.05)
