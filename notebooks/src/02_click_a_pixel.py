@@ -1,0 +1,187 @@
+# Source of notebooks/02_click_a_pixel.ipynb (build with: python notebooks/build.py).
+#
+# The JupyterLab browser test runs this notebook: it reads explorer_expected.npz (written next to
+# the notebook by the first explorer's cell) and the `.ocrviz-py-echo` label.  Keep both.
+
+# %% [markdown]
+# # 2 · Click a pixel: where does its context come from?
+#
+# **What you will learn.** How to read the ocrviz **explorer** for a trained OCRNet on ToyCity
+# street scenes: click (or hover) a pixel and see
+#
+# * the **regions** it attends to (its row of the HW × K sim map, as bars),
+# * its **context map** `c_p = Σ_k sim[p, k] · region_weights_k` — where in the image its context
+#   comes from (notebook 1 derives this),
+# * with **ASPP** mode, the fixed dilated taps the ASPP model reads for the same pixel.
+#
+# Then we let the numbers point us to the interesting pixels: those whose context comes mostly
+# from **another object**.
+#
+# **How to use the explorer.** Hover to follow the mouse; click to pin a pixel (click again or
+# press Esc to release); arrow keys move a pinned pixel (Shift: 5 cells).  Hover a bar to see that
+# region's weights alone.  The buttons switch the overlay (image, prediction, ground truth,
+# errors) and the mode (OCR / ASPP).
+
+# %%
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from IPython.display import display
+from matplotlib.patches import Patch
+
+import ocrviz
+from ocrviz.analysis.context_share import ocr_own_object_share
+from ocrviz.analysis.erf import make_erf_fn
+from ocrviz.data.dataset import normalize
+from ocrviz.data.samples import load_sample
+from ocrviz.data.toycity import CLASSES, PALETTE, colorize
+
+%matplotlib inline
+plt.rcParams.update({"figure.dpi": 80, "axes.titlesize": 10, "image.interpolation": "nearest"})
+
+ocr = ocrviz.load_model("toycity-ocr")        # OCRNet trained on ToyCity
+aspp = ocrviz.load_model("toycity-aspp")      # DeepLabV3-ASPP, same backbone, same training
+
+
+def to_input(image):
+    """H x W x 3 uint8 -> 1 x 3 x H x W, normalised as in training (ImageNet mean / std)."""
+    return normalize(image)[None]
+
+# %% [markdown]
+# ## The explorer on one street
+#
+# `ocrviz.Explorer(model, image, labels, aspp_model=...)` runs both models once with capture and
+# ships the captured tensors to the browser; every click is redrawn there, without a round trip to
+# Python.  `erf_fn` lets the **ERF** button compute ASPP's gradient receptive field for the selected
+# pixel on demand (that one does go back to Python).
+
+# %%
+sample = load_sample("street_0")             # a validation scene (never seen in training)
+x = to_input(sample.image)
+explorer = ocrviz.Explorer(ocr, sample.image, sample.labels, aspp_model=aspp, transform=to_input,
+                           erf_fn=make_erf_fn(aspp, x))
+
+# What the explorer shows, saved next to this notebook (the browser test compares the page with it).
+explorer.data.to_npz("explorer_expected.npz")
+
+echo = widgets.Label("selected: none")
+echo.add_class("ocrviz-py-echo")             # shows that a click reaches Python
+explorer.observe(lambda change: setattr(echo, "value", f"selected: {change['new'][0]},{change['new'][1]}"),
+                 names="selected")
+display(explorer, echo)
+
+# %% [markdown]
+# The explorer and Python share its state: `explorer.selected` is the pinned feature cell
+# (row, column), and `explorer.select(row, col)` moves it from code.  Every number it shows comes
+# from `explorer.data`:
+
+# %%
+d = explorer.data
+h, w = d.feat_hw
+s = d.output_stride
+print(f"image {d.image_hw[0]} x {d.image_hw[1]}, feature grid {h} x {w} (one cell = {s} x {s} pixels), "
+      f"K = {d.num_classes} regions")
+r, c = explorer.selected
+print(f"selected cell ({r}, {c}): predicted {d.class_names[d.pred_at(r, c)]}, true {d.class_names[d.gt_at(r, c)]}")
+for k, name, weight in d.ranked_regions(r, c)[:3]:
+    print(f"   attends to {name:12s} {weight:.6f}")
+
+# %% [markdown]
+# The same overlays as the explorer's buttons, as a static picture: prediction, ground truth and
+# the errors (red: predicted class ≠ true class).
+
+# %%
+errors = (d.pred != sample.labels) & (sample.labels != 255)
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.3))
+axes[0].imshow(colorize(d.pred))
+axes[0].set_title("OCRNet prediction")
+axes[1].imshow(colorize(sample.labels))
+axes[1].set_title("ground truth")
+axes[2].imshow(sample.image // 2 + 60)
+axes[2].imshow(np.ma.masked_where(~errors, errors), cmap="autumn", vmin=0, vmax=1)
+axes[2].set_title(f"errors: {errors.mean():.1%} of the pixels")
+for ax in axes:
+    ax.axis("off")
+fig.legend(handles=[Patch(color=np.array(col) / 255, label=n) for n, col in zip(CLASSES, PALETTE)],
+           loc="lower center", ncol=len(CLASSES), frameon=False)
+plt.tight_layout(rect=(0, 0.08, 1, 1))
+plt.show()
+
+# %% [markdown]
+# ## Which pixels take their context from another object?
+#
+# The context map of pixel p is a distribution over the image (it sums to 1).  Its **own-object
+# share** is the part that falls on p's own object: its instance for things (this car, this
+# person), its class region for stuff (road, sky).  `ocrviz.analysis.context_share` computes it for
+# every cell at once.
+
+# %%
+share = ocr_own_object_share(d.sim_map, d.region_weights, sample.labels, sample.instances, stride=s)  # h x w
+cy = np.minimum(d.image_hw[0] - 1, np.arange(h) * s + s // 2)
+cx = np.minimum(d.image_hw[1] - 1, np.arange(w) * s + s // 2)
+cell_true = sample.labels[np.ix_(cy, cx)]                                    # h x w
+cell_pred = d.pred[np.ix_(cy, cx)]
+
+fig, axes = plt.subplots(1, 2, figsize=(14, 3.4), gridspec_kw={"width_ratios": [2, 1]})
+im = axes[0].imshow(share, vmin=0, vmax=1, cmap="RdYlGn")
+axes[0].set_title("own-object share of each cell's OCR context (green: own object, red: elsewhere)")
+plt.colorbar(im, ax=axes[0], fraction=0.025)
+correct = cell_pred == cell_true
+axes[1].hist([share[correct], share[~correct]], bins=20, range=(0, 1), label=["correct cells", "wrong cells"],
+             color=["tab:green", "tab:red"], density=True)
+axes[1].set_xlabel("own-object share")
+axes[1].set_title("correct vs wrong cells")
+axes[1].legend()
+plt.tight_layout()
+plt.show()
+print(f"mean own-object share: correct cells {share[correct].mean():.2f}, "
+      f"wrong cells {share[~correct].mean():.2f}" if (~correct).any() else "no wrong cells")
+
+# %% [markdown]
+# Here are the cells whose context comes **least** from their own object.  **Click them in the
+# explorer above** (the row and column are feature cells; the tooltip shows them), or run
+# `explorer.select(row, col)`.  For each, ask: which region does it attend to, is it right, and
+# would a human need that other object to label the pixel?
+
+# %%
+order = np.argsort(share, axis=None, kind="stable")
+lowest = [tuple(int(v) for v in np.unravel_index(i, share.shape)) for i in order[:8]]
+print(f"{'cell':10s} {'true':13s} {'predicted':13s} {'top region':13s} own-object share")
+for r, c in lowest:
+    k, name, weight = d.ranked_regions(r, c)[0]
+    print(f"({r:2d}, {c:2d})   {CLASSES[cell_true[r, c]]:13s} {CLASSES[cell_pred[r, c]]:13s} "
+          f"{name:13s} {share[r, c]:.2f}")
+
+# %% [markdown]
+# ## A second explorer, on another street
+#
+# Explorers are independent: each keeps its own data and selection.  This one starts on the
+# **errors** overlay and on the cell of this street with the lowest own-object share.
+
+# %%
+sample2 = load_sample("street_1")
+explorer2 = ocrviz.Explorer(ocr, sample2.image, sample2.labels, aspp_model=aspp, transform=to_input,
+                            overlay="errors")
+d2 = explorer2.data
+share2 = ocr_own_object_share(d2.sim_map, d2.region_weights, sample2.labels, sample2.instances, stride=s)
+r2, c2 = (int(v) for v in np.unravel_index(np.argmin(share2), share2.shape))
+explorer2.select(r2, c2)
+display(explorer2)
+
+first = list(explorer.selected)
+print(f"second explorer: cell ({r2}, {c2}), own-object share {share2[r2, c2]:.2f}; "
+      f"first explorer still at {first}")
+assert list(explorer2.selected) == [r2, c2] and list(explorer.selected) == first
+
+# %% [markdown]
+# ## Things to try
+#
+# * Click a **car window** and a **building window**: the same paint, different context.  Does the
+#   car window attend to `car`?  What about a window of a car parked in front of a building?
+# * Switch to **ASPP** mode on the same pixel: the taps sit at fixed distances whatever the object.
+#   Notebook 3 compares the two systematically.
+# * Pin a pixel on the **road** near the kerb, then step with the arrow keys onto the **sidewalk**:
+#   when does the top region change, and does the prediction follow?
+# * Hover the bars: each region's weights sum to 1 over the image — bright where the region
+#   summary is taken from.
