@@ -47,6 +47,27 @@ def _find_project_weight(aspp_model: Any, total_in: int | None = None) -> Any:
     return None
 
 
+def _kernel_loop() -> asyncio.AbstractEventLoop | None:
+    """The kernel's running event loop when inside a Jupyter kernel, else None.
+
+    Debouncing needs a loop that keeps running between messages: a kernel's.
+    Elsewhere (scripts, tests; also under Playwright's sync API, whose loop
+    only turns during its own calls) ERFs are computed at once.
+    """
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        return None
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return None
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class Explorer(anywidget.AnyWidget):
     """OCR context explorer widget (JupyterLab 4, VS Code, Colab, standalone HTML).
 
@@ -198,10 +219,7 @@ class Explorer(anywidget.AnyWidget):
         if cell in self._erf_cache:
             self._send_erf(cell, self._erf_cache[cell])
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
+        loop = _kernel_loop()
         if loop is None or self.erf_debounce_s <= 0:
             self._compute_erf()
             return
