@@ -163,3 +163,35 @@ def test_redraw_within_a_frame_at_cityscapes_scale(browser, tmp_path, shots) -> 
         page.screenshot(path=str(shots / "export_big.png"))
     finally:
         page.close()
+
+
+def test_real_model_end_to_end(browser, tmp_path) -> None:
+    """model -> capture -> payload -> export -> DOM: the bars show run_with_cache's own sim map."""
+    import torch
+
+    import ocrviz
+    from ocrviz.capture import run_with_cache
+
+    model = ocrviz.create_model("ocrnet", num_classes=4, widths=(8, 8, 16, 16), mid_channels=16,
+                                key_channels=8, class_names=["road", "car", "sky", "tree"]).eval()
+    image = (np.random.default_rng(0).random((64, 128, 3)) * 255).astype(np.uint8)
+    path = ocrviz.Explorer(model, image, width=384).save_html(tmp_path / "real.html")
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        _, cache = run_with_cache(model, x)
+    sim = cache.sim_map[0].numpy()                                               # HW x K
+    page = browser.new_page(viewport={"width": 1300, "height": 800})
+    try:
+        page.goto(path.as_uri())
+        page.wait_for_selector("#ocrviz-root[data-ready=true]", timeout=20_000)
+        root, canvas = page.locator(".ocrviz-explorer"), page.locator("canvas.ocrviz-image")
+        y, x_ = 5, 11
+        canvas.click(position=cell_point(canvas, y, x_, 8, (64, 128)))
+        st = read_state(root)
+        assert (st["y"], st["x"]) == (y, x_)
+        row = sim[y * 16 + x_]
+        shown = sorted(st["regions"], key=lambda r: r["rank"])
+        np.testing.assert_allclose([float(r["weight"]) for r in shown], np.sort(row)[::-1], atol=1e-5)
+        assert [r["name"] for r in shown] == [["road", "car", "sky", "tree"][k] for k in np.argsort(-row, kind="stable")]
+    finally:
+        page.close()
