@@ -188,9 +188,13 @@ class Explorer(anywidget.AnyWidget):
         """Select the feature cell holding image pixel (py, px)."""
         self.selected = list(self._data.cell_of_pixel(py, px))
 
-    def save_html(self, path: str | pathlib.Path, *, title: str = "ocrviz explorer",
-                  image_format: str = "auto") -> pathlib.Path:
-        """Standalone offline page (ESM, CSS, data inlined).  See ``export.save_html``."""
+    def save_html(self, path: str | pathlib.Path, *, title: str = "ocrviz explorer", image_format: str = "auto",
+                  **options: Any) -> pathlib.Path:
+        """Standalone offline page (ESM, CSS, data inlined) with this view's state.
+
+        ``options``: ``precision``, ``max_bytes``, ``image_max_width`` of
+        ``ocrviz.widgets.export.save_html``.  ERFs computed so far travel too.
+        """
         from .export import save_html
 
         erfs = dict(self._data.erf_maps or {})
@@ -198,7 +202,7 @@ class Explorer(anywidget.AnyWidget):
         state = {"selected": list(self.selected), "mode": self.mode, "overlay": self.overlay,
                  "width": self.width, "show_erf": self.show_erf}
         return save_html(self._data, path, state=state, title=title, image_format=image_format,
-                         erf_maps=erfs)
+                         erf_maps=erfs, **options)
 
     @t.validate("selected")
     def _check_selected(self, proposal: dict) -> list[int]:
