@@ -103,8 +103,8 @@ row, col = (int(v) for v in np.unravel_index(np.argmax(gap), gap.shape))
 py, px = row * STRIDE + STRIDE // 2, col * STRIDE + STRIDE // 2
 print(f"pixel: cell ({row}, {col}) = image pixel ({py}, {px}), a {CLASSES[cell_true[row, col]]} "
       f"({AMBIGUITY_KINDS[cell_amb[row, col]]}) cell")
-print(f"own-object share: OCR {ocr_own[row, col]:.2f}, ASPP {aspp_own[row, col]:.2f}  "
-      f"(we picked the car-window cell where OCR leads most; exercise 1 asks for the opposite)")
+print(f"own-object share: OCR {ocr_own[row, col]:.2f}, ASPP {aspp_own[row, col]:.2f} "
+      f"(the car-window cell where OCR's share exceeds ASPP's by the most; exercise 1 asks for the opposite)")
 
 # %% [markdown]
 # Three pictures of "where this pixel's context comes from":

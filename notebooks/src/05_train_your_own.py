@@ -94,6 +94,8 @@ display(explorer)
 # %%
 d = explorer.data
 h, w = d.feat_hw
+s = d.output_stride
+cell_pred = d.pred[s // 2::s, s // 2::s]                 # the class at each cell's centre pixel, h x w
 fig, axes = plt.subplots(1, 6, figsize=(18, 2.4))
 axes[0].imshow(scene.image)
 axes[0].set_title("scene")
@@ -104,7 +106,7 @@ for ax, name in zip(axes[2:4], ("road", "building")):
     ax.imshow(d.region_weights[k], cmap="magma")
     ax.set_title(f"region weights: {name}")
 for ax, name in zip(axes[4:], ("road", "building")):
-    cells = np.argwhere(d.pred[d.output_stride // 2 :: d.output_stride, d.output_stride // 2 :: d.output_stride] == CLASSES.index(name))
+    cells = np.argwhere(cell_pred == CLASSES.index(name))
     if len(cells) == 0:
         ax.set_title(f"no {name} predicted yet")
         continue
