@@ -4,8 +4,9 @@ The notebook writes ``expected.npz`` (``ExplorerData.to_npz``) next to itself;
 the DOM must show exactly those numbers.  To point the test at another
 notebook (e.g. the course's notebooks/02_click_a_pixel.ipynb), set
 ``OCRVIZ_LAB_NOTEBOOK=path`` (it must display an Explorer and write
-expected.npz) and, if it shows several explorers, ``OCRVIZ_LAB_EXPLORER``
-(index of the one that expected.npz describes).
+expected.npz or explorer_expected.npz; another name via
+``OCRVIZ_LAB_EXPECTED``) and, if it shows several explorers,
+``OCRVIZ_LAB_EXPLORER`` (index of the one the .npz describes).
 """
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ pytestmark = pytest.mark.browser
 NOTEBOOK = os.environ.get("OCRVIZ_LAB_NOTEBOOK")          # None: generate tests/browser/make_nb.py's
 EXPLORER_INDEX = int(os.environ.get("OCRVIZ_LAB_EXPLORER", "0"))
 EXPLORER = ".ocrviz-explorer"
-EXPECTED = "expected.npz"
+# what the notebook writes next to itself (ExplorerData.to_npz); the first that exists is used
+EXPECTED = [os.environ["OCRVIZ_LAB_EXPECTED"]] if os.environ.get("OCRVIZ_LAB_EXPECTED") else \
+    ["expected.npz", "explorer_expected.npz"]
 TARGETS = [(3, 4), (12, 25), (8, 17)]                     # feature cells to click (clipped to the grid)
 TIMINGS: dict[str, object] = {}
 
@@ -61,8 +64,16 @@ def nb_page(lab, browser, shots):
     TIMINGS["open_notebook_s"] = round(time.time() - t0, 1)
     t0 = time.time()
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # explorers rendered, or a cell raised (then fail at once, with its traceback)
     page.wait_for_function(
-        f"document.querySelectorAll('{EXPLORER}[data-y]').length > {EXPLORER_INDEX}", timeout=120_000)
+        f"""() => document.querySelectorAll('{EXPLORER}[data-y]').length > {EXPLORER_INDEX}
+              || [...document.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"]')]
+                   .some((e) => /Traceback|Error:/.test(e.textContent))""", timeout=180_000)
+    failed = page.evaluate("""() => [...document.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"]')]
+        .map((e) => e.textContent).filter((t) => /Traceback|Error:/.test(t)).join('\\n')""")
+    if failed:
+        page.screenshot(path=str(shots / "lab_notebook_error.png"))
+        pytest.fail(f"{nb.name} raised while running:\n{failed[-2000:]}")
     wait_kernel_idle(page)
     TIMINGS["run_all_to_widgets_s"] = round(time.time() - t0, 1)
     page.screenshot(path=str(shots / "lab_after_run_all.png"))
@@ -74,9 +85,9 @@ def nb_page(lab, browser, shots):
 
 @pytest.fixture(scope="module")
 def expected(lab, nb_page):
-    path = lab[1] / EXPECTED
-    assert path.exists(), f"the notebook did not write {EXPECTED} next to itself"
-    return dict(np.load(path))
+    found = [lab[1] / name for name in EXPECTED if (lab[1] / name).exists()]
+    assert found, f"the notebook did not write any of {EXPECTED} next to itself"
+    return dict(np.load(found[0]))
 
 
 def _explorer(page):
