@@ -302,11 +302,15 @@ cell_ambiguity = sample.ambiguity[np.ix_(centre_y, centre_x)]
 
 
 def pick_cell(mask):
-    """A cell well inside `mask` (h x w bool): prefer cells whose 4 neighbours are in it too."""
-    inner = mask.copy()
-    inner[1:-1, 1:-1] &= mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
-    cells = np.argwhere(inner if inner.any() else mask)
-    return tuple(int(v) for v in cells[len(cells) // 2])
+    """The cell deepest inside `mask` (h x w bool): erode it until one more step would empty it."""
+    while True:
+        inner = np.zeros_like(mask)
+        inner[1:-1, 1:-1] = (mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1]
+                             & mask[1:-1, :-2] & mask[1:-1, 2:])
+        if not inner.any():
+            cells = np.argwhere(mask)
+            return tuple(int(v) for v in cells[len(cells) // 2])
+        mask = inner
 
 
 wanted = {"car window": (CLASSES.index("car"), WINDOW), "building window": (CLASSES.index("building"), WINDOW),

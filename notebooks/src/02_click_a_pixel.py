@@ -53,14 +53,14 @@ def to_input(image):
 #
 # `ocrviz.Explorer(model, image, labels, aspp_model=...)` runs both models once with capture and
 # ships the captured tensors to the browser; every click is redrawn there, without a round trip to
-# Python.  `erf_fn` lets the **ERF** button compute ASPP's gradient receptive field for the selected
-# pixel on demand (that one does go back to Python).
+# Python.  With `erf_fn` and `show_erf=True`, ASPP mode also shows ASPP's gradient receptive field
+# (ERF) of the selected pixel, computed on demand in Python (about a second per pixel).
 
 # %%
 sample = load_sample("street_0")             # a validation scene (never seen in training)
 x = to_input(sample.image)
 explorer = ocrviz.Explorer(ocr, sample.image, sample.labels, aspp_model=aspp, transform=to_input,
-                           erf_fn=make_erf_fn(aspp, x))
+                           erf_fn=make_erf_fn(aspp, x), show_erf=True)
 
 # What the explorer shows, saved next to this notebook (the browser test compares the page with it).
 explorer.data.to_npz("explorer_expected.npz")
@@ -140,7 +140,8 @@ print(f"mean own-object share: correct cells {share[correct].mean():.2f}, "
 
 # %% [markdown]
 # Here are the cells whose context comes **least** from their own object.  **Click them in the
-# explorer above** (the row and column are feature cells; the tooltip shows them), or run
+# explorer above** (row and column are feature cells; the line under the image shows the cell you
+# point at), or run
 # `explorer.select(row, col)`.  For each, ask: which region does it attend to, is it right, and
 # would a human need that other object to label the pixel?
 
