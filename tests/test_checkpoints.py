@@ -15,16 +15,6 @@ from ocrviz.models.hrnet import HRNetW48OCR
 from ocrviz.models.ocr import OCRHead
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny convolutions: a second intra-op thread only adds synchronisation, and on a
-    # shared 2-core machine it made these tests 10-100x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def hrnet(num_classes: int = 5, seed: int = 0) -> HRNetW48OCR:
     """A tiny HRNet-OCR with the official key names and BN statistics that are not the defaults."""
     torch.manual_seed(seed)

@@ -13,16 +13,6 @@ from ocrviz.models.ocr import OCRHead
 OCR_PREFIXES = ("conv3x3_ocr", "ocr_gather_head", "ocr_distri_head", "cls_head", "aux_head")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny convolutions: a second intra-op thread only adds synchronisation, and on a
-    # shared 2-core machine it made these tests 10-100x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def manifest(shared_dir) -> dict:
     return json.loads((shared_dir / "reference" / "hrnet_w48_ocr_cityscapes_state_dict.json").read_text())

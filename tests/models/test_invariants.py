@@ -5,17 +5,11 @@ import numpy as np
 import pytest
 import torch
 
+from hook_recorder import record_hooks as _record
+
 from ocrviz.models.ocr import OCRHead
 
 BLOCK = "ocr_distri_head.object_context_block."
-
-
-def _record(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    seen: dict[str, torch.Tensor] = {}
-    for name, sub in module.named_modules():
-        if name.rsplit(".", 1)[-1].startswith("hook_"):
-            sub.register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, o.detach().clone()))
-    return seen
 
 
 def _randomise_bn(module: torch.nn.Module, gen: torch.Generator) -> None:

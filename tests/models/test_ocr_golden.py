@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from hook_recorder import record_hooks as _record
+
 from ocrviz.models.ocr import OCRHead, SpatialGather, SpatialOCR
 
 ATOL, RTOL = 1e-5, 1e-4
@@ -28,15 +30,6 @@ def _state_dict(golden: dict, prefix: str) -> dict[str, torch.Tensor]:
     sd = {k[len(prefix):]: torch.from_numpy(np.array(v)) for k, v in golden.items() if k.startswith(prefix)}
     assert sd, f"no keys with prefix {prefix}"
     return sd
-
-
-def _record(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Attach a forward hook to every HookPoint under ``module``; returns the dict they fill."""
-    seen: dict[str, torch.Tensor] = {}
-    for name, sub in module.named_modules():
-        if name.rsplit(".", 1)[-1].startswith("hook_"):
-            sub.register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, o.detach().clone()))
-    return seen
 
 
 def _close(actual: torch.Tensor, expected: np.ndarray, what: str) -> None:
