@@ -335,15 +335,15 @@ def _things(rng, cv: _Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: f
         items.append((z, _car, X, dict(side=rng.random() < 0.35, hl=hl, glass=glass + rng.integers(-4, 5) * 2.0,
                                        body=_CAR_BODIES[rng.integers(len(_CAR_BODIES))] + rng.uniform(-10, 10, 3))))
     n = int(rng.integers(0, 8))
-    for X, z in zip(on_sidewalk(n, 0.4), rng.uniform(3.0, 50.0, n)):
+    for X, z in zip(on_sidewalk(n, 0.4), rng.uniform(3.0, 35.0, n)):
         items.append((z, _person, X, dict(height=rng.uniform(1.55, 1.95), skin=rng.uniform([90, 60, 40], [230, 190, 160]),
                                           shirt=rng.uniform(20, 235, 3), legs=rng.uniform(15, 140, 3))))
     n = int(rng.integers(1, 6))
     kerbside = rng.uniform(0.3, 0.7, n)
-    for X, z, k in zip(on_sidewalk(n, 0.0), rng.uniform(4.0, 80.0, n), kerbside):
+    for X, z, k in zip(on_sidewalk(n, 0.0), rng.uniform(4.0, 50.0, n), kerbside):
         X = (rr + k) if X > 0 else -(rl + k)
         items.append((z, _pole, X, dict(height=rng.uniform(3.5, 7.0), grey=rng.uniform(110, 175),
-                                        sign=rng.random() < 0.65, size=rng.uniform(0.6, 1.1),
+                                        sign=rng.random() < 0.65, size=rng.uniform(0.9, 1.4),
                                         shape=int(rng.integers(4)), colour=_PANEL_COLOURS[rng.integers(len(_PANEL_COLOURS))])))
     n = int(rng.integers(0, 6))
     for X, z in zip(on_sidewalk(n, 0.6), rng.uniform(5.0, 90.0, n)):
@@ -352,6 +352,12 @@ def _things(rng, cv: _Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: f
     for z, draw, X, p in sorted(items, key=lambda it: -it[0]):
         if z < c["z_end"] - 1.0:                                  # behind the end building: hidden
             draw(rng, cv, c, tex, X, z, p)
+
+
+# Thin things are drawn at least this wide (pixels): a stride-8 model cannot
+# resolve a 2 px pole, and ToyCity is about context, not sub-cell detail.
+MIN_POLE_PX = 5.0
+MIN_THING_PX = 9.0
 
 
 def _box(cv: _Canvas, c: dict, X: float, z: float, width: float, height: float, base: float = 0.0):
@@ -398,7 +404,7 @@ def _car(rng, cv, c, tex, X, z, p) -> None:
 
 
 def _person(rng, cv, c, tex, X, z, p) -> None:
-    fr = _box(cv, c, X, z, 0.62, p["height"])
+    fr = _box(cv, c, X, z, max(0.75, MIN_THING_PX / (c["f"] / z)), p["height"])
     if fr is None:
         return
     reg, u, t = fr
@@ -411,12 +417,12 @@ def _person(rng, cv, c, tex, X, z, p) -> None:
 
 
 def _pole(rng, cv, c, tex, X, z, p) -> None:
-    fr = _box(cv, c, X, z, 0.16, p["height"])
+    fr = _box(cv, c, X, z, max(0.3, MIN_POLE_PX / (c["f"] / z)), p["height"])
     if fr is not None:
         reg, u, t = fr
         col = p["grey"] * (0.75 + 0.45 * np.sin(np.pi * np.clip(u, 0, 1)))[..., None] * np.ones_like(t)[..., None]
         cv.paint(reg, np.ones(col.shape[:2], bool), col, POLE, cv.new_id())
-    s = p["size"]
+    s = max(p["size"], MIN_THING_PX / (c["f"] / z))
     fr = _box(cv, c, X, z, s, s, base=p["height"] - 1.05 * s) if p["sign"] else None
     if fr is None:
         return
