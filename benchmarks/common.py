@@ -10,12 +10,6 @@ Not a test helper: every script imports this from its own folder
 * :class:`PeakLiveTensors`: peak bytes of tensors created during a forward
   (activations; inputs and weights excluded, allocator workspaces not seen).
   Also works on the meta device.
-
-Importing this module puts the repository root first on ``sys.path``, so the
-scripts import this checkout's ``ocrviz`` whatever the working directory
-(the editable install resolves ``ocrviz`` to a namespace package when the
-repository root is not on the path, and lazy names such as
-``ocrviz.create_model`` then fail).  Import ``common`` before ``ocrviz``.
 """
 from __future__ import annotations
 
@@ -36,8 +30,6 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 
 def set_threads(threads: int | None) -> int:

@@ -77,11 +77,9 @@ def header(quick: bool, threads: int | None) -> str:
 
 def run_script(path: Path, args: list[str], timeout: float) -> tuple[int, str, str, float]:
     """-> (exit code, stdout, stderr, wall seconds); exit code 124 on timeout."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, str(path), *args], cwd=REPO, env=env, capture_output=True,
+        proc = subprocess.run([sys.executable, str(path), *args], cwd=REPO, capture_output=True,
                               text=True, timeout=timeout)
         code, out, err = proc.returncode, proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as exc:

@@ -1,0 +1,49 @@
+"""The shipped ToyCity models side by side, from their model cards.
+
+Prints mIoU, accuracy on the designed-ambiguous pixels, parameters, CPU time
+per image (measured by the training run's final evaluation) and training
+wall time, plus each run's validation curve (mIoU against wall time), which
+is the "training wall time to target" record.
+
+    python benchmarks/bench_training.py
+"""
+from __future__ import annotations
+
+import argparse
+
+from ocrviz.zoo import SHIPPED, model_card
+
+
+def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
+    cards = {name: model_card(name) for name in SHIPPED}
+    some = next(iter(cards.values()))
+    split = some["val_split"]
+    print(f"### Shipped models on ToyCity validation ({split['n_images']} scenes, "
+          f"{split['height']}x{split['width']}, seeds never used in training)\n")
+    print("| model | mIoU | ambiguous-pixel acc | pixel acc | params | CPU ms / image | train steps | train wall time |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, c in cards.items():
+        m = c["metrics"]
+        print(f"| {name} | {m['miou']:.3f} | {m['ambiguous_acc']:.3f} | {m['pixel_acc']:.3f} | "
+              f"{c['params'] / 1e6:.2f}M | {1000 * m['seconds_per_image']:.0f} | {c['steps']} | "
+              f"{c['wall_time_s'] / 60:.1f} min |")
+    print("\n### Per-class IoU\n")
+    classes = some["class_names"]
+    print("| model | " + " | ".join(classes) + " |")
+    print("|---|" + "---:|" * len(classes))
+    for name, c in cards.items():
+        iou = c["metrics"]["per_class_iou"]
+        print(f"| {name} | " + " | ".join("-" if iou[k] is None else f"{iou[k]:.2f}" for k in classes) + " |")
+    print("\n### Validation mIoU during training (on the first 20 validation scenes)\n")
+    print("| model | " + " | ".join(f"step {h['step']}" for h in some["history"]) + " | final (all) |")
+    print("|---|" + "---:|" * (len(some["history"]) + 1))
+    for name, c in cards.items():
+        cells = [f"{h['val_miou']:.3f} ({h['wall_s'] / 60:.0f} min)" for h in c["history"]]
+        print(f"| {name} | " + " | ".join(cells) + f" | {c['metrics']['miou']:.3f} ({c['wall_time_s'] / 60:.0f} min) |")
+    print(f"\nTrained with: `{some['command']}` (arch and out differ per model); "
+          f"machine: {some['machine']['processor']}, {some['machine']['cpu_count']} CPUs, torch {some['machine']['torch']}.")
+
+
+if __name__ == "__main__":
+    main()
