@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from matplotlib.patches import Patch
 
 import ocrviz
-from ocrviz.analysis.context_share import context_map
+from ocrviz.analysis.context_share import context_map, ocr_own_object_share
 from ocrviz.data.dataset import normalize
 from ocrviz.data.samples import load_sample
 from ocrviz.data.toycity import AMBIGUITY_KINDS, CLASSES, PALETTE, colorize
@@ -43,6 +43,22 @@ from ocrviz.models.ocr import ObjectAttentionBlock, OCRHead, SpatialGather
 %matplotlib inline
 plt.rcParams.update({"figure.dpi": 80, "axes.titlesize": 10, "image.interpolation": "nearest"})
 _ = torch.manual_seed(0)
+
+
+def overlay(ax, image, cell_map, stride, decades=3):
+    """`image` in grey with an h x w map over feature cells on top, on a log colour scale.
+
+    Colour and opacity grow with log10(value) from max / 10**decades (transparent) to max (opaque
+    yellow), so both the peaks and the broad tail of a distribution show.
+    """
+    ax.imshow(image.mean(-1), cmap="gray", vmin=0, vmax=255)
+    top = cell_map.max() if cell_map.max() > 0 else 1.0
+    level = np.clip(1 + np.log10(np.maximum(cell_map, 1e-30) / top) / decades, 0, 1)   # 0..1
+    rgba = plt.cm.inferno(level)
+    rgba[..., 3] = 0.9 * level
+    h, w = cell_map.shape
+    ax.imshow(rgba, extent=(-0.5, w * stride - 0.5, h * stride - 0.5, -0.5))
+    ax.axis("off")
 
 # %% [markdown]
 # ## The seed's sketch
@@ -258,7 +274,9 @@ print(inspect.getsource(ObjectAttentionBlock.forward))
 # whether it is `car` or `building`; the object around it must decide.
 #
 # The backbone has output stride 8: an 800 × 800 image gives a **100 × 100 feature map**, so the
-# sim map is again 10000 × K, now with the K = 9 ToyCity classes.
+# sim map is again 10000 × K, now with the K = 9 ToyCity classes.  (The model was trained on
+# 256 × 512 scenes; a square 800 × 800 street is larger than anything it saw, so expect more errors
+# than on the 256 × 512 streets of notebook 2.)
 
 # %%
 model = ocrviz.load_model("toycity-ocr")                 # eval mode, shipped weights, class names
@@ -359,6 +377,24 @@ plt.show()
 print("class probabilities: sum over classes at every pixel = 1:", np.allclose(class_probs.sum(0), 1, atol=1e-5))
 print("region weights:      sum over pixels for every region = 1:", np.allclose(region_weights.sum((1, 2)), 1, atol=1e-5))
 
+# %% [markdown]
+# **How concentrated are the region weights?**  If region k put its weight evenly on the pixels of
+# class k, its proxy would be the average feature of the class.  The softmax does something in
+# between: pixels with higher logits get exponentially more weight, so the pictures above (linear
+# colour scale) show a few bright peaks — but a long tail of small weights can still carry much of
+# the mass.  The table counts, for each region, how many of the 10000 pixels carry 90 % of its
+# weight, next to how many pixels the aux head assigns to that class.  A class that is (almost)
+# absent from the image still has a region, with nearly flat weights: its proxy is then close to
+# the average feature of the whole image.
+
+# %%
+flat = region_weights.reshape(K, -1)                                   # K x HW
+sorted_desc = -np.sort(-flat, axis=1)
+n90 = (np.cumsum(sorted_desc, axis=1) < 0.9).sum(1) + 1              # pixels holding 90 % of the weight
+coarse = soft.argmax(0).numpy().ravel()
+print(f"{'region':13s} {'pixels with 90% of weight':>26s} {'pixels of this class (aux argmax)':>34s}")
+for k in range(K):
+    print(f"{CLASSES[k]:13s} {n90[k]:26d} {(coarse == k).sum():34d}")
 # %% [markdown]
 # Each **proxy** is the region-weighted average of the pixel representations X (512 channels in the
 # seed, 128 in our small model): `proxy_k = Σ_q m_k(q) · X(q)`.  With the weights summing to 1 it is a
@@ -471,26 +507,38 @@ print("context = sim_map @ value for all 10000 pixels; proxy mixture = X @ conte
 fig, axes = plt.subplots(1, len(maps), figsize=(4.2 * len(maps), 4.4))
 for ax, (name, cmap_) in zip(np.atleast_1d(axes), maps.items()):
     r, c = pixels[name]
-    ax.imshow(sample.image, alpha=0.45)
-    up = np.kron(cmap_, np.ones((stride, stride)))                 # 800 x 800, for display
-    ax.imshow(np.ma.masked_less(up, up.max() * 0.02), cmap="inferno", alpha=0.8)
-    ax.add_patch(plt.Rectangle((c * stride - 6, r * stride - 6), stride + 12, stride + 12,
-                               fill=False, edgecolor="cyan", linewidth=2))
+    overlay(ax, sample.image, cmap_, stride)
+    ax.add_patch(plt.Rectangle((c * stride - 8, r * stride - 8), stride + 16, stride + 16,
+                               fill=False, edgecolor="blue", linewidth=2))
     top = np.argsort(-sim[r * w + c])[:2]
-    ax.set_title(f"{name}: context map\nfrom {CLASSES[top[0]]} {sim[r * w + c, top[0]]:.2f}, "
+    ax.set_title(f"{name} (blue square): context map\nfrom {CLASSES[top[0]]} {sim[r * w + c, top[0]]:.2f}, "
                  f"{CLASSES[top[1]]} {sim[r * w + c, top[1]]:.2f}")
-    ax.axis("off")
 plt.tight_layout()
 plt.show()
 
+own = ocr_own_object_share(sim, region_weights, sample.labels, sample.instances, stride=stride)   # h x w
+print(f"{'pixel':16s} {'predicted':10s} {'top region':18s} {'cells with 90% of context':>26s} {'own-object share':>17s}")
+for name, (r, c) in pixels.items():
+    row, m = sim[r * w + c], np.sort(maps[name].ravel())[::-1]
+    k = int(np.argmax(row))
+    print(f"{name:16s} {CLASSES[pred[r * stride + 4, c * stride + 4]]:10s} {CLASSES[k] + f' ({row[k]:.2f})':18s} "
+          f"{(np.cumsum(m) < 0.9).sum() + 1:26d} {own[r, c]:17.2f}")
+
 # %% [markdown]
+# (Log colour scale: yellow = the map's maximum, fading out three orders of magnitude below.)
+#
 # What to look for:
 #
-# * the **car-window** pixel draws its context from the car region (body, wheels), the
-#   **building-window** pixel from the facade — although the two look identical up close;
-# * the **road** pixel and the **sidewalk** pixel, the same surface, draw on different regions too;
-# * the context map is **not** a neighbourhood: it covers every pixel of the attended regions,
-#   however far away.  That is the difference from ASPP's fixed dilated taps (notebook 3).
+# * The context map is **not a neighbourhood**.  Its mass sits wherever the attended regions keep
+#   their weight, however far from the pixel — the difference from ASPP's fixed dilated taps
+#   (notebook 3).
+# * **How spread out is it?**  The table counts the cells that hold 90 % of each pixel's context,
+#   and the **own-object share**: the part of the map on the pixel's own object (its car, the road).
+#   A pixel's context is a mix of *all* K region summaries, weighted by a soft sim-map row; how much
+#   of it lands on the pixel's own object is an empirical question, which notebooks 2 and 3 measure
+#   over whole images.
+# * Compare the **car window** with the **building window** (same paint) and the **road** with the
+#   **sidewalk** (same surface): do their sim-map rows differ?  Do the predictions?
 #
 # After step 3 the object context (`f_up` output, 1 × C × 100 × 100) is concatenated with the pixel
 # representation and fused by `conv_bn_dropout`, and a 1 × 1 classifier gives the final logits.
