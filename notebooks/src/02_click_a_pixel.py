@@ -135,24 +135,26 @@ axes[1].set_title("correct vs wrong cells")
 axes[1].legend()
 plt.tight_layout()
 plt.show()
-print(f"mean own-object share: correct cells {share[correct].mean():.2f}, "
+print(f"mean own-object share: all cells {share.mean():.2f}; correct cells {share[correct].mean():.2f}, "
       f"wrong cells {share[~correct].mean():.2f}" if (~correct).any() else "no wrong cells")
 
 # %% [markdown]
-# Here are the cells whose context comes **least** from their own object.  **Click them in the
-# explorer above** (row and column are feature cells; the line under the image shows the cell you
-# point at), or run
-# `explorer.select(row, col)`.  For each, ask: which region does it attend to, is it right, and
-# would a human need that other object to label the pixel?
+# For each class in the image, here is the cell whose context comes **least** from its own object.
+# **Click them in the explorer above** (row and column are feature cells; the line under the image
+# shows the cell you point at), or run `explorer.select(row, col)`.  For each, ask: which region does
+# it attend to, is the prediction right, and would a human need that other object to label the
+# pixel?
 
 # %%
-order = np.argsort(share, axis=None, kind="stable")
-lowest = [tuple(int(v) for v in np.unravel_index(i, share.shape)) for i in order[:8]]
-print(f"{'cell':10s} {'true':13s} {'predicted':13s} {'top region':13s} own-object share")
-for r, c in lowest:
-    k, name, weight = d.ranked_regions(r, c)[0]
+print(f"{'cell':10s} {'true':13s} {'predicted':13s} {'top region':20s} {'own-object share':>16s}")
+for k in np.unique(cell_true):
+    if k == 255:
+        continue
+    masked = np.where(cell_true == k, share, np.inf)
+    r, c = (int(v) for v in np.unravel_index(np.argmin(masked), share.shape))
+    _, name, weight = d.ranked_regions(r, c)[0]
     print(f"({r:2d}, {c:2d})   {CLASSES[cell_true[r, c]]:13s} {CLASSES[cell_pred[r, c]]:13s} "
-          f"{name:13s} {share[r, c]:.2f}")
+          f"{name + f' ({weight:.2f})':20s} {share[r, c]:16.2f}")
 
 # %% [markdown]
 # ## A second explorer, on another street
