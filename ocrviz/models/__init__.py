@@ -41,28 +41,28 @@ BACKBONE_WIDTHS = (16, 32, 64, 128)
 ASPP_RATES_AT_STRIDE_8 = (6, 12, 18)
 
 
-def _backbone(output_stride: int | None, widths: Sequence[int]) -> DilatedResNet:
-    return DilatedResNet(output_stride=8 if output_stride is None else output_stride, widths=widths)
+def _backbone(output_stride: int | None, widths: Sequence[int], dilated: bool = True) -> DilatedResNet:
+    return DilatedResNet(output_stride=8 if output_stride is None else output_stride, widths=widths, dilated=dilated)
 
 
 def build_ocrnet(num_classes: int, output_stride: int | None = None, *,
-                 widths: Sequence[int] = BACKBONE_WIDTHS, mid_channels: int = 128, key_channels: int = 64,
+                 widths: Sequence[int] = BACKBONE_WIDTHS, dilated: bool = True, mid_channels: int = 128, key_channels: int = 64,
                  dropout: float = 0.05, aux_kernel_size: int = 1,
                  class_names: Sequence[str] | None = None, palette: Sequence[Sequence[int]] | None = None
                  ) -> SegModel:
     """DilatedResNet + OCRHead (official OCR math and key names, smaller widths)."""
-    backbone = _backbone(output_stride, widths)
+    backbone = _backbone(output_stride, widths, dilated)
     head = OCRHead(backbone.out_channels, num_classes, mid_channels=mid_channels, key_channels=key_channels,
                    dropout=dropout, aux_kernel_size=aux_kernel_size)
     return SegModel(backbone, head, arch="ocrnet", class_names=class_names, palette=palette)
 
 
 def build_aspp(num_classes: int, output_stride: int | None = None, *,
-               widths: Sequence[int] = BACKBONE_WIDTHS, channels: int = 64, rates: Sequence[int] | None = None,
+               widths: Sequence[int] = BACKBONE_WIDTHS, dilated: bool = True, channels: int = 64, rates: Sequence[int] | None = None,
                dropout: float = 0.1, class_names: Sequence[str] | None = None,
                palette: Sequence[Sequence[int]] | None = None) -> SegModel:
     """DilatedResNet + DeepLabV3 ASPP head; ``rates=None`` scales (6, 12, 18) by 8 / output_stride."""
-    backbone = _backbone(output_stride, widths)
+    backbone = _backbone(output_stride, widths, dilated)
     if rates is None:
         rates = tuple(r * 8 // backbone.output_stride for r in ASPP_RATES_AT_STRIDE_8)
     head = ASPPHead(backbone.out_channels, num_classes, channels=channels, rates=rates, dropout=dropout)
@@ -70,11 +70,11 @@ def build_aspp(num_classes: int, output_stride: int | None = None, *,
 
 
 def build_fcn(num_classes: int, output_stride: int | None = None, *,
-              widths: Sequence[int] = BACKBONE_WIDTHS, channels: int = 192, dropout: float = 0.1,
+              widths: Sequence[int] = BACKBONE_WIDTHS, dilated: bool = True, channels: int = 192, dropout: float = 0.1,
               class_names: Sequence[str] | None = None, palette: Sequence[Sequence[int]] | None = None
               ) -> SegModel:
     """DilatedResNet + FCN head (no context module): the baseline."""
-    backbone = _backbone(output_stride, widths)
+    backbone = _backbone(output_stride, widths, dilated)
     head = FCNHead(backbone.out_channels, num_classes, channels=channels, dropout=dropout)
     return SegModel(backbone, head, arch="fcn", class_names=class_names, palette=palette)
 
