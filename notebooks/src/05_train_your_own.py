@@ -38,14 +38,17 @@ plt.rcParams.update({"figure.dpi": 80, "axes.titlesize": 10, "image.interpolatio
 # %% [markdown]
 # ## A short run
 #
-# Small scenes (128 × 256), batches of 4, 30 steps: 120 training images, each rendered on the fly.
+# The same architecture as the shipped model (its card's `model_kwargs`), but small scenes
+# (128 × 256), batches of 4 and 30 steps: 120 training images, each rendered on the fly.
 # Raise `STEPS` (and the size) for a better model; the progress bar shows the loss and the speed.
 # `threads` uses as many CPU threads as torch does by default (on a busy machine, fewer can be faster).
 
 # %%
 STEPS = 30
+shipped = model_card("toycity-ocr")
 config = TrainConfig(arch="ocrnet", steps=STEPS, batch_size=4, height=128, width=256, lr=5e-3,
-                     val_images=8, val_every=STEPS, threads=torch.get_num_threads(), out=None)
+                     val_images=8, val_every=STEPS, threads=torch.get_num_threads(), out=None,
+                     model_kwargs=shipped.get("model_kwargs", {}))
 print(config)
 result = train(config)
 model, card = result.model, result.card          # the model comes back in eval mode
@@ -58,7 +61,6 @@ model, card = result.model, result.card          # the model comes back in eval 
 # trained far longer on larger scenes (its numbers are for its own scene size).
 
 # %%
-shipped = model_card("toycity-ocr")
 print(f"{'':14s} {'yours':>8s} {'shipped':>8s}")
 for key in ("miou", "pixel_acc", "ambiguous_acc"):
     print(f"{key:14s} {card['metrics'][key]:8.3f} {shipped['metrics'][key]:8.3f}")
@@ -130,7 +132,7 @@ plt.show()
 # %%
 path = Path(tempfile.mkdtemp(prefix="ocrviz_nb05_")) / "my-ocr.safetensors"
 ocrviz.save_checkpoint(model, path, metadata={"steps": card["steps"]})
-again = ocrviz.create_model("ocrnet", num_classes=len(CLASSES)).eval()
+again = ocrviz.create_model("ocrnet", num_classes=len(CLASSES), **config.model_kwargs).eval()
 meta = ocrviz.load_checkpoint(again, path)
 x = normalize(scene.image)[None]
 with torch.no_grad():
