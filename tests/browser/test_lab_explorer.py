@@ -1,8 +1,10 @@
 """The explorer inside a real JupyterLab: run the notebook, click pixels, read the DOM.
 
-The notebook writes ``expected.npz`` (``ExplorerData.to_npz``) next to itself;
-the DOM must show exactly those numbers.  To point the test at another
-notebook (e.g. the course's notebooks/02_click_a_pixel.ipynb), set
+By default it runs the course notebook ``notebooks/02_click_a_pixel.ipynb``
+with the shipped models.  The notebook writes ``explorer_expected.npz``
+(``ExplorerData.to_npz``) next to itself; the DOM must show exactly those
+numbers.  ``OCRVIZ_LAB_NOTEBOOK=synthetic`` runs tests/browser/make_nb.py's
+small synthetic notebook instead; to point the test at another notebook set
 ``OCRVIZ_LAB_NOTEBOOK=path`` (it must display an Explorer and write
 expected.npz or explorer_expected.npz; another name via
 ``OCRVIZ_LAB_EXPECTED``) and, if it shows several explorers,
@@ -27,7 +29,8 @@ from ocrviz.analysis import aspp_taps
 
 pytestmark = pytest.mark.browser
 
-NOTEBOOK = os.environ.get("OCRVIZ_LAB_NOTEBOOK")          # None: generate tests/browser/make_nb.py's
+_CHOICE = os.environ.get("OCRVIZ_LAB_NOTEBOOK", str(REPO / "notebooks" / "02_click_a_pixel.ipynb"))
+NOTEBOOK = None if _CHOICE == "synthetic" else _CHOICE   # None: generate tests/browser/make_nb.py's
 EXPLORER_INDEX = int(os.environ.get("OCRVIZ_LAB_EXPLORER", "0"))
 EXPLORER = ".ocrviz-explorer"
 # what the notebook writes next to itself (ExplorerData.to_npz); the first that exists is used
