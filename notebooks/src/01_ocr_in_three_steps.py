@@ -250,6 +250,7 @@ print("the repaired sketch reproduces the head: proxies, sim map, object context
 # |---|---|---|
 # | 1 | `get_proxy` is a free function but uses `self.scale` | it is the `forward` of `SpatialGather_Module`; `scale = 1` |
 # | 2 | the prose of step 1 calls the rows of the 20 × 10000 matrix "the probability that a pixel belongs to a class" | the softmax runs over `dim=2`, the **pixels**: each row is a set of **weights over the 10000 pixels that sums to 1**, not class probabilities (the confusion of MMSegmentation issue #883) |
+# | 2b | the overview says the pixel-region similarity gives "the likelihood that each pixel belongs to each class" | it is an attention weight over the K region summaries, softmaxed over K; no loss ties it to the classes (Part B measures how often the two agree) |
 # | 3 | comment after `proxy = ...permute(0, 2, 1).unsqueeze(3)` says `batch x k x c` | the next comment is right: 1 × 512 × 20 × 1 (B × C × K × 1) |
 # | 4 | `query.permute(0, 2, 1)` is commented `(1, 256, 10000)` | 1 × 10000 × 256; otherwise `query @ key` could not be 10000 × 20 |
 # | 5 | `get_sim_map` uses `f_pixel`, `f_object`, `self.key_channels`, `self.f_down` | they are layers of the object-attention block |
@@ -460,6 +461,24 @@ for ax, (name, (r, c)) in zip(np.atleast_1d(axes), pixels.items()):
 np.atleast_1d(axes)[0].set_ylabel("sim[p, k]  (row sums to 1)")
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **Is the sim map a classifier?**  The seed's prose says the pixel-region similarity gives "the
+# likelihood that each pixel belongs to each class".  Check it: if that were so, the region a pixel
+# attends to most would be the class the model predicts for it.  But nothing in the training loss
+# asks for that — only the soft regions (step 1) are supervised with the labels; the sim map is
+# free to become whatever mix of region summaries helps the final classifier.  Read the numbers:
+
+# %%
+pred_cells = pred[stride // 2::stride, stride // 2::stride].ravel()          # HW: predicted class per cell
+top_region = sim.argmax(1)                                                  # HW: most attended region
+print(f"cells whose most attended region is their predicted class: {(top_region == pred_cells).mean():.1%} "
+      f"(pixel accuracy of the prediction: {(pred == sample.labels).mean():.1%})")
+print(f"{'predicted class':16s} {'cells':>6s}   most attended region (share of those cells)")
+for k in np.unique(pred_cells):
+    attended = np.bincount(top_region[pred_cells == k], minlength=K)
+    j = int(attended.argmax())
+    print(f"{CLASSES[k]:16s} {(pred_cells == k).sum():6d}   {CLASSES[j]} ({attended[j] / attended.sum():.0%})")
 
 # %% [markdown]
 # Read the same matrix the other way: column k, reshaped to 100 × 100, shows which pixels attend

@@ -275,11 +275,11 @@ for name, card in cards.items():
 #
 # <details><summary>Answer</summary>
 #
-# ASPP typically leads inside large stuff regions (road, building, sky), where its fixed taps land
-# on the same region by geometry; OCR's relative best cells are usually on objects whose class
-# region is dominated by *this* object (a large car, the only person).  Neither says whether the
-# prediction is right: the own-object share measures *where* context comes from, not whether it is
-# useful — always check the predictions before concluding anything.
+# ASPP leads by far inside large stuff regions (building, road), where its fixed taps land on the
+# same region by geometry while OCR attends to other regions' summaries.  Where OCR leads, look at
+# the margin: it is usually small.  Neither says whether the prediction is right: the own-object
+# share measures *where* context comes from, not whether it is useful — check the predictions
+# before concluding anything.
 # </details>
 #
 # **2.** Why can the ASPP tap map lose weight "on padding", and where in the image is that worst?
