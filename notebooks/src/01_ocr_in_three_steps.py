@@ -31,6 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.colors import LogNorm
 from matplotlib.patches import Patch
 
 import ocrviz
@@ -368,8 +369,9 @@ axes[1, 0].set_title("image at 100 x 100")
 for col, k in enumerate(shown, start=1):
     im = axes[0, col].imshow(class_probs[k], vmin=0, vmax=1, cmap="viridis")
     axes[0, col].set_title(f"P(class = {CLASSES[k]}) per pixel\nsum over pixels = {class_probs[k].sum():.0f}")
-    im = axes[1, col].imshow(region_weights[k], cmap="magma")
-    axes[1, col].set_title(f"region weights m_{k} ({CLASSES[k]})\nsum over pixels = {region_weights[k].sum():.4f}")
+    top = region_weights[k].max()
+    axes[1, col].imshow(region_weights[k], cmap="magma", norm=LogNorm(vmin=top / 1e3, vmax=top, clip=True))
+    axes[1, col].set_title(f"region weights m_{k} ({CLASSES[k]})\nlog scale; sum over pixels = {region_weights[k].sum():.4f}")
 for ax in axes.ravel():
     ax.axis("off")
 plt.tight_layout()
@@ -381,9 +383,9 @@ print("region weights:      sum over pixels for every region = 1:", np.allclose(
 # %% [markdown]
 # **How concentrated are the region weights?**  If region k put its weight evenly on the pixels of
 # class k, its proxy would be the average feature of the class.  The softmax does something in
-# between: pixels with higher logits get exponentially more weight, so the pictures above (linear
-# colour scale) show a few bright peaks — but a long tail of small weights can still carry much of
-# the mass.  The table counts, for each region, how many of the 10000 pixels carry 90 % of its
+# between: pixels with higher logits get exponentially more weight, so each map has a few bright
+# peaks (the pictures above use a log colour scale spanning three orders of magnitude) — but a long
+# tail of small weights can still carry much of the mass.  The table counts, for each region, how many of the 10000 pixels carry 90 % of its
 # weight, next to how many pixels the aux head assigns to that class.  A class that is (almost)
 # absent from the image still has a region, with nearly flat weights: its proxy is then close to
 # the average feature of the whole image.
