@@ -39,7 +39,9 @@ def normalize(image: np.ndarray | torch.Tensor) -> torch.Tensor:
     H x W x 3 -> 3 x H x W, or N x H x W x 3 -> N x 3 x H x W:
     ``(image / 255 - MEAN) / STD``.  Example: ``normalize(scene.image)``.
     """
-    x = torch.as_tensor(np.ascontiguousarray(image) if isinstance(image, np.ndarray) else image)
+    if isinstance(image, np.ndarray):   # copy read-only arrays (PIL's): torch warns on them
+        image = np.ascontiguousarray(image) if image.flags.writeable else np.array(image)
+    x = torch.as_tensor(image)
     if x.ndim not in (3, 4) or x.shape[-1] != 3:
         raise ValueError(f"normalize expects H x W x 3 or N x H x W x 3 uint8, got shape {tuple(x.shape)}; "
                          "for a C x H x W tensor use x.permute(1, 2, 0) first")

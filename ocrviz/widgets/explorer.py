@@ -128,8 +128,9 @@ class Explorer(anywidget.AnyWidget):
                  aspp_rates: Sequence[int] | None = None, **widget_kwargs: Any) -> None:
         """Run ``model`` (and ``aspp_model``) on ``image`` with capture, then show it.
 
-        ``image``: H x W x 3 uint8 (fed as float in [0, 1], or through
-        ``transform(image) -> 1 x 3 x H x W tensor``), or a 3 x H x W /
+        ``image``: H x W x 3 uint8 (normalised with ImageNet mean / std, the
+        input convention of every ocrviz model and of official HRNet-OCR, or
+        through ``transform(image) -> 1 x 3 x H x W tensor``), or a 3 x H x W /
         1 x 3 x H x W tensor fed as given.  ``labels``: H x W ints, 255 =
         ignore.  ``class_names``/``palette`` default to the model's.  With
         ``aspp_model`` and no ``erf_fn``, the ERF is Captum's gradient
@@ -262,14 +263,14 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
     import torch
 
     from ocrviz.capture import run_with_cache
+    from ocrviz.data.dataset import normalize
 
     if hasattr(image, "detach"):
         x = image.detach().float()
         x = x[None] if x.ndim == 3 else x                                     # 1 x 3 x H x W
     else:
         arr = to_uint8_image(image)
-        x = transform(arr) if transform is not None else \
-            torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255.0     # 1 x 3 x H x W
+        x = transform(arr) if transform is not None else normalize(arr)[None]  # 1 x 3 x H x W
     if x.ndim != 4 or x.shape[0] != 1:
         raise ValueError(f"one image at a time: model input has shape {tuple(x.shape)}; expected 1 x 3 x H x W")
     shown = to_uint8_image(image)

@@ -109,3 +109,19 @@ def test_explorer_runs_the_capture_itself() -> None:
     assert ex.erf_cell == ex.selected and ex.erf_status == ""
     erf = np.frombuffer(ex.erf_map, np.uint8).reshape(d.feat_hw) * ex.erf_scale
     np.testing.assert_allclose(erf.sum(), 1.0, atol=0.05)
+
+
+def test_explorer_normalises_uint8_images_like_training() -> None:
+    """Without a transform the model sees ImageNet-normalised input, as in training."""
+    import torch
+
+    import ocrviz
+    from ocrviz.data.dataset import normalize
+
+    torch.manual_seed(0)
+    model = ocrviz.create_model("ocrnet", num_classes=4).eval()
+    image = np.random.default_rng(0).integers(0, 256, size=(32, 64, 3), dtype=np.uint8)
+    ex = ocrviz.Explorer(model, image)
+    with torch.no_grad():
+        want = model(normalize(image)[None]).argmax(1)[0].numpy()
+    assert np.array_equal(ex.data.pred, want)
