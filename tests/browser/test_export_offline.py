@@ -176,7 +176,9 @@ def test_real_model_end_to_end(browser, tmp_path) -> None:
                                 key_channels=8, class_names=["road", "car", "sky", "tree"]).eval()
     image = (np.random.default_rng(0).random((64, 128, 3)) * 255).astype(np.uint8)
     path = ocrviz.Explorer(model, image, width=384).save_html(tmp_path / "real.html")
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    from ocrviz.data.dataset import normalize
+
+    x = normalize(image)[None]                      # what Explorer feeds a uint8 image
     with torch.no_grad():
         _, cache = run_with_cache(model, x)
     sim = cache.sim_map[0].numpy()                                               # HW x K
