@@ -35,6 +35,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.patches import Patch
 
 import ocrviz
+from ocrviz.analysis.cells import deepest_cell, labels_at_cells
 from ocrviz.analysis.context_share import context_map, ocr_own_object_share
 from ocrviz.data.dataset import normalize
 from ocrviz.data.samples import load_sample
@@ -315,27 +316,13 @@ plt.show()
 
 # %%
 WINDOW, SURFACE = AMBIGUITY_KINDS.index("window"), AMBIGUITY_KINDS.index("surface")
-centre_y = np.minimum(sample.labels.shape[0] - 1, np.arange(h) * stride + stride // 2)
-centre_x = np.minimum(sample.labels.shape[1] - 1, np.arange(w) * stride + stride // 2)
-cell_labels = sample.labels[np.ix_(centre_y, centre_x)]           # h x w: class at each cell's centre
-cell_ambiguity = sample.ambiguity[np.ix_(centre_y, centre_x)]
-
-
-def pick_cell(mask):
-    """The cell deepest inside `mask` (h x w bool): erode it until one more step would empty it."""
-    while True:
-        inner = np.zeros_like(mask)
-        inner[1:-1, 1:-1] = (mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1]
-                             & mask[1:-1, :-2] & mask[1:-1, 2:])
-        if not inner.any():
-            cells = np.argwhere(mask)
-            return tuple(int(v) for v in cells[len(cells) // 2])
-        mask = inner
+cell_labels = labels_at_cells(sample.labels, stride, (h, w))       # h x w: class at each cell's centre
+cell_ambiguity = labels_at_cells(sample.ambiguity, stride, (h, w))
 
 
 wanted = {"car window": (CLASSES.index("car"), WINDOW), "building window": (CLASSES.index("building"), WINDOW),
           "road": (CLASSES.index("road"), SURFACE), "sidewalk": (CLASSES.index("sidewalk"), SURFACE)}
-pixels = {name: pick_cell((cell_labels == cls) & (cell_ambiguity == kind))
+pixels = {name: deepest_cell((cell_labels == cls) & (cell_ambiguity == kind))
           for name, (cls, kind) in wanted.items() if ((cell_labels == cls) & (cell_ambiguity == kind)).any()}
 for name, (r, c) in pixels.items():
     print(f"{name:16s} cell ({r:2d}, {c:2d}) = image pixels y {r * stride}..{r * stride + 7}, "

@@ -31,6 +31,7 @@ from IPython.display import display
 from matplotlib.patches import Patch
 
 import ocrviz
+from ocrviz.analysis.cells import labels_at_cells
 from ocrviz.analysis.context_share import ocr_own_object_share
 from ocrviz.analysis.erf import make_erf_fn
 from ocrviz.data.dataset import normalize
@@ -118,10 +119,8 @@ plt.show()
 
 # %%
 share = ocr_own_object_share(d.sim_map, d.region_weights, sample.labels, sample.instances, stride=s)  # h x w
-cy = np.minimum(d.image_hw[0] - 1, np.arange(h) * s + s // 2)
-cx = np.minimum(d.image_hw[1] - 1, np.arange(w) * s + s // 2)
-cell_true = sample.labels[np.ix_(cy, cx)]                                    # h x w
-cell_pred = d.pred[np.ix_(cy, cx)]
+cell_true = labels_at_cells(sample.labels, s, (h, w))                        # h x w: class at each cell's centre
+cell_pred = labels_at_cells(d.pred, s, (h, w))
 
 fig, axes = plt.subplots(1, 2, figsize=(14, 3.4), gridspec_kw={"width_ratios": [2, 1]})
 im = axes[0].imshow(share, vmin=0, vmax=1, cmap="RdYlGn")

@@ -24,6 +24,7 @@ import torch
 
 import ocrviz
 from ocrviz.analysis import aspp_branch_shares, aspp_taps
+from ocrviz.analysis.cells import deepest_cell, labels_at_cells
 from ocrviz.analysis.context_share import aspp_own_object_share, context_map, ocr_own_object_share
 from ocrviz.analysis.erf import gradient_erf
 from ocrviz.data.dataset import ToyCityDataset, normalize, val_split
@@ -68,18 +69,6 @@ def overlay(ax, image, cell_map, stride, decades=3):
     ax.axis("off")
 
 
-def deepest_cell(mask):
-    """The cell deepest inside `mask` (h x w bool): erode until one more step would empty it."""
-    while True:
-        inner = np.zeros_like(mask)
-        inner[1:-1, 1:-1] = (mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1]
-                             & mask[1:-1, :-2] & mask[1:-1, 2:])
-        if not inner.any():
-            cells = np.argwhere(mask)
-            return tuple(int(v) for v in cells[len(cells) // 2])
-        mask = inner
-
-
 def aspp_tap_map(row, col, shares_row, feat_hw, image_hw):
     """h x w: where ASPP's taps for cell (row, col) land, each branch weighted by its share.
 
@@ -117,10 +106,8 @@ shares = branch_shares(ac)                                         # HW x 5
 ocr_own = ocr_own_object_share(sim, rw, sample.labels, sample.instances, stride=STRIDE)        # h x w
 aspp_own = aspp_own_object_share(shares, RATES, sample.labels, sample.instances, stride=STRIDE)  # h x w
 
-cy = np.minimum(sample.labels.shape[0] - 1, np.arange(h) * STRIDE + STRIDE // 2)
-cx = np.minimum(sample.labels.shape[1] - 1, np.arange(w) * STRIDE + STRIDE // 2)
-cell_true = sample.labels[np.ix_(cy, cx)]
-cell_amb = sample.ambiguity[np.ix_(cy, cx)]
+cell_true = labels_at_cells(sample.labels, STRIDE, (h, w))         # h x w: class at each cell's centre
+cell_amb = labels_at_cells(sample.ambiguity, STRIDE, (h, w))
 car_window = (cell_true == CLASSES.index("car")) & (cell_amb == AMBIGUITY_KINDS.index("window"))
 row, col = deepest_cell(car_window if car_window.any() else cell_true == CLASSES.index("car"))
 py, px = row * STRIDE + STRIDE // 2, col * STRIDE + STRIDE // 2
@@ -186,8 +173,8 @@ for batch in loader:
             rows["ocr" + suffix].append(ocr_own_object_share(sim_b, rw_b, labels, instances, stride=STRIDE).ravel())
             rows["aspp" + suffix].append(aspp_own_object_share(shares_b, RATES, labels, instances,
                                                                stride=STRIDE).ravel())
-        rows["cls"].append(labels[np.ix_(cy, cx)].ravel())
-        rows["amb"].append(batch["ambiguous"][b].numpy()[np.ix_(cy, cx)].ravel())
+        rows["cls"].append(labels_at_cells(labels, STRIDE, (h, w)).ravel())
+        rows["amb"].append(labels_at_cells(batch["ambiguous"][b].numpy(), STRIDE, (h, w)).ravel())
 own = {k: np.concatenate(v) for k, v in rows.items()}
 print(f"{len(own['ocr'])} cells from {N_IMAGES} images")
 print(f"mean own-OBJECT share (this car, this person; road, sky as a whole): "

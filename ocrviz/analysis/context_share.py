@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .cells import labels_at_cells
+
 
 def context_map(sim_row: np.ndarray, region_weights: np.ndarray) -> np.ndarray:
     """``sum_k sim_row[k] * region_weights[k]``: K, K x h x w -> h x w (sums to 1)."""
@@ -51,9 +53,7 @@ def _object_fractions(ids: np.ndarray, stride: int, feat_hw: tuple[int, int]) ->
     onehot = np.zeros((len(uniq),) + ids.shape, np.float32)               # O x H x W
     np.put_along_axis(onehot, inverse.reshape(1, *ids.shape), 1.0, axis=0)
     frac = F.adaptive_avg_pool2d(torch.from_numpy(onehot)[None], (h, w))[0].numpy()  # O x h x w
-    cy = np.minimum(ids.shape[0] - 1, np.arange(h) * stride + stride // 2)
-    cx = np.minimum(ids.shape[1] - 1, np.arange(w) * stride + stride // 2)
-    centre = inverse.reshape(ids.shape)[np.ix_(cy, cx)]                    # h x w object index
+    centre = labels_at_cells(inverse.reshape(ids.shape), stride, (h, w))  # h x w object index
     return frac, centre
 
 
