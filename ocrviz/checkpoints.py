@@ -109,7 +109,7 @@ def _unsafe_message(path: Path, err: Exception) -> str:
     return (f"{path} contains Python objects beyond tensors"
             f"{' (' + detail[0] + ')' if detail else ''}; ocrviz never executes pickle code, so it will not "
             f"load this file.  To convert it, load it yourself in a trusted environment "
-            f"(torch.load(path, weights_only=False) only if you trust its origin), put the weights into "
+            f"(full unpickling only if you trust its origin), put the weights into "
             f"the model and save them with ocrviz.save_checkpoint(model, 'weights.safetensors') "
             f"(or safetensors.torch.save_file(state_dict, 'weights.safetensors')).")
 
