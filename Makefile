@@ -19,8 +19,10 @@ $(STAMP): $(BIN)/python pyproject.toml requirements.lock
 
 venv: $(STAMP)
 
+# Loopback only; --allow-root only when run as root (containers, CI machines).
+LAB_ARGS ?= --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: $(STAMP)
-	OCRVIZ_DATA=$(CURDIR)/data $(BIN)/jupyter lab --notebook-dir=notebooks
+	OCRVIZ_DATA=$(CURDIR)/data $(BIN)/jupyter lab $(LAB_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
