@@ -16,7 +16,6 @@ import json
 import os
 import pathlib
 import shutil
-import statistics
 import time
 
 import numpy as np
@@ -133,8 +132,8 @@ def test_click_three_pixels_shows_the_sim_map(nb_page, expected, shots) -> None:
                 timeout=10_000)
     root.screenshot(path=str(shots / "lab_after_clicks.png"))
     TIMINGS["lab_click_to_dom_ms"] = [round(v["dom_ms"], 1) for v in lat]
-    TIMINGS["lab_click_to_frame_ms"] = [round(v["frame_ms"], 1) for v in lat]
-    assert statistics.median(v["dom_ms"] for v in lat[1:]) <= 16.0, lat
+    TIMINGS["lab_click_to_frame_ms"] = [round(v["frame_ms"], 1) for v in lat]   # recorded, not asserted:
+    # the <= 16 ms target is measured by benchmarks/bench_widget.py
 
 
 def test_hovering_a_bar_shows_its_region(nb_page, shots) -> None:
