@@ -241,6 +241,10 @@ class ExplorerData:
             extra["true_cells"] = np.array([self.gt_at(y, x) for y, x in cells], np.int32).reshape(h, w)
         if self.aspp_rates is not None:
             extra["aspp_rates"] = np.array(self.aspp_rates, np.int32)
+        if self.aspp_shares is not None:
+            extra["aspp_shares"] = np.asarray(self.aspp_shares)                  # HW x 5
+        if self.aspp_pred is not None:
+            extra["aspp_pred"] = np.asarray(self.aspp_pred)
         np.savez(path, sim_map=self.sim_map, region_weights=self.region_weights,
                  pred_cells=np.array([self.pred_at(y, x) for y, x in cells], np.int32).reshape(h, w),
                  feat_hw=np.array(self.feat_hw), output_stride=np.array(self.output_stride),

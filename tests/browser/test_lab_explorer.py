@@ -181,6 +181,10 @@ def test_aspp_mode_draws_taps_and_the_erf(nb_page, expected, shots) -> None:
     assert [(t["branch"], t["y"], t["x"], t["inside"]) for t in st["taps"]] == \
         [(b.index, t.pixel[0], t.pixel[1], str(t.inside).lower()) for b in want for t in b.taps]
     assert st["pool"] == [len(want) - 1]
+    if "aspp_shares" in expected:                       # the branch bars show the captured shares
+        row = expected["aspp_shares"][y * feat_hw[1] + x]
+        shown = sorted(st["shares"], key=lambda b: b["branch"])
+        np.testing.assert_allclose([float(b["share"]) for b in shown], row, atol=1e-4)
     # show_erf=True in the notebook: the kernel computes the ERF of this cell and sends it back
     page.wait_for_function("(r) => r.querySelector('.ocrviz-context').dataset.map === 'erf'",
                            arg=root.element_handle(), timeout=15_000)

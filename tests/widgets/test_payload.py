@@ -103,6 +103,9 @@ def test_to_npz_round_trip(tmp_path, data: ExplorerData) -> None:
     assert z["pred_cells"][2, 3] == data.pred_at(2, 3)
     assert z["true_cells"][2, 3] == data.gt_at(2, 3)
     assert list(z["class_names"]) == list(data.class_names) and tuple(z["aspp_rates"]) == data.aspp_rates
+    if data.aspp_shares is not None:
+        np.testing.assert_array_equal(z["aspp_shares"], data.aspp_shares)
+    assert data.aspp_shares is not None, "the fixture should carry ASPP shares so the round trip covers them"
 
 
 # ---------------------------------------------------------------- payload round trip
