@@ -25,7 +25,8 @@ import torch
 import ocrviz
 from ocrviz.analysis import aspp_branch_shares, aspp_taps
 from ocrviz.analysis.cells import deepest_cell, labels_at_cells
-from ocrviz.analysis.context_share import aspp_own_object_share, context_map, ocr_own_object_share
+from ocrviz.analysis.context_share import (aspp_own_object_share, aspp_tap_map, context_map,
+                                           ocr_own_object_share)
 from ocrviz.analysis.erf import gradient_erf
 from ocrviz.data.dataset import ToyCityDataset, normalize, val_split
 from ocrviz.data.samples import load_sample
@@ -68,25 +69,6 @@ def overlay(ax, image, cell_map, stride, decades=3):
     ax.imshow(rgba, extent=(-0.5, w * stride - 0.5, h * stride - 0.5, -0.5))
     ax.axis("off")
 
-
-def aspp_tap_map(row, col, shares_row, feat_hw, image_hw):
-    """h x w: where ASPP's taps for cell (row, col) land, each branch weighted by its share.
-
-    1x1: the cell itself; dilated: 1/9 of the branch on each of its 9 taps; pool: spread evenly.
-    Taps off the grid read zero padding: their weight is returned separately (it lands nowhere).
-    """
-    h, w = feat_hw
-    m, off_grid = np.zeros((h, w)), 0.0
-    for branch, share in zip(aspp_taps(row, col, RATES, STRIDE, feat_hw, image_hw), shares_row):
-        if branch.kind == "pool":
-            m += share / (h * w)
-            continue
-        for tap in branch.taps:
-            if tap.inside:
-                m[tap.cell] += share / len(branch.taps)
-            else:
-                off_grid += share / len(branch.taps)
-    return m, off_grid
 
 # %% [markdown]
 # ## One pixel, two models
@@ -131,7 +113,7 @@ print(f"own-object share: OCR {ocr_own[row, col]:.2f}, ASPP {aspp_own[row, col]:
 
 # %%
 ocr_map = context_map(sim[row * w + col], rw)                                  # h x w
-tap_map, off_grid = aspp_tap_map(row, col, shares[row * w + col], (h, w), sample.labels.shape)
+tap_map, off_grid = aspp_tap_map(row, col, shares[row * w + col], RATES, STRIDE, (h, w), sample.labels.shape)
 erf = gradient_erf(aspp, x, y=py, x=px)                                         # Captum Saliency
 
 fig, axes = plt.subplots(1, 3, figsize=(17, 3.6))

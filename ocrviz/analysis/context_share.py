@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .aspp_taps import aspp_taps
 from .cells import labels_at_cells
 
 
@@ -92,3 +93,26 @@ def aspp_own_object_share(branch_shares: np.ndarray, rates: Sequence[int], label
     taps = torch.cat(per_branch, 1).numpy()                                       # O x 5 x h x w
     own = taps[centre.ravel(), :, np.arange(h * w) // w, np.arange(h * w) % w]    # HW x 5
     return (shares * own).sum(1).reshape(h, w)                                    # h x w
+
+
+def aspp_tap_map(row: int, col: int, shares_row: Sequence[float], rates: Sequence[int], stride: int,
+                 feat_hw: tuple[int, int], image_hw: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """Where ASPP's taps for cell (row, col) land, each branch weighted by its share: h x w.
+
+    1x1: the cell itself; dilated: 1/9 of the branch on each of its nine taps;
+    pool: spread evenly.  Taps off the grid read zero padding; their weight is
+    returned separately (it lands on no cell), so ``map.sum() + off_grid == 1``.
+    The per-pixel picture of what :func:`aspp_own_object_share` sums.
+    """
+    h, w = feat_hw
+    m, off_grid = np.zeros((h, w)), 0.0
+    for branch, share in zip(aspp_taps(row, col, rates, stride, feat_hw, image_hw), shares_row):
+        if branch.kind == "pool":
+            m += share / (h * w)
+            continue
+        for tap in branch.taps:
+            if tap.inside:
+                m[tap.cell] += share / len(branch.taps)
+            else:
+                off_grid += share / len(branch.taps)
+    return m, off_grid

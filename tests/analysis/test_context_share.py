@@ -61,3 +61,20 @@ def test_context_map_is_a_distribution() -> None:
     rw = rng.random((4, 5, 6)); rw /= rw.sum((1, 2), keepdims=True)
     row = rng.random(4); row /= row.sum()
     assert np.isclose(context_map(row, rw).sum(), 1.0)
+
+
+def test_aspp_tap_map_agrees_with_the_vectorised_share() -> None:
+    """Two independent paths (aspp_taps geometry vs dilated convolutions) give the same share."""
+    from ocrviz.analysis.context_share import _object_fractions, aspp_tap_map
+
+    rng = np.random.default_rng(4)
+    stride, h, w, rates = 4, 7, 9, (1, 2, 3)
+    labels, inst = _scene(rng, stride, h, w)
+    shares = rng.random((h * w, 5)); shares /= shares.sum(1, keepdims=True)
+    vectorised = aspp_own_object_share(shares, rates, labels, inst, stride)
+    ids = object_ids(labels, inst)
+    frac, centre = _object_fractions(ids, stride, (h, w))
+    for r, c in [(0, 0), (3, 4), (6, 8), (2, 7)]:
+        tap_map, off_grid = aspp_tap_map(r, c, shares[r * w + c], rates, stride, (h, w), labels.shape)
+        assert np.isclose(tap_map.sum() + off_grid, 1.0)
+        assert np.isclose((tap_map * frac[centre[r, c]]).sum(), vectorised[r, c])
