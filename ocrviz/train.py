@@ -82,9 +82,13 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """The trained model (eval mode), its model card, the checkpoint path (or None)
+    and the training loss of every step."""
+
     model: torch.nn.Module
     card: dict
     checkpoint: Path | None
+    losses: list[float]
 
 
 def poly_lr(base: float, step: int, total: int, power: float = 0.9) -> float:
@@ -135,6 +139,7 @@ def train(config: TrainConfig, *, progress: bool = True, command: str | None = N
     val_small = ToyCityDataset(val_split(min(20, config.val_images)), height=config.height, width=config.width)
 
     history: list[dict] = []
+    losses: list[float] = []
     model.train()
     t_start = time.perf_counter()
     bar = tqdm(total=config.steps, desc=f"train {config.arch}", disable=not progress)
@@ -147,6 +152,7 @@ def train(config: TrainConfig, *, progress: bool = True, command: str | None = N
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        losses.append(loss.item())
         elapsed = time.perf_counter() - t_start
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{(step + 1) * config.batch_size / elapsed:.1f}")
@@ -186,7 +192,7 @@ def train(config: TrainConfig, *, progress: bool = True, command: str | None = N
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(model, ckpt, metadata={"model_card": card})
         Path(config.out).with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
-    return TrainResult(model=model, card=card, checkpoint=ckpt)
+    return TrainResult(model=model, card=card, checkpoint=ckpt, losses=losses)
 
 
 def _parse(argv: Sequence[str] | None) -> TrainConfig:
