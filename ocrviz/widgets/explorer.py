@@ -32,19 +32,18 @@ OVERLAYS = ("image", "prediction", "ground truth", "errors")
 ErfFn = Callable[[int, int], Any]
 
 
-def _find_project_weight(aspp_model: Any, total_in: int | None = None) -> Any:
-    """The 1x1 conv that fuses ASPP's concatenated branches (its weight), or None."""
+def _project_weight(aspp_model: Any) -> Any:
+    """C x 5C weight of the ASPP projection, from ``ASPPHead.projection_weights()`` (branch order).
+
+    None for an ASPP head ocrviz did not write: the branch shares then fall
+    back to the branch outputs' own norms (``aspp_branch_shares``).
+    """
+    import torch
+
     head = getattr(aspp_model, "head", aspp_model)
-    for name in ("project", "projection", "bottleneck", "conv_cat"):
-        mod = getattr(head, name, None)
-        if mod is None:
-            continue
-        for m in ([mod] + list(mod.modules())):
-            wt = getattr(m, "weight", None)
-            if wt is not None and wt.ndim == 4 and wt.shape[2:] == (1, 1):
-                if total_in is None or wt.shape[1] == total_in:
-                    return wt.detach()
-    return None
+    if not hasattr(head, "projection_weights"):
+        return None
+    return torch.cat(list(head.projection_weights().values()), dim=1).detach()   # C x 5C
 
 
 def _kernel_loop() -> asyncio.AbstractEventLoop | None:
@@ -291,14 +290,8 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
             or getattr(aspp_model, "rates", None)
         if rates is None:
             raise ValueError("could not find the ASPP rates on aspp_model (head.rates); pass aspp_rates=(...)")
-        aspp_cache = run(aspp_model)
-        names = list(aspp_cache.names())
-        total = 0
-        for n in names:
-            if any(n.endswith(f"hook_branch{i}") for i in range(len(rates) + 1)) or n.endswith("hook_pool"):
-                total += aspp_cache[n].shape[1]
-        kw.update(aspp_cache=aspp_cache, aspp_rates=tuple(int(r) for r in rates),
-                  aspp_project_weight=_find_project_weight(aspp_model, total or None))
+        kw.update(aspp_cache=run(aspp_model), aspp_rates=tuple(int(r) for r in rates),
+                  aspp_project_weight=_project_weight(aspp_model))
     names = class_names if class_names is not None else getattr(model, "class_names", None)
     pal = palette if palette is not None else getattr(model, "palette", None)
     return from_cache(cache, shown, labels=labels, class_names=names, palette=pal,
