@@ -1,11 +1,13 @@
 """Segmentation metrics: confusion matrix, mIoU, per-class IoU, pixel accuracy,
-and accuracy on ToyCity's designed-ambiguous pixels.
+and accuracy on ToyCity's designed-ambiguous pixels: all of them, per kind
+(window / surface / panel), and the cue-free ones (no other appearance within
+the backbone's receptive field; :mod:`ocrviz.data.ambiguity`).
 
 Example::
 
     from ocrviz.evaluate import evaluate
     report = evaluate(model, ToyCityDataset(val_split(50)))
-    report["miou"], report["ambiguous_acc"]
+    report["miou"], report["ambiguous_acc"], report["cue_free_acc"]
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from typing import Iterable
 
 import numpy as np
 import torch
+
+from ocrviz.data.toycity import AMBIGUITY_KINDS
 
 IGNORE_INDEX = 255
 
@@ -60,15 +64,20 @@ def evaluate(model: torch.nn.Module, dataset: Iterable[dict], num_classes: int |
     """Evaluate a model on a dataset of dicts with ``image``, ``labels`` and
     optionally ``ambiguous`` (as yielded by ``ToyCityDataset``).
 
-    Returns mIoU, per-class IoU, pixel accuracy, ambiguous-pixel accuracy,
-    the confusion matrix (list of lists) and the CPU time per image.
+    Returns mIoU, per-class IoU, pixel accuracy, the confusion matrix (list
+    of lists) and the CPU time per image; with ``ambiguous`` in the items also
+    ``ambiguous_acc``, with ``ambiguity`` codes ``ambiguous_acc_by_kind``, and
+    with ``cue_free`` masks ``cue_free_acc`` (each None where no pixel counts,
+    next to its ``*_pixels`` count).
     """
     was_training = model.training
     model.eval()
     k = num_classes or model.num_classes
     names = class_names or getattr(model, "class_names", None)
     conf = np.zeros((k, k), dtype=np.int64)
-    amb_hit = amb_total = n = 0
+    hits = dict.fromkeys(["ambiguous", "cue_free", *AMBIGUITY_KINDS[1:]], 0)
+    totals = dict(hits)
+    n = 0
     seconds = 0.0
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     for batch in loader:
@@ -77,16 +86,24 @@ def evaluate(model: torch.nn.Module, dataset: Iterable[dict], num_classes: int |
         seconds += time.perf_counter() - t0
         labels = batch["labels"]
         conf += confusion_matrix(pred.numpy(), labels.numpy(), k)
-        if "ambiguous" in batch:
-            amb = batch["ambiguous"] & (labels != IGNORE_INDEX)
-            amb_hit += int((pred[amb] == labels[amb]).sum())
-            amb_total += int(amb.sum())
+        right, valid = pred == labels, labels != IGNORE_INDEX     # B x H x W each
+        masks = {key: batch[key] for key in ("ambiguous", "cue_free") if key in batch}
+        if "ambiguity" in batch:
+            masks.update({kind: batch["ambiguity"] == code for code, kind in enumerate(AMBIGUITY_KINDS) if code})
+        for key, mask in masks.items():
+            mask = mask & valid
+            hits[key] += int(right[mask].sum())
+            totals[key] += int(mask.sum())
         n += len(labels)
     model.train(was_training)
     out = metrics_from_confusion(conf, names)
+    acc = {key: (hits[key] / totals[key]) if totals[key] else None for key in hits}
     out.update(
-        ambiguous_acc=(amb_hit / amb_total) if amb_total else None,
-        ambiguous_pixels=amb_total,
+        ambiguous_acc=acc["ambiguous"],
+        ambiguous_pixels=totals["ambiguous"],
+        ambiguous_acc_by_kind={kind: acc[kind] for kind in AMBIGUITY_KINDS[1:]},
+        cue_free_acc=acc["cue_free"],
+        cue_free_pixels=totals["cue_free"],
         n_images=n,
         seconds_per_image=seconds / max(n, 1),
         confusion=conf.tolist(),

@@ -182,7 +182,8 @@ def train(config: TrainConfig, *, progress: bool = True, command: str | None = N
         "machine": _machine(),
         "val_split": {"generator": "ocrviz.data.dataset.val_split", "n_images": config.val_images,
                       "height": config.height, "width": config.width},
-        "metrics": {k: report[k] for k in ("miou", "pixel_acc", "ambiguous_acc", "per_class_iou",
+        "metrics": {k: report[k] for k in ("miou", "pixel_acc", "ambiguous_acc", "ambiguous_acc_by_kind",
+                                           "cue_free_acc", "cue_free_pixels", "per_class_iou",
                                            "seconds_per_image")},
         "history": history,
     }

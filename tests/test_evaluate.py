@@ -43,3 +43,46 @@ def test_bad_labels_are_reported() -> None:
         confusion_matrix(np.zeros(3), np.array([0, 7, 1]), 3)
     with pytest.raises(ValueError, match="pixels"):
         confusion_matrix(np.zeros(3), np.zeros(4), 3)
+
+
+def test_evaluate_ambiguity_breakdown_matches_brute_force() -> None:
+    """evaluate() on a fixed-prediction model: per-kind and cue-free accuracies
+    equal the counts done by hand with numpy."""
+    import torch
+
+    from ocrviz.evaluate import evaluate
+
+    rng = np.random.default_rng(0)
+    k, h, w = 3, 8, 10
+    preds = torch.from_numpy(rng.integers(0, k, (4, h, w)))
+
+    class Fixed(torch.nn.Module):
+        num_classes = k
+
+        def forward(self, x):                      # B x 3 x H x W -> B x K x H x W one-hot logits
+            idx = x[:, 0, 0, 0].long()
+            return torch.nn.functional.one_hot(preds[idx], k).permute(0, 3, 1, 2).float()
+
+    items = []
+    for i in range(4):
+        labels = torch.from_numpy(rng.integers(0, k, (h, w)))
+        labels[0, :3] = 255
+        ambiguity = torch.from_numpy(rng.integers(0, 4, (h, w)).astype(np.uint8))
+        cue = (ambiguity > 0) & torch.from_numpy(rng.random((h, w)) < 0.5)
+        image = torch.full((3, h, w), float(i))
+        items.append(dict(image=image, labels=labels, ambiguous=ambiguity > 0, ambiguity=ambiguity, cue_free=cue))
+    rep = evaluate(Fixed(), items, batch_size=3)
+    lab = torch.stack([it["labels"] for it in items])
+    amb = torch.stack([it["ambiguity"] for it in items])
+    cue = torch.stack([it["cue_free"] for it in items])
+    ok, valid = preds == lab, lab != 255
+
+    def acc(mask):
+        mask = mask & valid
+        return ok[mask].sum().item() / mask.sum().item()
+    assert rep["ambiguous_acc"] == pytest.approx(acc(amb > 0))
+    for code, kind in enumerate(["window", "surface", "panel"], 1):
+        assert rep["ambiguous_acc_by_kind"][kind] == pytest.approx(acc(amb == code))
+    assert rep["cue_free_acc"] == pytest.approx(acc(cue))
+    assert rep["cue_free_pixels"] == int((cue & valid).sum())
+    assert rep["pixel_acc"] == pytest.approx(acc(torch.ones_like(valid)))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ocrviz.data.ambiguity import CUE_FREE_RADIUS, cue_free
 from ocrviz.data.toycity import make_scene
 
 # ImageNet statistics (0..1 units): the convention of every pretrained backbone,
@@ -65,8 +66,9 @@ class ToyCityDataset(Dataset):
     """ToyCity scenes for the given seeds, rendered on the fly.
 
     Item ``i`` is a dict: ``image`` float 3 x H x W (normalised), ``labels``
-    int64 H x W, ``ambiguous`` bool H x W, ``instances`` int32 H x W,
-    ``seed`` int.  ``augment=True`` adds a random horizontal flip and a
+    int64 H x W, ``ambiguous`` bool H x W, ``ambiguity`` uint8 H x W (the
+    kind codes), ``cue_free`` bool H x W (:func:`ocrviz.data.ambiguity.cue_free`,
+    radius scaled to the height), ``instances`` int32 H x W, ``seed`` int.  ``augment=True`` adds a random horizontal flip and a
     brightness/contrast jitter drawn from torch's global RNG (so DataLoader
     worker seeding applies); the scene itself stays fixed by its seed.
     """
@@ -89,16 +91,19 @@ class ToyCityDataset(Dataset):
         scene = make_scene(seed, self.height, self.width)
         image = torch.from_numpy(scene.image)                     # H x W x 3 uint8
         labels = torch.from_numpy(scene.labels)
-        ambiguous = torch.from_numpy(scene.ambiguous)
-        instances = torch.from_numpy(scene.instances)
+        radius = round(CUE_FREE_RADIUS * self.height / 256)
+        maps = dict(labels=torch.from_numpy(scene.labels), ambiguous=torch.from_numpy(scene.ambiguous),
+                    ambiguity=torch.from_numpy(scene.ambiguity),
+                    cue_free=torch.from_numpy(cue_free(scene.ambiguity, radius)),
+                    instances=torch.from_numpy(scene.instances))   # each H x W
         if self.augment:
             if torch.rand(()) < 0.5:
-                image, labels, ambiguous, instances = (t.flip(1) for t in (image, labels, ambiguous, instances))
+                image = image.flip(1)
+                maps = {k: v.flip(1) for k, v in maps.items()}
             gain = 0.8 + 0.4 * torch.rand(())
             bias = 20.0 * (torch.rand(()) - 0.5)
             image = (image.float() * gain + bias).round_().clamp_(0, 255).to(torch.uint8)
-        return dict(image=normalize(image), labels=labels, ambiguous=ambiguous,
-                    instances=instances, seed=seed)
+        return dict(image=normalize(image), **maps, seed=seed)
 
     def __repr__(self) -> str:
         return (f"ToyCityDataset({len(self)} scenes, {self.height}x{self.width}, "

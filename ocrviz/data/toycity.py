@@ -68,6 +68,8 @@ _WINDOW, _SURFACE, _PANEL = 1, 2, 3
 
 _GLASS = np.array([[40, 55, 75], [62, 78, 94], [34, 42, 52], [70, 92, 112], [48, 70, 70]], np.float32)
 _PANEL_COLOURS = np.array([[200, 40, 40], [30, 80, 170], [230, 200, 30], [30, 130, 70], [230, 120, 20]], np.float32)
+_PAVING = np.array([[72, 72, 78], [112, 112, 116], [160, 158, 150], [150, 88, 72], [182, 166, 132],
+                    [96, 106, 126], [118, 128, 104]], np.float32)
 _WALLS = np.array([[190, 170, 140], [160, 90, 70], [200, 200, 195], [140, 140, 150],
                    [215, 190, 150], [120, 95, 80], [175, 185, 160]], np.float32)
 _CAR_BODIES = np.array([[225, 225, 225], [150, 150, 155], [30, 30, 35], [150, 20, 25],
@@ -194,15 +196,23 @@ def make_scene(seed: int, height: int = 256, width: int = 512) -> Scene:
 
 # ---------------------------------------------------------------- layout ---
 def _camera(rng: np.random.Generator, h: int, w: int) -> dict:
-    """Camera and street cross-section (metres; X to the right, z forward)."""
+    """Camera and street cross-section (metres; X to the right, z forward).
+
+    Two viewpoints: a car on the road (65 %), or a pedestrian on a wide
+    sidewalk (35 %), whose lower image is then sidewalk far from any kerb."""
     road = rng.uniform(6.0, 14.0)
-    off = rng.uniform(-0.35, 0.35) * road            # camera offset from road centre
-    sw_l, sw_r = rng.uniform(1.5, 5.5, 2)
+    sw = rng.uniform(1.5, 7.0, 2)                    # sidewalk widths, left and right
+    if rng.random() < 0.35:                          # on a sidewalk: side, width, place on it
+        side = int(rng.integers(2))
+        sw[side] = rng.uniform(5.0, 10.0)
+        off = (road / 2 + rng.uniform(1.0, sw[side] - 1.0)) * (1 if side else -1)
+    else:
+        off = rng.uniform(-0.35, 0.35) * road        # camera offset from road centre
     end = bool(rng.random() < 0.5)
     return dict(h=h, w=w, f=w * rng.uniform(0.45, 0.85), cx=w * rng.uniform(0.4, 0.6),
                 yh=h * rng.uniform(0.35, 0.55), hc=rng.uniform(1.3, 2.4),
-                rl=road / 2 + off, rr=road / 2 - off, xl=road / 2 + off + sw_l,
-                xr=road / 2 - off + sw_r, z_end=rng.uniform(45.0, 160.0) if end else 1500.0, end=end)
+                rl=road / 2 + off, rr=road / 2 - off, xl=road / 2 + off + sw[0],
+                xr=road / 2 - off + sw[1], z_end=rng.uniform(45.0, 160.0) if end else 1500.0, end=end)
 
 
 def _buildings(rng: np.random.Generator, z_end: float, n_extra: int) -> dict:
@@ -221,6 +231,14 @@ def _buildings(rng: np.random.Generator, z_end: float, n_extra: int) -> dict:
                 poster=rng.random(n) < 0.6, pa=rng.uniform(0.5, 3.0, n), pw=pw,
                 py=rng.uniform(0.8, 1.5, n), ph=rng.uniform(0.6, 1.4, n),
                 pcol=_PANEL_COLOURS[rng.integers(len(_PANEL_COLOURS), size=n)])
+
+
+def _paving(rng: np.random.Generator) -> np.ndarray:
+    """2 x 3 float32: this scene's road and sidewalk colours, two different
+    entries of ONE paving palette (each with a small jitter).  Which one is the
+    road is a coin toss per scene, so a colour says nothing on its own."""
+    i, j = rng.choice(len(_PAVING), 2, replace=False)
+    return (_PAVING[[i, j]] + rng.uniform(-6, 6, (2, 3))).astype(np.float32)
 
 
 def _street(rng, cv: _Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: float) -> None:
@@ -245,16 +263,16 @@ def _street(rng, cv: _Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: f
     road = (px >= xl) & (px <= xr)                                 # G x W
     kw = (0.8 + 2.5 * dy / h)[:, None]
     kerb = ((px < xl) & (px >= xl - kw)) | ((px > xr) & (px <= xr + kw))
-    grey = (rng.uniform(70, 150) + rng.uniform(-6, 6, 3)).astype(np.float32)
-    surface = grey + (9.0 * tex[g0:])[..., None]                    # G x W x 3
+    pave = _paving(rng)                                           # 2 x 3: road, sidewalk
+    surface = pave[np.where(road, 0, 1)] + (9.0 * tex[g0:])[..., None]  # G x W x 3
     cv.img[ground] = surface
     cv.lab[ground] = np.where(road, ROAD, SIDEWALK)
     cv.amb[ground] = np.where(kerb, 0, _SURFACE)
-    cv.img[ground][kerb] = surface[kerb] * 1.35 + 20
+    cv.img[ground][kerb] = np.minimum(pave.max() + 50, 245) + (9.0 * tex[g0:])[kerb][:, None]
     if rng.random() < 0.4:                                        # dashed lane line
         zg = f * hc / dy
         on = (((zg + rng.uniform(0, 9)) % 9.0) < 4.0) & (zg < 70)
-        lc = cx + rng.uniform(-0.3, 0.3) * (c["rr"] - c["rl"]) / 2 * dy / hc
+        lc = cx + ((c["rr"] - c["rl"]) / 2 + rng.uniform(-0.15, 0.15) * (c["rr"] + c["rl"])) * dy / hc
         dash = (np.abs(px - lc[:, None]) < np.maximum(0.08 * dy / hc, 0.5)[:, None]) & on[:, None] & road
         cv.img[ground][dash] = 215.0
         cv.amb[ground][dash] = 0
@@ -356,8 +374,8 @@ def _things(rng, cv: _Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: f
 
 # Thin things are drawn at least this wide (pixels): a stride-8 model cannot
 # resolve a 2 px pole, and ToyCity is about context, not sub-cell detail.
-MIN_POLE_PX = 5.0
-MIN_THING_PX = 9.0
+MIN_POLE_PX = 7.0
+MIN_THING_PX = 12.0
 
 
 def _box(cv: _Canvas, c: dict, X: float, z: float, width: float, height: float, base: float = 0.0):

@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ocrviz.data import dataset as D
+from ocrviz.data.ambiguity import cue_free
 from ocrviz.data.toycity import NUM_CLASSES, make_scene
 
 H, W = 64, 128
@@ -23,6 +24,9 @@ def test_item_fields_and_values():
     assert item["ambiguous"].dtype == torch.bool
     np.testing.assert_array_equal(item["labels"].numpy(), scene.labels)
     np.testing.assert_array_equal(item["ambiguous"].numpy(), scene.ambiguous)
+    np.testing.assert_array_equal(item["ambiguity"].numpy(), scene.ambiguity)
+    # the cue-free radius scales with the height: 56 px at 256 rows
+    np.testing.assert_array_equal(item["cue_free"].numpy(), cue_free(scene.ambiguity, round(56 * H / 256)))
     np.testing.assert_array_equal(D.denormalize(item["image"]), scene.image)
     assert int(item["labels"].max()) < NUM_CLASSES
 
@@ -70,7 +74,11 @@ def test_augment_flips_labels_with_the_image():
         ref_labels = scene.labels[:, ::-1] if flipped else scene.labels
         ref_img = scene.image[:, ::-1] if flipped else scene.image
         np.testing.assert_array_equal(item["labels"].numpy(), ref_labels)
-        np.testing.assert_array_equal(item["ambiguous"].numpy(), (scene.ambiguous[:, ::-1] if flipped else scene.ambiguous))
+        for key in ("ambiguous", "ambiguity", "instances"):
+            ref = getattr(scene, key)
+            np.testing.assert_array_equal(item[key].numpy(), ref[:, ::-1] if flipped else ref)
+        ref = cue_free(scene.ambiguity, round(56 * H / 256))
+        np.testing.assert_array_equal(item["cue_free"].numpy(), ref[:, ::-1] if flipped else ref)
         got = D.denormalize(item["image"]).astype(float).ravel()
         assert np.corrcoef(got, ref_img.astype(float).ravel())[0, 1] > 0.98
         flips += flipped
