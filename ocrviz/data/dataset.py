@@ -90,7 +90,6 @@ class ToyCityDataset(Dataset):
         seed = int(self.seeds[index])                             # IndexError past the end
         scene = make_scene(seed, self.height, self.width)
         image = torch.from_numpy(scene.image)                     # H x W x 3 uint8
-        labels = torch.from_numpy(scene.labels)
         radius = round(CUE_FREE_RADIUS * self.height / 256)
         maps = dict(labels=torch.from_numpy(scene.labels), ambiguous=torch.from_numpy(scene.ambiguous),
                     ambiguity=torch.from_numpy(scene.ambiguity),

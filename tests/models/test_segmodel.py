@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from ocrviz.models import MODELS, ASPPHead, DilatedResNet, FCNHead, OCRHead, SegModel, create_model
+from ocrviz.models import MODELS, ASPPHead, DilatedResNet, FCNHead, OCRHead, create_model
 
 TOY = ("ocrnet", "aspp", "fcn")
 
