@@ -1,6 +1,7 @@
 """The shipped ToyCity models side by side, from their model cards.
 
-Prints mIoU, accuracy on the designed-ambiguous pixels, parameters, CPU time
+Prints mIoU, accuracy on the designed-ambiguous pixels (all, per kind, and
+the cue-free ones that no 111 px receptive field can decide), parameters, CPU time
 per image (measured by the training run's final evaluation) and training
 wall time, plus each run's validation curve (mIoU against wall time), which
 is the "training wall time to target" record.
@@ -14,6 +15,10 @@ import argparse
 from ocrviz.zoo import SHIPPED, model_card
 
 
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     cards = {name: model_card(name) for name in SHIPPED}
@@ -21,13 +26,25 @@ def main() -> None:
     split = some["val_split"]
     print(f"### Shipped models on ToyCity validation ({split['n_images']} scenes, "
           f"{split['height']}x{split['width']}, seeds never used in training)\n")
-    print("| model | mIoU | ambiguous-pixel acc | pixel acc | params | CPU ms / image | train steps | train wall time |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| model | mIoU | ambiguous acc | cue-free acc | pixel acc | params | CPU ms / image | "
+          "train steps | train wall time |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, c in cards.items():
         m = c["metrics"]
-        print(f"| {name} | {m['miou']:.3f} | {m['ambiguous_acc']:.3f} | {m['pixel_acc']:.3f} | "
-              f"{c['params'] / 1e6:.2f}M | {1000 * m['seconds_per_image']:.0f} | {c['steps']} | "
-              f"{c['wall_time_s'] / 60:.1f} min |")
+        print(f"| {name} | {m['miou']:.3f} | {m['ambiguous_acc']:.3f} | {_fmt(m.get('cue_free_acc'))} | "
+              f"{m['pixel_acc']:.3f} | {c['params'] / 1e6:.2f}M | {1000 * m['seconds_per_image']:.0f} | "
+              f"{c['steps']} | {c['wall_time_s'] / 60:.1f} min |")
+    kinds = list(some["metrics"].get("ambiguous_acc_by_kind", {}))
+    if kinds:
+        pixels = some["metrics"]["cue_free_pixels"]
+        print(f"\n### Accuracy per designed ambiguity (cue-free: {pixels:,} pixels with nothing but "
+              "their own ambiguous surface within 56 px)\n")
+        print("| model | " + " | ".join(kinds) + " | cue-free |")
+        print("|---|" + "---:|" * (len(kinds) + 1))
+        for name, c in cards.items():
+            m = c["metrics"]
+            print(f"| {name} | " + " | ".join(_fmt(m["ambiguous_acc_by_kind"][k]) for k in kinds)
+                  + f" | {_fmt(m['cue_free_acc'])} |")
     print("\n### Per-class IoU\n")
     classes = some["class_names"]
     print("| model | " + " | ".join(classes) + " |")

@@ -272,9 +272,10 @@ print(inspect.getsource(ObjectAttentionBlock.forward))
 # ## Part B · a trained OCRNet on an 800 × 800 street
 #
 # `toycity-ocr` is an OCRNet trained on **ToyCity**, synthetic streets built so that *context
-# decides*: car windows and building windows are painted by the same function, road and sidewalk
-# are the same surface.  A pixel in the middle of a car window cannot tell from its own colour
-# whether it is `car` or `building`; the object around it must decide.
+# decides*: car windows and building windows are painted by the same function; road and sidewalk
+# share one texture, and their colours come from one paving palette (red brick may be the road in
+# one scene, the sidewalk in the next).  A pixel in the middle of a car window cannot tell from its
+# own colour whether it is `car` or `building`; the object around it must decide.
 #
 # The backbone has output stride 8: an 800 × 800 image gives a **100 × 100 feature map**, so the
 # sim map is again 10000 × K, now with the K = 9 ToyCity classes.  (The model was trained on
@@ -311,7 +312,7 @@ plt.show()
 
 # %% [markdown]
 # We follow four pixels through the three steps: one in a **car window**, one in a **building
-# window** (same paint!), one on the **road** and one on the **sidewalk** (same surface!).
+# window** (same paint!), one on the **road** and one on the **sidewalk** (same texture, paving colours from one palette).
 # A pixel here means a *feature cell*: one of the 100 × 100 positions, an 8 × 8 block of the image.
 
 # %%
@@ -546,7 +547,7 @@ for name, (r, c) in pixels.items():
 #   of it lands on the pixel's own object is an empirical question, which notebooks 2 and 3 measure
 #   over whole images.
 # * Compare the **car window** with the **building window** (same paint) and the **road** with the
-#   **sidewalk** (same surface): do their sim-map rows differ?  Do the predictions?
+#   **sidewalk** (same texture): do their sim-map rows differ?  Do the predictions?
 #
 # After step 3 the object context (`f_up` output, 1 × C × 100 × 100) is concatenated with the pixel
 # representation and fused by `conv_bn_dropout`, and a 1 × 1 classifier gives the final logits.

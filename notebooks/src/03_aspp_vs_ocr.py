@@ -28,6 +28,7 @@ from ocrviz.analysis.cells import deepest_cell, labels_at_cells
 from ocrviz.analysis.context_share import (aspp_own_object_share, aspp_tap_map, context_map,
                                            ocr_own_object_share)
 from ocrviz.analysis.erf import gradient_erf
+from ocrviz.data.ambiguity import cue_free
 from ocrviz.data.dataset import ToyCityDataset, normalize, val_split
 from ocrviz.data.samples import load_sample
 from ocrviz.data.toycity import AMBIGUITY_KINDS, CLASSES, PALETTE
@@ -73,10 +74,12 @@ def overlay(ax, image, cell_map, stride, decades=3):
 # %% [markdown]
 # ## One pixel, two models
 #
-# A street with many parked cars.  We run both models once and compute, for every cell, the
-# own-object share of its context under OCR and under ASPP (the share of the context that falls on
-# the cell's own object: this car, this building, the road).  The pixel: the middle of the largest
-# car window — glass painted exactly like the building windows, so only context can tell.
+# A street with parked cars.  In this scene the road happens to be paved in brick red and the
+# sidewalk in grey; in the next scene it may be the other way round (ToyCity draws both pavings
+# from one palette).  We run both models once and compute, for every cell, the own-object share of
+# its context under OCR and under ASPP (the share of the context that falls on the cell's own
+# object: this car, this building, the road).  The pixel: the middle of the largest car window —
+# glass painted exactly like the building windows, so only context can tell.
 
 # %%
 sample = load_sample("street_2")
@@ -211,28 +214,66 @@ for name, sel in [("ambiguous cells", own["amb"]), ("other cells", ~own["amb"])]
 # ## Accuracy where context decides
 #
 # ToyCity flags its **ambiguous** pixels: car windows vs building windows, road vs sidewalk, sign
-# panels vs posters — identical paint, only context tells them apart.  The model cards (written by
-# the training run, on the first 100 validation scenes) report the accuracy on those pixels for
-# OCR, ASPP and **FCN**, the same backbone with no context module at all.
+# panels vs posters — identical paint (or, for the pavings, colours drawn from one palette), only
+# context tells them apart.  Most of them still have a *cue* close by: a kerb, a wheel, a window
+# frame.  The hardest are the **cue-free** pixels: nothing but the same ambiguous surface within
+# 56 px, a window wider than the backbone's whole receptive field (111 px).  A model without a
+# context module sees only grey (or red) paving there; only context from further away can decide.
+#
+# In `street_2`, yellow marks the cue-free pixels; then each model's mistakes on them (red) and
+# its right answers (green).  **FCN** is the same backbone with no context module at all.
+
+# %%
+fcn = ocrviz.load_model("toycity-fcn")
+with torch.no_grad():
+    fcn_pred = fcn(x)[0].argmax(0).numpy()
+free = cue_free(sample.ambiguity)                                  # H x W bool
+fig, axes = plt.subplots(1, 4, figsize=(18, 2.6))
+axes[0].imshow(sample.image)
+axes[0].imshow(np.where(free, 1.0, np.nan), cmap="autumn_r", alpha=0.5, vmin=0, vmax=1)
+axes[0].set_title(f"cue-free pixels ({free.mean():.0%} of the image)")
+for ax, (name, pred) in zip(axes[1:], [("OCR", ocr_pred), ("ASPP", aspp_pred), ("FCN", fcn_pred)]):
+    right = pred == sample.labels
+    show = np.full(sample.labels.shape + (3,), 0.0)
+    show[:] = sample.image / 255.0 * 0.35                           # dimmed image
+    show[free & right] = (0.1, 0.8, 0.2)
+    show[free & ~right] = (0.9, 0.1, 0.1)
+    ax.imshow(show)
+    ax.set_title(f"{name}: {right[free].mean():.1%} of the cue-free pixels right")
+for ax in axes:
+    ax.axis("off")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# One scene is an anecdote.  The model cards (written by the training run on the first 100
+# validation scenes) report the same accuracies over all of them, with the cue-free pixels and each
+# kind of ambiguity separately.
 
 # %%
 cards = {name: model_card(f"toycity-{name}") for name in ("ocr", "aspp", "fcn")}
-metrics = [("ambiguous_acc", "accuracy on ambiguous pixels"), ("pixel_acc", "pixel accuracy"), ("miou", "mIoU")]
-fig, ax = plt.subplots(figsize=(9, 3.4))
+for card in cards.values():                                        # flatten the per-kind numbers
+    card["metrics"].update({f"{kind}_acc": v for kind, v in card["metrics"]["ambiguous_acc_by_kind"].items()})
+metrics = [("cue_free_acc", "cue-free pixels"), ("surface_acc", "road / sidewalk"),
+           ("window_acc", "car / building windows"), ("panel_acc", "sign / poster"),
+           ("ambiguous_acc", "all ambiguous pixels"), ("pixel_acc", "all pixels"), ("miou", "mIoU")]
+fig, ax = plt.subplots(figsize=(15, 3.6))
 for i, (name, colour) in enumerate(zip(cards, ["tab:blue", "tab:orange", "tab:gray"])):
     values = [cards[name]["metrics"][m] for m, _ in metrics]
     bars = ax.bar(np.arange(len(metrics)) + (i - 1) * 0.27, values, width=0.27, color=colour, label=name.upper())
-    ax.bar_label(bars, fmt="%.3f", fontsize=8)
+    ax.bar_label(bars, fmt="%.3f", fontsize=7)
 ax.set_xticks(np.arange(len(metrics)), [label for _, label in metrics])
+ax.set_ylabel("accuracy (mIoU for the last group)")
 ax.set_ylim(0, 1.1)
-ax.legend(loc="upper right", ncol=3)
+ax.legend(loc="lower right", ncol=3)
 ax.set_title(f"model cards: {cards['ocr']['val_split']['n_images']} validation scenes, "
              f"{cards['ocr']['val_split']['height']} x {cards['ocr']['val_split']['width']}")
 plt.tight_layout()
 plt.show()
 for name, card in cards.items():
     print(f"{name.upper():5s} {card['params']:>9,d} parameters, {card['steps']} training steps, "
-          f"ambiguous-pixel accuracy {card['metrics']['ambiguous_acc']:.3f}")
+          f"ambiguous-pixel accuracy {card['metrics']['ambiguous_acc']:.3f}, "
+          f"cue-free {card['metrics']['cue_free_acc']:.3f} ({card['metrics']['cue_free_pixels']:,} pixels)")
 
 # %% [markdown]
 # ## Exercises
@@ -299,13 +340,15 @@ for name, card in cards.items():
 #
 # <details><summary>Answer</summary>
 #
-# Compare the three `ambiguous_acc` bars.  FCN has no context module: its only context is the
-# backbone's receptive field, so on pixels whose own appearance is ambiguous by design it should
-# be worst; the gap between FCN and the other two is what a context module buys.  Whether OCR
+# Compare the `cue_free_acc` bars first, then `ambiguous_acc`.  FCN has no context module: its
+# only context is the backbone's receptive field, so on cue-free pixels it can only guess from the
+# paving's look and the rough position — it should be worst there, and the gap between FCN and
+# the other two is what a context module buys.  On the other ambiguous pixels a cue lies within
+# reach of the receptive field, which is why all three models score much closer there.  Whether OCR
 # beats ASPP says whether *object-shaped* context is more useful than *fixed-distance* context on
 # these scenes.  If OCR wins on ambiguous pixels while its own-object share is *lower* than
 # ASPP's, the useful part of its context is not "more of my own object" but "what the objects of
-# each class look like in this image" — exactly what a car window needs to tell itself from a
-# building window painted the same way.  (Re-read the bars for the shipped models: the numbers,
+# each class look like in this image" — exactly what a cue-free paving pixel needs: "which of this
+# scene's two pavings has the cars on it?"  (Re-read the bars for the shipped models: the numbers,
 # not this answer, decide.)
 # </details>

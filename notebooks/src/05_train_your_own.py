@@ -150,8 +150,8 @@ print(f"saved and reloaded {path.name} ({path.stat().st_size / 1e6:.1f} MB); met
 #
 # Large stuff classes (building, road, sky) cover most pixels, so the loss rewards them first.
 # Small things (poles, signs, persons) cover a fraction of a percent of the pixels and need many
-# more steps; the road/sidewalk split needs *context* (the kerb, what stands on the surface), so it
-# also comes late.
+# more steps; the road/sidewalk split needs *context* (the kerb, what stands on the paving, which
+# of the scene's two pavings the cars are on), so it also comes late.
 # </details>
 #
 # **2.** Train with `aux_weight=0.0`.  The model still trains — look at the region weights in the
