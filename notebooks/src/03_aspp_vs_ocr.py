@@ -221,18 +221,23 @@ for name, sel in [("ambiguous cells", own["amb"]), ("other cells", ~own["amb"])]
 # context module sees only grey (or red) paving there; only context from further away can decide.
 #
 # In `street_2`, yellow marks the cue-free pixels; then each model's mistakes on them (red) and
-# its right answers (green).  **FCN** is the same backbone with no context module at all.
+# its right answers (green).  **FCN** is the same backbone with no context module at all.  The
+# second panel is OCR's own coarse segmentation, the *soft object regions* of step 1 (the auxiliary
+# head on the backbone, so it sees no further than FCN): compare it with OCR's final answer to see
+# what the object context repaired.
 
 # %%
 fcn = ocrviz.load_model("toycity-fcn")
 with torch.no_grad():
     fcn_pred = fcn(x)[0].argmax(0).numpy()
+    soft_pred = ocr(x, return_aux=True)[1][0].argmax(0).numpy()    # OCR's soft regions (aux head)
 free = cue_free(sample.ambiguity)                                  # H x W bool
-fig, axes = plt.subplots(1, 4, figsize=(18, 2.6))
+fig, axes = plt.subplots(1, 5, figsize=(22, 2.6))
 axes[0].imshow(sample.image)
 axes[0].imshow(np.where(free, 1.0, np.nan), cmap="autumn_r", alpha=0.5, vmin=0, vmax=1)
 axes[0].set_title(f"cue-free pixels ({free.mean():.0%} of the image)")
-for ax, (name, pred) in zip(axes[1:], [("OCR", ocr_pred), ("ASPP", aspp_pred), ("FCN", fcn_pred)]):
+models = [("OCR soft regions", soft_pred), ("OCR", ocr_pred), ("ASPP", aspp_pred), ("FCN", fcn_pred)]
+for ax, (name, pred) in zip(axes[1:], models):
     right = pred == sample.labels
     show = np.full(sample.labels.shape + (3,), 0.0)
     show[:] = sample.image / 255.0 * 0.35                           # dimmed image
