@@ -357,3 +357,22 @@ for name, card in cards.items():
 # scene's two pavings has the cars on it?"  (Re-read the bars for the shipped models: the numbers,
 # not this answer, decide.)
 # </details>
+#
+# **7.** (Debugging a model.)  In the cue-free figure, compare OCR's final answer with its own soft
+# regions.  Take a cue-free pixel where the context changed the answer — for the better or for the
+# worse — and print its sim-map row, `dict(zip(CLASSES, sim[row * w + col].round(3)))`, next to
+# what each region covers: the share of `rw[k]` on each true class,
+# `rw[k][cell_true == c].sum()`.  Does the pixel attend to the region of its own class?  Open the
+# same scene in the explorer of notebook 2 and click the pixel to see the same numbers drawn.
+#
+# <details><summary>Answer</summary>
+#
+# The regions themselves are usually clean — the road region's weight lies mostly on road cells,
+# the sidewalk region's on sidewalk cells — because the spatial softmax puts each region's weight on
+# the cells its soft segmentation is surest of.  The sim-map rows are another matter: a paving
+# pixel may put most of its weight on a region that is *not* its class (often the building
+# region).  The sim map is a learned similarity between a query and a key, not a class posterior:
+# what reaches the pixel is the mix of region *values*, and the fusion layer decides what to make
+# of it.  So "attends to its own class" is a hypothesis you can check pixel by pixel — and where a
+# model gets cue-free pixels wrong, this row is the first place to look.
+# </details>
