@@ -77,3 +77,17 @@ def test_shipped_ocr_model_captures_a_valid_sim_map() -> None:
     assert torch.allclose(cache.sim_map.sum(-1), torch.ones(1), atol=1e-5)
     acc = (logits.argmax(1)[0].numpy() == s.labels).mean()
     assert acc > 0.8, acc
+
+
+def test_readme_model_table_matches_the_model_cards() -> None:
+    """The README's shipped-model table is copied from the cards; it must not drift."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for name in SHIPPED:
+        m = model_card(name)["metrics"]
+        rows = [line for line in readme.splitlines() if line.startswith(f"| {name} ")]
+        assert len(rows) == 1, f"README has {len(rows)} table rows for {name}"
+        cells = [c.strip() for c in rows[0].strip("|").split("|")]
+        want = [f"{m[k]:.3f}" for k in ("miou", "ambiguous_acc", "cue_free_acc", "pixel_acc")]
+        assert cells[1:5] == want, (name, cells[1:5], want)
