@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -200,3 +201,25 @@ def test_run_all_collects_tables_and_reports_failures(tmp_path):
     assert "no --quick option: ran in full" in text and "half a table" in text
     assert "not_a_bench" not in text
     assert text.index("bench_bad.py") < text.index("bench_good.py")     # name order
+
+
+def test_stride_share_oracle(bench_modules):
+    """The share oracle is exact at stride 1, loses thin stripes at a coarse stride,
+    and its script prints a table whose stride-8 row is within [0, 1]."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import bench_stride_ceiling as b
+    finally:
+        sys.path.remove(str(BENCH))
+    from ocrviz.data.toycity import make_scene
+
+    s = make_scene(10_000_000)
+    np.testing.assert_array_equal(b.share_oracle(s.labels, 1), s.labels)
+    labels = np.zeros((64, 64), np.int64)
+    labels[:, 30:33] = 3                                       # a 3 px pole
+    assert (b.share_oracle(labels, 2) == 3).sum() > 0
+    assert (b.share_oracle(labels, 16) == 3).sum() == 0         # gone at stride 16
+    out = subprocess.run([sys.executable, str(BENCH / "bench_stride_ceiling.py"), "--images", "3"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    row = next(line for line in out.splitlines() if line.startswith("| share oracle, stride 8 |"))
+    assert 0.0 < float(row.split("|")[2]) <= 1.0
