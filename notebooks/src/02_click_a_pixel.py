@@ -20,7 +20,8 @@
 # **How to use the explorer.** Hover to follow the mouse; click to pin a pixel (click again or
 # press Esc to release); arrow keys move a pinned pixel (Shift: 5 cells).  Hover a bar to see that
 # region's weights alone.  The buttons switch the overlay (image, prediction, ground truth,
-# errors) and the mode (OCR / ASPP).
+# errors, and **cue-free**: the road and sidewalk pixels with nothing but paving within 56 px,
+# where only context from further away can decide) and the mode (OCR / ASPP).
 
 # %%
 import ipywidgets as widgets
@@ -34,6 +35,7 @@ import ocrviz
 from ocrviz.analysis.cells import labels_at_cells
 from ocrviz.analysis.context_share import ocr_own_object_share
 from ocrviz.analysis.erf import make_erf_fn
+from ocrviz.data.ambiguity import cue_free
 from ocrviz.data.dataset import normalize
 from ocrviz.data.samples import load_sample
 from ocrviz.data.toycity import CLASSES, PALETTE, colorize
@@ -61,7 +63,8 @@ def to_input(image):
 sample = load_sample("street_0")             # a validation scene (never seen in training)
 x = to_input(sample.image)
 explorer = ocrviz.Explorer(ocr, sample.image, sample.labels, aspp_model=aspp, transform=to_input,
-                           erf_fn=make_erf_fn(aspp, x), show_erf=True)
+                           erf_fn=make_erf_fn(aspp, x), show_erf=True,
+                           mark=cue_free(sample.ambiguity), mark_name="cue-free")
 
 # What the explorer shows, saved next to this notebook (the browser test compares the page with it).
 explorer.data.to_npz("explorer_expected.npz")
@@ -185,5 +188,8 @@ assert list(explorer2.selected) == [r2, c2] and list(explorer.selected) == first
 #   Notebook 3 compares the two systematically.
 # * Pin a pixel on the **road** near the kerb, then step with the arrow keys onto the **sidewalk**:
 #   when does the top region change, and does the prediction follow?
+# * Switch on the **cue-free** overlay and click inside the yellow area: the backbone sees nothing
+#   there but paving.  Which regions does the pixel attend to, and is the prediction right?
+#   Compare with the same pixel in ASPP mode, whose widest taps reach 144 px.
 # * Hover the bars: each region's weights sum to 1 over the image — bright where the region
 #   summary is taken from.

@@ -28,7 +28,7 @@ from .payload import ExplorerData, encode_erf, erf_to_cells, from_cache, to_payl
 
 STATIC = pathlib.Path(__file__).parent / "static"
 MODES = ("ocr", "aspp")
-OVERLAYS = ("image", "prediction", "ground truth", "errors")
+OVERLAYS = ("image", "prediction", "ground truth", "errors", "marked")
 ErfFn = Callable[[int, int], Any]
 
 
@@ -76,7 +76,8 @@ class Explorer(anywidget.AnyWidget):
     skip the model.
 
     Synced state: ``selected`` ([row, col] feature cell), ``mode`` ("ocr" |
-    "aspp"), ``overlay`` ("image" | "prediction" | "ground truth" | "errors"),
+    "aspp"), ``overlay`` ("image" | "prediction" | "ground truth" | "errors" |
+    "marked", the ``mark`` pixels, labelled by ``mark_name``),
     ``hover_region`` (-1 or k), ``show_erf`` (compute the ASPP ERF of the
     selected cell with ``erf_fn`` while in ASPP mode), ``width`` (CSS px).
     """
@@ -108,6 +109,9 @@ class Explorer(anywidget.AnyWidget):
     erf_cells = t.List(t.List(t.Int()), []).tag(sync=True)
     erf_maps = t.Bytes(b"").tag(sync=True)
     erf_scales = t.List(t.Float(), []).tag(sync=True)
+    mark = t.Bytes(b"").tag(sync=True)
+    mark_hw = t.List(t.Int(), []).tag(sync=True)
+    mark_name = t.Unicode("marked").tag(sync=True)
     # view state (synced both ways)
     selected = t.List(t.Int(), [0, 0], minlen=2, maxlen=2).tag(sync=True)
     mode = t.Enum(MODES, "ocr").tag(sync=True)
@@ -124,7 +128,8 @@ class Explorer(anywidget.AnyWidget):
     def __init__(self, model: Any, image: Any, labels: Any = None, *, aspp_model: Any = None,
                  class_names: Sequence[str] | None = None, palette: Any = None,
                  erf_fn: ErfFn | None = None, transform: Callable[[Any], Any] | None = None,
-                 aspp_rates: Sequence[int] | None = None, **widget_kwargs: Any) -> None:
+                 aspp_rates: Sequence[int] | None = None, mark: Any = None, mark_name: str = "marked",
+                 **widget_kwargs: Any) -> None:
         """Run ``model`` (and ``aspp_model``) on ``image`` with capture, then show it.
 
         ``image``: H x W x 3 uint8 (normalised with ImageNet mean / std, the
@@ -135,10 +140,12 @@ class Explorer(anywidget.AnyWidget):
         ``aspp_model`` and no ``erf_fn``, the ERF is Captum's gradient
         saliency of the ASPP model (``ocrviz.analysis.erf.make_erf_fn``),
         computed only for cells selected while ``mode="aspp"`` and
-        ``show_erf=True``.
+        ``show_erf=True``.  ``mark``: an H x W bool map that the overlay
+        button ``mark_name`` highlights (e.g. ``ocrviz.data.ambiguity.cue_free``).
         """
         data, x = _capture_data(model, image, labels, aspp_model=aspp_model, class_names=class_names,
-                                palette=palette, transform=transform, aspp_rates=aspp_rates)
+                                palette=palette, transform=transform, aspp_rates=aspp_rates,
+                                mark=mark, mark_name=mark_name)
         if erf_fn is None and aspp_model is not None:
             from ocrviz.analysis.erf import make_erf_fn
 
@@ -258,7 +265,8 @@ class Explorer(anywidget.AnyWidget):
 
 
 def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class_names: Any,
-                  palette: Any, transform: Any, aspp_rates: Any) -> tuple[ExplorerData, Any]:
+                  palette: Any, transform: Any, aspp_rates: Any, mark: Any = None,
+                  mark_name: str = "marked") -> tuple[ExplorerData, Any]:
     import torch
 
     from ocrviz.capture import run_with_cache
@@ -295,4 +303,5 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
     names = class_names if class_names is not None else getattr(model, "class_names", None)
     pal = palette if palette is not None else getattr(model, "palette", None)
     return from_cache(cache, shown, labels=labels, class_names=names, palette=pal,
-                      output_stride=getattr(model, "output_stride", None), **kw), x
+                      output_stride=getattr(model, "output_stride", None), mark=mark, mark_name=mark_name,
+                      **kw), x

@@ -108,6 +108,9 @@ class ExplorerData:
         aspp_pred:      optional h x w or H x W int class map (ASPP prediction)
         erf_maps:       optional {(y, x): map} precomputed ERFs of feature
                         cells, each map h x w or H x W, non-negative
+        mark:           optional h x w or H x W bool: pixels to highlight in
+                        the "marked" overlay (e.g. ToyCity's cue-free pixels)
+        mark_name:      the overlay's label, e.g. "cue-free" (1-30 characters)
 
     Example:
         >>> from ocrviz.widgets.synthetic import synthetic_data
@@ -129,6 +132,8 @@ class ExplorerData:
     aspp_shares: np.ndarray | None = None
     aspp_pred: np.ndarray | None = None
     erf_maps: Mapping[tuple[int, int], np.ndarray] | None = field(default=None)
+    mark: np.ndarray | None = None
+    mark_name: str = "marked"
 
     def __post_init__(self) -> None:
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen: normalise once)
@@ -188,6 +193,15 @@ class ExplorerData:
                     raise ValueError(f"erf_maps key {key!r} is outside the {h} x {w} feature grid")
                 erfs[(y, x)] = erf_to_cells(m, (h, w), s, (H, W))
             put("erf_maps", erfs)
+        if self.mark is not None:
+            m = np.asarray(self.mark)
+            if m.shape not in grids or m.dtype != np.bool_:
+                raise ValueError(f"mark has shape {m.shape} and dtype {m.dtype}; expected a bool map of the "
+                                 f"feature grid {grids[0]} or the image {grids[1]}")
+            put("mark", _readonly(m))
+        name = self.mark_name
+        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 30:
+            raise ValueError(f"mark_name={name!r}; give a short label (1-30 characters), e.g. 'cue-free'")
 
     # ---- derived, shared by the widget, the tests and the notebooks ----
     @property
@@ -245,6 +259,9 @@ class ExplorerData:
             extra["aspp_shares"] = np.asarray(self.aspp_shares)                  # HW x 5
         if self.aspp_pred is not None:
             extra["aspp_pred"] = np.asarray(self.aspp_pred)
+        if self.mark is not None:
+            extra["mark"] = np.asarray(self.mark)
+            extra["mark_name"] = np.array(self.mark_name)
         np.savez(path, sim_map=self.sim_map, region_weights=self.region_weights,
                  pred_cells=np.array([self.pred_at(y, x) for y, x in cells], np.int32).reshape(h, w),
                  feat_hw=np.array(self.feat_hw), output_stride=np.array(self.output_stride),
@@ -338,7 +355,8 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
     Buffers (little-endian, row-major): ``image`` (PNG/JPEG file bytes),
     ``pred``/``gt``/``aspp_pred`` uint8, ``sim_map`` float32 HW x K,
     ``region_q`` uint8 K x h x w with per-map ``region_scale``,
-    ``aspp_shares`` float32 HW x n, ``erf_maps`` uint8 N x h x w.
+    ``aspp_shares`` float32 HW x n, ``erf_maps`` uint8 N x h x w, ``mark``
+    uint8 0/1.
     Empty ``b""`` marks an absent optional buffer.  ``image_override``: a
     resized copy of the image to send instead (``image_hw`` keeps the true
     size; the view scales the picture to it).
@@ -384,6 +402,9 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
         "erf_cells": erf_cells,
         "erf_maps": b"".join(q.tobytes() for q in erf_q),
         "erf_scales": erf_scales,
+        "mark": u8(data.mark),
+        "mark_hw": [] if data.mark is None else list(data.mark.shape),
+        "mark_name": data.mark_name,
         "num_classes": k,
     }
 
@@ -406,7 +427,8 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
                palette: Any = None, output_stride: int | None = None, batch_index: int = 0,
                aspp_cache: Any = None, aspp_rates: Sequence[int] | None = None,
                aspp_project_weight: Any = None,
-               erf_maps: Mapping[tuple[int, int], Any] | None = None) -> ExplorerData:
+               erf_maps: Mapping[tuple[int, int], Any] | None = None,
+               mark: Any = None, mark_name: str = "marked") -> ExplorerData:
     """ExplorerData from an OCR capture ``Cache`` (and optionally an ASPP one).
 
     Reads ``cache.sim_map`` (B x HW x K), ``cache.region_weights``
@@ -415,7 +437,8 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
     3 x H x W tensor), ``labels`` optional H x W ground truth (255 = ignore).
     With ``aspp_cache`` (captured from an ASPP model on the same input):
     branch shares from hooks ``hook_branch0..n`` + ``hook_pool`` (weighted by
-    ``aspp_project_weight`` when given) and the ASPP prediction.
+    ``aspp_project_weight`` when given) and the ASPP prediction.  ``mark``:
+    an optional H x W bool map shown by the overlay named ``mark_name``.
 
     Example:
         >>> logits, cache = ocrviz.run_with_cache(model, x)           # doctest: +SKIP
@@ -447,4 +470,5 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
                   aspp_pred=_np(aspp_cache.logits)[b].argmax(0))
     return ExplorerData(image=img, feat_hw=(h, w), output_stride=int(output_stride),
                         class_names=tuple(class_names), palette=pal, pred=logits.argmax(0),
-                        sim_map=sim, region_weights=rw, gt=gt, erf_maps=erf_maps, **kw)
+                        sim_map=sim, region_weights=rw, gt=gt, erf_maps=erf_maps,
+                        mark=None if mark is None else _np(mark).astype(bool), mark_name=mark_name, **kw)

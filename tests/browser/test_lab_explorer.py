@@ -13,6 +13,7 @@ expected.npz or explorer_expected.npz; another name via
 from __future__ import annotations
 
 import json
+import re
 import os
 import pathlib
 import shutil
@@ -208,3 +209,26 @@ def test_second_explorer_renders_and_stays_independent(nb_page) -> None:
 
 def test_no_page_errors(nb_page) -> None:
     assert nb_page.errors == [], nb_page.errors
+
+
+def test_marked_overlay_shows_the_cue_free_share(nb_page, expected, shots) -> None:
+    """The notebook passes ToyCity's cue-free mask as `mark`: the overlay button carries its
+    name and the title reads back the share of marked pixels that Python computed."""
+    if "mark" not in expected:
+        pytest.skip("this notebook's explorer has no mark")
+    root = _explorer(nb_page)
+    name = str(expected["mark_name"])
+    button = root.locator(".ocrviz-overlay-btn[data-overlay='marked']")
+    assert button.is_visible() and button.text_content() == name
+    image = root.locator("canvas.ocrviz-image")
+    before = image.evaluate("(c) => c.toDataURL()")
+    button.click()
+    assert read_state(root)["overlay"] == "marked"
+    title = root.locator(".ocrviz-title").first.text_content()
+    m = re.search(re.escape(name) + r": ([0-9.]+)% of the image", title)
+    assert m, title
+    assert abs(float(m.group(1)) - 100 * expected["mark"].mean()) <= 0.051, (title, expected["mark"].mean())
+    assert image.evaluate("(c) => c.toDataURL()") != before
+    root.screenshot(path=str(shots / "lab_marked_overlay.png"))
+    root.locator(".ocrviz-overlay-btn[data-overlay='image']").click()
+    assert read_state(root)["overlay"] == "image"

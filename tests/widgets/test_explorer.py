@@ -94,9 +94,14 @@ def test_explorer_runs_the_capture_itself() -> None:
     aspp = ocrviz.create_model("aspp", num_classes=3, widths=(8, 8, 16, 16), channels=8, rates=(1, 2, 3))
     image = (np.random.default_rng(0).random((32, 48, 3)) * 255).astype(np.uint8)
     labels = np.zeros((32, 48), np.int64)
-    ex = Explorer(ocr, image, labels, aspp_model=aspp)
+    mark = np.zeros((32, 48), bool)
+    mark[8:, :20] = True
+    ex = Explorer(ocr, image, labels, aspp_model=aspp, mark=mark, mark_name="cue-free")
     assert ocr.training and aspp.training                     # mode restored after the capture
     d = ex.data
+    np.testing.assert_array_equal(d.mark, mark)
+    assert ex.mark_name == "cue-free" and ex.mark_hw == [32, 48] and len(ex.mark) == 32 * 48
+    ex.overlay = "marked"
     assert d.class_names == ("road", "car", "sky") and d.aspp_rates == (1, 2, 3)
     np.testing.assert_array_equal(d.image, image)
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255

@@ -44,6 +44,9 @@ def _fields(d: ExplorerData, **change) -> dict:
     (lambda d: dict(aspp_shares=d.aspp_shares[:, :4]), r"expected \(128, 5\)"),
     (lambda d: dict(erf_maps={(8, 0): np.ones((8, 16))}), "outside the 8 x 16 feature grid"),
     (lambda d: dict(erf_maps={(0, 0): np.ones((3, 3))}), "ERF map has shape"),
+    (lambda d: dict(mark=np.ones((8, 16), np.int64)), "expected a bool map"),
+    (lambda d: dict(mark=np.ones((5, 5), bool)), "expected a bool map"),
+    (lambda d: dict(mark_name=""), "short label"),
 ])
 def test_validation_errors_say_what_is_wrong(data: ExplorerData, change, msg: str) -> None:
     with pytest.raises(ValueError, match=msg):
@@ -212,3 +215,17 @@ def test_from_cache_with_a_real_model() -> None:
     d = from_cache(cache, x[0])
     assert d.feat_hw == (4, 6) and d.output_stride == 8 and d.num_classes == 3
     np.testing.assert_array_equal(d.pred, logits[0].argmax(0).numpy())
+
+
+def test_mark_travels_to_the_payload_and_the_npz(tmp_path, data: ExplorerData) -> None:
+    mark = np.zeros(data.image_hw, bool)
+    mark[:10, 5:20] = True
+    d = ExplorerData(**_fields(data, mark=mark, mark_name="cue-free"))
+    p = to_payload(d)
+    np.testing.assert_array_equal(np.frombuffer(p["mark"], np.uint8).reshape(p["mark_hw"]), mark)
+    assert p["mark_name"] == "cue-free"
+    d.to_npz(tmp_path / "m.npz")
+    z = np.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(z["mark"], mark)
+    assert str(z["mark_name"]) == "cue-free"
+    assert to_payload(data)["mark"] == b"" and to_payload(data)["mark_hw"] == []

@@ -6,7 +6,7 @@
 const VIRIDIS = [[68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
   [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37]];
 const BRANCH_COLOURS = ["#a8a8a8", "#ff9f1c", "#f038ff", "#2ec4f1", "#9be564", "#ffd166", "#ef476f"];
-const OVERLAYS = ["image", "prediction", "ground truth", "errors"];
+const OVERLAYS = ["image", "prediction", "ground truth", "errors", "marked"];
 const IGNORE = 255;
 
 function u8(dv) {
@@ -76,7 +76,12 @@ async function render({ model, el: host }) {
     pred: { data: u8(model.get("pred")), hw: model.get("pred_hw") },
     gt: { data: u8(model.get("gt")), hw: model.get("gt_hw") },
     aspp: { data: u8(model.get("aspp_pred")), hw: model.get("aspp_pred_hw") },
+    mark: { data: u8(model.get("mark")), hw: model.get("mark_hw") },
   };
+  const markName = model.get("mark_name") || "marked";
+  let markCount = 0;
+  for (let i = 0; i < maps.mark.data.length; i++) markCount += maps.mark.data[i];
+  const markPct = maps.mark.data.length ? (100 * markCount / maps.mark.data.length).toFixed(1) : "0.0";
   const rates = model.get("aspp_rates") || [];
   const shares = f32(model.get("aspp_shares"));
   const nBranch = rates.length + 2;
@@ -102,8 +107,9 @@ async function render({ model, el: host }) {
   const overlayBtn = {};
   for (const o of OVERLAYS) {
     const b = el("button", "ocrviz-overlay-btn", { "data-overlay": o, type: "button" });
-    b.textContent = o; overlayBtn[o] = b; overlays.append(b);
+    b.textContent = o === "marked" ? markName : o; overlayBtn[o] = b; overlays.append(b);
     if ((o === "ground truth" || o === "errors") && !maps.gt.data.length) { b.disabled = true; b.title = "no labels given"; }
+    if (o === "marked" && !maps.mark.data.length) b.hidden = true;        // only with a mark= map
   }
   const pin = el("span", "ocrviz-pin");
   toolbar.append(modes, overlays, pin);
@@ -222,6 +228,12 @@ async function render({ model, el: host }) {
     for (let i = 0; i < g.length; i++) px[i] = g[i] === IGNORE ? ign : (p[i] === g[i] ? right : wrong);
     ctx.putImageData(id, 0, 0); return c;
   };
+  const markCanvas = () => {      // marked pixels in yellow, the rest dimmed
+    const [mh, mw] = maps.mark.hw, c = small(mh, mw), ctx = c.getContext("2d"), id = ctx.createImageData(mw, mh);
+    const px = new Uint32Array(id.data.buffer), on = ((150 << 24) | (0 << 16) | (230 << 8) | 255) >>> 0, off = (110 << 24) >>> 0;
+    for (let i = 0; i < maps.mark.data.length; i++) px[i] = maps.mark.data[i] ? on : off;
+    ctx.putImageData(id, 0, 0); return c;
+  };
   const layers = new Map();
   const layer = (key, paint) => {
     if (!layers.has(key)) {
@@ -242,6 +254,7 @@ async function render({ model, el: host }) {
     if (o === "errors" && maps.gt.data.length) return layer("err:" + which, (ctx) => {
       ctx.fillStyle = "rgba(255,255,255,0.35)"; ctx.fillRect(0, 0, bw, bh); ctx.drawImage(errorCanvas(predMap()), 0, 0, bw, bh);
     });
+    if (o === "marked" && maps.mark.data.length) return layer("mark", (ctx) => ctx.drawImage(markCanvas(), 0, 0, bw, bh));
     return layer("image", () => {});
   };
   const dimLayer = () => layer("dim", (ctx) => { ctx.fillStyle = "rgba(0,0,0,0.62)"; ctx.fillRect(0, 0, bw, bh); });
@@ -286,9 +299,10 @@ async function render({ model, el: host }) {
     const ctx = cImg.getContext("2d");
     ctx.drawImage(overlayLayer(), 0, 0);
     outline(ctx);
+    const shown = state.overlay === "marked" ? `${markName}: ${markPct}% of the image` : state.overlay;
     titleA.textContent = state.mode === "aspp"
-      ? `image (${state.overlay}) · ASPP taps of the selected cell (${s}px cells)`
-      : `image (${state.overlay}) · selected cell = ${s}x${s} px`;
+      ? `image (${shown}) · ASPP taps of the selected cell (${s}px cells)`
+      : `image (${shown}) · selected cell = ${s}x${s} px`;
   }
 
   function drawHeat(vals) {
