@@ -1,4 +1,4 @@
-"""ocrviz.data: the ToyCity generator, dataset folders and image loading.
+"""ocrviz.data: the ToyCity generator and its cue-free masks, dataset folders and image loading.
 
 Names are resolved lazily: ``from ocrviz.data import make_scene`` loads only
 the generator module, not the folder readers or the image I/O.
@@ -16,6 +16,7 @@ _PUBLIC = {
     **dict.fromkeys(["make_scene", "Scene", "CLASSES", "PALETTE", "NUM_CLASSES", "IGNORE_INDEX",
                      "THING_CLASSES", "AMBIGUITY_KINDS", "CITYSCAPES_TRAIN_IDS", "colorize"],
                     "ocrviz.data.toycity"),
+    **dict.fromkeys(["cue_free", "CUE_FREE_RADIUS"], "ocrviz.data.ambiguity"),
     **dict.fromkeys(["ToyCityDataset", "TRAIN_SEEDS", "VAL_SEEDS", "MEAN", "STD", "normalize",
                      "denormalize", "val_split"], "ocrviz.data.dataset"),
     **dict.fromkeys(["load_image", "prepare_image", "pad_to_stride", "to_tensor", "crop_back",
