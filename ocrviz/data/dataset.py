@@ -68,9 +68,10 @@ class ToyCityDataset(Dataset):
     Item ``i`` is a dict: ``image`` float 3 x H x W (normalised), ``labels``
     int64 H x W, ``ambiguous`` bool H x W, ``ambiguity`` uint8 H x W (the
     kind codes), ``cue_free`` bool H x W (:func:`ocrviz.data.ambiguity.cue_free`,
-    radius scaled to the height), ``instances`` int32 H x W, ``seed`` int.  ``augment=True`` adds a random horizontal flip and a
-    brightness/contrast jitter drawn from torch's global RNG (so DataLoader
-    worker seeding applies); the scene itself stays fixed by its seed.
+    radius scaled to the height), ``instances`` int32 H x W, ``seed`` int.
+    ``augment=True`` adds a random horizontal flip and a brightness/contrast
+    jitter drawn from torch's global RNG (so DataLoader worker seeding
+    applies); the scene itself stays fixed by its seed.
     """
 
     def __init__(self, seeds: range | Sequence[int], height: int = 256, width: int = 512,
