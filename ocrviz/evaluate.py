@@ -109,3 +109,34 @@ def evaluate(model: torch.nn.Module, dataset: Iterable[dict], num_classes: int |
         confusion=conf.tolist(),
     )
     return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ocrviz.evaluate toycity-ocr [toycity-aspp ...] [--images 100]``:
+    re-evaluate shipped models on the fixed validation split and print a table."""
+    import argparse
+
+    from ocrviz.data.dataset import ToyCityDataset, val_split
+    from ocrviz.zoo import SHIPPED, load_model
+
+    parser = argparse.ArgumentParser(prog="python -m ocrviz.evaluate", description=main.__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="+", metavar="NAME", help=f"shipped model names: {', '.join(SHIPPED)}")
+    parser.add_argument("--images", type=int, default=100, help="validation scenes, 1..200 (default 100)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    models = {name: load_model(name) for name in args.models}     # unknown names fail here, before any work
+    data = ToyCityDataset(val_split(args.images))
+    print(f"| model | mIoU | pixel acc | ambiguous acc | cue-free acc | {' | '.join(AMBIGUITY_KINDS[1:])} |")
+    print("|---|---:|---:|---:|---:|" + "---:|" * (len(AMBIGUITY_KINDS) - 1))
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731  (None: no such pixel in the split)
+    for name, model in models.items():
+        r = evaluate(model, data)
+        kinds = " | ".join(fmt(r["ambiguous_acc_by_kind"][k]) for k in AMBIGUITY_KINDS[1:])
+        print(f"| {name} | {r['miou']:.3f} | {r['pixel_acc']:.3f} | {fmt(r['ambiguous_acc'])} | "
+              f"{fmt(r['cue_free_acc'])} | {kinds} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -86,3 +86,14 @@ def test_evaluate_ambiguity_breakdown_matches_brute_force() -> None:
     assert rep["cue_free_acc"] == pytest.approx(acc(cue))
     assert rep["cue_free_pixels"] == int((cue & valid).sum())
     assert rep["pixel_acc"] == pytest.approx(acc(torch.ones_like(valid)))
+
+
+def test_cli_prints_the_table_and_rejects_unknown_names(capsys) -> None:
+    from ocrviz.evaluate import main
+
+    main(["toycity-fcn", "--images", "2", "--threads", "1"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("| model | mIoU |") and out[2].startswith("| toycity-fcn | 0.")
+    assert len(out[2].split("|")) == len(out[0].split("|"))
+    with pytest.raises(ValueError, match="toycity-ocr, toycity-aspp, toycity-fcn"):
+        main(["toycity-ocnet"])
