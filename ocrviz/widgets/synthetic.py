@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .payload import ExplorerData, default_palette
+from .explorer_data import ExplorerData, default_palette
 
 
 def _softmax(a: np.ndarray, axis: int) -> np.ndarray:
