@@ -224,7 +224,9 @@ for name, sel in [("ambiguous cells", own["amb"]), ("other cells", ~own["amb"])]
 # its right answers (green).  **FCN** is the same backbone with no context module at all.  The
 # second panel is OCR's own coarse segmentation, the *soft object regions* of step 1 (the auxiliary
 # head on the backbone, so it sees no further than FCN): compare it with OCR's final answer to see
-# what the object context repaired.
+# where the object context repaired the soft regions — and where it made them worse.  One scene
+# can go either way; the model cards below count all 100 validation scenes, and exercise 7 shows
+# how to find out why a pixel went wrong.
 
 # %%
 fcn = ocrviz.load_model("toycity-fcn")
