@@ -53,14 +53,23 @@ def metrics_from_confusion(conf: np.ndarray, class_names: list[str] | None = Non
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """B x 3 x H x W normalised float -> B x H x W int64 class ids."""
-    return model(images).argmax(1)
+def predict(model: torch.nn.Module, images: torch.Tensor, aux: bool = False) -> torch.Tensor:
+    """B x 3 x H x W normalised float -> B x H x W int64 class ids.
+
+    ``aux=True``: the auxiliary head's classes instead (for OCRNet, its soft
+    object regions); a model without one raises ``ValueError``."""
+    if not aux:
+        return model(images).argmax(1)
+    out = model(images, return_aux=True)[1]
+    if out is None:
+        raise ValueError(f"{type(model).__name__} ({getattr(model, 'arch', '?')}) has no auxiliary head; "
+                         "aux=True works for OCRNet (its soft object regions)")
+    return out.argmax(1)
 
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, dataset: Iterable[dict], num_classes: int | None = None,
-             class_names: list[str] | None = None, batch_size: int = 4) -> dict:
+             class_names: list[str] | None = None, batch_size: int = 4, aux: bool = False) -> dict:
     """Evaluate a model on a dataset of dicts with ``image``, ``labels`` and
     optionally ``ambiguous`` (as yielded by ``ToyCityDataset``).
 
@@ -68,7 +77,8 @@ def evaluate(model: torch.nn.Module, dataset: Iterable[dict], num_classes: int |
     of lists) and the CPU time per image; with ``ambiguous`` in the items also
     ``ambiguous_acc``, with ``ambiguity`` codes ``ambiguous_acc_by_kind``, and
     with ``cue_free`` masks ``cue_free_acc`` (each None where no pixel counts,
-    next to its ``*_pixels`` count).
+    next to its ``*_pixels`` count).  ``aux=True`` scores the auxiliary head
+    (OCRNet's soft object regions) instead of the final prediction.
     """
     was_training = model.training
     model.eval()
@@ -82,7 +92,7 @@ def evaluate(model: torch.nn.Module, dataset: Iterable[dict], num_classes: int |
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     for batch in loader:
         t0 = time.perf_counter()
-        pred = predict(model, batch["image"])
+        pred = predict(model, batch["image"], aux)
         seconds += time.perf_counter() - t0
         labels = batch["labels"]
         conf += confusion_matrix(pred.numpy(), labels.numpy(), k)
@@ -123,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("models", nargs="+", metavar="NAME", help=f"shipped model names: {', '.join(SHIPPED)}")
     parser.add_argument("--images", type=int, default=100, help="validation scenes, 1..200 (default 100)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--soft-regions", action="store_true",
+                        help="also score OCRNet's soft object regions (its auxiliary head)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -131,8 +143,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"| model | mIoU | pixel acc | ambiguous acc | cue-free acc | {' | '.join(AMBIGUITY_KINDS[1:])} |")
     print("|---|---:|---:|---:|---:|" + "---:|" * (len(AMBIGUITY_KINDS) - 1))
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731  (None: no such pixel in the split)
-    for name, model in models.items():
-        r = evaluate(model, data)
+    runs = [(name, model, False) for name, model in models.items()]
+    if args.soft_regions:
+        runs += [(f"{name} (soft regions)", m, True) for name, m in models.items() if getattr(m, "arch", "") == "ocrnet"]
+    for name, model, aux in runs:
+        r = evaluate(model, data, aux=aux)
         kinds = " | ".join(fmt(r["ambiguous_acc_by_kind"][k]) for k in AMBIGUITY_KINDS[1:])
         print(f"| {name} | {r['miou']:.3f} | {r['pixel_acc']:.3f} | {fmt(r['ambiguous_acc'])} | "
               f"{fmt(r['cue_free_acc'])} | {kinds} |", flush=True)

@@ -91,9 +91,33 @@ def test_evaluate_ambiguity_breakdown_matches_brute_force() -> None:
 def test_cli_prints_the_table_and_rejects_unknown_names(capsys) -> None:
     from ocrviz.evaluate import main
 
-    main(["toycity-fcn", "--images", "2", "--threads", "1"])
+    main(["toycity-fcn", "toycity-ocr", "--images", "2", "--threads", "1", "--soft-regions"])
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("| model | mIoU |") and out[2].startswith("| toycity-fcn | 0.")
-    assert len(out[2].split("|")) == len(out[0].split("|"))
+    assert [line.split("|")[1].strip() for line in out[2:]] == ["toycity-fcn", "toycity-ocr",
+                                                                "toycity-ocr (soft regions)"]
+    assert all(len(line.split("|")) == len(out[0].split("|")) for line in out[2:])
     with pytest.raises(ValueError, match="toycity-ocr, toycity-aspp, toycity-fcn"):
         main(["toycity-ocnet"])
+
+
+def test_aux_scores_the_soft_regions_and_needs_an_aux_head() -> None:
+    """aux=True scores OCRNet's auxiliary output (checked against a direct argmax);
+    a model without an auxiliary head is refused with a clear message."""
+    import torch
+
+    import ocrviz
+    from ocrviz.data.dataset import ToyCityDataset, val_split
+    from ocrviz.evaluate import evaluate
+
+    torch.manual_seed(0)
+    ocr = ocrviz.create_model("ocrnet", num_classes=9, widths=(8, 8, 16, 16), mid_channels=16, key_channels=8).eval()
+    ds = ToyCityDataset(val_split(2), height=64, width=128)
+    rep = evaluate(ocr, ds, aux=True)
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2)))
+    with torch.no_grad():
+        want = ocr(batch["image"], return_aux=True)[1].argmax(1)
+    assert rep["pixel_acc"] == pytest.approx((want == batch["labels"]).float().mean().item())
+    fcn = ocrviz.create_model("fcn", num_classes=9, widths=(8, 8, 16, 16), channels=8).eval()
+    with pytest.raises(ValueError, match="no auxiliary head"):
+        evaluate(fcn, ds, aux=True)
