@@ -57,3 +57,19 @@ def test_on_a_scene_cue_free_pixels_are_ambiguous_and_see_only_their_kind() -> N
 def test_bad_input(bad, match) -> None:
     with pytest.raises(ValueError, match=match):
         cue_free(bad, -1 if match == "radius" else 3)
+
+
+def test_the_window_is_wider_than_the_shipped_backbones_receptive_field() -> None:
+    """The premise of 'cue-free': no input pixel outside the window reaches the
+    feature cell, for the backbone the shipped models use (dilated=False)."""
+    import torch
+
+    from ocrviz.models.backbone import DilatedResNet
+    from ocrviz.zoo import SHIPPED, model_card
+
+    assert all(model_card(n)["model_kwargs"] == {"dilated": False} for n in SHIPPED)
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 256, 256, requires_grad=True)
+    DilatedResNet(dilated=False).eval()(x)[0, :, 16, 16].sum().backward()
+    rows = (x.grad[0].abs().sum((0, 2)) > 0).nonzero()[:, 0]
+    assert int(rows.max() - rows.min() + 1) < 2 * CUE_FREE_RADIUS + 1
