@@ -38,7 +38,7 @@ def main() -> None:
     if kinds:
         pixels = some["metrics"]["cue_free_pixels"]
         print(f"\n### Accuracy per designed ambiguity (cue-free: {pixels:,} pixels with nothing but "
-              "their own ambiguous surface within 56 px)\n")
+              "their own ambiguous surface within 77 px)\n")
         print("| model | " + " | ".join(kinds) + " | cue-free |")
         print("|---|" + "---:|" * (len(kinds) + 1))
         for name, c in cards.items():

@@ -20,7 +20,7 @@
 # **How to use the explorer.** Hover to follow the mouse; click to pin a pixel (click again or
 # press Esc to release); arrow keys move a pinned pixel (Shift: 5 cells).  Hover a bar to see that
 # region's weights alone.  The buttons switch the overlay (image, prediction, ground truth,
-# errors, and **cue-free**: the road and sidewalk pixels with nothing but paving within 56 px,
+# errors, and **cue-free**: the road and sidewalk pixels with nothing but paving within 77 px,
 # where only context from further away can decide) and the mode (OCR / ASPP).
 
 # %%

@@ -217,8 +217,9 @@ for name, sel in [("ambiguous cells", own["amb"]), ("other cells", ~own["amb"])]
 # panels vs posters — identical paint (or, for the pavings, colours drawn from one palette), only
 # context tells them apart.  Most of them still have a *cue* close by: a kerb, a wheel, a window
 # frame.  The hardest are the **cue-free** pixels: nothing but the same ambiguous surface within
-# 56 px, a window wider than the backbone's whole receptive field (111 px).  A model without a
-# context module sees only grey (or red) paving there; only context from further away can decide.
+# 77 px, the whole reach of a model without a context module (the backbone's 111 px receptive
+# field, its head's 3 × 3 conv and the upsampling between cells, measured with autograd).  Such a
+# model sees only grey (or red) paving there; only context from further away can decide.
 #
 # In `street_2`, yellow marks the cue-free pixels; then each model's mistakes on them (red) and
 # its right answers (green).  **FCN** is the same backbone with no context module at all.  The

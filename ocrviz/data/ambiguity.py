@@ -4,11 +4,14 @@ A ToyCity pixel is *ambiguous* when its local appearance is shared by two
 classes (``Scene.ambiguity`` codes, see ``toycity.AMBIGUITY_KINDS``).  Near a
 kerb, a wheel or a facade edge, a convolution still sees the cue that decides
 it.  A *cue-free* pixel sees none: every pixel in the (2r+1) x (2r+1) window
-around it carries the same ambiguity code.  With ``r = CUE_FREE_RADIUS = 56``
-at 256 x 512 that window (113 px) is wider than the shipped backbone's whole
-receptive field (111 px), so a model without a context module has nothing
-but the ambiguous surface itself to go on; only context from further away
-(ASPP's wide taps and image pooling, or OCR's object regions) can decide it.
+around it carries the same ambiguity code.  ``r = CUE_FREE_RADIUS = 77`` at
+256 x 512 is the measured reach of the shipped no-context FCN: the gradient
+of its logit at any pixel is zero for every input pixel more than 77 px away
+(the backbone's 111 px receptive field, the head's 3 x 3 conv at stride 8,
+and the bilinear upsampling between cells; see tests/data/test_ambiguity.py).
+So a model without a context module has nothing but the ambiguous surface
+itself to go on there; only context from further away (ASPP's wide taps and
+image pooling, or OCR's object regions) can decide it.
 
     >>> from ocrviz.data.toycity import make_scene
     >>> scene = make_scene(0)
@@ -18,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-# Half-width in pixels at 256 x 512: the window 2r+1 = 113 px is just wider than
-# the receptive field of DilatedResNet(dilated=False) (111 px).
-CUE_FREE_RADIUS = 56
+# Half-width in pixels at 256 x 512: how far the shipped FCN's logit at a pixel
+# reaches into the input (measured by autograd; tested).
+CUE_FREE_RADIUS = 77
 
 
 def cue_free(ambiguity: np.ndarray, radius: int = CUE_FREE_RADIUS) -> np.ndarray:

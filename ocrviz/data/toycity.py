@@ -41,9 +41,10 @@ kerbs, lane dashes) has its own local appearance.  Ambiguous share of pixels
 over the first 100 validation scenes (256 x 512): 45% on average (5th-95th
 percentile 32-56%): surface 40%, window 4.5%, panel 0.9%.  A linear classifier
 on 5 x 5 patch colour statistics, trained on other scenes, separates the pairs
-at near chance (see tests/data/test_toycity.py).  6% of the pixels are
+at near chance (see tests/data/test_toycity.py).  2% of the pixels are
 *cue-free* (``ocrviz.data.ambiguity``: nothing but the same ambiguous surface
-within 56 px, more than the backbone's receptive field), 0-15% per scene.
+within 77 px, the whole reach of a model without a context module), 0-9% per
+scene.
 
 Instances: every object gets its own id > 0 (each building, car, person,
 pole, sign panel, tree); road, sidewalk and sky are 0.  ``THING_CLASSES``

@@ -146,7 +146,7 @@ def test_hand_checked_road_and_sidewalk_one_texture_scene_colours(hand_checked):
     assert _interior(kerb, 5).sum() == 0                          # never 5 px thick
     # the pedestrian viewpoint: the bottom rows are sidewalk far from any cue
     assert (s.labels[-20:] == tc.SIDEWALK).mean() > 0.95
-    assert (cue_free(s.ambiguity) & walk).sum() > 10000
+    assert (cue_free(s.ambiguity) & walk).sum() > 3000
 
 
 def test_road_and_sidewalk_colours_come_from_one_palette():
@@ -167,7 +167,7 @@ def test_road_and_sidewalk_colours_come_from_one_palette():
 
 def test_pedestrian_viewpoints_give_cue_free_sidewalk():
     """About a third of the scenes are shot from a sidewalk: cue-free pixels
-    (no other appearance within 56 px) are then sidewalk, not only road."""
+    (no other appearance within 77 px) are then sidewalk, not only road."""
     counts = np.zeros(2)
     views = 0
     for seed in range(500, 530):

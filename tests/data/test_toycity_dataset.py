@@ -25,8 +25,8 @@ def test_item_fields_and_values():
     np.testing.assert_array_equal(item["labels"].numpy(), scene.labels)
     np.testing.assert_array_equal(item["ambiguous"].numpy(), scene.ambiguous)
     np.testing.assert_array_equal(item["ambiguity"].numpy(), scene.ambiguity)
-    # the cue-free radius scales with the height: 56 px at 256 rows
-    np.testing.assert_array_equal(item["cue_free"].numpy(), cue_free(scene.ambiguity, round(56 * H / 256)))
+    # the cue-free radius scales with the height: 77 px at 256 rows
+    np.testing.assert_array_equal(item["cue_free"].numpy(), cue_free(scene.ambiguity, round(77 * H / 256)))
     np.testing.assert_array_equal(D.denormalize(item["image"]), scene.image)
     assert int(item["labels"].max()) < NUM_CLASSES
 
@@ -77,7 +77,7 @@ def test_augment_flips_labels_with_the_image():
         for key in ("ambiguous", "ambiguity", "instances"):
             ref = getattr(scene, key)
             np.testing.assert_array_equal(item[key].numpy(), ref[:, ::-1] if flipped else ref)
-        ref = cue_free(scene.ambiguity, round(56 * H / 256))
+        ref = cue_free(scene.ambiguity, round(77 * H / 256))
         np.testing.assert_array_equal(item["cue_free"].numpy(), ref[:, ::-1] if flipped else ref)
         got = D.denormalize(item["image"]).astype(float).ravel()
         assert np.corrcoef(got, ref_img.astype(float).ravel())[0, 1] > 0.98
