@@ -41,8 +41,8 @@ def test_checkpoint_size_and_card_fields(name: str) -> None:
 def test_quality_floor_and_same_schedule_for_all() -> None:
     """All three share backbone, schedule and seed; none regresses below the shipped level.
 
-    (The issue's target, OCRNet mIoU >= 0.85, is not met: the shipped models
-    reach 0.74-0.81; see the README's model table.)
+    (The issue's target, OCRNet mIoU >= 0.85, is not met; the README's model
+    table and benchmarks/bench_stride_ceiling.py say how close and why.)
     """
     cards = {n: model_card(n) for n in SHIPPED}
     for name, card in cards.items():
