@@ -134,7 +134,7 @@ def train(config: TrainConfig, *, progress: bool = True, command: str | None = N
 
     start = TRAIN_SEEDS[0] + config.seed * config.steps * config.batch_size
     train_set = ToyCityDataset(range(start, start + config.steps * config.batch_size),
-                               height=config.height, width=config.width, augment=True)
+                               height=config.height, width=config.width, augment=True, cue_free=False)
     loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch_size, shuffle=False)
     val_small = ToyCityDataset(val_split(min(20, config.val_images)), height=config.height, width=config.width)
 

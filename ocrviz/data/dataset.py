@@ -71,11 +71,12 @@ class ToyCityDataset(Dataset):
     radius scaled to the height), ``instances`` int32 H x W, ``seed`` int.
     ``augment=True`` adds a random horizontal flip and a brightness/contrast
     jitter drawn from torch's global RNG (so DataLoader worker seeding
-    applies); the scene itself stays fixed by its seed.
+    applies); the scene itself stays fixed by its seed.  ``cue_free=False``
+    leaves the ``cue_free`` mask out (training never reads it).
     """
 
     def __init__(self, seeds: range | Sequence[int], height: int = 256, width: int = 512,
-                 augment: bool = False) -> None:
+                 augment: bool = False, cue_free: bool = True) -> None:
         if isinstance(seeds, int):
             raise TypeError(f"seeds must be a range or a sequence of ints, got the int {seeds}; "
                             f"did you mean range({seeds})?")
@@ -83,6 +84,7 @@ class ToyCityDataset(Dataset):
         if len(self.seeds) and min(self.seeds) < 0:
             raise ValueError("seeds must be non-negative")
         self.height, self.width, self.augment = int(height), int(width), bool(augment)
+        self.with_cue_free = bool(cue_free)
 
     def __len__(self) -> int:
         return len(self.seeds)
@@ -91,11 +93,12 @@ class ToyCityDataset(Dataset):
         seed = int(self.seeds[index])                             # IndexError past the end
         scene = make_scene(seed, self.height, self.width)
         image = torch.from_numpy(scene.image)                     # H x W x 3 uint8
-        radius = round(CUE_FREE_RADIUS * self.height / 256)
         maps = dict(labels=torch.from_numpy(scene.labels), ambiguous=torch.from_numpy(scene.ambiguous),
                     ambiguity=torch.from_numpy(scene.ambiguity),
-                    cue_free=torch.from_numpy(cue_free(scene.ambiguity, radius)),
                     instances=torch.from_numpy(scene.instances))   # each H x W
+        if self.with_cue_free:
+            radius = round(CUE_FREE_RADIUS * self.height / 256)
+            maps["cue_free"] = torch.from_numpy(cue_free(scene.ambiguity, radius))
         if self.augment:
             if torch.rand(()) < 0.5:
                 image = image.flip(1)

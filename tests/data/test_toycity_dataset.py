@@ -27,6 +27,7 @@ def test_item_fields_and_values():
     np.testing.assert_array_equal(item["ambiguity"].numpy(), scene.ambiguity)
     # the cue-free radius scales with the height: 77 px at 256 rows
     np.testing.assert_array_equal(item["cue_free"].numpy(), cue_free(scene.ambiguity, round(77 * H / 256)))
+    assert "cue_free" not in D.ToyCityDataset([9], height=H, width=W, cue_free=False)[0]
     np.testing.assert_array_equal(D.denormalize(item["image"]), scene.image)
     assert int(item["labels"].max()) < NUM_CLASSES
 
