@@ -265,6 +265,14 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike, *, strict: bool =
     return meta
 
 
+def checkpoint_metadata(path: str | os.PathLike) -> dict:
+    """The metadata stored with a checkpoint (for ocrviz checkpoints: the model card), without a model.
+
+    Same safety rules as :func:`load_checkpoint` (safetensors, or ``weights_only`` torch files).
+    """
+    return _read(path, "cpu")[1]
+
+
 def _model_metadata(model: nn.Module) -> dict:
     from . import __version__
 

@@ -57,3 +57,35 @@ def test_cli_parses_model_kwargs(monkeypatch, tmp_path, capsys) -> None:
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["checkpoint"].endswith("cli.safetensors")
     assert json.loads((tmp_path / "cli.json").read_text())["model_kwargs"] == {"dilated": False}
+
+
+def test_init_from_continues_a_run(tmp_path) -> None:
+    """--init-from: starts from the checkpoint's weights, trains on the scenes after
+    the first run's, and the card records the chain and the totals."""
+    first = train(TrainConfig(arch="fcn", steps=2, batch_size=2, height=32, width=64, val_images=1, threads=1,
+                              out=str(tmp_path / "a"), model_kwargs={"dilated": False}), progress=False)
+    cfg = TrainConfig(arch="fcn", steps=3, batch_size=2, height=32, width=64, val_images=1, threads=1, lr=1e-12,
+                      out=str(tmp_path / "b"), model_kwargs={"dilated": False}, init_from=str(first.checkpoint))
+    second = train(cfg, progress=False)
+    card = second.card
+    assert card["steps"] == 3 and card["total_steps"] == 5
+    assert first.card["scenes_end"] == 4 and card["scenes_end"] == 4 + 3 * 2
+    assert card["init_from"]["path"] == str(first.checkpoint) and card["init_from"]["steps"] == 2
+    assert card["total_wall_time_s"] >= first.card["wall_time_s"]
+    # lr ~ 0: the conv weights are still the first run's (BN running statistics do move)
+    a, b = first.model.state_dict(), second.model.state_dict()
+    convs = [k for k in a if k.endswith("weight") and a[k].ndim == 4]
+    assert convs and all(torch.allclose(a[k], b[k], atol=1e-6) for k in convs)
+    # and a fresh model does differ from it
+    fresh = ocrviz.create_model("fcn", num_classes=9, dilated=False).state_dict()
+    assert not torch.allclose(fresh[convs[0]], b[convs[0]])
+
+
+def test_init_from_refuses_another_architecture(tmp_path) -> None:
+    first = train(TrainConfig(arch="fcn", steps=1, batch_size=2, height=32, width=64, val_images=1, threads=1,
+                              out=str(tmp_path / "a"), model_kwargs={"dilated": False}), progress=False)
+    with pytest.raises(ValueError, match="arch='fcn'.*arch='aspp'"):
+        train(TrainConfig(arch="aspp", steps=1, batch_size=2, height=32, width=64, val_images=1, threads=1,
+                          model_kwargs={"dilated": False}, init_from=str(first.checkpoint)), progress=False)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        train(TrainConfig(arch="fcn", steps=1, init_from=str(tmp_path / "missing.safetensors")), progress=False)
