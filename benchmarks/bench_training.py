@@ -19,6 +19,22 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
+def _curve(card: dict) -> list[tuple[int, float, float]]:
+    """(cumulative step, val mIoU, cumulative wall seconds) over the card's
+    whole training chain: each stage's periodic validations, then its end."""
+    stages, node = [], card
+    while node is not None:
+        stages.insert(0, node)
+        node = node.get("init_from")
+    points, steps0, wall0 = [], 0, 0.0
+    for stage in stages:
+        points += [(steps0 + h["step"], h["val_miou"], wall0 + h["wall_s"]) for h in stage.get("history", [])]
+        steps0 += stage["steps"]
+        wall0 += stage["wall_time_s"]
+        points.append((steps0, stage["metrics"]["miou"], wall0))
+    return points
+
+
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     cards = {name: model_card(name) for name in SHIPPED}
@@ -33,7 +49,7 @@ def main() -> None:
         m = c["metrics"]
         print(f"| {name} | {m['miou']:.3f} | {m['ambiguous_acc']:.3f} | {_fmt(m.get('cue_free_acc'))} | "
               f"{m['pixel_acc']:.3f} | {c['params'] / 1e6:.2f}M | {1000 * m['seconds_per_image']:.0f} | "
-              f"{c['steps']} | {c['wall_time_s'] / 60:.1f} min |")
+              f"{c.get('total_steps', c['steps'])} | {c.get('total_wall_time_s', c['wall_time_s']) / 60:.1f} min |")
     kinds = list(some["metrics"].get("ambiguous_acc_by_kind", {}))
     if kinds:
         pixels = some["metrics"]["cue_free_pixels"]
@@ -52,13 +68,20 @@ def main() -> None:
     for name, c in cards.items():
         iou = c["metrics"]["per_class_iou"]
         print(f"| {name} | " + " | ".join("-" if iou[k] is None else f"{iou[k]:.2f}" for k in classes) + " |")
-    print("\n### Validation mIoU during training (on the first 20 validation scenes)\n")
-    print("| model | " + " | ".join(f"step {h['step']}" for h in some["history"]) + " | final (all) |")
-    print("|---|" + "---:|" * (len(some["history"]) + 1))
-    for name, c in cards.items():
-        cells = [f"{h['val_miou']:.3f} ({h['wall_s'] / 60:.0f} min)" for h in c["history"]]
-        print(f"| {name} | " + " | ".join(cells) + f" | {c['metrics']['miou']:.3f} ({c['wall_time_s'] / 60:.0f} min) |")
-    print(f"\nTrained with: `{some['command']}` (arch and out differ per model); "
+    print("\n### Validation mIoU during training (on the first 20 validation scenes; "
+          "a stage's end: on all validation scenes)\n")
+    curves = {name: _curve(c) for name, c in cards.items()}
+    steps = [step for step, _, _ in curves[next(iter(curves))]]
+    print("| model | " + " | ".join(f"step {s}" for s in steps) + " |")
+    print("|---|" + "---:|" * len(steps))
+    for name, curve in curves.items():
+        print(f"| {name} | " + " | ".join(f"{miou:.3f} ({wall / 60:.0f} min)" for _, miou, wall in curve) + " |")
+    commands = []
+    node = some
+    while node is not None:
+        commands.insert(0, node["command"])
+        node = node.get("init_from")
+    print("\nTrained with: " + ", then ".join(f"`{c}`" for c in commands) + " (arch and paths differ per model); "
           f"machine: {some['machine']['processor']}, {some['machine']['cpu_count']} CPUs, torch {some['machine']['torch']}.")
 
 

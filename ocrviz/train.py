@@ -217,8 +217,8 @@ def train(config: TrainConfig, *, progress: bool = True, command: str | None = N
         "total_wall_time_s": round(wall + (init.get("total_wall_time_s", init["wall_time_s"]) if init else 0), 1),
         "init_from": None if init is None else {
             "path": str(config.init_from), "steps": init["steps"], "total_steps": init_steps,
-            "command": init["command"], "wall_time_s": init["wall_time_s"], "metrics": init["metrics"],
-            "init_from": init.get("init_from")},
+            "command": init["command"], "config": init.get("config"), "wall_time_s": init["wall_time_s"],
+            "metrics": init["metrics"], "history": init.get("history", []), "init_from": init.get("init_from")},
         "machine": _machine(),
         "val_split": {"generator": "ocrviz.data.dataset.val_split", "n_images": config.val_images,
                       "height": config.height, "width": config.width},

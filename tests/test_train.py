@@ -71,6 +71,7 @@ def test_init_from_continues_a_run(tmp_path) -> None:
     assert card["steps"] == 3 and card["total_steps"] == 5
     assert first.card["scenes_end"] == 4 and card["scenes_end"] == 4 + 3 * 2
     assert card["init_from"]["path"] == str(first.checkpoint) and card["init_from"]["steps"] == 2
+    assert card["init_from"]["config"] == first.card["config"] and card["init_from"]["history"] == first.card["history"]
     assert card["total_wall_time_s"] >= first.card["wall_time_s"]
     # lr ~ 0: the conv weights are still the first run's (BN running statistics do move)
     a, b = first.model.state_dict(), second.model.state_dict()
