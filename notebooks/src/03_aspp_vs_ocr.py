@@ -304,7 +304,7 @@ ax.set_title(f"model cards: {cards['ocr']['val_split']['n_images']} validation s
 plt.tight_layout()
 plt.show()
 for name, card in cards.items():
-    print(f"{name.upper():5s} {card['params']:>9,d} parameters, {card['steps']} training steps, "
+    print(f"{name.upper():5s} {card['params']:>9,d} parameters, {card['total_steps']} training steps, "
           f"ambiguous-pixel accuracy {card['metrics']['ambiguous_acc']:.3f}, "
           f"cue-free {card['metrics']['cue_free_acc']:.3f} ({card['metrics']['cue_free_pixels']:,} pixels)")
 

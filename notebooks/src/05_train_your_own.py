@@ -64,10 +64,13 @@ model, card = result.model, result.card          # the model comes back in eval 
 print(f"{'':14s} {'yours':>8s} {'shipped':>8s}")
 for key in ("miou", "pixel_acc", "ambiguous_acc"):
     print(f"{key:14s} {card['metrics'][key]:8.3f} {shipped['metrics'][key]:8.3f}")
-print(f"{'steps':14s} {card['steps']:8d} {shipped['steps']:8d}")
-print(f"{'wall time (s)':14s} {card['wall_time_s']:8.1f} {shipped['wall_time_s']:8.1f}")
+print(f"{'steps':14s} {card['total_steps']:8d} {shipped['total_steps']:8d}")
+print(f"{'wall time (s)':14s} {card['total_wall_time_s']:8.1f} {shipped['total_wall_time_s']:8.1f}")
 print(f"{'scene size':14s} {config.height:>4d}x{config.width:<3d} {shipped['val_split']['height']:>4d}x{shipped['val_split']['width']}")
-print("shipped model's command:", shipped["command"])
+stage = shipped                     # the shipped model was trained in stages, each from the last one's weights
+while stage is not None:
+    print(f"shipped stage of {stage['steps']} steps:", stage["command"])
+    stage = stage.get("init_from")
 
 fig, ax = plt.subplots(figsize=(10, 3))
 xpos = np.arange(len(CLASSES))
