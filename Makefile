@@ -44,15 +44,15 @@ STAGE1_ARGS ?= --steps 2800 --val-every 700 $(COMMON_ARGS)
 STAGE2_ARGS ?= --steps 7200 --val-every 1800 $(COMMON_ARGS)
 STAGE3_ARGS ?= --steps 1000 --lr 0.0005 --val-every 500 $(COMMON_ARGS)
 STAGES_DIR  ?= build/models
+# $(call train_all,ARGS,INIT,OUT): the three models side by side, one thread each;
+# NAME in INIT (empty: from scratch) and OUT stands for ocr / aspp / fcn.
+define train_all
+	pids=; for m in ocrnet:ocr aspp:aspp fcn:fcn; do n=$${m##*:}; \
+	  $(BIN)/python -m ocrviz.train --arch $${m%%:*} $(1) $(if $(2),--init-from $(subst NAME,$$n,$(2))) \
+	    --out $(subst NAME,$$n,$(3)) & pids="$$pids $$!"; \
+	done; for p in $$pids; do wait $$p || exit 1; done
+endef
 models: $(STAMP)
-	pids=; for m in ocrnet:ocr aspp:aspp fcn:fcn; do \
-	  $(BIN)/python -m ocrviz.train --arch $${m%%:*} $(STAGE1_ARGS) --out $(STAGES_DIR)/toycity-$${m##*:}-1 & \
-	  pids="$$pids $$!"; done; for p in $$pids; do wait $$p || exit 1; done
-	pids=; for m in ocrnet:ocr aspp:aspp fcn:fcn; do \
-	  $(BIN)/python -m ocrviz.train --arch $${m%%:*} $(STAGE2_ARGS) \
-	    --init-from $(STAGES_DIR)/toycity-$${m##*:}-1.safetensors --out $(STAGES_DIR)/toycity-$${m##*:}-2 & \
-	  pids="$$pids $$!"; done; for p in $$pids; do wait $$p || exit 1; done
-	pids=; for m in ocrnet:ocr aspp:aspp fcn:fcn; do \
-	  $(BIN)/python -m ocrviz.train --arch $${m%%:*} $(STAGE3_ARGS) \
-	    --init-from $(STAGES_DIR)/toycity-$${m##*:}-2.safetensors --out data/checkpoints/toycity-$${m##*:} & \
-	  pids="$$pids $$!"; done; for p in $$pids; do wait $$p || exit 1; done
+	$(call train_all,$(STAGE1_ARGS),,$(STAGES_DIR)/toycity-NAME-1)
+	$(call train_all,$(STAGE2_ARGS),$(STAGES_DIR)/toycity-NAME-1.safetensors,$(STAGES_DIR)/toycity-NAME-2)
+	$(call train_all,$(STAGE3_ARGS),$(STAGES_DIR)/toycity-NAME-2.safetensors,data/checkpoints/toycity-NAME)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+from ocrviz.train import training_stages
 from ocrviz.zoo import SHIPPED, model_card
 
 
@@ -22,12 +23,8 @@ def _fmt(v: float | None) -> str:
 def _curve(card: dict) -> list[tuple[int, float, float]]:
     """(cumulative step, val mIoU, cumulative wall seconds) over the card's
     whole training chain: each stage's periodic validations, then its end."""
-    stages, node = [], card
-    while node is not None:
-        stages.insert(0, node)
-        node = node.get("init_from")
     points, steps0, wall0 = [], 0, 0.0
-    for stage in stages:
+    for stage in training_stages(card):
         points += [(steps0 + h["step"], h["val_miou"], wall0 + h["wall_s"]) for h in stage.get("history", [])]
         steps0 += stage["steps"]
         wall0 += stage["wall_time_s"]
@@ -76,12 +73,7 @@ def main() -> None:
     print("|---|" + "---:|" * len(steps))
     for name, curve in curves.items():
         print(f"| {name} | " + " | ".join(f"{miou:.3f} ({wall / 60:.0f} min)" for _, miou, wall in curve) + " |")
-    commands = []
-    node = some
-    while node is not None:
-        commands.insert(0, node["command"])
-        node = node.get("init_from")
-    print("\nTrained with: " + ", then ".join(f"`{c}`" for c in commands) + " (arch and paths differ per model); "
+    print("\nTrained with: " + ", then ".join(f"`{stage['command']}`" for stage in training_stages(some)) + " (arch and paths differ per model); "
           f"machine: {some['machine']['processor']}, {some['machine']['cpu_count']} CPUs, torch {some['machine']['torch']}.")
 
 

@@ -141,6 +141,20 @@ def _init_card(config: TrainConfig, model: torch.nn.Module) -> dict | None:
     return card
 
 
+def training_stages(card: dict) -> list[dict]:
+    """The stages of a model card's training chain, first stage first.
+
+    A card written by a run with ``init_from`` holds the earlier stage's
+    summary (command, config, steps, wall time, history, metrics) under
+    ``card["init_from"]``, and so on down; the last entry is ``card`` itself.
+    """
+    stages, node = [], card
+    while node is not None:
+        stages.insert(0, node)
+        node = node.get("init_from")
+    return stages
+
+
 def _machine() -> dict:
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__}

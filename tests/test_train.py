@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import ocrviz
-from ocrviz.train import TrainConfig, main, poly_lr, train
+from ocrviz.train import TrainConfig, main, poly_lr, train, training_stages
 
 
 def test_tiny_run_writes_a_loadable_checkpoint_and_card(tmp_path) -> None:
@@ -90,3 +90,11 @@ def test_init_from_refuses_another_architecture(tmp_path) -> None:
                           model_kwargs={"dilated": False}, init_from=str(first.checkpoint)), progress=False)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         train(TrainConfig(arch="fcn", steps=1, init_from=str(tmp_path / "missing.safetensors")), progress=False)
+
+
+def test_training_stages_lists_the_chain_first_stage_first() -> None:
+    first = {"command": "a", "steps": 2}
+    second = {"command": "b", "steps": 3, "init_from": first}
+    third = {"command": "c", "steps": 1, "init_from": second}
+    assert [s["command"] for s in training_stages(third)] == ["a", "b", "c"]
+    assert training_stages(first) == [first]

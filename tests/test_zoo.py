@@ -10,6 +10,7 @@ import torch
 import ocrviz
 from ocrviz.data.dataset import ToyCityDataset, val_split
 from ocrviz.evaluate import evaluate
+from ocrviz.train import training_stages
 from ocrviz.zoo import SHIPPED, data_dir, model_card
 
 CKPT_LIMIT_BYTES = 10 * 1024 * 1024
@@ -42,11 +43,8 @@ def test_checkpoint_size_and_card_fields(name: str) -> None:
 def _stages(card: dict) -> list[str]:
     """The training commands of a card's chain (first stage first), with the
     per-model flags (--arch, --out, --init-from) taken out."""
-    chain, node = [], card
-    while node is not None:
-        chain.append(re.sub(r"--(arch|out|init-from) \S+ ?", "", node["command"]).strip())
-        node = node.get("init_from")
-    return chain[::-1]
+    return [re.sub(r"--(arch|out|init-from) \S+ ?", "", stage["command"]).strip()
+            for stage in training_stages(card)]
 
 
 def test_quality_floor_and_same_schedule_for_all() -> None:

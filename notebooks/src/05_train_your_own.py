@@ -29,7 +29,7 @@ import ocrviz
 from ocrviz.analysis.context_share import context_map
 from ocrviz.data.dataset import VAL_SEEDS, normalize
 from ocrviz.data.toycity import CLASSES, colorize, make_scene
-from ocrviz.train import TrainConfig, train
+from ocrviz.train import TrainConfig, train, training_stages
 from ocrviz.zoo import model_card
 
 %matplotlib inline
@@ -67,10 +67,8 @@ for key in ("miou", "pixel_acc", "ambiguous_acc"):
 print(f"{'steps':14s} {card['total_steps']:8d} {shipped['total_steps']:8d}")
 print(f"{'wall time (s)':14s} {card['total_wall_time_s']:8.1f} {shipped['total_wall_time_s']:8.1f}")
 print(f"{'scene size':14s} {config.height:>4d}x{config.width:<3d} {shipped['val_split']['height']:>4d}x{shipped['val_split']['width']}")
-stage = shipped                     # the shipped model was trained in stages, each from the last one's weights
-while stage is not None:
+for stage in training_stages(shipped):   # the shipped model was trained in stages, each from the last one's weights
     print(f"shipped stage of {stage['steps']} steps:", stage["command"])
-    stage = stage.get("init_from")
 
 fig, ax = plt.subplots(figsize=(10, 3))
 xpos = np.arange(len(CLASSES))
