@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: lab test venv bench clean-notebooks models
+.PHONY: lab test venv bench clean-notebooks models chromium handouts
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,8 +24,21 @@ LAB_ARGS ?= --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(
 lab: $(STAMP)
 	OCRVIZ_DATA=$(CURDIR)/data $(BIN)/jupyter lab $(LAB_ARGS)
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+# The browser tests need Debian's chromium: as root, install it first (as
+# .ci/run does); otherwise stop before any test with the command to run.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium (apt-get install -y chromium) for the browser tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || exit 1; \
+	  else \
+	    echo "make test needs Chromium at $(CHROMIUM) for the browser tests: run 'sudo apt-get install -y chromium' (or set CHROMIUM=/path/to/chromium)"; exit 2; \
+	  fi; \
+	fi
+
+test: $(STAMP) chromium
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -1,14 +1,15 @@
-"""Shared fixtures: where the reference data lives, deterministic torch."""
+"""Shared fixtures: the reference data copied into tests/reference/, deterministic torch."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("OCRVIZ_SHARED", REPO.parent / "shared"))
+# The golden tensors and key manifests live in the repository (tests/reference/,
+# provenance in its README): a clone with nothing beside it runs every test.
+REFERENCE = REPO / "tests" / "reference"
 
 # One thread: the tests use tiny tensors, and two threads on a busy 2-core
 # machine made small convs orders of magnitude slower (oversubscription).
@@ -21,10 +22,9 @@ def repo_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    ref = SHARED / "reference"
-    assert ref.is_dir(), f"reference data not found at {ref}; set OCRVIZ_SHARED to the folder holding reference/"
-    return SHARED
+def reference_dir() -> Path:
+    assert (REFERENCE / "ocr_module_golden.npz").is_file(), f"reference data missing from {REFERENCE}"
+    return REFERENCE
 
 
 @pytest.fixture(autouse=True)

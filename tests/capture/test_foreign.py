@@ -450,8 +450,8 @@ class GatherThenOCR(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def golden(shared_dir):
-    z = np.load(shared_dir / "reference" / "ocr_module_golden.npz")
+def golden(reference_dir):
+    z = np.load(reference_dir / "ocr_module_golden.npz")
     t = {k: torch.from_numpy(z[k]) for k in z.files if k.startswith("A_")}
     sd = {k[len("A_sd."):]: v for k, v in t.items() if k.startswith("A_sd.")}
     return t, sd

@@ -14,8 +14,8 @@ OCR_PREFIXES = ("conv3x3_ocr", "ocr_gather_head", "ocr_distri_head", "cls_head",
 
 
 @pytest.fixture(scope="module")
-def manifest(shared_dir) -> dict:
-    return json.loads((shared_dir / "reference" / "hrnet_w48_ocr_cityscapes_state_dict.json").read_text())
+def manifest(reference_dir) -> dict:
+    return json.loads((reference_dir / "hrnet_w48_ocr_cityscapes_state_dict.json").read_text())
 
 
 @pytest.fixture(scope="module")

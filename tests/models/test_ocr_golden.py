@@ -19,8 +19,8 @@ ATOL, RTOL = 1e-5, 1e-4
 
 
 @pytest.fixture(scope="module")
-def golden(shared_dir):
-    path = shared_dir / "reference" / "ocr_module_golden.npz"
+def golden(reference_dir):
+    path = reference_dir / "ocr_module_golden.npz"
     assert path.is_file(), f"golden file missing: {path}"
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
@@ -97,9 +97,9 @@ def test_part_b_whole_head(golden):
     _close(seen["hook_head_logits"], golden["B_out"], "head logits hook")
 
 
-def test_state_dict_key_order_is_official(shared_dir):
+def test_state_dict_key_order_is_official(reference_dir):
     """Registration order = the official HRNet-OCR state-dict order (its manifest's OCR part)."""
-    manifest = json.loads((shared_dir / "reference" / "hrnet_w48_ocr_cityscapes_state_dict.json").read_text())
+    manifest = json.loads((reference_dir / "hrnet_w48_ocr_cityscapes_state_dict.json").read_text())
     ocr_prefixes = ("conv3x3_ocr.", "ocr_gather_head.", "ocr_distri_head.", "cls_head.", "aux_head.")
     official = [k for k, _ in manifest["state_dict"] if k.startswith(ocr_prefixes)]
     head = OCRHead(in_channels=48, num_classes=5, mid_channels=64, key_channels=32)
