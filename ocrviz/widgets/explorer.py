@@ -29,6 +29,7 @@ from .payload import ExplorerData, encode_erf, erf_to_cells, from_cache, to_payl
 STATIC = pathlib.Path(__file__).parent / "static"
 MODES = ("ocr", "aspp")
 OVERLAYS = ("image", "prediction", "ground truth", "errors", "marked")
+SCALES = ("sqrt", "log", "linear")
 ErfFn = Callable[[int, int], Any]
 
 
@@ -79,7 +80,15 @@ class Explorer(anywidget.AnyWidget):
     "aspp"), ``overlay`` ("image" | "prediction" | "ground truth" | "errors" |
     "marked", the ``mark`` pixels, labelled by ``mark_name``),
     ``hover_region`` (-1 or k), ``show_erf`` (compute the ASPP ERF of the
-    selected cell with ``erf_fn`` while in ASPP mode), ``width`` (CSS px).
+    selected cell with ``erf_fn`` while in ASPP mode), ``pinned`` (the mouse
+    no longer moves the selection; ``select()`` pins), ``scale`` ("sqrt" |
+    "log" | "linear": the colour scale of the right-hand map, whose top colour
+    is that map's own maximum), ``shared_scale`` (one scale for OCR's context
+    and ASPP's ERF at the selected pixel: the larger maximum of the two),
+    ``width`` (CSS px per picture; 0, the default, fills the output area's
+    width, with whole CSS px per feature cell so that cells stay crisp).
+    The context panel carries ``data-vmax`` (the value at the top colour)
+    and ``data-scale``.
     """
 
     _esm = STATIC / "explorer.js"
@@ -101,7 +110,6 @@ class Explorer(anywidget.AnyWidget):
     sim_map = t.Bytes(b"").tag(sync=True)
     region_q = t.Bytes(b"").tag(sync=True)
     region_scale = t.List(t.Float(), []).tag(sync=True)
-    context_vmax = t.Float(1.0).tag(sync=True)
     aspp_rates = t.List(t.Int(), []).tag(sync=True)
     aspp_shares = t.Bytes(b"").tag(sync=True)
     aspp_pred = t.Bytes(b"").tag(sync=True)
@@ -118,7 +126,12 @@ class Explorer(anywidget.AnyWidget):
     overlay = t.Enum(OVERLAYS, "image").tag(sync=True)
     hover_region = t.Int(-1).tag(sync=True)
     show_erf = t.Bool(False).tag(sync=True)
-    width = t.Int(300).tag(sync=True)
+    pinned = t.Bool(False).tag(sync=True)
+    scale = t.Enum(SCALES, "sqrt").tag(sync=True)
+    shared_scale = t.Bool(False).tag(sync=True)
+    width = t.Int(0, min=0).tag(sync=True)
+    overlay_colours = t.Dict({}).tag(sync=True)
+    standalone = t.Bool(False).tag(sync=True)
     # on-demand ERF of one cell (Python -> JS)
     erf_map = t.Bytes(b"").tag(sync=True)
     erf_scale = t.Float(0.0).tag(sync=True)
@@ -176,6 +189,8 @@ class Explorer(anywidget.AnyWidget):
         self._erf_handle: asyncio.TimerHandle | None = None
         self.erf_debounce_s = float(widget_kwargs.pop("erf_debounce_s", 0.15))
         h, w = data.feat_hw
+        if "selected" in widget_kwargs:       # chosen by the caller: the mouse does not move it away
+            widget_kwargs.setdefault("pinned", True)
         widget_kwargs.setdefault("selected", [h // 2, w // 2])
         anywidget.AnyWidget.__init__(self, **to_payload(data), **widget_kwargs)
         self.observe(self._on_erf_inputs, names=["selected", "mode", "show_erf"])
@@ -188,12 +203,14 @@ class Explorer(anywidget.AnyWidget):
         return self._data
 
     def select(self, y: int, x: int) -> None:
-        """Select feature cell (row y, column x)."""
-        self.selected = [int(y), int(x)]
+        """Select feature cell (row y, column x) and pin it (the mouse no longer moves it; Esc or a click frees it)."""
+        with self.hold_sync():
+            self.selected = [int(y), int(x)]
+            self.pinned = True
 
     def select_pixel(self, py: int, px: int) -> None:
-        """Select the feature cell holding image pixel (py, px)."""
-        self.selected = list(self._data.cell_of_pixel(py, px))
+        """Select (and pin) the feature cell holding image pixel (py, px)."""
+        self.select(*self._data.cell_of_pixel(py, px))
 
     def save_html(self, path: str | pathlib.Path, *, title: str = "ocrviz explorer", image_format: str = "auto",
                   **options: Any) -> pathlib.Path:
@@ -207,7 +224,8 @@ class Explorer(anywidget.AnyWidget):
         erfs = dict(self._data.erf_maps or {})
         erfs.update(self._erf_cache)          # ERFs computed on demand travel too
         state = {"selected": list(self.selected), "mode": self.mode, "overlay": self.overlay,
-                 "width": self.width, "show_erf": self.show_erf}
+                 "width": self.width, "show_erf": self.show_erf, "pinned": self.pinned,
+                 "scale": self.scale, "shared_scale": self.shared_scale}
         return save_html(self._data, path, state=state, title=title, image_format=image_format,
                          erf_maps=erfs, **options)
 

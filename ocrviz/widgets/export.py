@@ -32,7 +32,7 @@ from .payload import ExplorerData, png_bytes, to_payload
 
 STATIC = pathlib.Path(__file__).parent / "static"
 PRECISIONS = {"float32": 0, "fixed24": 24, "fixed16": 16}   # finest first
-VIEW_KEYS = ("selected", "mode", "overlay", "hover_region", "width", "show_erf")
+VIEW_KEYS = ("selected", "mode", "overlay", "hover_region", "width", "show_erf", "pinned", "scale", "shared_scale")
 
 _BOOT = r"""
 const __ocrviz_data = JSON.parse(document.getElementById("ocrviz-data").textContent);
@@ -201,7 +201,8 @@ def render_html(data: ExplorerData, *, state: Mapping[str, Any] | None = None, t
     out.update(_choose_precisions(data, precision, max_bytes - fixed_size))
     h, w = data.feat_hw
     view = {"selected": [h // 2, w // 2], "mode": "ocr", "overlay": "image", "hover_region": -1,
-            "width": 300, "show_erf": False, "erf_map": {"b64": "", "deflate": False, "shuffle": 1, "fixed": 0},
+            "width": 0, "show_erf": False, "pinned": False, "scale": "sqrt", "shared_scale": False,
+            "standalone": True, "erf_map": {"b64": "", "deflate": False, "shuffle": 1, "fixed": 0},
             "erf_scale": 0.0, "erf_cell": [-1, -1], "erf_status": ""}
     view.update({k: v for k, v in (state or {}).items() if k in VIEW_KEYS})
     out.update(view)

@@ -26,6 +26,7 @@ import numpy as np
 from ocrviz.analysis.aspp_taps import aspp_branch_shares
 
 from .explorer_data import ExplorerData, default_palette, erf_to_cells
+from .colours import overlay_colours
 
 __all__ = ["ExplorerData", "from_cache", "to_payload", "to_uint8_image", "erf_to_cells", "quantise_u8",
            "png_bytes", "jpeg_bytes", "encode_erf"]
@@ -130,9 +131,6 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
         "sim_map": f32(data.sim_map),
         "region_q": region_q.tobytes(),
         "region_scale": [float(v) for v in rscale],
-        # Convexity: every context map is a mix of region maps, so this bound
-        # is a fixed colour scale that never clips OCR's context.
-        "context_vmax": float(max(float(m.max()) for m in data.region_weights)) or 1.0,
         "aspp_rates": list(data.aspp_rates or []),
         "aspp_shares": b"" if data.aspp_shares is None else f32(data.aspp_shares),
         "aspp_pred": u8(data.aspp_pred),
@@ -144,6 +142,7 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
         "mark_hw": [] if data.mark is None else list(data.mark.shape),
         "mark_name": data.mark_name,
         "num_classes": k,
+        "overlay_colours": overlay_colours(),
     }
 
 

@@ -198,3 +198,22 @@ def test_real_model_end_to_end(browser, tmp_path) -> None:
         assert [r["name"] for r in shown] == [["road", "car", "sky", "tree"][k] for k in np.argsort(-row, kind="stable")]
     finally:
         page.close()
+
+
+def test_standalone_page_shows_no_python_only_hints(page) -> None:
+    """A reader of an exported page has no kernel: no `erf_fn=` / `aspp_model=` advice, in any mode."""
+    root = _root(page)
+    texts = [root.inner_text()]
+    if not root.locator(".ocrviz-mode-btn[data-mode=aspp]").is_disabled():
+        root.locator(".ocrviz-mode-btn[data-mode=aspp]").click()
+        texts.append(root.inner_text())
+        root.locator(".ocrviz-mode-btn[data-mode=ocr]").click()
+    titles = root.evaluate("(r) => [...r.querySelectorAll('[title]')].map((e) => e.title).join(' ')")
+    for text in texts + [titles]:
+        for hint in ("erf_fn", "aspp_model=", "show_erf", "Explorer("):
+            assert hint not in text, (hint, text[:300])
+
+
+def test_width_option_sets_the_picture_size(page, data) -> None:
+    root = _root(page)
+    assert root.get_attribute("data-cell-px") == f"{384 * data.output_stride / data.image_hw[1]:.2f}"  # width=384 given

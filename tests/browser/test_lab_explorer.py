@@ -64,6 +64,15 @@ def nb_page(lab, browser, shots):
     page.goto(f"{url}/lab/tree/{nb.name}?reset", wait_until="domcontentloaded")
     page.wait_for_selector(".jp-Notebook", timeout=90_000)
     wait_kernel_idle(page)
+    # A 1400-px-wide notebook (the size the explorer's readability target is stated for):
+    # the file browser folded away and the window sized so that the notebook panel is 1400 px.
+    page.evaluate("() => { if (!window.jupyterapp.shell.leftCollapsed) "
+                  "window.jupyterapp.commands.execute('application:toggle-left-area'); }")
+    page.wait_for_timeout(300)
+    nb_w = page.evaluate("() => document.querySelector('.jp-NotebookPanel').getBoundingClientRect().width")
+    page.set_viewport_size({"width": 1400 + round(1400 - nb_w), "height": 1000})
+    page.wait_for_function("() => Math.abs(document.querySelector('.jp-NotebookPanel')"
+                           ".getBoundingClientRect().width - 1400) < 2", timeout=10_000)
     TIMINGS["open_notebook_s"] = round(time.time() - t0, 1)
     t0 = time.time()
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
@@ -200,7 +209,7 @@ def test_second_explorer_renders_and_stays_independent(nb_page) -> None:
         pytest.skip("this notebook shows a single explorer")
     other = explorers.nth(1 - EXPLORER_INDEX if EXPLORER_INDEX < 2 else 0)
     st = read_state(other)
-    assert len(st["regions"]) > 0 and st["pinned"] == "false"          # rendered, never touched
+    assert len(st["regions"]) > 0                                       # rendered, never touched
     if NOTEBOOK is None:
         assert (st["y"], st["x"]) == (4, 8)                             # still its own initial cell
     ours = read_state(_explorer(nb_page))
@@ -232,3 +241,142 @@ def test_marked_overlay_shows_the_cue_free_share(nb_page, expected, shots) -> No
     root.screenshot(path=str(shots / "lab_marked_overlay.png"))
     root.locator(".ocrviz-overlay-btn[data-overlay='image']").click()
     assert read_state(root)["overlay"] == "image"
+
+
+# ---------------------------------------------------------------------------- readability (issue 9)
+def _context_top(expected, y: int, x: int) -> tuple[float, float]:
+    """This pixel's own context-map maximum, computed here from the captured float tensors
+    (max over cells q of sum_k sim[p, k] * region_k[q]), and the bound of the view's uint8
+    quantisation of the region maps (each map to within its max / 510)."""
+    w = int(expected["feat_hw"][1])
+    row = expected["sim_map"][y * w + x].astype(np.float64)                 # K
+    rw = expected["region_weights"].astype(np.float64)                      # K x h x w
+    ctx = np.tensordot(row, rw, axes=1)                                     # h x w
+    return float(ctx.max()), float((row * rw.max(axis=(1, 2)) / 510).sum())
+
+
+def _panel(root):
+    return root.locator(".ocrviz-panel-context")
+
+
+def test_context_map_top_colour_is_the_pixels_own_maximum(nb_page, expected, shots) -> None:
+    root = _explorer(nb_page)
+    canvas = root.locator("canvas.ocrviz-image")
+    s, image_hw = int(expected["output_stride"]), tuple(int(v) for v in expected["image_hw"])
+    tops = []
+    for y, x in _cells(expected):
+        canvas.click(position=cell_point(canvas, y, x, s, image_hw))
+        if read_state(root)["pinned"] != "true":                 # the click toggled an existing pin off
+            canvas.click(position=cell_point(canvas, y, x, s, image_hw))
+        st = read_state(root)
+        assert (st["y"], st["x"]) == (y, x) and st["map"] == "context"
+        want, bound = _context_top(expected, y, x)
+        got = float(_panel(root).get_attribute("data-vmax"))
+        assert abs(got - want) <= bound + 1e-7, (y, x, got, want, bound)
+        assert _panel(root).get_attribute("data-scale") == "sqrt"
+        assert f"top colour = {got:.3g}"[:14] in root.locator(".ocrviz-legend-text").text_content()
+        tops.append(got)
+    assert len(set(tops)) == len(tops), "each pixel's map is drawn on its own scale"
+    root.locator(".ocrviz-scale-btn[data-scale=log]").click()
+    assert _panel(root).get_attribute("data-scale") == "log"
+    assert float(_panel(root).get_attribute("data-vmax")) == tops[-1]
+    assert "1/1000 of the top" in root.locator(".ocrviz-legend-text").text_content()
+    root.screenshot(path=str(shots / "lab_log_scale.png"))
+    root.locator(".ocrviz-scale-btn[data-scale=sqrt]").click()
+    assert _panel(root).get_attribute("data-scale") == "sqrt"
+
+
+def test_explorer_fills_the_notebook_width_with_crisp_cells(nb_page, expected) -> None:
+    root = _explorer(nb_page)
+    cell_px = float(root.get_attribute("data-cell-px"))
+    w = int(expected["feat_hw"][1])
+    canvas = root.locator("canvas.ocrviz-image")
+    css_w = canvas.evaluate("(c) => c.clientWidth")                        # content box, no border
+    assert cell_px >= 8, f"{cell_px} CSS px per feature cell at a 1400-px-wide page"
+    assert cell_px == int(cell_px), "whole CSS px per cell: crisp cell edges"
+    assert abs(css_w - cell_px * w) < 0.01, (css_w, cell_px, w)
+
+
+def test_hovering_bars_does_not_move_the_layout(nb_page) -> None:
+    root = _explorer(nb_page)
+    boxes = """(r) => [r, ...r.querySelectorAll('.ocrviz-panel, canvas, .ocrviz-legend, .ocrviz-info')]
+                 .map((e) => { const b = e.getBoundingClientRect(); return [b.x, b.y, b.width, b.height]; })"""
+    before = root.evaluate(boxes)
+    for rank in (1, 3, 5):
+        root.locator(f".ocrviz-region[data-rank='{rank}']").hover()
+        assert read_state(root)["map"] == "region"
+        assert root.evaluate(boxes) == before, f"layout moved while hovering the bar ranked {rank}"
+    root.locator(".ocrviz-info").hover()
+    assert root.evaluate(boxes) == before
+
+
+def _run_in_kernel(page, code: str) -> None:
+    page.evaluate("""(code) => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel
+                       .requestExecute({code, silent: false}).done""", code)
+
+
+def test_cell_selected_from_code_stays_pinned_when_the_mouse_enters(nb_page, expected) -> None:
+    page, root = nb_page, _explorer(nb_page)
+    canvas = root.locator("canvas.ocrviz-image")
+    canvas.click(position=cell_point(canvas, 0, 0, int(expected["output_stride"]), tuple(int(v) for v in expected["image_hw"])))
+    canvas.press("Escape")                                   # free: the mouse moves the selection again
+    assert read_state(root)["pinned"] == "false"
+    h, w = (int(v) for v in expected["feat_hw"])
+    y, x = h // 2 + 1, w // 3
+    _run_in_kernel(page, f"explorer.select({y}, {x})")
+    page.wait_for_function(f"(r) => r.dataset.y === '{y}' && r.dataset.x === '{x}'", arg=root.element_handle(),
+                           timeout=10_000)
+    s, image_hw = int(expected["output_stride"]), tuple(int(v) for v in expected["image_hw"])
+    for cy, cx in [(1, 1), (h - 2, w - 2), (2, w // 2)]:
+        canvas.hover(position=cell_point(canvas, cy, cx, s, image_hw))
+        st = read_state(root)
+        assert (st["y"], st["x"]) == (y, x) and st["pinned"] == "true", st
+    # and the trait itself, set from Python, pins too
+    _run_in_kernel(page, f"explorer.pinned = False; explorer.selected = [{y - 1}, {x}]")
+    page.wait_for_function(f"(r) => r.dataset.y === '{y - 1}'", arg=root.element_handle(), timeout=10_000)
+    canvas.hover(position=cell_point(canvas, 1, 1, s, image_hw))
+    st = read_state(root)
+    assert (st["y"], st["x"]) == (y - 1, x) and st["pinned"] == "true", st
+
+
+def test_arrow_keys_move_the_pixel_after_a_toolbar_button(nb_page, expected) -> None:
+    page, root = nb_page, _explorer(nb_page)
+    active = "() => window.jupyterapp.shell.currentWidget.content.activeCellIndex"
+    cell_before = page.evaluate(active)
+    if "aspp_rates" in expected:
+        root.locator(".ocrviz-mode-btn[data-mode=aspp]").click()
+    else:
+        root.locator(".ocrviz-overlay-btn[data-overlay=prediction]").click()
+    st = read_state(root)
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowUp")
+    st2 = read_state(root)
+    assert (st2["y"], st2["x"]) == (st["y"] - 1, st["x"] + 1), (st, st2)
+    assert page.evaluate(active) == cell_before, "the arrow keys moved JupyterLab's cells"
+    root.locator(".ocrviz-overlay-btn[data-overlay=image]").click()
+    page.keyboard.press("ArrowLeft")
+    assert read_state(root)["x"] == st["x"]
+    assert page.evaluate(active) == cell_before
+
+
+def test_aspp_tap_tooltips_appear(nb_page, expected, shots) -> None:
+    if "aspp_rates" not in expected:
+        pytest.skip("this notebook's explorer has no ASPP data")
+    page, root = nb_page, _explorer(nb_page)
+    root.locator(".ocrviz-mode-btn[data-mode=aspp]").click()
+    canvas = root.locator("canvas.ocrviz-image")
+    st = read_state(root)
+    assert st["pinned"] == "true" and st["mode"] == "aspp"
+    image_hw = tuple(int(v) for v in expected["image_hw"])
+    tap = next(t for t in st["taps"] if t["branch"] == 1 and t["inside"] == "true" and (t["y"], t["x"]) !=
+               ((st["y"] + 0.5) * int(expected["output_stride"]), (st["x"] + 0.5) * int(expected["output_stride"])))
+    box = canvas.evaluate("(c) => ({w: c.clientWidth, h: c.clientHeight})")
+    canvas.hover(position={"x": tap["x"] / image_hw[1] * box["w"], "y": tap["y"] / image_hw[0] * box["h"]})
+    tip = root.locator(".ocrviz-tooltip")
+    assert tip.is_visible()
+    assert "branch 1" in tip.text_content() and "rate" in tip.text_content()
+    assert (read_state(root)["y"], read_state(root)["x"]) == (st["y"], st["x"])     # pinned: the hover did not move it
+    root.screenshot(path=str(shots / "lab_aspp_tooltip.png"))
+    root.locator(".ocrviz-info").hover()
+    assert not tip.is_visible()
+    root.locator(".ocrviz-mode-btn[data-mode=ocr]").click()

@@ -136,7 +136,10 @@ def test_payload_round_trip(data: ExplorerData) -> None:
     err = np.abs(dec - data.region_weights).max(axis=(1, 2))
     assert (err <= bound).all(), (err, bound)
     assert q.max() == 255                              # each map uses the full range
-    assert p["context_vmax"] == pytest.approx(float(data.region_weights.max()))
+    from ocrviz.widgets import colours
+
+    assert p["overlay_colours"]["error"] == {"rgb": list(colours.ERROR_RGB), "name": colours.ERROR_NAME}
+    assert p["overlay_colours"]["mark"] == {"rgb": list(colours.MARK_RGB), "name": colours.MARK_NAME}
     # ERF: normalised to a distribution over cells, uint8 + scale
     assert p["erf_cells"] == [[2, 3]]
     erf = np.frombuffer(p["erf_maps"], np.uint8).reshape(h, w) * p["erf_scales"][0]

@@ -7,7 +7,23 @@ const VIRIDIS = [[68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33,
   [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37]];
 const BRANCH_COLOURS = ["#a8a8a8", "#ff9f1c", "#f038ff", "#2ec4f1", "#9be564", "#ffd166", "#ef476f"];
 const OVERLAYS = ["image", "prediction", "ground truth", "errors", "marked"];
+const SCALES = { sqrt: "√", log: "log", linear: "linear" };
+const LOG_DECADES = 3;              // log scale: the bottom colour is 10^-3 of the top
 const IGNORE = 255;
+// overlay colours: sent by Python (ocrviz.widgets.colours); these fallbacks match it
+const COLOURS = { error: { rgb: [228, 26, 28], name: "red" }, right: { rgb: [60, 170, 70], name: "green" },
+  ignore: { rgb: [128, 128, 128], name: "grey" }, mark: { rgb: [255, 215, 0], name: "yellow" } };
+const BAR_W = 260, GAP = 10;        // the bars panel's width and the gap between panels (CSS px)
+const rgba = ([r, g, b], a) => ((a << 24) | (b << 16) | (g << 8) | r) >>> 0;   // little-endian RGBA
+// t in [0, 1] for a value v on a scale whose top colour is `top`
+function scaled(v, top, scale) {
+  if (!(top > 0) || !(v > 0)) return 0;
+  const r = v / top;
+  if (r >= 1) return 1;
+  if (scale === "linear") return r;
+  if (scale === "log") return Math.max(0, 1 + Math.log10(r) / LOG_DECADES);
+  return Math.sqrt(r);
+}
 
 function u8(dv) {
   if (!dv || !dv.byteLength) return new Uint8Array(0);
@@ -85,7 +101,8 @@ async function render({ model, el: host }) {
   const rates = model.get("aspp_rates") || [];
   const shares = f32(model.get("aspp_shares"));
   const nBranch = rates.length + 2;
-  const vmax = model.get("context_vmax") || 1;
+  const colours = { ...COLOURS, ...(model.get("overlay_colours") || {}) };
+  const standalone = !!model.get("standalone");       // an exported page: no kernel, no Python hints
   const preErf = new Map();                                  // "y,x" -> Float32Array(hw)
   {
     const cells = model.get("erf_cells") || [], q = u8(model.get("erf_maps")), sc = model.get("erf_scales") || [];
@@ -101,7 +118,10 @@ async function render({ model, el: host }) {
   for (const [m, label] of [["ocr", "OCR: object regions"], ["aspp", "ASPP: dilated taps"]]) {
     const b = el("button", "ocrviz-mode-btn", { "data-mode": m, type: "button" });
     b.textContent = label; modeBtn[m] = b; modes.append(b);
-    if (m === "aspp" && !rates.length) { b.disabled = true; b.title = "no ASPP data: pass aspp_model= (or aspp_rates) to the Explorer"; }
+    if (m === "aspp" && !rates.length) {
+      b.disabled = true;
+      b.title = standalone ? "this page was exported without ASPP data" : "no ASPP data: pass aspp_model= (or aspp_rates) to the Explorer";
+    }
   }
   const overlays = el("span", "ocrviz-overlays");
   const overlayBtn = {};
@@ -111,17 +131,38 @@ async function render({ model, el: host }) {
     if ((o === "ground truth" || o === "errors") && !maps.gt.data.length) { b.disabled = true; b.title = "no labels given"; }
     if (o === "marked" && !maps.mark.data.length) b.hidden = true;        // only with a mark= map
   }
+  const scales = el("span", "ocrviz-scales", { title: "colour scale of the maps on the right" });
+  const scaleBtn = {};
+  for (const [sc, label] of Object.entries(SCALES)) {
+    const b = el("button", "ocrviz-scale-btn", { "data-scale": sc, type: "button" });
+    b.textContent = label; scaleBtn[sc] = b; scales.append(b);
+  }
+  const sharedBtn = el("button", "ocrviz-shared-btn", { type: "button",
+    title: "one colour scale for OCR's context and ASPP's ERF at this pixel (the larger maximum of the two at the top)" });
+  sharedBtn.textContent = "same scale for OCR & ASPP";
+  scales.append(sharedBtn);
   const pin = el("span", "ocrviz-pin");
-  toolbar.append(modes, overlays, pin);
+  toolbar.append(modes, overlays, scales, pin);
 
   const panels = el("div", "ocrviz-panels");
-  const dispW = Math.max(120, model.get("width") || 300), dispH = Math.round(dispW * H / W);
+  // Picture size: `width` CSS px when given, else as wide as the output area allows (responsive),
+  // rounded down to whole CSS px per feature cell so that cells stay crisp.
   const dpr = Math.min(2, (globalThis.devicePixelRatio || 1));
-  const bw = Math.round(dispW * dpr), bh = Math.round(dispH * dpr);
-  const mkCanvas = (cls) => { const c = el("canvas", cls); c.width = bw; c.height = bh; c.style.width = dispW + "px"; c.style.height = dispH + "px"; return c; };
+  let dispW = 300, dispH = Math.round(300 * H / W), bw = Math.round(dispW * dpr), bh = Math.round(dispH * dpr), stacked = false;
+  const crisp = (side) => { const px = Math.floor(side * s / W); return px >= 1 ? px * W / s : Math.max(60, side); };
+  function layoutFor(avail) {
+    const fixed = model.get("width") || 0;
+    if (fixed > 0) return { side: Math.max(120, fixed), stacked: false };
+    if (!(avail > 0)) return { side: 300, stacked: false };
+    const row = crisp((avail - BAR_W - 2 * GAP - 8) / 2), two = crisp((avail - GAP - 6) / 2);
+    const cell = (side) => side * s / W;
+    if (row >= 120 && cell(row) >= Math.min(8, cell(two))) return { side: row, stacked: false };   // bars beside
+    if (two >= 160) return { side: two, stacked: true };                                           // bars below
+    return { side: crisp(avail - 4), stacked: true };                                              // one column
+  }
+  const mkCanvas = (cls) => el("canvas", cls);
 
   const pA = el("div", "ocrviz-panel ocrviz-panel-image");
-  pA.style.width = dispW + 2 + "px";                      // titles wrap inside the picture's width
   const titleA = el("div", "ocrviz-title");
   const stack = el("div", "ocrviz-stack");
   const cImg = mkCanvas("ocrviz-image");
@@ -129,9 +170,11 @@ async function render({ model, el: host }) {
   cImg.setAttribute("data-lm-suppress-shortcuts", "true");   // arrow keys move the pixel, not notebook cells
   cImg.setAttribute("aria-label", "image: click or hover to pick a pixel; arrow keys move it");
   const tapsSvg = svg("svg", { class: "ocrviz-taps", viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none" });
-  tapsSvg.style.width = dispW + "px"; tapsSvg.style.height = dispH + "px";   // over the canvas' content box
-  stack.append(cImg, tapsSvg);
-  pA.append(titleA, stack);
+  const tip = el("div", "ocrviz-tooltip");                    // ASPP tap tooltips (SVG titles never show: no pointer events)
+  tip.hidden = true;
+  stack.append(cImg, tapsSvg, tip);
+  const overlayLegend = el("div", "ocrviz-overlay-legend");
+  pA.append(titleA, stack, overlayLegend);
 
   const pB = el("div", "ocrviz-panel ocrviz-panel-bars");
   const titleB = el("div", "ocrviz-title");
@@ -166,23 +209,41 @@ async function render({ model, el: host }) {
   pB.append(titleB, regionList, branchList, noteB);
 
   const pC = el("div", "ocrviz-panel ocrviz-panel-context");
-  pC.style.width = dispW + 2 + "px";
   const titleC = el("div", "ocrviz-title");
   const cCtx = mkCanvas("ocrviz-context");
   const legend = el("div", "ocrviz-legend");
   const grad = el("span", "ocrviz-legend-bar");
   grad.style.background = `linear-gradient(to right, ${VIRIDIS.map((c) => `rgb(${c.join(",")})`).join(", ")})`;
   const legendText = el("span", "ocrviz-legend-text");
-  const sharedLegend = `0 … ${vmax.toPrecision(3)} of the pixel's context per cell (√ scale, shared by OCR and ASPP)`;
-  legendText.textContent = sharedLegend;
   legend.append(grad, legendText);
   pC.append(titleC, cCtx, legend);
 
   panels.append(pA, pB, pC);
   const info = el("div", "ocrviz-info");
   root.append(toolbar, panels, info);
+  root.setAttribute("data-lm-suppress-shortcuts", "true");   // keys inside the explorer are ours, not JupyterLab's
   host.append(root);
   cleanups.push(() => root.remove());
+
+  function applySize() {
+    const lay = layoutFor(root.clientWidth || host.clientWidth || 0);
+    const nw = lay.side, nh = Math.round(nw * H / W);
+    const changed = nw !== dispW || lay.stacked !== stacked || !cImg.width;
+    dispW = nw; dispH = nh; stacked = lay.stacked;
+    bw = Math.round(dispW * dpr); bh = Math.round(dispH * dpr);
+    for (const c of [cImg, cCtx]) {
+      if (c.width !== bw || c.height !== bh) { c.width = bw; c.height = bh; }
+      c.style.width = dispW + "px"; c.style.height = dispH + "px";
+    }
+    tapsSvg.style.width = dispW + "px"; tapsSvg.style.height = dispH + "px";   // over the canvas' content box
+    pA.style.width = pC.style.width = dispW + 2 + "px";                       // titles wrap inside the picture's width
+    pB.style.width = stacked ? Math.max(BAR_W, Math.min(2 * BAR_W, dispW + 2)) + "px" : BAR_W + "px";
+    pB.style.order = stacked ? "3" : "";                                      // bars below the two pictures
+    root.dataset.cellPx = (dispW * s / W).toFixed(2);                         // CSS px per feature cell
+    root.dataset.layout = stacked ? "stacked" : "row";
+    return changed;
+  }
+  applySize();
 
   // ---------------------------------------------------------------- image + cached layers
   let bitmap = null;
@@ -223,14 +284,13 @@ async function render({ model, el: host }) {
   const errorCanvas = (pm) => {
     const [gh, gw] = maps.gt.hw, p = resample(pm, gh, gw), g = maps.gt.data;
     const c = small(gh, gw), ctx = c.getContext("2d"), id = ctx.createImageData(gw, gh), px = new Uint32Array(id.data.buffer);
-    const wrong = ((230 << 24) | (40 << 16) | (40 << 8) | 235) >>> 0, ign = ((120 << 24) | (128 << 16) | (128 << 8) | 128) >>> 0;
-    const right = ((90 << 24) | (90 << 16) | (170 << 8) | 40) >>> 0;
+    const wrong = rgba(colours.error.rgb, 235), ign = rgba(colours.ignore.rgb, 120), right = rgba(colours.right.rgb, 90);
     for (let i = 0; i < g.length; i++) px[i] = g[i] === IGNORE ? ign : (p[i] === g[i] ? right : wrong);
     ctx.putImageData(id, 0, 0); return c;
   };
-  const markCanvas = () => {      // marked pixels in yellow, the rest dimmed
+  const markCanvas = () => {      // marked pixels in the mark colour, the rest dimmed
     const [mh, mw] = maps.mark.hw, c = small(mh, mw), ctx = c.getContext("2d"), id = ctx.createImageData(mw, mh);
-    const px = new Uint32Array(id.data.buffer), on = ((150 << 24) | (0 << 16) | (230 << 8) | 255) >>> 0, off = (110 << 24) >>> 0;
+    const px = new Uint32Array(id.data.buffer), on = rgba(colours.mark.rgb, 170), off = (110 << 24) >>> 0;
     for (let i = 0; i < maps.mark.data.length; i++) px[i] = maps.mark.data[i] ? on : off;
     ctx.putImageData(id, 0, 0); return c;
   };
@@ -261,13 +321,14 @@ async function render({ model, el: host }) {
 
   // heat maps over the h x w grid, drawn scaled with smoothing off
   const heatSmall = small(h, w), heatCtx = heatSmall.getContext("2d"), heatImg = heatCtx.createImageData(w, h);
-  const heatPx = new Uint32Array(heatImg.data.buffer), ctxVals = new Float32Array(hw);
+  const heatPx = new Uint32Array(heatImg.data.buffer), ctxValsBuf = new Float32Array(hw), ctxOther = new Float32Array(hw);
   const regionHeat = new Map();                          // k -> colourised ImageData (precomputed on first hover)
   const colourise = (vals, out, top) => {
-    const inv = 1 / (top || vmax);
-    for (let i = 0; i < hw; i++) { const t = vals[i] * inv; out[i] = lut[t >= 1 ? 255 : t <= 0 ? 0 : (Math.sqrt(t) * 255) | 0]; }
+    for (let i = 0; i < hw; i++) out[i] = lut[(scaled(vals[i], top, state.scale) * 255) | 0];
   };
-  const contextOf = (p) => {     // sum_k sim[p, k] * region_k, the pixel's context map
+  const maxOf = (vals) => { let m = 0; for (let i = 0; i < vals.length; i++) if (vals[i] > m) m = vals[i]; return m; };
+  const contextOf = (p, out) => {     // sum_k sim[p, k] * region_k, the pixel's context map
+    const ctxVals = out || ctxValsBuf;
     ctxVals.fill(0);
     for (let k = 0; k < K; k++) {
       const a = sim[p * K + k]; if (a === 0) continue;
@@ -282,7 +343,8 @@ async function render({ model, el: host }) {
     y: Math.min(h - 1, Math.max(0, sel0[0] | 0)), x: Math.min(w - 1, Math.max(0, sel0[1] | 0)),
     mode: model.get("mode") === "aspp" && rates.length ? "aspp" : "ocr",
     overlay: OVERLAYS.includes(model.get("overlay")) ? model.get("overlay") : "image",
-    hover: model.get("hover_region") ?? -1, pinned: false,
+    hover: model.get("hover_region") ?? -1, pinned: !!model.get("pinned"),
+    scale: SCALES[model.get("scale")] ? model.get("scale") : "sqrt", shared: !!model.get("shared_scale"),
   };
   let syncTimer = null;
   cleanups.push(() => clearTimeout(syncTimer));
@@ -300,39 +362,71 @@ async function render({ model, el: host }) {
     ctx.drawImage(overlayLayer(), 0, 0);
     outline(ctx);
     const shown = state.overlay === "marked" ? `${markName}: ${markPct}% of the image` : state.overlay;
+    drawOverlayLegend();
     titleA.textContent = state.mode === "aspp"
       ? `image (${shown}) · ASPP taps of the selected cell (${s}px cells)`
       : `image (${shown}) · selected cell = ${s}x${s} px`;
   }
 
-  function drawHeat(vals) {
+  // The colour scale of the right-hand map: its top colour is the shown map's own maximum, or with
+  // "same scale" the larger of this pixel's OCR context maximum and ASPP ERF maximum.
+  function showScale(top, what) {
+    const sc = state.scale, name = { sqrt: "√ scale", log: "log scale", linear: "linear scale" }[sc];
+    const bottom = sc === "log" ? `≤ ${(top * 10 ** -LOG_DECADES).toPrecision(2)} (1/${10 ** LOG_DECADES} of the top)` : "0";
+    legendText.textContent = `top colour = ${top.toPrecision(3)} (${what}); bottom = ${bottom}; ${name}`;
+    for (const e of [pC, cCtx]) { e.dataset.vmax = String(top); e.dataset.scale = sc; e.dataset.scaleOf = what; }
+  }
+  function sharedTop(p) {     // max of this pixel's OCR context map and of its ASPP ERF (when there is one)
+    const erf = erfFor(state.y, state.x);
+    return Math.max(maxOf(contextOf(p, ctxOther)), erf ? maxOf(erf) : 0);
+  }
+
+  const swatch = (rgb, text) => {
+    const e = el("span", "ocrviz-key"), sw = el("span", "ocrviz-swatch");
+    sw.style.background = `rgb(${rgb.join(",")})`; e.append(sw, document.createTextNode(text)); return e;
+  };
+  function drawOverlayLegend() {     // names the colours of the overlay shown (same height for every overlay)
+    const o = state.overlay, keys = [];
+    if (o === "errors") keys.push(swatch(colours.error.rgb, `${colours.error.name}: wrong`),
+      swatch(colours.right.rgb, `${colours.right.name}: right`), swatch(colours.ignore.rgb, `${colours.ignore.name}: not scored`));
+    else if (o === "marked") keys.push(swatch(colours.mark.rgb, `${colours.mark.name}: ${markName} pixels (${markPct}%)`));
+    else if (o === "prediction" || o === "ground truth") keys.push(document.createTextNode("class colours as in the region bars"));
+    else keys.push(document.createTextNode("\u00a0"));
+    overlayLegend.replaceChildren(...keys);
+    overlayLegend.dataset.overlay = o;
+  }
+
+  function drawHeat(vals, top) {
     const ctx = cCtx.getContext("2d");
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(dimLayer(), 0, 0);
-    if (vals) { colourise(vals, heatPx); heatCtx.putImageData(heatImg, 0, 0); ctx.drawImage(heatSmall, 0, 0, bw, bh); }
+    if (vals) { colourise(vals, heatPx, top); heatCtx.putImageData(heatImg, 0, 0); ctx.drawImage(heatSmall, 0, 0, bw, bh); }
     outline(ctx);
   }
 
   function drawContext() {
     const p = state.y * w + state.x, k = state.hover;
     if (k >= 0 && k < K) {
-      if (!regionHeat.has(k)) {
+      const top = 255 * regionScale[k], key = k + ":" + state.scale;
+      if (!regionHeat.has(key)) {
         const id = new ImageData(w, h);
-        colourise(region.subarray(k * hw, (k + 1) * hw), new Uint32Array(id.data.buffer), 255 * regionScale[k]);
-        regionHeat.set(k, id);
+        colourise(region.subarray(k * hw, (k + 1) * hw), new Uint32Array(id.data.buffer), top);
+        regionHeat.set(key, id);
       }
       const ctx = cCtx.getContext("2d");
       ctx.imageSmoothingEnabled = false;
       ctx.drawImage(dimLayer(), 0, 0);
-      heatCtx.putImageData(regionHeat.get(k), 0, 0); ctx.drawImage(heatSmall, 0, 0, bw, bh);
+      heatCtx.putImageData(regionHeat.get(key), 0, 0); ctx.drawImage(heatSmall, 0, 0, bw, bh);
       outline(ctx);
       titleC.textContent = `region “${names[k]}”: its spatial-softmax weights (sum to 1 over the image); this pixel gives it ${fmt(sim[p * K + k], 4)}`;
-      legendText.textContent = `0 … ${(255 * regionScale[k]).toPrecision(3)} per cell (this region's own √ scale)`;
+      showScale(top, `region “${names[k]}”'s largest weight`);
       cCtx.dataset.region = String(k); cCtx.dataset.map = "region";
     } else {
-      drawHeat(contextOf(p));
-      titleC.textContent = "where this pixel's context comes from: Σₖ sim[p,k] · region weightsₖ";
-      legendText.textContent = sharedLegend;
+      const vals = contextOf(p), own = maxOf(vals);
+      const top = state.shared ? Math.max(own, sharedTop(p)) : own;
+      drawHeat(vals, top);
+      titleC.textContent = "where this pixel's context comes from: Σₖ sim[p,k] · region weightsₖ (sums to 1 over the image)";
+      showScale(top, state.shared ? "largest of this pixel's OCR context and ASPP ERF" : "this pixel's largest context weight");
       cCtx.dataset.region = "all"; cCtx.dataset.map = "context";
     }
   }
@@ -347,17 +441,22 @@ async function render({ model, el: host }) {
   }
 
   function drawAsppContext() {
-    const erf = erfFor(state.y, state.x);
-    drawHeat(erf);
+    const erf = erfFor(state.y, state.x), p = state.y * w + state.x;
+    const own = erf ? maxOf(erf) : 0, top = state.shared ? Math.max(own, maxOf(contextOf(p, ctxOther))) : own;
+    drawHeat(erf, top);
     const ctx = cCtx.getContext("2d"), sx = bw / W, sy = bh / H;
     for (const br of asppTaps(state.y, state.x, rates, s, h, w, H, W)) {   // taps, for reference
       ctx.fillStyle = BRANCH_COLOURS[br.branch % BRANCH_COLOURS.length];
       for (const t of br.taps) if (t.inside) ctx.fillRect(t.x * sx - 1.5 * dpr, t.y * sy - 1.5 * dpr, 3 * dpr, 3 * dpr);
     }
     const status = model.get("erf_status") || "";
-    legendText.textContent = sharedLegend;
-    titleC.textContent = erf ? "ASPP's effective receptive field of this cell (|∂ output / ∂ input|, share per cell)"
-      : status || "no ERF for this cell: Explorer(..., erf_fn=...) with show_erf=True computes it";
+    const missing = standalone
+      ? `no ERF stored for this cell in this page (${preErf.size} cell${preErf.size === 1 ? " has" : "s have"} one)`
+      : "no ERF for this cell: Explorer(..., erf_fn=...) with show_erf=True computes it";
+    titleC.textContent = erf ? "ASPP's effective receptive field of this cell (|∂ output / ∂ input|, share per cell; sums to 1)"
+      : status || missing;
+    if (erf || state.shared) showScale(top || 1, state.shared ? "largest of this pixel's OCR context and ASPP ERF" : "this cell's largest ERF share");
+    else { legendText.textContent = "no map"; for (const e of [pC, cCtx]) { e.dataset.vmax = ""; e.dataset.scale = state.scale; } }
     cCtx.dataset.region = String(state.hover >= 0 ? state.hover : "all");
     cCtx.dataset.map = erf ? "erf" : "none";
   }
@@ -381,8 +480,8 @@ async function render({ model, el: host }) {
           "data-y": t.y, "data-x": t.x, "data-inside": t.inside, cx, cy, r,
           fill: t.inside ? colour : "none", "fill-opacity": 0.55, stroke: colour, "stroke-width": 2,
           "stroke-dasharray": t.inside ? "" : "3 3", "vector-effect": "non-scaling-stroke" });
-        const tip = svg("title"); tip.textContent = `branch ${br.branch} (${br.kind}${br.rate ? " r=" + br.rate : ""}) cell (${t.cell[0]}, ${t.cell[1]})${t.inside ? "" : " — outside: reads zero padding"}`;
-        c.append(tip); tapsSvg.append(c);
+        c.dataset.tip = `branch ${br.branch} (${br.kind}${br.rate ? ` rate ${br.rate} = ${br.rate * s}px` : ""}): cell (${t.cell[0]}, ${t.cell[1]})${t.inside ? "" : " — outside the image: reads zero padding"}`;
+        c.dataset.r = r; tapsSvg.append(c);
       }
     }
   }
@@ -444,6 +543,8 @@ async function render({ model, el: host }) {
     updateInfo();
     for (const [m, b] of Object.entries(modeBtn)) b.classList.toggle("ocrviz-active", m === state.mode);
     for (const [o, b] of Object.entries(overlayBtn)) b.classList.toggle("ocrviz-active", o === state.overlay);
+    for (const [sc, b] of Object.entries(scaleBtn)) b.classList.toggle("ocrviz-active", sc === state.scale);
+    sharedBtn.classList.toggle("ocrviz-active", state.shared);
     root.dataset.mode = state.mode; root.dataset.overlay = state.overlay;
     root.dataset.drawMs = (performance.now() - t0).toFixed(2);
     root.dataset.y = String(state.y); root.dataset.x = String(state.x);   // last: observers see a finished frame
@@ -465,22 +566,41 @@ async function render({ model, el: host }) {
     const py = Math.min(H - 1, Math.max(0, Math.floor(ev.offsetY / cImg.clientHeight * H)));
     return [Math.min(h - 1, Math.floor(py / s)), Math.min(w - 1, Math.floor(px / s))];
   };
-  on(cImg, "mousemove", (ev) => { if (!state.pinned) { const [y, x] = cellOf(ev); select(y, x, "hover"); } });
+  const setPinned = (v) => { if (state.pinned !== v) { state.pinned = v; push("pinned", v); } };
+  function showTip(ev) {             // the tap under the pointer, if any (all taps at that spot, one line each)
+    if (state.mode !== "aspp") { tip.hidden = true; return; }
+    const px = ev.offsetX / cImg.clientWidth * W, py = ev.offsetY / cImg.clientHeight * H, lines = [];
+    for (const c of tapsSvg.querySelectorAll(".ocrviz-tap")) {
+      const dx = +c.getAttribute("cx") - px, dy = +c.getAttribute("cy") - py, r = +c.dataset.r;
+      if (dx * dx + dy * dy <= r * r) lines.push(c.dataset.tip);
+    }
+    tip.hidden = !lines.length;
+    if (lines.length) {
+      tip.textContent = lines.join("\n");
+      tip.style.left = Math.min(ev.offsetX + 14, dispW - 40) + "px"; tip.style.top = ev.offsetY + 14 + "px";
+    }
+  }
+  on(cImg, "mousemove", (ev) => { if (!state.pinned) { const [y, x] = cellOf(ev); select(y, x, "hover"); } showTip(ev); });
+  on(cImg, "mouseleave", () => { tip.hidden = true; });
   on(cImg, "mousedown", (ev) => {   // on press, not release: the redraw starts one step earlier
     if (ev.button !== 0) return;
     const [y, x] = cellOf(ev);
-    state.pinned = !(state.pinned && y === state.y && x === state.x);
+    setPinned(!(state.pinned && y === state.y && x === state.x));
     select(y, x, "click");
     cImg.focus({ preventScroll: true });
   });
-  on(cImg, "keydown", (ev) => {
+  // Keys anywhere in the explorer (the image, or a toolbar button just clicked) move the pixel.
+  on(root, "keydown", (ev) => {
     const step = ev.shiftKey ? 5 : 1;
     const d = { ArrowUp: [-step, 0], ArrowDown: [step, 0], ArrowLeft: [0, -step], ArrowRight: [0, step] }[ev.key];
-    if (d) { ev.preventDefault(); ev.stopPropagation(); state.pinned = true; select(state.y + d[0], state.x + d[1], "key"); }
-    else if (ev.key === "Escape") { ev.stopPropagation(); state.pinned = false; updateInfo(); }
+    if (d) { ev.preventDefault(); ev.stopPropagation(); setPinned(true); select(state.y + d[0], state.x + d[1], "key"); }
+    else if (ev.key === "Escape") { ev.stopPropagation(); setPinned(false); updateInfo(); }
   });
-  for (const [m, b] of Object.entries(modeBtn)) on(b, "click", () => { if (state.mode !== m) { state.mode = m; redraw(); push("mode", m); } });
-  for (const [o, b] of Object.entries(overlayBtn)) on(b, "click", () => { if (state.overlay !== o) { state.overlay = o; redraw(); push("overlay", o); } });
+  const refocus = () => cImg.focus({ preventScroll: true });   // after a button, arrow keys still reach the image
+  for (const [m, b] of Object.entries(modeBtn)) on(b, "click", () => { if (state.mode !== m) { state.mode = m; redraw(); push("mode", m); } refocus(); });
+  for (const [o, b] of Object.entries(overlayBtn)) on(b, "click", () => { if (state.overlay !== o) { state.overlay = o; redraw(); push("overlay", o); } refocus(); });
+  for (const [sc, b] of Object.entries(scaleBtn)) on(b, "click", () => { if (state.scale !== sc) { state.scale = sc; redraw(); push("scale", sc); } refocus(); });
+  on(sharedBtn, "click", () => { state.shared = !state.shared; redraw(); push("shared_scale", state.shared); refocus(); });
   const setHover = (k) => {
     if (state.hover === k) return;
     state.hover = k;
@@ -492,10 +612,24 @@ async function render({ model, el: host }) {
   on(regionList, "mouseleave", () => setHover(-1));
 
   // ---------------------------------------------------------------- Python -> view
-  onModel("change:selected", () => {
+  onModel("change:selected", () => {       // a cell set from Python stays pinned: the mouse does not move it
     const v = model.get("selected") || [0, 0];
-    if (v[0] !== state.y || v[1] !== state.x) { state.y = Math.min(h - 1, Math.max(0, v[0])); state.x = Math.min(w - 1, Math.max(0, v[1])); redraw(); }
+    if (v[0] !== state.y || v[1] !== state.x) {
+      state.y = Math.min(h - 1, Math.max(0, v[0])); state.x = Math.min(w - 1, Math.max(0, v[1]));
+      state.pinned = true; redraw();
+    }
   });
+  onModel("change:pinned", () => { const v = !!model.get("pinned"); if (v !== state.pinned) { state.pinned = v; updateInfo(); } });
+  onModel("change:scale", () => { const v = model.get("scale"); if (SCALES[v] && v !== state.scale) { state.scale = v; redraw(); } });
+  onModel("change:shared_scale", () => { const v = !!model.get("shared_scale"); if (v !== state.shared) { state.shared = v; redraw(); } });
+  const resized = () => { if (applySize()) { layers.clear(); redraw(); } };
+  onModel("change:width", resized);
+  if (typeof ResizeObserver !== "undefined") {
+    let raf = 0;
+    const ro = new ResizeObserver(() => { cancelAnimationFrame(raf); raf = requestAnimationFrame(resized); });
+    ro.observe(root);
+    cleanups.push(() => { ro.disconnect(); cancelAnimationFrame(raf); });
+  }
   onModel("change:mode", () => { const m = model.get("mode"); if (m !== state.mode && (m === "ocr" || rates.length)) { state.mode = m; redraw(); } });
   onModel("change:overlay", () => { const o = model.get("overlay"); if (o !== state.overlay && OVERLAYS.includes(o)) { state.overlay = o; redraw(); } });
   onModel("change:hover_region", () => { const k = model.get("hover_region"); if (k !== state.hover) { state.hover = k; redraw(); } });
