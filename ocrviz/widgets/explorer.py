@@ -142,6 +142,8 @@ class Explorer(anywidget.AnyWidget):
                  class_names: Sequence[str] | None = None, palette: Any = None,
                  erf_fn: ErfFn | None = None, transform: Callable[[Any], Any] | None = None,
                  aspp_rates: Sequence[int] | None = None, mark: Any = None, mark_name: str = "marked",
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 logits_fn: Callable[[Any], Any] | None = None, align_corners: bool | None = None,
                  **widget_kwargs: Any) -> None:
         """Run ``model`` (and ``aspp_model``) on ``image`` with capture, then show it.
 
@@ -155,10 +157,23 @@ class Explorer(anywidget.AnyWidget):
         computed only for cells selected while ``mode="aspp"`` and
         ``show_erf=True``.  ``mark``: an H x W bool map that the overlay
         button ``mark_name`` highlights (e.g. ``ocrviz.data.ambiguity.cue_free``).
+
+        Any model in which ``ocrviz.capture`` finds an OCR block works: ocrviz's
+        own, the official ``HighResolutionNet`` (returns ``[aux, main]`` at 1/4
+        resolution), openseg's OCR nets (``(aux, main)``), an MMSeg
+        ``EncoderDecoder`` / ``CascadeEncoderDecoder`` in tensor mode.  The
+        prediction is read from the model's output (a tensor, a list/tuple
+        whose last item is the main logits, a dict with ``out``) or by
+        ``logits_fn(output)``, and upsampled bilinearly to the image with
+        ``align_corners`` (default: the model's own attribute, else False);
+        the output stride is the image height over the feature map's.
+        ``mean`` / ``std``: per-channel normalisation (0..1 or 0..255 units;
+        default ImageNet's).  Only what the explorer draws is captured.
         """
         data, x = _capture_data(model, image, labels, aspp_model=aspp_model, class_names=class_names,
                                 palette=palette, transform=transform, aspp_rates=aspp_rates,
-                                mark=mark, mark_name=mark_name)
+                                mark=mark, mark_name=mark_name, mean=mean, std=std, logits_fn=logits_fn,
+                                align_corners=align_corners)
         if erf_fn is None and aspp_model is not None:
             from ocrviz.analysis.erf import make_erf_fn
 
@@ -282,44 +297,111 @@ class Explorer(anywidget.AnyWidget):
             self.erf_status = ""
 
 
-def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class_names: Any,
-                  palette: Any, transform: Any, aspp_rates: Any, mark: Any = None,
-                  mark_name: str = "marked") -> tuple[ExplorerData, Any]:
+# What the explorer draws: the OCR block's sim map and region weights and the prediction;
+# ASPP's branch outputs, pooling and prediction.  Nothing else is kept (an HRNet-W48 capture of
+# every hook at 1024 x 2048 holds about 1.5 GB).
+_OCR_DRAWN = frozenset({"sim_map", "region_weights", "logits"})
+
+
+def _drawn_ocr(name: str) -> bool:
+    return name.rsplit(".", 1)[-1].removeprefix("hook_") in _OCR_DRAWN
+
+
+def _drawn_aspp(name: str) -> bool:
+    tail = name.rsplit(".", 1)[-1]
+    return tail in ("hook_pool", "hook_logits") or (tail.startswith("hook_branch") and tail[11:].isdigit())
+
+
+def _no_ocr_block(model: Any) -> ValueError:
+    from ocrviz.capture.foreign import GATHER_CLASSES, MMSEG_BLOCK_CLASSES, OCR_MODULE_CLASSES, OFFICIAL_BLOCK_CLASSES
+
+    looked = sorted(GATHER_CLASSES | OFFICIAL_BLOCK_CLASSES | MMSEG_BLOCK_CLASSES | OCR_MODULE_CLASSES)
+    return ValueError(f"{type(model).__name__} has no OCR block that ocrviz.capture can read: it looked for "
+                      f"HookPoints named hook_sim_map / hook_region_weights (ocrviz's models) and for modules of "
+                      f"the classes {', '.join(looked)} (official HRNet-OCR, openseg, MMSeg). Pass an OCRNet; "
+                      f"an ASPP model goes in aspp_model=")
+
+
+def _model_input(image: Any, transform: Any, mean: Any, std: Any) -> Any:
+    """1 x 3 x H x W float input: a tensor as given, else (image / 255 - mean) / std."""
     import torch
 
-    from ocrviz.capture import run_with_cache
-    from ocrviz.data.dataset import normalize
+    from ocrviz.data.dataset import MEAN, STD
 
     if hasattr(image, "detach"):
         x = image.detach().float()
-        x = x[None] if x.ndim == 3 else x                                     # 1 x 3 x H x W
-    else:
-        arr = to_uint8_image(image)
-        x = transform(arr) if transform is not None else normalize(arr)[None]  # 1 x 3 x H x W
+        return x[None] if x.ndim == 3 else x                                     # 1 x 3 x H x W
+    arr = to_uint8_image(image)
+    if transform is not None:
+        return transform(arr)
+    m = np.asarray(MEAN if mean is None else mean, np.float32)
+    sd = np.asarray(STD if std is None else std, np.float32)
+    if m.shape != (3,) or sd.shape != (3,) or (sd <= 0).any():
+        raise ValueError(f"mean={mean!r}, std={std!r}: give three values each (std > 0), in 0..1 or 0..255 units")
+    if m.max() > 1 or sd.max() > 1:                                              # 0..255 units (MMSeg's)
+        m, sd = m / 255, sd / 255
+    x = (arr.astype(np.float32) / 255 - m) / sd                                  # H x W x 3
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]   # 1 x 3 x H x W
+
+
+def _run_drawn(m: Any, x: Any, keep: Callable[[str], bool], logits_fn: Any, align_corners: bool | None) -> Any:
+    """Capture what is drawn on one forward; (cache, logits at the image size or None when cached)."""
+    import torch
+
+    from ocrviz.capture import capture
+    from ocrviz.capture.outputs import find_align_corners, main_logits, upsample_logits
+
+    was_training = m.training
+    m.eval()
+    try:
+        with torch.no_grad(), capture(m, names=keep) as cache:
+            out = m(x)
+    finally:
+        m.train(was_training)
+    if "logits" in cache and logits_fn is None:
+        return cache, None
+    ac = find_align_corners(m) if align_corners is None else bool(align_corners)
+    return cache, upsample_logits(main_logits(out, logits_fn), tuple(x.shape[-2:]), ac)
+
+
+def _names_from(model: Any) -> tuple[Any, Any]:
+    """Class names and palette the model carries (ocrviz attributes, or MMSeg's dataset_meta)."""
+    meta = getattr(model, "dataset_meta", None) or {}
+    names = getattr(model, "class_names", None) or meta.get("classes")
+    pal = getattr(model, "palette", None)
+    if pal is None:
+        pal = meta.get("palette")
+    return (list(names) if names is not None else None), pal
+
+
+def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class_names: Any,
+                  palette: Any, transform: Any, aspp_rates: Any, mark: Any = None,
+                  mark_name: str = "marked", mean: Any = None, std: Any = None, logits_fn: Any = None,
+                  align_corners: bool | None = None) -> tuple[ExplorerData, Any]:
+    x = _model_input(image, transform, mean, std)
     if x.ndim != 4 or x.shape[0] != 1:
         raise ValueError(f"one image at a time: model input has shape {tuple(x.shape)}; expected 1 x 3 x H x W")
     shown = to_uint8_image(image)
-
-    def run(m: Any) -> Any:
-        was_training = m.training
-        m.eval()
-        try:
-            with torch.no_grad():
-                return run_with_cache(m, x)[1]
-        finally:
-            m.train(was_training)
-
-    cache = run(model)
+    try:
+        cache, logits = _run_drawn(model, x, _drawn_ocr, logits_fn, align_corners)
+    except ValueError as e:
+        if "nothing to capture" in str(e):
+            raise _no_ocr_block(model) from None
+        raise
+    if not cache.has("sim_map") or not cache.has("region_weights"):
+        raise _no_ocr_block(model)
     kw: dict[str, Any] = {}
     if aspp_model is not None:
         rates = aspp_rates or getattr(getattr(aspp_model, "head", None), "rates", None) \
             or getattr(aspp_model, "rates", None)
         if rates is None:
             raise ValueError("could not find the ASPP rates on aspp_model (head.rates); pass aspp_rates=(...)")
-        kw.update(aspp_cache=run(aspp_model), aspp_rates=tuple(int(r) for r in rates),
+        aspp_cache, aspp_logits = _run_drawn(aspp_model, x, _drawn_aspp, None, align_corners)
+        kw.update(aspp_cache=aspp_cache, aspp_rates=tuple(int(r) for r in rates), aspp_logits=aspp_logits,
                   aspp_project_weight=_project_weight(aspp_model))
-    names = class_names if class_names is not None else getattr(model, "class_names", None)
-    pal = palette if palette is not None else getattr(model, "palette", None)
-    return from_cache(cache, shown, labels=labels, class_names=names, palette=pal,
+    own_names, own_pal = _names_from(model)
+    names = class_names if class_names is not None else own_names
+    pal = palette if palette is not None else own_pal
+    return from_cache(cache, shown, labels=labels, class_names=names, palette=pal, logits=logits,
                       output_stride=getattr(model, "output_stride", None), mark=mark, mark_name=mark_name,
                       **kw), x

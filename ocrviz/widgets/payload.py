@@ -165,7 +165,8 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
                aspp_cache: Any = None, aspp_rates: Sequence[int] | None = None,
                aspp_project_weight: Any = None,
                erf_maps: Mapping[tuple[int, int], Any] | None = None,
-               mark: Any = None, mark_name: str = "marked") -> ExplorerData:
+               mark: Any = None, mark_name: str = "marked", logits: Any = None,
+               aspp_logits: Any = None) -> ExplorerData:
     """ExplorerData from an OCR capture ``Cache`` (and optionally an ASPP one).
 
     Reads ``cache.sim_map`` (B x HW x K), ``cache.region_weights``
@@ -176,6 +177,8 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
     branch shares from hooks ``hook_branch0..n`` + ``hook_pool`` (weighted by
     ``aspp_project_weight`` when given) and the ASPP prediction.  ``mark``:
     an optional H x W bool map shown by the overlay named ``mark_name``.
+    ``logits`` / ``aspp_logits`` (B x K x H x W): the prediction to show when
+    the cache holds none (captures of foreign trees hold no ``logits``).
 
     Example:
         >>> logits, cache = ocrviz.run_with_cache(model, x)           # doctest: +SKIP
@@ -184,7 +187,7 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
     b = batch_index
     sim = _np(cache.sim_map)[b]                                    # HW x K
     rw = _np(cache.region_weights)[b]                              # K x h x w
-    logits = _np(cache.logits)[b]                                  # K x H x W
+    logits = _np(cache.logits if logits is None else logits)[b]    # K x H x W
     img = to_uint8_image(image)
     k, h, w = rw.shape
     if output_stride is None:
@@ -204,7 +207,7 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
         branches.append(_np(_by_suffix(aspp_cache, "hook_pool"))[b])                         # C x h x w
         pw = None if aspp_project_weight is None else _np(aspp_project_weight)
         kw.update(aspp_rates=tuple(aspp_rates), aspp_shares=aspp_branch_shares(branches, pw),
-                  aspp_pred=_np(aspp_cache.logits)[b].argmax(0))
+                  aspp_pred=_np(aspp_cache.logits if aspp_logits is None else aspp_logits)[b].argmax(0))
     return ExplorerData(image=img, feat_hw=(h, w), output_stride=int(output_stride),
                         class_names=tuple(class_names), palette=pal, pred=logits.argmax(0),
                         sim_map=sim, region_weights=rw, gt=gt, erf_maps=erf_maps,

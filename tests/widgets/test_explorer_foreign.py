@@ -1,0 +1,121 @@
+"""The explorer on OCRNets ocrviz did not write: official HRNet-OCR, openseg, MMSeg trees.
+
+The trees are the ones tests/capture/test_foreign.py rebuilds from their public
+structure, behind a strided stem so that they take an image and return what
+their upstream returns (a list [aux, main], a tuple (aux, main), one tensor).
+What the explorer shows is compared with an independent computation: the sim
+map from the capture's own cross-checked recomputation, and the prediction from
+the model's own output resized as upstream resizes.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "capture"))
+from test_foreign import C_IN, K, HRNetOCRHead, MMSegEncoderDecoder, OpensegOCRNet, randomise_  # noqa: E402
+
+from ocrviz import Explorer, capture  # noqa: E402
+
+STRIDE = 4
+IMAGE_HW = (32, 48)
+
+
+class Stemmed(nn.Module):
+    """image -> stride-4 feature map -> the upstream tree (output untouched)."""
+
+    def __init__(self, tree: nn.Module) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, C_IN, STRIDE, stride=STRIDE)
+        self.tree = tree
+
+    def forward(self, x: torch.Tensor):
+        return self.tree(self.stem(x))
+
+
+class DictOut(nn.Module):
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        aux, main = self.inner(x)
+        return {"aux": aux, "out": main}
+
+
+def _image(seed: int = 3) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(*IMAGE_HW, 3), dtype=np.uint8)
+
+
+TREES = {
+    "official HRNet-OCR ([aux, main])": lambda: Stemmed(HRNetOCRHead()),
+    "openseg ((aux, main))": lambda: Stemmed(OpensegOCRNet()),
+    "MMSeg cascade (tensor)": lambda: Stemmed(MMSegEncoderDecoder()),
+    "dict with 'out'": lambda: DictOut(Stemmed(HRNetOCRHead())),
+}
+
+
+@pytest.mark.parametrize("tree", list(TREES))
+def test_explorer_opens_foreign_trees(tree: str) -> None:
+    model = randomise_(TREES[tree](), seed=5)
+    image = _image()
+    mean, std = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)        # MMSeg's, in 0..255 units
+    ex = Explorer(model, image, mean=mean, std=std, class_names=[f"c{k}" for k in range(K)])
+    d = ex.data
+    # independent: the same input, the model's own output, upsampled as MMSeg does (align_corners=False)
+    x = torch.from_numpy(((image / 255 - np.array(mean) / 255) / (np.array(std) / 255)).astype(np.float32))
+    x = x.permute(2, 0, 1)[None]
+    with torch.no_grad(), capture(model) as cache:
+        out = model(x)
+    main = out["out"] if isinstance(out, dict) else out[-1] if isinstance(out, (list, tuple)) else out
+    want_pred = F.interpolate(main, size=IMAGE_HW, mode="bilinear", align_corners=False).argmax(1)[0].numpy()
+    assert d.output_stride == STRIDE and d.feat_hw == (IMAGE_HW[0] // STRIDE, IMAGE_HW[1] // STRIDE)
+    np.testing.assert_array_equal(d.pred, want_pred)
+    np.testing.assert_allclose(d.sim_map, cache.sim_map[0].numpy(), atol=5e-5)   # float32 vs float64 input
+    np.testing.assert_allclose(d.sim_map.sum(1), 1, atol=1e-5)
+    assert d.class_names == tuple(f"c{k}" for k in range(K))
+
+
+def test_align_corners_and_logits_fn_are_used() -> None:
+    model = randomise_(Stemmed(HRNetOCRHead()), seed=6)
+    image = _image(4)
+    ex = Explorer(model, image, align_corners=True, logits_fn=lambda out: out[0])   # the aux head, on purpose
+    x = torch.from_numpy(np.ascontiguousarray(((image / 255 - (0.485, 0.456, 0.406)) / (0.229, 0.224, 0.225))
+                                              .astype(np.float32).transpose(2, 0, 1)))[None]
+    with torch.no_grad():
+        aux = model(x)[0]
+    want = F.interpolate(aux, size=IMAGE_HW, mode="bilinear", align_corners=True).argmax(1)[0].numpy()
+    np.testing.assert_array_equal(ex.data.pred, want)
+
+
+def test_only_what_is_drawn_is_captured(monkeypatch) -> None:
+    import ocrviz.widgets.explorer as explorer_module
+
+    kept: list[str] = []
+    real = explorer_module._run_drawn
+
+    def spy(m, x, keep, *a):
+        cache, logits = real(m, x, keep, *a)
+        kept.extend(cache.names())
+        return cache, logits
+
+    monkeypatch.setattr(explorer_module, "_run_drawn", spy)
+    Explorer(randomise_(Stemmed(HRNetOCRHead())), _image())
+    assert sorted(n.rsplit(".", 1)[-1] for n in kept) == ["region_weights", "sim_map"], kept
+
+
+def test_a_model_without_an_ocr_block_gets_a_clear_error() -> None:
+    plain = nn.Sequential(nn.Conv2d(3, K, 3, padding=1))
+    with pytest.raises(ValueError, match="no OCR block.*SpatialGather_Module.*aspp_model="):
+        Explorer(plain, _image())
+
+
+def test_bad_mean_std_is_refused() -> None:
+    with pytest.raises(ValueError, match="three values each"):
+        Explorer(randomise_(Stemmed(HRNetOCRHead())), _image(), mean=(0.5, 0.5), std=(0.2, 0.2, 0.2))
