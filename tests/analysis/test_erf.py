@@ -53,3 +53,18 @@ def test_erf_fn_uses_cell_centres_and_validates() -> None:
         assert "outside the 16 x 20 image" in str(e)
     else:
         raise AssertionError("no error for a pixel outside the image")
+
+
+def test_kept_graph_erf_equals_captum_on_many_cells_of_a_real_aspp_model() -> None:
+    """The explorer's per-click ERF (one backward on a kept graph) equals Captum's Saliency
+    with a fresh forward, cell after cell (the graph survives every call)."""
+    import ocrviz
+
+    torch.manual_seed(0)
+    model = ocrviz.create_model("aspp", num_classes=4).eval()
+    x = torch.randn(1, 3, 64, 96)
+    fn = make_erf_fn(model, x)
+    s = model.output_stride
+    for row, col in [(0, 0), (3, 5), (7, 11), (3, 5)]:
+        want = gradient_erf(model, x, min(63, row * s + s // 2), min(95, col * s + s // 2)).cells
+        np.testing.assert_allclose(fn(row, col), want, atol=1e-7)
