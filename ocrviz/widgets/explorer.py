@@ -120,6 +120,15 @@ class Explorer(anywidget.AnyWidget):
     mark = t.Bytes(b"").tag(sync=True)
     mark_hw = t.List(t.Int(), []).tag(sync=True)
     mark_name = t.Unicode("marked").tag(sync=True)
+    # OCR's head after the sim map, per pixel (float32; empty for models without it): counterfactuals
+    cf_value = t.Bytes(b"").tag(sync=True)
+    cf_pixels = t.Bytes(b"").tag(sync=True)
+    cf_up_w = t.Bytes(b"").tag(sync=True)
+    cf_up_b = t.Bytes(b"").tag(sync=True)
+    cf_fuse_w = t.Bytes(b"").tag(sync=True)
+    cf_fuse_b = t.Bytes(b"").tag(sync=True)
+    cf_cls_w = t.Bytes(b"").tag(sync=True)
+    cf_cls_b = t.Bytes(b"").tag(sync=True)
     # view state (synced both ways)
     selected = t.List(t.Int(), [0, 0], minlen=2, maxlen=2).tag(sync=True)
     mode = t.Enum(MODES, "ocr").tag(sync=True)
@@ -300,7 +309,7 @@ class Explorer(anywidget.AnyWidget):
 # What the explorer draws: the OCR block's sim map and region weights and the prediction;
 # ASPP's branch outputs, pooling and prediction.  Nothing else is kept (an HRNet-W48 capture of
 # every hook at 1024 x 2048 holds about 1.5 GB).
-_OCR_DRAWN = frozenset({"sim_map", "region_weights", "logits"})
+_OCR_DRAWN = frozenset({"sim_map", "region_weights", "logits", "value", "pixel_feats"})
 
 
 def _drawn_ocr(name: str) -> bool:
@@ -399,9 +408,12 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
         aspp_cache, aspp_logits = _run_drawn(aspp_model, x, _drawn_aspp, None, align_corners)
         kw.update(aspp_cache=aspp_cache, aspp_rates=tuple(int(r) for r in rates), aspp_logits=aspp_logits,
                   aspp_project_weight=_project_weight(aspp_model))
+    from ocrviz.analysis.pixel_head import pixel_head
+
     own_names, own_pal = _names_from(model)
     names = class_names if class_names is not None else own_names
     pal = palette if palette is not None else own_pal
     return from_cache(cache, shown, labels=labels, class_names=names, palette=pal, logits=logits,
+                      pixel_head=pixel_head(model, cache),
                       output_stride=getattr(model, "output_stride", None), mark=mark, mark_name=mark_name,
                       **kw), x

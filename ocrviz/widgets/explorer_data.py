@@ -101,6 +101,9 @@ class ExplorerData:
         mark:           optional h x w or H x W bool: pixels to highlight in
                         the "marked" overlay (e.g. ToyCity's cue-free pixels)
         mark_name:      the overlay's label, e.g. "cue-free" (1-30 characters)
+        pixel_head:     optional ``ocrviz.analysis.pixel_head.PixelHead``: OCR's
+                        head after the sim map, per pixel, so that the view can
+                        re-run a pixel with an edited sim row (counterfactuals)
 
     Example:
         >>> from ocrviz.widgets.synthetic import synthetic_data
@@ -124,6 +127,7 @@ class ExplorerData:
     erf_maps: Mapping[tuple[int, int], np.ndarray] | None = field(default=None)
     mark: np.ndarray | None = None
     mark_name: str = "marked"
+    pixel_head: Any = None
 
     def __post_init__(self) -> None:
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen: normalise once)
@@ -189,6 +193,10 @@ class ExplorerData:
                 raise ValueError(f"mark has shape {m.shape} and dtype {m.dtype}; expected a bool map of the "
                                  f"feature grid {grids[0]} or the image {grids[1]}")
             put("mark", _readonly(m))
+        ph = self.pixel_head
+        if ph is not None and (ph.pixels.shape[0] != h * w or ph.value.shape[0] != k or ph.cls_w.shape[0] != k):
+            raise ValueError(f"pixel_head holds {ph.pixels.shape[0]} cells and {ph.value.shape[0]} regions; "
+                             f"this image has {h * w} cells and {k} regions")
         name = self.mark_name
         if not isinstance(name, str) or not 1 <= len(name.strip()) <= 30:
             raise ValueError(f"mark_name={name!r}; give a short label (1-30 characters), e.g. 'cue-free'")

@@ -28,6 +28,8 @@ from ocrviz.analysis.aspp_taps import aspp_branch_shares
 from .explorer_data import ExplorerData, default_palette, erf_to_cells
 from .colours import overlay_colours
 
+CF_ARRAYS = ("value", "pixels", "up_w", "up_b", "fuse_w", "fuse_b", "cls_w", "cls_b")   # PixelHead's fields
+
 __all__ = ["ExplorerData", "from_cache", "to_payload", "to_uint8_image", "erf_to_cells", "quantise_u8",
            "png_bytes", "jpeg_bytes", "encode_erf"]
 
@@ -143,6 +145,10 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
         "mark_name": data.mark_name,
         "num_classes": k,
         "overlay_colours": overlay_colours(),
+        # OCR's head after the sim map (counterfactual re-runs in the view); float32, row-major
+        **{f"cf_{name}": (b"" if data.pixel_head is None else f32(a))
+           for name, a in (data.pixel_head.arrays().items() if data.pixel_head is not None else
+                           ((n, None) for n in CF_ARRAYS))},
     }
 
 
@@ -166,7 +172,7 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
                aspp_project_weight: Any = None,
                erf_maps: Mapping[tuple[int, int], Any] | None = None,
                mark: Any = None, mark_name: str = "marked", logits: Any = None,
-               aspp_logits: Any = None) -> ExplorerData:
+               aspp_logits: Any = None, pixel_head: Any = None) -> ExplorerData:
     """ExplorerData from an OCR capture ``Cache`` (and optionally an ASPP one).
 
     Reads ``cache.sim_map`` (B x HW x K), ``cache.region_weights``
@@ -211,4 +217,5 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
     return ExplorerData(image=img, feat_hw=(h, w), output_stride=int(output_stride),
                         class_names=tuple(class_names), palette=pal, pred=logits.argmax(0),
                         sim_map=sim, region_weights=rw, gt=gt, erf_maps=erf_maps,
-                        mark=None if mark is None else _np(mark).astype(bool), mark_name=mark_name, **kw)
+                        mark=None if mark is None else _np(mark).astype(bool), mark_name=mark_name,
+                        pixel_head=pixel_head, **kw)

@@ -217,3 +217,76 @@ def test_standalone_page_shows_no_python_only_hints(page) -> None:
 def test_width_option_sets_the_picture_size(page, data) -> None:
     root = _root(page)
     assert root.get_attribute("data-cell-px") == f"{384 * data.output_stride / data.image_hw[1]:.2f}"  # width=384 given
+
+
+def test_dropping_a_region_changes_prediction_and_logits_as_a_hooked_forward_says(browser, tmp_path, shots) -> None:
+    """Counterfactuals in the page (no kernel): click a bar to drop that region from the pixel's sim
+    row, shift-click to keep only one; the logits shown equal a full forward of the shipped model in
+    which a forward hook put the same edited row into the sim map.  The influence column equals
+    the logit drop of the same forward, region by region."""
+    import json
+
+    import torch
+
+    import ocrviz
+    from ocrviz.data.samples import load_sample
+
+    model = ocrviz.load_model("toycity-ocr")
+    sample = load_sample("street_0")
+    ex = ocrviz.Explorer(model, sample.image, sample.labels)
+    y, x_ = 14, 20
+    ex.select(y, x_)
+    path = ex.save_html(tmp_path / "cf.html", precision="float32", max_bytes=12 * 1024 * 1024)
+    h, w = ex.data.feat_hw
+    p = y * w + x_
+    _, cache = ocrviz.run_with_cache(model, ocrviz.data.dataset.normalize(sample.image)[None])
+    row = cache.sim_map[0, p].double().numpy()
+    hook_name = next(n for n, _ in model.named_modules() if n.endswith("hook_sim_map"))
+
+    def forward_with(edited: np.ndarray) -> np.ndarray:
+        def edit(mod, args, out):
+            out = out.clone()
+            out[0, p] = torch.as_tensor(edited, dtype=out.dtype)
+            return out
+
+        handle = model.get_submodule(hook_name).register_forward_hook(edit)
+        try:
+            _, c = ocrviz.run_with_cache(model, ocrviz.data.dataset.normalize(sample.image)[None],
+                                         names=["hook_head_logits"])
+        finally:
+            handle.remove()
+        return c["hook_head_logits"][0].reshape(len(row), -1)[:, p].double().numpy()
+
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.route(re.compile(r"^https?://"), lambda route: route.abort())
+    try:
+        page.goto(path.as_uri())
+        page.wait_for_selector("#ocrviz-root[data-ready=true]", timeout=20_000)
+        root = page.locator(".ocrviz-explorer")
+        assert (int(root.get_attribute("data-y")), int(root.get_attribute("data-x"))) == (y, x_)
+        base = np.array(json.loads(root.get_attribute("data-base-logits")))
+        np.testing.assert_allclose(base, forward_with(row), atol=1e-4)
+        pred = int(np.argmax(base))
+        # influence column, for every region: the predicted logit's drop without it
+        for k in range(len(row)):
+            r = row.copy(); r[k] = 0; r /= r.sum()
+            shown = float(root.locator(f".ocrviz-region[data-k='{k}']").get_attribute("data-influence"))
+            assert abs(shown - (base[pred] - forward_with(r)[pred])) < 1e-4, k
+        top = int(np.argmax(row))
+        root.locator(f".ocrviz-region[data-k='{top}']").click()               # drop the top region
+        edited = row.copy(); edited[top] = 0; edited /= edited.sum()
+        want = forward_with(edited)
+        np.testing.assert_allclose(json.loads(root.get_attribute("data-cf-logits")), want, atol=1e-4)
+        assert int(root.get_attribute("data-cf-pred")) == int(np.argmax(want))
+        assert f"without {ex.data.class_names[top]}" in root.locator(".ocrviz-cf").text_content()
+        root.screenshot(path=str(shots / "export_counterfactual.png"))
+        other = int(np.argsort(-row)[3])
+        root.locator(f".ocrviz-region[data-k='{other}']").click(modifiers=["Shift"])   # keep only it
+        only = np.zeros_like(row); only[other] = 1
+        want = forward_with(only)
+        np.testing.assert_allclose(json.loads(root.get_attribute("data-cf-logits")), want, atol=1e-4)
+        assert int(root.get_attribute("data-cf-pred")) == int(np.argmax(want))
+        root.locator(".ocrviz-reset-btn").click()
+        assert root.get_attribute("data-cf-logits") is None
+    finally:
+        page.close()

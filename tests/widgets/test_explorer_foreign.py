@@ -107,7 +107,8 @@ def test_only_what_is_drawn_is_captured(monkeypatch) -> None:
 
     monkeypatch.setattr(explorer_module, "_run_drawn", spy)
     Explorer(randomise_(Stemmed(HRNetOCRHead())), _image())
-    assert sorted(n.rsplit(".", 1)[-1] for n in kept) == ["region_weights", "sim_map"], kept
+    # the sim map and region weights it draws, and the value / pixel features of counterfactual re-runs
+    assert sorted(n.rsplit(".", 1)[-1] for n in kept) == ["pixel_feats", "region_weights", "sim_map", "value"], kept
 
 
 def test_a_model_without_an_ocr_block_gets_a_clear_error() -> None:

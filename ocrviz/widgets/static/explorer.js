@@ -110,6 +110,39 @@ async function render({ model, el: host }) {
   }
   const lut = heatLut();
 
+  // ---------------------------------------------------------------- counterfactuals
+  // OCR's head after the sim map is per pixel (ocrviz.analysis.pixel_head): an edited sim row of
+  // one cell is re-run here, in float64, without a kernel.  null when the payload has no head.
+  const cf = (() => {
+    const get = (n) => f32(model.get("cf_" + n));
+    const value = get("value");
+    if (!value.length) return null;
+    const pixels = get("pixels"), upW = get("up_w"), upB = get("up_b"), fuseW = get("fuse_w"), fuseB = get("fuse_b");
+    const clsW = get("cls_w"), clsB = get("cls_b"), C = upB.length, Ck = value.length / K;
+    const ctx = new Float64Array(Ck), obj = new Float64Array(C), aug = new Float64Array(C);
+    return function logits(row, p) {           // K logits of cell p for sim row `row`
+      for (let j = 0; j < Ck; j++) { let a = 0; for (let k = 0; k < K; k++) a += row[k] * value[k * Ck + j]; ctx[j] = a; }
+      for (let i = 0; i < C; i++) { let a = upB[i]; const o = i * Ck; for (let j = 0; j < Ck; j++) a += upW[o + j] * ctx[j]; obj[i] = a > 0 ? a : 0; }
+      const pc = p * C;
+      for (let i = 0; i < C; i++) {
+        let a = fuseB[i]; const o = i * 2 * C;
+        for (let j = 0; j < C; j++) a += fuseW[o + j] * obj[j] + fuseW[o + C + j] * pixels[pc + j];
+        aug[i] = a > 0 ? a : 0;
+      }
+      const out = new Array(K);
+      for (let k = 0; k < K; k++) { let a = clsB[k]; const o = k * C; for (let i = 0; i < C; i++) a += clsW[o + i] * aug[i]; out[k] = a; }
+      return out;
+    };
+  })();
+  const argmax = (v) => v.reduce((b, x, i) => (x > v[b] ? i : b), 0);
+  const rowOf = (p) => Array.from(sim.subarray(p * K, (p + 1) * K));
+  // the sim row of cell p with the regions in `dropped` removed and the rest renormalised (null: no edit)
+  const editedRow = (p, dropped) => {
+    if (!dropped.size) return null;
+    const r = rowOf(p).map((v, k) => (dropped.has(k) ? 0 : v)), t = r.reduce((a, b) => a + b, 0);
+    return t > 0 ? r.map((v) => v / t) : null;
+  };
+
   // ---------------------------------------------------------------- DOM
   const root = el("div", "ocrviz-explorer");
   const toolbar = el("div", "ocrviz-toolbar");
@@ -186,9 +219,10 @@ async function render({ model, el: host }) {
     const nm = el("span", "ocrviz-name"); nm.textContent = names[k];
     const bar = el("span", "ocrviz-bar"), fill = el("span", "ocrviz-bar-fill"); bar.append(fill);
     fill.style.background = `rgb(${palette[k].join(",")})`;
-    const val = el("span", "ocrviz-value");
-    r.append(sw, nm, bar, val);
-    rows.push({ r, fill, val });
+    const val = el("span", "ocrviz-value"), inf = el("span", "ocrviz-value ocrviz-influence");
+    r.append(sw, nm, bar, val, inf);
+    if (cf) r.title = "click: drop this region from the pixel's sim row (again: put it back); shift-click: keep only it";
+    rows.push({ r, fill, val, inf });
     regionList.append(r);
   }
   const branchList = el("div", "ocrviz-branches");
@@ -206,7 +240,20 @@ async function render({ model, el: host }) {
     branchList.append(r);
   }
   const noteB = el("div", "ocrviz-note");
-  pB.append(titleB, regionList, branchList, noteB);
+  const barTools = el("div", "ocrviz-bar-tools");
+  const sortBtn = {};
+  for (const [k, label] of [["attention", "sort by sim"], ["influence", "by Δlogit"]]) {
+    const b = el("button", "ocrviz-sort-btn", { "data-sort": k, type: "button" }); b.textContent = label; sortBtn[k] = b; barTools.append(b);
+  }
+  const resetBtn = el("button", "ocrviz-reset-btn", { type: "button" }); resetBtn.textContent = "undo";
+  barTools.append(resetBtn);
+  const barHead = el("div", "ocrviz-bar-head");
+  barHead.append(el("span"), el("span"), el("span"), el("span"), el("span"));
+  barHead.children[3].textContent = "sim"; barHead.children[4].textContent = cf ? "Δlogit" : "";
+  barHead.children[4].title = "influence: how much the predicted class's logit drops when this region is removed from the row (renormalised)";
+  const cfBox = el("div", "ocrviz-cf");
+  if (!cf) { barTools.hidden = true; }
+  pB.append(titleB, barTools, barHead, regionList, branchList, noteB, cfBox);
 
   const pC = el("div", "ocrviz-panel ocrviz-panel-context");
   const titleC = el("div", "ocrviz-title");
@@ -327,11 +374,11 @@ async function render({ model, el: host }) {
     for (let i = 0; i < hw; i++) out[i] = lut[(scaled(vals[i], top, state.scale) * 255) | 0];
   };
   const maxOf = (vals) => { let m = 0; for (let i = 0; i < vals.length; i++) if (vals[i] > m) m = vals[i]; return m; };
-  const contextOf = (p, out) => {     // sum_k sim[p, k] * region_k, the pixel's context map
-    const ctxVals = out || ctxValsBuf;
+  const contextOf = (p, out) => {     // sum_k sim[p, k] * region_k, the pixel's context map (edited row if any)
+    const ctxVals = out || ctxValsBuf, row = editedRow(p, state.dropped) || rowOf(p);
     ctxVals.fill(0);
     for (let k = 0; k < K; k++) {
-      const a = sim[p * K + k]; if (a === 0) continue;
+      const a = row[k]; if (a === 0) continue;
       const o = k * hw; for (let i = 0; i < hw; i++) ctxVals[i] += a * region[o + i];
     }
     return ctxVals;
@@ -345,6 +392,7 @@ async function render({ model, el: host }) {
     overlay: OVERLAYS.includes(model.get("overlay")) ? model.get("overlay") : "image",
     hover: model.get("hover_region") ?? -1, pinned: !!model.get("pinned"),
     scale: SCALES[model.get("scale")] ? model.get("scale") : "sqrt", shared: !!model.get("shared_scale"),
+    sort: "attention", dropped: new Set(),
   };
   let syncTimer = null;
   cleanups.push(() => clearTimeout(syncTimer));
@@ -425,7 +473,8 @@ async function render({ model, el: host }) {
       const vals = contextOf(p), own = maxOf(vals);
       const top = state.shared ? Math.max(own, sharedTop(p)) : own;
       drawHeat(vals, top);
-      titleC.textContent = "where this pixel's context comes from: Σₖ sim[p,k] · region weightsₖ (sums to 1 over the image)";
+      titleC.textContent = "where this pixel's context comes from: Σₖ sim[p,k] · region weightsₖ (sums to 1 over the image)"
+        + (state.dropped.size ? " — with the edited row" : "");
       showScale(top, state.shared ? "largest of this pixel's OCR context and ASPP ERF" : "this pixel's largest context weight");
       cCtx.dataset.region = "all"; cCtx.dataset.map = "context";
     }
@@ -487,18 +536,51 @@ async function render({ model, el: host }) {
   }
 
   function updateRegions() {
-    const p = state.y * w + state.x;
+    const p = state.y * w + state.x, row = rowOf(p);
+    let influence = null, base = null;
+    if (cf) {                    // influence of region k: the predicted class's logit drop when k is removed
+      base = cf(row, p);
+      const c = argmax(base);
+      influence = row.map((_, k) => { const r = editedRow(p, new Set([k])); return r ? base[c] - cf(r, p)[c] : 0; });
+    }
+    const key = state.sort === "influence" && influence ? influence : row;
     const order = Array.from({ length: K }, (_, k) => k);
-    order.sort((a, b) => (sim[p * K + b] - sim[p * K + a]) || (a - b));   // heaviest first, ties by k
-    const top = sim[p * K + order[0]] || 1;
+    order.sort((a, b) => (key[b] - key[a]) || (a - b));          // largest first, ties by k
+    const top = Math.max(...row) || 1;
     order.forEach((k, rank) => {
-      const v = sim[p * K + k], row = rows[k];
-      row.r.dataset.weight = v.toFixed(6); row.r.dataset.rank = String(rank + 1);
-      row.fill.style.width = (100 * v / top).toFixed(2) + "%";
-      row.val.textContent = v.toFixed(4);
-      row.r.classList.toggle("ocrviz-hovered", k === state.hover);
-      regionList.append(row.r);                                           // re-order in place
+      const v = row[k], r = rows[k];
+      r.r.dataset.weight = v.toFixed(6); r.r.dataset.rank = String(rank + 1);
+      r.fill.style.width = (100 * v / top).toFixed(2) + "%";
+      r.val.textContent = v.toFixed(4);
+      if (influence) { r.r.dataset.influence = influence[k].toFixed(6); r.inf.textContent = (influence[k] >= 0 ? "+" : "") + influence[k].toFixed(3); }
+      r.r.classList.toggle("ocrviz-hovered", k === state.hover);
+      r.r.classList.toggle("ocrviz-dropped", state.dropped.has(k));
+      regionList.append(r.r);                                              // re-order in place
     });
+    for (const [k, b] of Object.entries(sortBtn)) b.classList.toggle("ocrviz-active", k === state.sort);
+    updateCounterfactual(p, row, base);
+  }
+
+  function updateCounterfactual(p, row, base) {
+    if (!cf) { cfBox.textContent = ""; return; }
+    const edited = editedRow(p, state.dropped);
+    resetBtn.disabled = !state.dropped.size;
+    if (!edited) {
+      cfBox.textContent = "click a region to drop it from this pixel's sim row, shift-click to keep only it";
+      delete root.dataset.cfPred; delete root.dataset.cfLogits; root.dataset.baseLogits = JSON.stringify(base.map((v) => +v.toFixed(6)));
+      return;
+    }
+    const after = cf(edited, p), b = argmax(base), a = argmax(after);
+    const gone = [...state.dropped].sort((x, y) => x - y).map((k) => names[k]).join(", ");
+    cfBox.replaceChildren();
+    const head = el("div", "ocrviz-cf-head");
+    head.textContent = `without ${gone}: predicts ${names[a]}` + (a === b ? " (unchanged)" : ` (was ${names[b]})`);
+    const list = el("div", "ocrviz-cf-logits");
+    list.textContent = "logits: " + base.map((v, k) => `${names[k]} ${v.toFixed(2)}→${after[k].toFixed(2)}`).join(" · ");
+    cfBox.append(head, list);
+    root.dataset.cfPred = String(a);
+    root.dataset.cfLogits = JSON.stringify(after.map((v) => +v.toFixed(6)));
+    root.dataset.baseLogits = JSON.stringify(base.map((v) => +v.toFixed(6)));
   }
 
   function updateBranches() {
@@ -535,6 +617,7 @@ async function render({ model, el: host }) {
     const t0 = performance.now();
     const aspp = state.mode === "aspp";
     regionList.hidden = aspp; branchList.hidden = !aspp;
+    barTools.hidden = aspp || !cf; barHead.hidden = aspp; cfBox.hidden = aspp;
     titleB.textContent = aspp ? "ASPP branches: fixed context of this cell" : "object regions this pixel draws context from (sim map row)";
     drawImagePanel();
     drawTaps();
@@ -609,6 +692,16 @@ async function render({ model, el: host }) {
     push("hover_region", k);
   };
   rows.forEach((row, k) => on(row.r, "mouseenter", () => setHover(k)));
+  if (cf) {
+    rows.forEach((row, k) => on(row.r, "click", (ev) => {
+      if (ev.shiftKey) state.dropped = new Set(names.map((_, j) => j).filter((j) => j !== k));   // keep only k
+      else if (state.dropped.has(k)) state.dropped.delete(k);
+      else if (state.dropped.size < K - 1) state.dropped.add(k);
+      redraw(); refocus();
+    }));
+    for (const [k, b] of Object.entries(sortBtn)) on(b, "click", () => { state.sort = k; redraw(); refocus(); });
+    on(resetBtn, "click", () => { state.dropped = new Set(); redraw(); refocus(); });
+  }
   on(regionList, "mouseleave", () => setHover(-1));
 
   // ---------------------------------------------------------------- Python -> view

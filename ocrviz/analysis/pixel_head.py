@@ -1,0 +1,88 @@
+"""OCR's head after the sim map, folded into per-pixel matrices the browser can run.
+
+After the similarity map, OCR's head is per pixel (all 1x1 layers; in eval
+mode BatchNorm is an affine map and Dropout2d is the identity):
+
+    context   = sim_row @ value                          # Ck
+    object_cx = relu(A_up @ context + b_up)              # C   f_up: conv + BN + ReLU
+    augmented = relu(A_fuse @ [object_cx; pixel] + b_fuse)   # C   conv_bn_dropout
+    logits    = W_cls @ augmented + b_cls                # K   cls_head
+
+``PixelHead`` holds exactly those arrays (BN folded into the conv before it)
+so that an edited sim row can be re-run for one pixel without a kernel, in
+the explorer's JS or here in numpy (``logits``).  Supported: ocrviz's OCR
+models and HRNet-OCR (``head.ocr_distri_head`` with the official layout);
+other trees give None.
+
+Example::
+
+    ph = pixel_head(model, cache)              # cache from run_with_cache(model, x)
+    ph.logits(row, p)                          # K logits of feature cell p for sim row `row`
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+
+@dataclass(frozen=True)
+class PixelHead:
+    """Shapes: K regions/classes, C mid channels, Ck key channels, HW feature cells."""
+
+    value: np.ndarray    # K x Ck   f_down(proxies), the region values
+    pixels: np.ndarray   # HW x C   conv3x3_ocr output, the pixel representations
+    up_w: np.ndarray     # C x Ck
+    up_b: np.ndarray     # C
+    fuse_w: np.ndarray   # C x 2C   (object context first, then the pixel, as torch.cat([context, feats]))
+    fuse_b: np.ndarray   # C
+    cls_w: np.ndarray    # K x C
+    cls_b: np.ndarray    # K
+
+    def logits(self, sim_row: np.ndarray, p: int) -> np.ndarray:
+        """K head logits of cell p (row-major index) when its sim row is ``sim_row`` (K, sums to 1)."""
+        context = np.asarray(sim_row, np.float64) @ self.value                      # Ck
+        obj = np.maximum(self.up_w @ context + self.up_b, 0)                      # C
+        aug = np.maximum(self.fuse_w @ np.concatenate([obj, self.pixels[p]]) + self.fuse_b, 0)  # C
+        return self.cls_w @ aug + self.cls_b                                       # K
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _conv_bn(seq: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """Sequential(conv1x1, Sequential(BN, ReLU) | BN, ...) -> (A, b) with BN(conv(x)) = A x + b."""
+    conv = seq[0]
+    bn = seq[1][0] if isinstance(seq[1], nn.Sequential) else seq[1]
+    if not isinstance(conv, nn.Conv2d) or conv.kernel_size != (1, 1) or not isinstance(bn, nn.BatchNorm2d):
+        raise TypeError("expected a 1x1 conv followed by BatchNorm")
+    w = conv.weight.detach().double()[:, :, 0, 0].numpy()                           # Cout x Cin
+    b0 = np.zeros(w.shape[0]) if conv.bias is None else conv.bias.detach().double().numpy()
+    g = (bn.weight.detach().double() / (bn.running_var.detach().double() + bn.eps).sqrt()).numpy()
+    return g[:, None] * w, g * (b0 - bn.running_mean.detach().double().numpy()) + bn.bias.detach().double().numpy()
+
+
+def pixel_head(model: Any, cache: Any, batch_index: int = 0) -> PixelHead | None:
+    """The folded per-pixel head of ``model`` with the values and pixel features of ``cache``;
+    None when the model has no ocrviz / HRNet-OCR head or the cache lacks value / pixel_feats."""
+    head = getattr(model, "head", model)
+    distri = getattr(head, "ocr_distri_head", None)
+    block = getattr(distri, "object_context_block", None)
+    cls = getattr(head, "cls_head", None)
+    if block is None or not isinstance(cls, nn.Conv2d) or not (cache.has("value") and cache.has("pixel_feats")):
+        return None
+    try:
+        up_w, up_b = _conv_bn(block.f_up)
+        fuse_w, fuse_b = _conv_bn(distri.conv_bn_dropout)
+    except (TypeError, IndexError, AttributeError):
+        return None
+    b = batch_index
+    value = cache.value[b].detach().double().numpy()                                 # K x Ck
+    feats = cache.pixel_feats[b].detach().double()                                   # C x h x w
+    pixels = feats.reshape(feats.shape[0], -1).T.contiguous().numpy()                # HW x C
+    cls_w = cls.weight.detach().double()[:, :, 0, 0].numpy()                          # K x C
+    cls_b = np.zeros(cls_w.shape[0]) if cls.bias is None else cls.bias.detach().double().numpy()
+    return PixelHead(value=value, pixels=pixels, up_w=up_w, up_b=up_b, fuse_w=fuse_w, fuse_b=fuse_b,
+                     cls_w=cls_w, cls_b=cls_b)
