@@ -25,6 +25,7 @@ _PUBLIC = {
     "load_model": "ocrviz.zoo",
     "load_checkpoint": "ocrviz.checkpoints",
     "save_checkpoint": "ocrviz.checkpoints",
+    "from_checkpoint": "ocrviz.checkpoint_models",
     "Explorer": "ocrviz.widgets",
 }
 __all__ = sorted([*_PUBLIC, "capture", "run_with_cache", "Cache"])

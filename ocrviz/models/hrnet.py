@@ -18,7 +18,12 @@ HRNetV2; Yuan et al., OCR, ECCV 2020), written from the published structure:
 (``shared/reference/hrnet_w48_ocr_cityscapes_state_dict.json``): 1890 entries,
 70,372,678 parameters, so official checkpoints load with
 :func:`ocrviz.load_checkpoint` (which strips their ``model.`` prefix).
-All resizing is bilinear with ``align_corners=True`` (the official setting).
+Every resize (the fuse layers' upsampling, the stage-4 concatenation, the
+final upsampling of the logits) is bilinear with the model's ``align_corners``:
+``True`` by default (the official HRNet-OCR setting), ``False`` for weights
+trained with MMSegmentation, which resizes that way everywhere
+(:func:`ocrviz.from_checkpoint` sets it).  It is a constructor argument stored
+on the model and on each ``HighResolutionModule``, never a module global.
 Plain ``BatchNorm2d`` has the same keys as the official ``SyncBatchNorm``.
 """
 from __future__ import annotations
@@ -33,11 +38,11 @@ from .hook_point import HookPoint
 from .ocr import OCRHead
 from .segmodel import check_input  # the same input rules as SegModel
 
-ALIGN_CORNERS = True  # official HRNet-OCR setting, used for every resize
+OFFICIAL_ALIGN_CORNERS = True  # the HRNet-OCR default; MMSeg uses False
 
 
-def _resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=ALIGN_CORNERS)
+def _resize(x: torch.Tensor, size: Sequence[int], align_corners: bool) -> torch.Tensor:
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=align_corners)
 
 
 def _conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
@@ -112,8 +117,10 @@ def _fuse_path(channels: Sequence[int], src: int, dst: int) -> nn.Module:
 class HighResolutionModule(nn.Module):
     """Parallel branches of BasicBlocks, then every branch fused into every branch."""
 
-    def __init__(self, channels: Sequence[int], blocks_per_branch: int = 4) -> None:
+    def __init__(self, channels: Sequence[int], blocks_per_branch: int = 4,
+                 align_corners: bool = OFFICIAL_ALIGN_CORNERS) -> None:
         super().__init__()
+        self.align_corners = align_corners
         self.branches = nn.ModuleList(
             nn.Sequential(*[BasicBlock(c) for _ in range(blocks_per_branch)]) for c in channels)
         n = len(channels)
@@ -129,7 +136,7 @@ class HighResolutionModule(nn.Module):
             for src, (path, x) in enumerate(zip(paths, xs)):
                 moved = path(x)
                 if src > dst:
-                    moved = _resize(moved, xs[dst].shape[-2:])
+                    moved = _resize(moved, xs[dst].shape[-2:], self.align_corners)
                 y = y + moved
             fused.append(self.relu(y))
         return fused
@@ -160,7 +167,7 @@ class HRNetW48OCR(OCRHead):
     """HRNetV2 (width 48 by default) + OCR; output stride 4; official key layout.
 
     ``forward(x)`` takes B x 3 x H x W and returns main logits B x K x H x W
-    (bilinear upsampling, align_corners=True), or ``(main, aux)`` with
+    (bilinear upsampling, ``align_corners`` as constructed), or ``(main, aux)`` with
     ``return_aux=True`` (both at input size).  At feature resolution
     (H/4 x W/4) they are visible through ``hook_head_logits`` and
     ``hook_soft_regions``; ``hook_features`` holds the 15w-channel concat.
@@ -170,19 +177,31 @@ class HRNetW48OCR(OCRHead):
         model = HRNetW48OCR(num_classes=19).eval()       # 70.4M params
         logits = model(torch.randn(1, 3, 256, 512))      # 1 x 19 x 256 x 512
         small = HRNetW48OCR(num_classes=5, width=8, ocr_mid_channels=32, ocr_key_channels=16)
+        mmseg_like = HRNetW48OCR(num_classes=19, width=18, align_corners=False)   # OCRNet-HR18
+
+    ``aux_kernel_size=3`` gives the 3x3 first aux conv of openseg.pytorch's
+    HRNet_W48_OCR (the HRNet-OCR release uses 1x1).  ``model_kwargs`` holds the
+    constructor arguments (saved with the weights by ``save_checkpoint``).
     """
 
     arch = "hrnet_w48_ocr"
     output_stride = 4
 
     def __init__(self, num_classes: int = 19, width: int = 48, ocr_mid_channels: int = 512,
-                 ocr_key_channels: int = 256, *, class_names: list[str] | None = None,
+                 ocr_key_channels: int = 256, *, aux_kernel_size: int = 1,
+                 align_corners: bool = OFFICIAL_ALIGN_CORNERS, class_names: list[str] | None = None,
                  palette: list[tuple[int, int, int]] | None = None) -> None:
         nn.Module.__init__(self)  # the OCR layers are added below, after the backbone
         if width < 1 or num_classes < 1:
             raise ValueError(f"width and num_classes must be positive, got width={width}, num_classes={num_classes}")
         widths = [width * 2 ** i for i in range(4)]           # 48, 96, 192, 384
+        if aux_kernel_size not in (1, 3):
+            raise ValueError(f"aux_kernel_size must be 1 (HRNet-OCR) or 3 (openseg), got {aux_kernel_size}")
         self.width = width
+        self.align_corners = bool(align_corners)
+        self.model_kwargs = {"width": width, "ocr_mid_channels": ocr_mid_channels,
+                             "ocr_key_channels": ocr_key_channels, "aux_kernel_size": aux_kernel_size,
+                             "align_corners": self.align_corners}
         self.feature_channels = sum(widths)                   # 720 for width 48
         self.class_names = class_names
         self.palette = palette
@@ -196,15 +215,17 @@ class HRNetW48OCR(OCRHead):
         self.layer1 = nn.Sequential(Bottleneck(64, 64), *[Bottleneck(256, 64) for _ in range(3)])
 
         self.transition1 = _transition([256], widths[:2])
-        self.stage2 = nn.Sequential(HighResolutionModule(widths[:2]))
+        ac = self.align_corners
+        self.stage2 = nn.Sequential(HighResolutionModule(widths[:2], align_corners=ac))
         self.transition2 = _transition(widths[:2], widths[:3])
-        self.stage3 = nn.Sequential(*[HighResolutionModule(widths[:3]) for _ in range(4)])
+        self.stage3 = nn.Sequential(*[HighResolutionModule(widths[:3], align_corners=ac) for _ in range(4)])
         self.transition3 = _transition(widths[:3], widths)
-        self.stage4 = nn.Sequential(*[HighResolutionModule(widths) for _ in range(3)])
+        self.stage4 = nn.Sequential(*[HighResolutionModule(widths, align_corners=ac) for _ in range(3)])
         self.hook_features = HookPoint()  # B x 15w x H/4 x W/4
 
         # conv3x3_ocr, ocr_gather_head, ocr_distri_head, cls_head, aux_head (official order).
-        self._add_ocr_layers(self.feature_channels, num_classes, ocr_mid_channels, ocr_key_channels, 0.05, 1)
+        self._add_ocr_layers(self.feature_channels, num_classes, ocr_mid_channels, ocr_key_channels, 0.05,
+                             aux_kernel_size)
         self.hook_logits = HookPoint()    # B x K x H x W
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -216,7 +237,7 @@ class HRNetW48OCR(OCRHead):
         xs = self.stage3(_run_transition(self.transition2, xs))
         xs = self.stage4(_run_transition(self.transition3, xs))
         size = xs[0].shape[-2:]
-        feats = torch.cat([xs[0]] + [_resize(t, size) for t in xs[1:]], 1)  # B x 15w x H/4 x W/4
+        feats = torch.cat([xs[0]] + [_resize(t, size, self.align_corners) for t in xs[1:]], 1)  # B x 15w x H/4 x W/4
         return self.hook_features(feats)
 
     def forward(self, x: torch.Tensor, return_aux: bool = False
@@ -224,7 +245,7 @@ class HRNetW48OCR(OCRHead):
         check_input(x, self.output_stride)
         aux, main = self.forward_ocr(self.forward_features(x))  # B x K x H/4 x W/4 each
         size = x.shape[-2:]
-        main = self.hook_logits(_resize(main, size))            # B x K x H x W
+        main = self.hook_logits(_resize(main, size, self.align_corners))  # B x K x H x W
         if return_aux:
-            return main, _resize(aux, size)                     # B x K x H x W each
+            return main, _resize(aux, size, self.align_corners)           # B x K x H x W each
         return main
