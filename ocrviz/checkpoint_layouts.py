@@ -108,7 +108,7 @@ def detect(sd: dict[str, torch.Tensor]) -> str | None:
     if "backbone.transition1.0.0.weight" in sd:
         if f"{_MM_OCB}query_project.0.conv.weight" in sd:
             return "mmseg"
-        if "conv3x3.0.weight" in sd and f"{_OCB}f_pixel.0.weight" in sd:
+        if "conv3x3.1.0.weight" in sd and f"{_OCB}f_pixel.0.weight" in sd:   # torchbn BN+ReLU pairs
             return "openseg"
     return None
 

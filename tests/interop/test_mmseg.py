@@ -1,0 +1,91 @@
+"""Real MMSegmentation (the `mmseg` extra): its OCRNet-HR18, saved as MMSeg saves it, through ocrviz.
+
+No skip: without the extra the test fails and says how to install it.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ocrviz
+from mmseg_env import documented_hr18_model, hr18_model_config, import_mmseg
+from ocrviz import capture, run_with_cache
+
+pytestmark = pytest.mark.filterwarnings(               # MMSeg's and mmengine's own notices
+    "ignore::DeprecationWarning", "ignore:.*build_loss:UserWarning", "ignore:.*avg_non_ignore:UserWarning")
+
+CLASSES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+           "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
+           "motorcycle", "bicycle")
+PALETTE = [[128, 64, 128], [244, 35, 232], [70, 70, 70], [102, 102, 156], [190, 153, 153], [153, 153, 153],
+           [250, 170, 30], [220, 220, 0], [107, 142, 35], [152, 251, 152], [70, 130, 180], [220, 20, 60],
+           [255, 0, 0], [0, 0, 142], [0, 0, 70], [0, 60, 100], [0, 80, 100], [0, 0, 230], [119, 11, 32]]
+IMAGE = (1, 3, 64, 128)
+
+
+@pytest.fixture(scope="module")
+def mmseg_checkpoint(tmp_path_factory):
+    """MMSeg's OCRNet-HR18 with random weights and BN statistics, and the file MMSeg would write."""
+    mmseg, MODELS, Config = import_mmseg()
+    cfg, source = hr18_model_config(mmseg, Config)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.normal_(0, 0.1, generator=g)
+                m.running_mean.normal_(0, 0.1, generator=g)
+                m.running_var.uniform_(0.5, 1.5, generator=g)
+            elif isinstance(m, torch.nn.Conv2d) and m.bias is not None:
+                m.bias.normal_(0, 0.1, generator=g)
+    model.eval()
+    path = tmp_path_factory.mktemp("mmseg") / "ocrnet_hr18_4xb2-80k_cityscapes-512x1024.pth"
+    meta = {"mmseg_version": mmseg.__version__, "config": f"# built from {source}\nmodel = {cfg!r}",
+            "CLASSES": CLASSES, "PALETTE": PALETTE, "iter": 80000,
+            "dataset_meta": {"classes": CLASSES, "palette": PALETTE}}
+    optimizer = {"state": {}, "param_groups": [{"lr": 1e-4, "momentum": 0.9, "params": [0, 1]}]}
+    torch.save({"meta": meta, "state_dict": model.state_dict(), "optimizer": optimizer}, path)
+    return model, path
+
+
+def test_from_checkpoint_reproduces_mmseg_ocrnet_hr18(mmseg_checkpoint):
+    mm, path = mmseg_checkpoint
+    assert len(mm.state_dict()) == 1888
+    ours = ocrviz.from_checkpoint(path)
+    assert not ours.training
+    assert (ours.width, ours.num_classes, ours.align_corners, ours.checkpoint_layout) == (18, 19, False, "mmseg")
+    assert ours.class_names == list(CLASSES) and ours.palette == [tuple(c) for c in PALETTE]
+
+    x = torch.randn(*IMAGE)
+    with torch.no_grad():
+        mm_low = mm(x, mode="tensor")                                           # 1 x 19 x 16 x 32
+        mm_full = mm.encode_decode(x, [dict(img_shape=IMAGE[2:])])              # resized as MMSeg predicts
+        mm_aux = mm.decode_head[0](mm.extract_feat(x))
+    out, cache = run_with_cache(ours, x)
+    assert mm_low.shape == cache.head_logits.shape == (1, 19, 16, 32)
+    assert mm_full.shape == out.shape == (1, 19, *IMAGE[2:])
+    assert (cache.head_logits - mm_low).abs().max() <= 1e-5
+    assert (out - mm_full).abs().max() <= 1e-5
+    assert (cache.soft_regions - mm_aux).abs().max() <= 1e-5
+    assert mm_low.std() > 0.1                                                   # not a degenerate comparison
+
+
+def test_capture_on_mmseg_model_equals_ocrviz_sim_map(mmseg_checkpoint):
+    mm, path = mmseg_checkpoint
+    ours = ocrviz.from_checkpoint(path)
+    x = torch.randn(*IMAGE)
+    with capture(mm) as theirs, torch.no_grad():
+        mm(x, mode="tensor")
+    _, cache = run_with_cache(ours, x)
+    assert theirs.sim_map.shape == cache.sim_map.shape == (1, 16 * 32, 19)
+    assert (theirs.sim_map - cache.sim_map).abs().max() <= 1e-5
+    assert (theirs.sim_map.max(-1).values > 0.2).any()                          # attention is not uniform
+
+
+def test_documented_fallback_config_builds_the_same_model(mmseg_checkpoint):
+    mm, _ = mmseg_checkpoint
+    _, MODELS, _ = import_mmseg()
+    fallback = MODELS.build(documented_hr18_model())
+    assert [(k, v.shape) for k, v in fallback.state_dict().items()] == [(k, v.shape) for k, v in mm.state_dict().items()]
