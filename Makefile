@@ -14,7 +14,7 @@ $(BIN)/python:
 # wheel (a plain `torch` would pull a multi-GB CUDA build).
 $(STAMP): $(BIN)/python pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c requirements.lock -e ".[test]"
+	$(BIN)/python -m pip install -q -c requirements.lock -e ".[test,mmseg]"
 	touch $(STAMP)
 
 venv: $(STAMP)
