@@ -24,7 +24,8 @@ import anywidget
 import numpy as np
 import traitlets as t
 
-from .payload import ExplorerData, encode_erf, erf_to_cells, from_cache, to_payload, to_uint8_image
+from .payload import (ExplorerData, encode_erf, erf_to_cells, from_cache, pack_for_widget, png_bytes, to_payload,
+                      to_uint8_image)
 
 STATIC = pathlib.Path(__file__).parent / "static"
 MODES = ("ocr", "aspp")
@@ -120,6 +121,7 @@ class Explorer(anywidget.AnyWidget):
     mark = t.Bytes(b"").tag(sync=True)
     mark_hw = t.List(t.Int(), []).tag(sync=True)
     mark_name = t.Unicode("marked").tag(sync=True)
+    packed = t.Dict({}).tag(sync=True)   # {trait: {buf, deflate, shuffle, fixed}}: large buffers, compressed
     # OCR's head after the sim map, per pixel (float32; empty for models without it): counterfactuals
     cf_value = t.Bytes(b"").tag(sync=True)
     cf_pixels = t.Bytes(b"").tag(sync=True)
@@ -216,7 +218,10 @@ class Explorer(anywidget.AnyWidget):
         if "selected" in widget_kwargs:       # chosen by the caller: the mouse does not move it away
             widget_kwargs.setdefault("pinned", True)
         widget_kwargs.setdefault("selected", [h // 2, w // 2])
-        anywidget.AnyWidget.__init__(self, **to_payload(data), **widget_kwargs)
+        # PNG when small, else JPEG (a 1024 x 2048 street is 4 MB as PNG): the export's rule
+        fmt = "png" if len(png_bytes(data.image)) <= 512 * 1024 else "jpeg"
+        anywidget.AnyWidget.__init__(self, **pack_for_widget(to_payload(data, image_format=fmt), data),
+                                     **widget_kwargs)
         self.observe(self._on_erf_inputs, names=["selected", "mode", "show_erf"])
         self._on_erf_inputs()
 

@@ -28,34 +28,18 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .payload import ExplorerData, png_bytes, to_payload
+from .payload import PRECISIONS, ExplorerData, encode_buffer, encode_numbers, png_bytes, to_payload
 
 STATIC = pathlib.Path(__file__).parent / "static"
-PRECISIONS = {"float32": 0, "fixed24": 24, "fixed16": 16}   # finest first
 VIEW_KEYS = ("selected", "mode", "overlay", "hover_region", "width", "show_erf", "pinned", "scale", "shared_scale")
 
 _BOOT = r"""
 const __ocrviz_data = JSON.parse(document.getElementById("ocrviz-data").textContent);
-async function __ocrviz_buffer(spec) {
+async function __ocrviz_buffer(spec) {           // base64 -> bytes; the view's own decode() does the rest
   const bin = atob(spec.b64);
-  let bytes = new Uint8Array(bin.length);
+  const bytes = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  if (spec.deflate) {
-    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
-    bytes = new Uint8Array(await new Response(stream).arrayBuffer());
-  }
-  const n = spec.shuffle || 1;
-  if (n > 1) {                                  // byte planes -> items
-    const items = bytes.length / n, out = new Uint8Array(bytes.length);
-    for (let b = 0; b < n; b++) for (let i = 0; i < items; i++) out[i * n + b] = bytes[b * items + i];
-    bytes = out;
-  }
-  if (spec.fixed) {                             // little-endian fixed point -> float32
-    const nb = spec.fixed / 8, items = bytes.length / nb, denom = 2 ** spec.fixed - 1, f = new Float32Array(items);
-    for (let i = 0; i < items; i++) { let q = 0; for (let b = nb - 1; b >= 0; b--) q = q * 256 + bytes[i * nb + b]; f[i] = q / denom; }
-    bytes = new Uint8Array(f.buffer);
-  }
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return __ocrviz_widget.decode({ ...spec, buf: new DataView(bytes.buffer) });
 }
 function __ocrviz_model(state) {            // the part of the anywidget model API render() uses
   const handlers = new Map();
@@ -108,24 +92,19 @@ def _module_source() -> str:
     return re.sub(r"^export default ", "const __ocrviz_widget = ", src, flags=re.M)
 
 
+def _b64(spec: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in spec.items() if k != "buf"}
+    out["b64"] = base64.b64encode(spec["buf"]).decode("ascii")
+    return out
+
+
 def _buffer(raw: bytes, *, shuffle: int = 1, fixed: int = 0) -> dict[str, Any]:
-    if shuffle > 1:
-        raw = np.frombuffer(raw, np.uint8).reshape(-1, shuffle).T.tobytes()  # item bytes -> byte planes
-    packed = zlib.compress(raw, 6)
-    deflate = len(packed) < len(raw)
-    return {"b64": base64.b64encode(packed if deflate else raw).decode("ascii"),
-            "deflate": deflate, "shuffle": shuffle, "fixed": fixed}
+    return _b64(encode_buffer(raw, shuffle=shuffle, fixed=fixed))
 
 
 def _number_buffer(a: np.ndarray, precision: str) -> dict[str, Any]:
     """Probabilities in [0, 1] as float32 (bit-exact) or fixed point (``fixed24``/``fixed16``)."""
-    bits = PRECISIONS[precision]
-    if bits == 0:
-        return _buffer(np.ascontiguousarray(a, "<f4").tobytes(), shuffle=4)
-    q = np.round(np.clip(a.astype(np.float64), 0, 1) * (2 ** bits - 1)).astype("<u4")  # codes
-    nb = bits // 8
-    raw = q.reshape(-1, 1).view(np.uint8)[:, :nb].tobytes()                            # low nb bytes, LE
-    return _buffer(raw, shuffle=nb, fixed=bits)
+    return _b64(encode_numbers(a, precision))
 
 
 def _size(spec: dict[str, Any] | None) -> int:

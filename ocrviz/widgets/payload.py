@@ -19,6 +19,7 @@ Shapes: H x W image, h x w feature grid (HW = h * w cells), K classes.
 from __future__ import annotations
 
 import io
+import zlib
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -29,6 +30,54 @@ from .explorer_data import ExplorerData, default_palette, erf_to_cells
 from .colours import overlay_colours
 
 CF_ARRAYS = ("value", "pixels", "up_w", "up_b", "fuse_w", "fuse_b", "cls_w", "cls_b")   # PixelHead's fields
+# The counterfactual head travels only while its pixel features stay small (the toy models: 1 MiB);
+# an HRNet-W48 head at 1024 x 2048 would be 256 MiB.
+CF_MAX_BYTES = 8 * 1024 * 1024
+PRECISIONS = {"float32": 0, "fixed24": 24, "fixed16": 16}   # finest first; fixed: codes of values in [0, 1]
+
+
+# --------------------------------------------------------------------------- compact buffers
+def encode_buffer(raw: bytes, *, shuffle: int = 1, fixed: int = 0) -> dict[str, Any]:
+    """Byte-plane shuffle (items of ``shuffle`` bytes) then deflate when that is smaller.
+
+    Returns ``{"buf", "deflate", "shuffle", "fixed"}``; ``decode`` in explorer.js inverts it.
+    """
+    if shuffle > 1:
+        raw = np.frombuffer(raw, np.uint8).reshape(-1, shuffle).T.tobytes()  # item bytes -> byte planes
+    packed = zlib.compress(raw, 6)
+    deflate = len(packed) < len(raw)
+    return {"buf": packed if deflate else raw, "deflate": deflate, "shuffle": shuffle, "fixed": fixed}
+
+
+def encode_numbers(a: np.ndarray, precision: str) -> dict[str, Any]:
+    """Probabilities in [0, 1] as float32 (bit-exact) or fixed point (``fixed24``/``fixed16``)."""
+    bits = PRECISIONS[precision]
+    if bits == 0:
+        return encode_buffer(np.ascontiguousarray(a, "<f4").tobytes(), shuffle=4)
+    q = np.round(np.clip(a.astype(np.float64), 0, 1) * (2 ** bits - 1)).astype("<u4")  # codes
+    nb = bits // 8
+    raw = q.reshape(-1, 1).view(np.uint8)[:, :nb].tobytes()                            # low nb bytes, LE
+    return encode_buffer(raw, shuffle=nb, fixed=bits)
+
+
+def pack_for_widget(payload: dict[str, Any], data: ExplorerData, precision: str = "fixed24") -> dict[str, Any]:
+    """The widget's state: the large buffers compressed as the standalone export does them.
+
+    ``sim_map`` (and ``aspp_shares``) in ``precision`` (fixed24: within 3e-8), the region
+    maps, class maps and counterfactual pixel features losslessly; each under ``packed[key]``,
+    its raw trait left empty.  Keeps the widget's payload near the export's size.
+    """
+    out = dict(payload)
+    packed: dict[str, Any] = {"sim_map": encode_numbers(data.sim_map, precision)}
+    if data.aspp_shares is not None:
+        packed["aspp_shares"] = encode_numbers(data.aspp_shares, precision)
+    for key in ("region_q", "cf_pixels", "pred", "gt", "aspp_pred", "mark"):
+        if out.get(key):
+            packed[key] = encode_buffer(out[key], shuffle=4 if key == "cf_pixels" else 1)
+    for key in packed:
+        out[key] = b""
+    out["packed"] = packed
+    return out
 
 __all__ = ["ExplorerData", "from_cache", "to_payload", "to_uint8_image", "erf_to_cells", "quantise_u8",
            "png_bytes", "jpeg_bytes", "encode_erf"]
@@ -146,10 +195,15 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
         "num_classes": k,
         "overlay_colours": overlay_colours(),
         # OCR's head after the sim map (counterfactual re-runs in the view); float32, row-major
-        **{f"cf_{name}": (b"" if data.pixel_head is None else f32(a))
-           for name, a in (data.pixel_head.arrays().items() if data.pixel_head is not None else
-                           ((n, None) for n in CF_ARRAYS))},
+        **{f"cf_{name}": (b"" if a is None else f32(a)) for name, a in _cf_arrays(data).items()},
     }
+
+
+def _cf_arrays(data: ExplorerData) -> dict[str, np.ndarray | None]:
+    ph = data.pixel_head
+    if ph is None or ph.pixels.size * 4 > CF_MAX_BYTES:
+        return dict.fromkeys(CF_ARRAYS)
+    return ph.arrays()
 
 
 # --------------------------------------------------------------------------- capture -> data

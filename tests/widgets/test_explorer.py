@@ -22,9 +22,36 @@ def test_public_name_and_static_files(data) -> None:
     ex = Explorer.from_data(data)
     esm = (STATIC / "explorer.js").read_text()
     assert ex._esm == esm and ex._css == (STATIC / "explorer.css").read_text()
-    assert "export default { render }" in esm
+    assert "export default { render, decode }" in esm
     assert "import " not in esm.split("export default")[0].split("\n", 1)[0]    # no imports, no CDN
     assert "cdn" not in esm.lower() and "https://" not in esm
+
+
+def unpack(spec: dict) -> np.ndarray:
+    """An independent decoder of the widget's compact buffers (inflate, un-shuffle, fixed point)."""
+    import zlib
+
+    raw = zlib.decompress(spec["buf"]) if spec["deflate"] else spec["buf"]
+    b = np.frombuffer(raw, np.uint8)
+    n = spec["shuffle"]
+    if n > 1:
+        b = b.reshape(n, -1).T.reshape(-1)                             # byte planes -> items
+    if not spec["fixed"]:
+        return b.view("<f4")
+    nb = spec["fixed"] // 8
+    codes = (b.reshape(-1, nb).astype(np.uint64) << (8 * np.arange(nb, dtype=np.uint64))).sum(1)
+    return codes / (2 ** spec["fixed"] - 1)
+
+
+def test_widget_payload_is_at_most_1_5x_the_export(tmp_path) -> None:
+    """At Cityscapes scale (1024 x 2048, stride 4, K = 19) the widget ships about what the page does."""
+    big = synthetic_data(h=256, w=512, k=19, output_stride=4, seed=2)
+    ex = Explorer.from_data(big)
+    state = ex.get_state()
+    size = sum(len(v) for v in state.values() if isinstance(v, (bytes, memoryview))) \
+        + sum(len(spec["buf"]) for spec in ex.packed.values())
+    page = ex.save_html(tmp_path / "big.html").stat().st_size
+    assert size <= 1.5 * page, (size / 2**20, page / 2**20)
 
 
 def test_traits_carry_the_payload(data) -> None:
@@ -32,7 +59,8 @@ def test_traits_carry_the_payload(data) -> None:
     assert ex.feat_hw == [6, 10] and ex.output_stride == 4 and ex.image_hw == [24, 40]
     assert ex.selected == [3, 5]                                   # the centre cell by default
     assert ex.width == 300 and ex.overlay == "errors" and ex.mode == "ocr" and ex.hover_region == -1
-    np.testing.assert_array_equal(np.frombuffer(ex.sim_map, "<f4").reshape(60, 4), data.sim_map)
+    assert ex.sim_map == b"" and ex.packed["sim_map"]["fixed"] == 24           # sent compressed
+    np.testing.assert_allclose(unpack(ex.packed["sim_map"]).reshape(60, 4), data.sim_map, atol=3e-8)
     assert ex.class_names == list(data.class_names) and ex.aspp_rates == list(data.aspp_rates)
     assert ex.data is data
 
@@ -100,7 +128,8 @@ def test_explorer_runs_the_capture_itself() -> None:
     assert ocr.training and aspp.training                     # mode restored after the capture
     d = ex.data
     np.testing.assert_array_equal(d.mark, mark)
-    assert ex.mark_name == "cue-free" and ex.mark_hw == [32, 48] and len(ex.mark) == 32 * 48
+    assert ex.mark_name == "cue-free" and ex.mark_hw == [32, 48] and ex.mark == b""   # sent compressed:
+    np.testing.assert_array_equal(unpack(ex.packed["mark"]).view(np.uint8).reshape(32, 48), mark)
     ex.overlay = "marked"
     assert d.class_names == ("road", "car", "sky") and d.aspp_rates == (1, 2, 3)
     np.testing.assert_array_equal(d.image, image)

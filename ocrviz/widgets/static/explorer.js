@@ -33,6 +33,27 @@ function f32(dv) {  // copy: a DataView's offset need not be 4-aligned
   if (!dv || !dv.byteLength) return new Float32Array(0);
   return new Float32Array(dv.buffer.slice(dv.byteOffset, dv.byteOffset + dv.byteLength));
 }
+// A compact buffer {buf: DataView, deflate, shuffle, fixed} (ocrviz.widgets.payload.encode_buffer)
+// -> a DataView of the raw little-endian bytes (fixed point becomes float32).
+async function decode(spec) {
+  let bytes = u8(spec.buf);
+  if (spec.deflate) {
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+    bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+  const n = spec.shuffle || 1;
+  if (n > 1) {                                  // byte planes -> items
+    const items = bytes.length / n, out = new Uint8Array(bytes.length);
+    for (let b = 0; b < n; b++) for (let i = 0; i < items; i++) out[i * n + b] = bytes[b * items + i];
+    bytes = out;
+  }
+  if (spec.fixed) {                             // little-endian fixed point -> float32
+    const nb = spec.fixed / 8, items = bytes.length / nb, denom = 2 ** spec.fixed - 1, f = new Float32Array(items);
+    for (let i = 0; i < items; i++) { let q = 0; for (let b = nb - 1; b >= 0; b--) q = q * 256 + bytes[i * nb + b]; f[i] = q / denom; }
+    bytes = new Uint8Array(f.buffer);
+  }
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
 function viridis(t) {
   const x = Math.max(0, Math.min(1, t)) * (VIRIDIS.length - 1);
   const i = Math.min(VIRIDIS.length - 2, Math.floor(x)), f = x - i;
@@ -84,22 +105,25 @@ async function render({ model, el: host }) {
   // ---------------------------------------------------------------- data
   const [H, W] = model.get("image_hw"), [h, w] = model.get("feat_hw"), s = model.get("output_stride");
   const hw = h * w, names = model.get("class_names"), K = names.length, palette = model.get("palette");
-  const sim = f32(model.get("sim_map"));                     // HW x K
-  const regionQ = u8(model.get("region_q")), regionScale = model.get("region_scale");
+  const unpacked = {};                                       // the compressed buffers, decoded once
+  for (const [k, spec] of Object.entries(model.get("packed") || {})) unpacked[k] = await decode(spec);
+  const buf = (k) => unpacked[k] || model.get(k);
+  const sim = f32(buf("sim_map"));                           // HW x K
+  const regionQ = u8(buf("region_q")), regionScale = model.get("region_scale");
   const region = new Float32Array(K * hw);                   // K x HW, de-quantised once
   for (let k = 0; k < K; k++) { const sc = regionScale[k], o = k * hw; for (let i = 0; i < hw; i++) region[o + i] = regionQ[o + i] * sc; }
   const maps = {
-    pred: { data: u8(model.get("pred")), hw: model.get("pred_hw") },
-    gt: { data: u8(model.get("gt")), hw: model.get("gt_hw") },
-    aspp: { data: u8(model.get("aspp_pred")), hw: model.get("aspp_pred_hw") },
-    mark: { data: u8(model.get("mark")), hw: model.get("mark_hw") },
+    pred: { data: u8(buf("pred")), hw: model.get("pred_hw") },
+    gt: { data: u8(buf("gt")), hw: model.get("gt_hw") },
+    aspp: { data: u8(buf("aspp_pred")), hw: model.get("aspp_pred_hw") },
+    mark: { data: u8(buf("mark")), hw: model.get("mark_hw") },
   };
   const markName = model.get("mark_name") || "marked";
   let markCount = 0;
   for (let i = 0; i < maps.mark.data.length; i++) markCount += maps.mark.data[i];
   const markPct = maps.mark.data.length ? (100 * markCount / maps.mark.data.length).toFixed(1) : "0.0";
   const rates = model.get("aspp_rates") || [];
-  const shares = f32(model.get("aspp_shares"));
+  const shares = f32(buf("aspp_shares"));
   const nBranch = rates.length + 2;
   const colours = { ...COLOURS, ...(model.get("overlay_colours") || {}) };
   const standalone = !!model.get("standalone");       // an exported page: no kernel, no Python hints
@@ -114,7 +138,7 @@ async function render({ model, el: host }) {
   // OCR's head after the sim map is per pixel (ocrviz.analysis.pixel_head): an edited sim row of
   // one cell is re-run here, in float64, without a kernel.  null when the payload has no head.
   const cf = (() => {
-    const get = (n) => f32(model.get("cf_" + n));
+    const get = (n) => f32(buf("cf_" + n));
     const value = get("value");
     if (!value.length) return null;
     const pixels = get("pixels"), upW = get("up_w"), upB = get("up_b"), fuseW = get("fuse_w"), fuseB = get("fuse_b");
@@ -734,4 +758,4 @@ async function render({ model, el: host }) {
   return () => { for (const f of cleanups.splice(0).reverse()) f(); };
 }
 
-export default { render };
+export default { render, decode };
