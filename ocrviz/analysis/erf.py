@@ -61,7 +61,7 @@ def _cells(pixels: torch.Tensor, stride: int) -> np.ndarray:
     cells = F.avg_pool2d(pixels[None, None], stride, ceil_mode=True)[0, 0]  # h x w
     total = float(cells.sum())
     cells = cells / total if total > 0 else torch.full_like(cells, 1.0 / cells.numel())
-    return cells.numpy()
+    return cells.cpu().numpy()
 
 
 class _GraphERF:

@@ -58,10 +58,10 @@ def _conv_bn(seq: nn.Module) -> tuple[np.ndarray, np.ndarray]:
     bn = seq[1][0] if isinstance(seq[1], nn.Sequential) else seq[1]
     if not isinstance(conv, nn.Conv2d) or conv.kernel_size != (1, 1) or not isinstance(bn, nn.BatchNorm2d):
         raise TypeError("expected a 1x1 conv followed by BatchNorm")
-    w = conv.weight.detach().double()[:, :, 0, 0].numpy()                           # Cout x Cin
-    b0 = np.zeros(w.shape[0]) if conv.bias is None else conv.bias.detach().double().numpy()
-    g = (bn.weight.detach().double() / (bn.running_var.detach().double() + bn.eps).sqrt()).numpy()
-    return g[:, None] * w, g * (b0 - bn.running_mean.detach().double().numpy()) + bn.bias.detach().double().numpy()
+    w = conv.weight.detach().double()[:, :, 0, 0].cpu().numpy()                           # Cout x Cin
+    b0 = np.zeros(w.shape[0]) if conv.bias is None else conv.bias.detach().double().cpu().numpy()
+    g = (bn.weight.detach().double() / (bn.running_var.detach().double() + bn.eps).sqrt()).cpu().numpy()
+    return g[:, None] * w, g * (b0 - bn.running_mean.detach().double().cpu().numpy()) + bn.bias.detach().double().cpu().numpy()
 
 
 def pixel_head(model: Any, cache: Any, batch_index: int = 0) -> PixelHead | None:
@@ -79,10 +79,10 @@ def pixel_head(model: Any, cache: Any, batch_index: int = 0) -> PixelHead | None
     except (TypeError, IndexError, AttributeError):
         return None
     b = batch_index
-    value = cache.value[b].detach().double().numpy()                                 # K x Ck
+    value = cache.value[b].detach().double().cpu().numpy()                                 # K x Ck
     feats = cache.pixel_feats[b].detach().double()                                   # C x h x w
-    pixels = feats.reshape(feats.shape[0], -1).T.contiguous().numpy()                # HW x C
-    cls_w = cls.weight.detach().double()[:, :, 0, 0].numpy()                          # K x C
-    cls_b = np.zeros(cls_w.shape[0]) if cls.bias is None else cls.bias.detach().double().numpy()
+    pixels = feats.reshape(feats.shape[0], -1).T.contiguous().cpu().numpy()                # HW x C
+    cls_w = cls.weight.detach().double()[:, :, 0, 0].cpu().numpy()                          # K x C
+    cls_b = np.zeros(cls_w.shape[0]) if cls.bias is None else cls.bias.detach().double().cpu().numpy()
     return PixelHead(value=value, pixels=pixels, up_w=up_w, up_b=up_b, fuse_w=fuse_w, fuse_b=fuse_b,
                      cls_w=cls_w, cls_b=cls_b)

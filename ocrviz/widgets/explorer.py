@@ -155,7 +155,7 @@ class Explorer(anywidget.AnyWidget):
                  aspp_rates: Sequence[int] | None = None, mark: Any = None, mark_name: str = "marked",
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  logits_fn: Callable[[Any], Any] | None = None, align_corners: bool | None = None,
-                 **widget_kwargs: Any) -> None:
+                 device: Any = None, **widget_kwargs: Any) -> None:
         """Run ``model`` (and ``aspp_model``) on ``image`` with capture, then show it.
 
         ``image``: H x W x 3 uint8 (normalised with ImageNet mean / std, the
@@ -180,11 +180,13 @@ class Explorer(anywidget.AnyWidget):
         the output stride is the image height over the feature map's.
         ``mean`` / ``std``: per-channel normalisation (0..1 or 0..255 units;
         default ImageNet's).  Only what the explorer draws is captured.
+        ``device``: where the forward runs ("cpu", "cuda"); the models are moved
+        there.  Default: the model's own device.
         """
         data, x = _capture_data(model, image, labels, aspp_model=aspp_model, class_names=class_names,
                                 palette=palette, transform=transform, aspp_rates=aspp_rates,
                                 mark=mark, mark_name=mark_name, mean=mean, std=std, logits_fn=logits_fn,
-                                align_corners=align_corners)
+                                align_corners=align_corners, device=device)
         if erf_fn is None and aspp_model is not None:
             from ocrviz.analysis.erf import make_erf_fn
 
@@ -336,6 +338,18 @@ def _no_ocr_block(model: Any) -> ValueError:
                       f"an ASPP model goes in aspp_model=")
 
 
+def _device(model: Any, device: Any) -> Any:
+    """The torch device to run on: ``device`` when given (checked), else the model's own."""
+    import torch
+
+    if device is None:
+        return next((p.device for p in model.parameters()), torch.device("cpu"))
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but torch sees no CUDA GPU here; use device='cpu'")
+    return dev
+
+
 def _model_input(image: Any, transform: Any, mean: Any, std: Any) -> Any:
     """1 x 3 x H x W float input: a tensor as given, else (image / 255 - mean) / std."""
     import torch
@@ -391,8 +405,13 @@ def _names_from(model: Any) -> tuple[Any, Any]:
 def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class_names: Any,
                   palette: Any, transform: Any, aspp_rates: Any, mark: Any = None,
                   mark_name: str = "marked", mean: Any = None, std: Any = None, logits_fn: Any = None,
-                  align_corners: bool | None = None) -> tuple[ExplorerData, Any]:
+                  align_corners: bool | None = None, device: Any = None) -> tuple[ExplorerData, Any]:
     x = _model_input(image, transform, mean, std)
+    dev = _device(model, device)
+    model.to(dev)
+    if aspp_model is not None:
+        aspp_model.to(dev)
+    x = x.to(dev)
     if x.ndim != 4 or x.shape[0] != 1:
         raise ValueError(f"one image at a time: model input has shape {tuple(x.shape)}; expected 1 x 3 x H x W")
     shown = to_uint8_image(image)

@@ -120,3 +120,12 @@ def test_a_model_without_an_ocr_block_gets_a_clear_error() -> None:
 def test_bad_mean_std_is_refused() -> None:
     with pytest.raises(ValueError, match="three values each"):
         Explorer(randomise_(Stemmed(HRNetOCRHead())), _image(), mean=(0.5, 0.5), std=(0.2, 0.2, 0.2))
+
+
+def test_device_is_checked_and_followed() -> None:
+    model = randomise_(Stemmed(HRNetOCRHead()))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            Explorer(model, _image(), device="cuda")
+    ex = Explorer(model, _image(), device="cpu")
+    assert ex.data.sim_map.shape == (8 * 12, K)
