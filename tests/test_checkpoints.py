@@ -285,3 +285,10 @@ def test_mismatch_on_an_mmseg_checkpoint_is_fast_and_points_to_from_checkpoint(t
     assert "these look like MMSeg OCRNet (HRNetV2) keys: use ocrviz.from_checkpoint(path)" in text
     assert "backbone.conv1.weight (did you mean conv1.weight?)" in text
     assert len(info.value.unexpected) == 1888 and "... and 1868 more" in text
+
+
+def test_an_official_checkpoint_of_another_width_points_to_from_checkpoint(tmp_path):
+    torch.save(HRNetW48OCR(num_classes=5, width=8, ocr_mid_channels=16, ocr_key_channels=8).state_dict(),
+               tmp_path / "w8.pth")
+    with pytest.raises(CheckpointMismatchError, match="official HRNet-OCR keys: use ocrviz.from_checkpoint"):
+        load_checkpoint(hrnet(), tmp_path / "w8.pth")

@@ -244,3 +244,27 @@ def test_every_resize_uses_the_models_align_corners(monkeypatch, align_corners):
     monkeypatch.setattr(F, "interpolate", real)
     x = torch.randn(*X_SHAPE)
     assert not torch.allclose(model(x), other(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["toycity-ocr", "toycity-aspp", "toycity-fcn"])
+def test_shipped_models_load_the_same_through_from_checkpoint(name):
+    from ocrviz.zoo import data_dir, load_model
+
+    model, shipped = ocrviz.from_checkpoint(data_dir() / "checkpoints" / f"{name}.safetensors"), load_model(name)
+    assert (model.class_names, model.palette, model.card, model.training) == (
+        shipped.class_names, shipped.palette, shipped.card, False)
+    x = torch.randn(1, 3, 64, 64)
+    assert torch.equal(model(x), shipped(x))
+
+
+def test_from_checkpoint_reads_torch_files_with_weights_only(tmp_path, monkeypatch):
+    torch.save(tiny().state_dict(), tmp_path / "w.pth")
+    calls = []
+    real = torch.load
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(torch, "load", recording)
+    ocrviz.from_checkpoint(tmp_path / "w.pth")
+    assert calls == [True]
