@@ -34,7 +34,7 @@ STATIC = pathlib.Path(__file__).parent / "static"
 VIEW_KEYS = ("selected", "mode", "overlay", "hover_region", "width", "show_erf", "pinned", "scale", "shared_scale")
 
 _BOOT = r"""
-const __ocrviz_data = JSON.parse(document.getElementById("ocrviz-data").textContent);
+const __ocrviz_data = JSON.parse(document.getElementById("__DATA_ID__").textContent);
 async function __ocrviz_buffer(spec) {           // base64 -> bytes; the view's own decode() does the rest
   const bin = atob(spec.b64);
   const bytes = new Uint8Array(bin.length);
@@ -55,7 +55,7 @@ function __ocrviz_model(state) {            // the part of the anywidget model A
 (async () => {
   const state = {};
   for (const [k, v] of Object.entries(__ocrviz_data)) state[k] = (v && typeof v === "object" && "b64" in v) ? await __ocrviz_buffer(v) : v;
-  const host = document.getElementById("ocrviz-root");
+  const host = document.getElementById("__ROOT_ID__");
   try {
     await __ocrviz_widget.render({ model: __ocrviz_model(state), el: host });
     host.dataset.ready = "true";
@@ -142,11 +142,14 @@ _NOTES = {"float32": "printed numbers are the captured float32 values",
           "fixed16": "printed numbers within 8e-6 of the captured values"}
 
 
-def render_html(data: ExplorerData, *, state: Mapping[str, Any] | None = None, title: str = "ocrviz explorer",
-                image_format: str = "auto", image_max_width: int | None = 1024, precision: str = "auto",
-                max_bytes: int = 3 * 1024 * 1024,
-                erf_maps: Mapping[tuple[int, int], np.ndarray] | None = None) -> str:
-    """The standalone page as a string.  See ``save_html`` for the options."""
+def _boot(root_id: str, data_id: str) -> str:
+    return _BOOT.replace("__DATA_ID__", data_id).replace("__ROOT_ID__", root_id)
+
+
+def _page_data(data: ExplorerData, state: Mapping[str, Any] | None, image_format: str, image_max_width: int | None,
+               precision: str, max_bytes: int, erf_maps: Mapping[tuple[int, int], np.ndarray] | None,
+               ) -> tuple[str, str]:
+    """(JSON data block, footer note) of one standalone explorer; ``max_bytes`` bounds a whole page."""
     if precision not in PRECISIONS and precision != "auto":
         raise ValueError(f"precision={precision!r}; allowed: 'auto', {', '.join(map(repr, PRECISIONS))}")
     if image_format not in ("auto", "png", "jpeg"):
@@ -187,8 +190,72 @@ def render_html(data: ExplorerData, *, state: Mapping[str, Any] | None = None, t
     out.update(view)
     note = f"Standalone ocrviz export: works offline; {_NOTES[out['sim_map']['precision']]}."
     blob = json.dumps(out, separators=(",", ":")).replace("</", "<\\/")   # never close the <script> early
+    return blob, note
+
+
+def render_html(data: ExplorerData, *, state: Mapping[str, Any] | None = None, title: str = "ocrviz explorer",
+                image_format: str = "auto", image_max_width: int | None = 1024, precision: str = "auto",
+                max_bytes: int = 3 * 1024 * 1024,
+                erf_maps: Mapping[tuple[int, int], np.ndarray] | None = None) -> str:
+    """The standalone page as a string.  See ``save_html`` for the options."""
+    blob, note = _page_data(data, state, image_format, image_max_width, precision, max_bytes, erf_maps)
     return _PAGE.format(title=html.escape(title), css=(STATIC / "explorer.css").read_text(encoding="utf-8"),
-                        data=blob, esm=_module_source(), boot=_BOOT, note=html.escape(note))
+                        data=blob, esm=_module_source(), boot=_boot("ocrviz-root", "ocrviz-data"),
+                        note=html.escape(note))
+
+
+_FRAGMENT = """<div class="ocrviz-fragment" data-ocrviz-id="{uid}">
+<style>{css}</style>
+<div id="ocrviz-root-{uid}" class="ocrviz-root"></div>
+<p class="ocrviz-fragment-note" style="font: 11px system-ui, sans-serif; color: #777">{note}</p>
+<script type="application/json" id="ocrviz-data-{uid}">{data}</script>
+<script type="module">
+{esm}
+{boot}
+</script>
+</div>"""
+
+
+def render_fragment(data: ExplorerData, *, state: Mapping[str, Any] | None = None, uid: str | None = None,
+                    image_format: str = "auto", image_max_width: int | None = 1024, precision: str = "auto",
+                    max_bytes: int = 3 * 1024 * 1024,
+                    erf_maps: Mapping[tuple[int, int], np.ndarray] | None = None) -> str:
+    """One working offline explorer as an HTML fragment, to embed in a page (e.g. a notebook handout).
+
+    A ``<div class="ocrviz-fragment">`` holding the explorer's CSS, its data
+    block and an inline ``<script type="module">`` (the ESM and the in-page
+    model of ``render_html``); nothing is fetched.  Element ids end in
+    ``uid`` (random when not given), so that several fragments share a page;
+    the host ``#ocrviz-root-<uid>`` gets ``data-ready="true"`` once drawn.
+    The options are ``save_html``'s; ``max_bytes`` bounds this fragment.
+    """
+    uid = uid or os.urandom(6).hex()
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", uid):
+        raise ValueError(f"uid={uid!r}: letters, digits, '_' and '-' only")
+    blob, note = _page_data(data, state, image_format, image_max_width, precision, max_bytes, erf_maps)
+    return _FRAGMENT.format(uid=uid, css=(STATIC / "explorer.css").read_text(encoding="utf-8"), data=blob,
+                            esm=_module_source(), boot=_boot(f"ocrviz-root-{uid}", f"ocrviz-data-{uid}"),
+                            note=html.escape(note))
+
+
+def explorer_state(explorer: Any) -> dict[str, Any]:
+    """The view state of a live ``Explorer`` that an export keeps (selection, mode, overlay, ...)."""
+    return {"selected": list(explorer.selected), "mode": explorer.mode, "overlay": explorer.overlay,
+            "width": explorer.width, "show_erf": explorer.show_erf, "pinned": explorer.pinned,
+            "scale": explorer.scale, "shared_scale": explorer.shared_scale}
+
+
+def explorer_erfs(explorer: Any) -> dict[tuple[int, int], np.ndarray]:
+    """ERFs an ``Explorer`` carries: its data's and those computed on demand so far."""
+    erfs = dict(explorer.data.erf_maps or {})
+    erfs.update(getattr(explorer, "_erf_cache", {}) or {})
+    return erfs
+
+
+def explorer_fragment(explorer: Any, **options: Any) -> str:
+    """``render_fragment`` of a live ``Explorer`` with its current view state and ERFs."""
+    return render_fragment(explorer.data, state=explorer_state(explorer), erf_maps=explorer_erfs(explorer),
+                           **options)
 
 
 def save_html(data: ExplorerData, path: str | os.PathLike, *, state: Mapping[str, Any] | None = None,

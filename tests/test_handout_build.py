@@ -1,0 +1,80 @@
+"""Handout building blocks without a kernel: fragments, widget replacement, plotly inline, no CDN.
+
+(The handouts of real notebooks, in Chromium offline: tests/browser/test_handouts.py.)
+"""
+from __future__ import annotations
+
+import re
+
+import nbformat
+import pytest
+
+from ocrviz.tools import handouts
+from ocrviz.widgets import Explorer
+from ocrviz.widgets.export import explorer_fragment, render_fragment
+from ocrviz.widgets.synthetic import synthetic_data
+
+
+@pytest.fixture(scope="module")
+def small():
+    return synthetic_data(h=8, w=16, k=5, output_stride=8, seed=3)
+
+
+def test_fragments_share_a_page(small) -> None:
+    a, b = render_fragment(small, uid="aa"), render_fragment(small, uid="bb")
+    for uid, frag in (("aa", a), ("bb", b)):
+        assert frag.startswith('<div class="ocrviz-fragment"') and frag.endswith("</div>")
+        assert f'id="ocrviz-root-{uid}"' in frag and f'id="ocrviz-data-{uid}"' in frag
+        assert f'document.getElementById("ocrviz-data-{uid}")' in frag
+        assert f'document.getElementById("ocrviz-root-{uid}")' in frag
+        assert 'id="ocrviz-root"' not in frag and "export default" not in frag
+    assert render_fragment(small) != render_fragment(small)            # random uids
+    with pytest.raises(ValueError, match="uid"):
+        render_fragment(small, uid='x" onload="')
+
+
+def test_explorer_fragment_keeps_the_view_state(small) -> None:
+    ex = Explorer.from_data(small)
+    ex.select(3, 7)
+    ex.mode = "aspp"
+    frag = explorer_fragment(ex, uid="s")
+    assert '"selected":[3,7]' in frag and '"mode":"aspp"' in frag and '"pinned":true' in frag
+
+
+def _nb_with(outputs):
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell("# t\n\n$$ x^2 $$"))
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = outputs
+    nb.cells.append(cell)
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2}}
+    return nb
+
+
+def test_widgets_become_fragments_or_notes_and_the_page_fetches_nothing(small) -> None:
+    view = lambda mid: nbformat.v4.new_output("display_data", data={  # noqa: E731
+        "text/plain": "W()", handouts.WIDGET_VIEW: {"model_id": mid, "version_major": 2, "version_minor": 0}})
+    widgets = {"e1": {"kind": "explorer", "html": render_fragment(small, uid="e1")},
+               "l1": {"kind": "other", "name": "Label"},
+               "b1": {"kind": "box", "horizontal": True, "children": ["l1", "gone"]}}
+    page = handouts.convert(handouts.prepare(_nb_with([view("e1"), view("l1"), view("b1"), view("zz")]), widgets),
+                            title="t")
+    assert page.count('class="ocrviz-fragment"') == 1 and "[Label widget: interactive only" in page
+    assert page.count("interactive only in a running notebook") == 4       # label, box's label + lost one, zz
+    assert handouts.WIDGET_VIEW not in page and "widget-state" not in page
+    assert handouts.external_references(page) == []
+    assert not re.search(r"<script[^>]*\ssrc\s*=", page) and "default-src 'none'" in page
+    assert "x^2" in page                                                    # TeX kept as text
+
+
+def test_plotly_figures_carry_plotly_js_once() -> None:
+    go = pytest.importorskip("plotly.graph_objects")
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[1, 0])).to_plotly_json()
+    out = lambda: nbformat.v4.new_output("display_data", data={  # noqa: E731
+        "text/plain": "Figure", handouts.PLOTLY: fig, "text/html": '<script src="https://cdn.plot.ly/x.js"></script>'})
+    page = handouts.convert(handouts.prepare(_nb_with([out(), out()]), {}), title="p")
+    assert "cdn.plot.ly/x.js" not in page and handouts.external_references(page) == []
+    assert page.count("Plotly.newPlot") == 2
+    import plotly
+
+    assert page.count(f"plotly.js v{plotly.offline.get_plotlyjs_version()}") == 1
