@@ -46,6 +46,14 @@ bench: $(STAMP)
 clean-notebooks:
 	$(BIN)/python -m ocrviz.tools.strip_notebooks notebooks
 
+# Each notebook executed (one thread per kernel, as the tests run them) into ONE
+# standalone page: working offline explorers, nothing fetched, <= 10 MB each.
+# HANDOUT_ARGS="--only 02 03" for a subset.
+HANDOUTS_DIR ?= build/handouts
+HANDOUT_ARGS ?=
+handouts: $(STAMP)
+	OCRVIZ_DATA=$(CURDIR)/data $(BIN)/python -m ocrviz.tools.handouts notebooks -o $(HANDOUTS_DIR) $(HANDOUT_ARGS)
+
 # Re-train the three shipped ToyCity models (same backbone, schedule and seed),
 # side by side as three one-thread runs, as the shipped ones were.  Three
 # stages, each from the last one's weights on the scenes after the ones it saw:

@@ -1,0 +1,276 @@
+"""Handouts: each course notebook, executed, as ONE standalone HTML page that needs no kernel.
+
+    python -m ocrviz.tools.handouts notebooks -o build/handouts            # all of them
+    python -m ocrviz.tools.handouts notebooks -o build/handouts --only 02 03
+
+(``make handouts`` runs the first line.)  Each notebook runs top to bottom in a
+fresh kernel inside a temporary copy (the kernel's working directory, so what
+it writes next to itself never lands in the repository), with this checkout on
+``PYTHONPATH``, the shipped data (``OCRVIZ_DATA``, default ``data/``) and one
+thread per kernel, as ``tests/notebooks`` runs them.
+
+Every explorer displayed becomes the working offline explorer of
+``ocrviz.widgets.export.render_fragment`` (hover, click, ASPP mode,
+counterfactual bars: all in the page), in the state it had when the notebook
+finished: after the last cell, one extra cell (not kept) renders each
+displayed ``Explorer`` in the kernel.  Other widgets (labels, upload buttons)
+become a one-line note, since they need a kernel.  The page is nbconvert's
+``lab`` template with everything that would be fetched taken out (require.js,
+the widget manager, MathJax and Mermaid from CDNs) and a
+Content-Security-Policy of ``default-src 'none'``, so it cannot fetch anything
+even if it tried; plotly figures get plotly.js inline once per page.  LaTeX in
+markdown stays as its TeX source (no MathJax offline).
+
+Size: at most ``--max-mb`` (10) MB per page.  The explorers share what the
+rest of the page leaves, each at the finest precision that fits
+(``render_fragment(max_bytes=...)``); a page still over the limit is an error.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import nbformat
+
+REPO = Path(__file__).resolve().parents[2]
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+PLOTLY = "application/vnd.plotly.v1+json"
+MB = 1000 * 1000
+CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+       "img-src data: blob:; font-src data:")
+FRAGMENT_MAX = 3 * 1024 * 1024          # one explorer never needs more (export's default page budget)
+FRAGMENT_MIN = 256 * 1024
+
+# nbconvert's lab page, less every reference to a CDN.
+TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js -%}
+<meta http-equiv="Content-Security-Policy" content="{{ resources.ocrviz_csp }}">
+{%- endblock html_head_js -%}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_css -%}
+<style type="text/css">
+.ocrviz-handout-widget { font: 12px system-ui, sans-serif; color: #777; font-style: italic; padding: 2px 0; }
+.ocrviz-fragment { margin: 4px 0; }
+.jp-RenderedHTMLCommon .ocrviz-fragment table { margin: 0; }
+</style>
+{%- endblock html_head_css -%}
+"""
+
+# Runs in the kernel after the notebook's last cell: each displayed widget, as HTML.
+HARVEST = """
+def __ocrviz_handout_harvest(ids, budget, path):
+    import json
+    import ipywidgets
+    from ipywidgets.widgets.widget import _instances
+    from ocrviz.widgets import Explorer
+    from ocrviz.widgets.export import explorer_fragment
+
+    seen, order = {}, []
+    def visit(mid):
+        w = _instances.get(mid)
+        if mid in seen or w is None:
+            return
+        if isinstance(w, Explorer):
+            seen[mid] = {"kind": "explorer"}; order.append(mid)
+        elif isinstance(w, ipywidgets.Box):
+            seen[mid] = {"kind": "box", "horizontal": isinstance(w, ipywidgets.HBox),
+                         "children": [c.model_id for c in w.children]}
+            for c in w.children:
+                visit(c.model_id)
+        else:
+            seen[mid] = {"kind": "other", "name": type(w).__name__}
+    for mid in ids:
+        visit(mid)
+    each = max(__MIN__, min(__MAX__, budget // max(1, len(order))))
+    for mid in order:
+        seen[mid]["html"] = explorer_fragment(_instances[mid], uid=mid[:12], max_bytes=each)
+    with open(path, "w") as f:
+        json.dump(seen, f)
+"""
+
+
+@dataclass
+class Handout:
+    """One written page."""
+    path: Path
+    bytes: int
+    explorers: int
+    seconds: float
+
+
+def kernel_env(data: Path | None = None, threads: str = "1") -> dict[str, str]:
+    """The notebooks' kernel environment, as tests/notebooks uses it."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["OCRVIZ_DATA"] = str(data or os.environ.get("OCRVIZ_DATA") or REPO / "data")
+    env.setdefault("OMP_NUM_THREADS", threads)
+    env.setdefault("MKL_NUM_THREADS", env["OMP_NUM_THREADS"])
+    env.pop("OCRVIZ_HRNET_CKPT", None)
+    return env
+
+
+def _widget_ids(nb: nbformat.NotebookNode) -> list[str]:
+    ids = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get(WIDGET_VIEW)
+            if view and view.get("model_id") not in ids:
+                ids.append(view["model_id"])
+    return ids
+
+
+def execute(src: Path, workdir: Path, *, max_bytes: int, env: dict[str, str] | None = None,
+            timeout: int = 300) -> tuple[nbformat.NotebookNode, dict[str, Any]]:
+    """Run ``src`` in ``workdir``; (executed notebook, {model_id: widget as handout HTML})."""
+    from nbclient import NotebookClient
+
+    work = workdir / src.name
+    shutil.copy(src, work)
+    nb = nbformat.read(work, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, startup_timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(workdir)}})
+    out_json = workdir / ".ocrviz_handout_widgets.json"
+    with client.setup_kernel(env=env or kernel_env(), cwd=str(workdir)):
+        for i, cell in enumerate(nb.cells):
+            client.execute_cell(cell, i)
+        ids = _widget_ids(nb)
+        rest = len(nbformat.writes(nb)) + 1 * MB       # outputs as they will be inlined + the lab template
+        code = (HARVEST.replace("__MIN__", str(FRAGMENT_MIN)).replace("__MAX__", str(FRAGMENT_MAX))
+                + f"\n__ocrviz_handout_harvest({ids!r}, {max_bytes - rest}, {str(out_json)!r})\n"
+                + "del __ocrviz_handout_harvest\n")
+        harvest = nbformat.v4.new_code_cell(code)
+        nb.cells.append(harvest)
+        try:
+            client.execute_cell(harvest, len(nb.cells) - 1)
+        finally:
+            nb.cells.pop()
+    return nb, json.loads(out_json.read_text())
+
+
+def _note(name: str) -> str:
+    return (f'<div class="ocrviz-handout-widget">[{html.escape(name)}: interactive only in a running '
+            f'notebook]</div>')
+
+
+def _widget_html(mid: str, widgets: dict[str, Any]) -> str:
+    w = widgets.get(mid)
+    if w is None:
+        return _note("widget")
+    if w["kind"] == "explorer":
+        return w["html"]
+    if w["kind"] == "box":
+        flex = "row; flex-wrap: wrap; gap: 12px" if w["horizontal"] else "column"
+        return (f'<div style="display: flex; flex-direction: {flex}">'
+                + "".join(_widget_html(c, widgets) for c in w["children"]) + "</div>")
+    return _note(f"{w['name']} widget")
+
+
+def prepare(nb: nbformat.NotebookNode, widgets: dict[str, Any]) -> nbformat.NotebookNode:
+    """Widget outputs -> their handout HTML; plotly figures -> inline plotly.js; no widget state."""
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    nb.metadata.pop("widgets", None)
+    plotly_js_done = False
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data")
+            if not data:
+                continue
+            if WIDGET_VIEW in data:
+                out["data"] = {"text/html": _widget_html(data[WIDGET_VIEW]["model_id"], widgets)}
+                out["metadata"] = {}
+            elif PLOTLY in data:
+                import plotly.io as pio
+
+                fig = pio.from_json(json.dumps(data[PLOTLY]), skip_invalid=True)
+                out["data"] = {"text/html": pio.to_html(fig, include_plotlyjs=not plotly_js_done, full_html=False)}
+                out["metadata"] = {}
+                plotly_js_done = True
+    return nb
+
+
+def convert(nb: nbformat.NotebookNode, title: str) -> str:
+    """The handout page: nbconvert's lab template, nothing fetched."""
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab", template_file="ocrviz_handout.html.j2",
+                            extra_loaders=[DictLoader({"ocrviz_handout.html.j2": TEMPLATE})],
+                            embed_images=True)
+    nb.metadata["title"] = title
+    page, _ = exporter.from_notebook_node(nb, resources={"ocrviz_csp": CSP})
+    external = external_references(page)
+    if external:
+        raise RuntimeError(f"the handout {title!r} would fetch {external[:5]}")
+    return page
+
+
+def external_references(page: str) -> list[str]:
+    """What a page would load: script/link/img/iframe/... sources, CSS url() and @import (data: aside).
+
+    The Content-Security-Policy also stops what scripts might fetch; this is the static check.
+    """
+    found = re.findall(r"<(?:script|link|img|iframe|source|video|audio|embed)\b[^>]*?\s(?:src|href)\s*=\s*[\"']?"
+                       r"(?!data:|#)([^\"'\s>]+)", page, flags=re.I)
+    # CSS only (scripts' own text may mention url( ... ): what <style> blocks and style="" would load
+    css = "\n".join(re.findall(r"<style\b[^>]*>(.*?)</style>", page, flags=re.S | re.I)
+                    + re.findall(r"\sstyle\s*=\s*\"([^\"]*)\"", page, flags=re.I))
+    found += [u for u in re.findall(r"url\(\s*[\"']?([^\"')]+)", css) if not u.startswith(("data:", "#"))]
+    found += re.findall(r"@import\s+(?:url\()?[\"']?([^\"';\s)]+)", css)
+    return found
+
+
+def build(src: Path, out_dir: Path, *, max_mb: float = 10.0, env: dict[str, str] | None = None) -> Handout:
+    """Execute ``src`` and write ``out_dir/<stem>.html``."""
+    t0 = time.perf_counter()
+    limit = int(max_mb * MB)
+    with tempfile.TemporaryDirectory(prefix="ocrviz-handout-") as tmp:
+        nb, widgets = execute(src, Path(tmp), max_bytes=limit, env=env)
+    page = convert(prepare(nb, widgets), title=src.stem)
+    size = len(page.encode("utf-8"))
+    if size > limit:
+        raise RuntimeError(f"{src.stem}: the handout is {size / MB:.1f} MB, over the {max_mb:g} MB limit")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{src.stem}.html"
+    tmp_path = path.with_name(f".{path.name}.tmp")
+    tmp_path.write_text(page, encoding="utf-8")
+    os.replace(tmp_path, path)
+    n = sum(1 for w in widgets.values() if w["kind"] == "explorer")
+    return Handout(path, size, n, time.perf_counter() - t0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", type=Path, nargs="?", default=REPO / "notebooks",
+                        help="a folder of .ipynb files (default: the course) or one notebook")
+    parser.add_argument("-o", "--out", type=Path, default=REPO / "build" / "handouts")
+    parser.add_argument("--only", nargs="+", default=None, metavar="PREFIX",
+                        help="only the notebooks whose names start with these (e.g. 02 03)")
+    parser.add_argument("--max-mb", type=float, default=10.0, help="size limit per page (MB, default 10)")
+    args = parser.parse_args(argv)
+    srcs = [args.notebooks] if args.notebooks.suffix == ".ipynb" else sorted(args.notebooks.glob("*.ipynb"))
+    if args.only:
+        srcs = [s for s in srcs if s.name.startswith(tuple(args.only))]
+    if not srcs:
+        print(f"no notebooks found in {args.notebooks}" + (f" starting with {args.only}" if args.only else ""),
+              file=sys.stderr)
+        return 2
+    for src in srcs:
+        h = build(src, args.out, max_mb=args.max_mb)
+        print(f"{h.path}: {h.bytes / MB:.2f} MB, {h.explorers} explorer(s), {h.seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

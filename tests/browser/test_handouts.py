@@ -1,0 +1,143 @@
+"""Notebook handouts (``make handouts``) of notebooks 02 and 03, offline in Chromium.
+
+Each notebook is executed by ``ocrviz.tools.handouts`` into one standalone page
+(<= 10 MB).  The page is opened with every http(s) request aborted and recorded;
+every explorer in it must draw, answer hover and click (data-y / data-x and the
+ranked bars change, the bars are the pixel's own sim-map row from the page's
+data), and the page must make no network request and log no error.
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dom import cell_point, read_state
+from ocrviz.tools import handouts
+from ocrviz.widgets.export import read_html_payload
+
+pytestmark = pytest.mark.browser
+
+STEMS = {"02": "02_click_a_pixel", "03": "03_aspp_vs_ocr"}
+LIMIT = 10 * 1000 * 1000
+MIN_EXPLORERS = {"02": 2, "03": 0}      # 02 shows two independent explorers
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict[str, handouts.Handout]:
+    out = tmp_path_factory.mktemp("handouts")
+    missing = [n for n in ("toycity-ocr", "toycity-aspp", "toycity-fcn")
+               if not (handouts.REPO / "data" / "checkpoints" / f"{n}.safetensors").is_file()]
+    if missing:
+        pytest.fail(f"shipped checkpoints missing: {missing}; train them with `make models`")
+    res = {}
+    for key, stem in STEMS.items():
+        res[key] = handouts.build(handouts.REPO / "notebooks" / f"{stem}.ipynb", out)
+        print(f"\nhandout {stem}: {res[key].bytes / 1e6:.2f} MB, {res[key].explorers} explorer(s), "
+              f"{res[key].seconds:.1f} s")
+    return res
+
+
+def _payloads(page_text: str, tmp: Path) -> dict[str, dict]:
+    """Each fragment's data, decoded by the export's own reader (uid -> payload)."""
+    out = {}
+    for uid, blob in re.findall(r'<script[^>]*\sid="ocrviz-data-([\w-]+)"[^>]*>(.*?)</script>',
+                                page_text, flags=re.S):
+        fake = tmp / f"{uid}.html"
+        fake.write_text(f'<script type="application/json" id="ocrviz-data">{blob}</script>')
+        out[uid] = read_html_payload(fake)
+    return out
+
+
+def _sim(p: dict) -> np.ndarray:
+    h, w = p["feat_hw"]
+    sim = p["sim_map"]
+    sim = np.frombuffer(sim, "<f4") if isinstance(sim, bytes) else sim
+    return sim.reshape(h * w, p["num_classes"])
+
+
+@pytest.mark.parametrize("key", sorted(STEMS))
+def test_handout_is_one_small_self_contained_page(built, key) -> None:
+    h = built[key]
+    text = h.path.read_text(encoding="utf-8")
+    assert h.bytes == len(text.encode()) <= LIMIT, f"{h.path.name}: {h.bytes / 1e6:.2f} MB"
+    assert handouts.external_references(text) == []
+    assert "default-src 'none'" in text
+    assert not re.search(r"<script[^>]*\ssrc\s*=", text, flags=re.I)
+    prose = re.sub(r"[A-Za-z0-9+/=]{100,}", "", text).lower()                 # not inside base64 data
+    for cdn in ("require.js", "html-manager", "mathjax", "mermaid.esm", "unpkg", "cdnjs", "jsdelivr"):
+        assert cdn not in prose, cdn
+    assert "application/vnd.jupyter.widget-view+json" not in text        # every widget replaced
+    assert text.count('class="ocrviz-fragment"') == h.explorers >= MIN_EXPLORERS[key]
+
+
+@pytest.mark.parametrize("key", sorted(STEMS))
+def test_every_explorer_works_offline(built, key, browser, shots, tmp_path) -> None:
+    h = built[key]
+    if h.explorers == 0:
+        pytest.skip(f"{h.path.stem} displays no explorer")
+    text = h.path.read_text(encoding="utf-8")
+    payloads = _payloads(text, tmp_path)
+    assert len(payloads) == h.explorers
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, offline=True)
+    page = ctx.new_page()
+    requests, errors = [], []
+    page.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:", "blob:")) else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+    def block(route):
+        requests.append(route.request.url)
+        route.abort()
+
+    page.route(re.compile(r"^https?://"), block)
+    try:
+        page.goto(h.path.as_uri())
+        page.wait_for_function("() => { const r = [...document.querySelectorAll('.ocrviz-root')];"
+                               " return r.length > 0 && r.every((e) => e.dataset.ready === 'true'); }",
+                               timeout=60_000)
+        for i, (uid, p) in enumerate(payloads.items()):
+            host = page.locator(f"#ocrviz-root-{uid}")
+            root, canvas = host.locator(".ocrviz-explorer"), host.locator("canvas.ocrviz-image")
+            root.scroll_into_view_if_needed()
+            s, hw, (fh, fw) = p["output_stride"], tuple(p["image_hw"]), p["feat_hw"]
+            sim = _sim(p)
+            atol = {"float32": 1e-6, "fixed24": 1e-6, "fixed16": 2e-5}[p["_precision"]["sim_map"]] + 5e-7
+            a, b = (fh // 4, fw // 5), (3 * fh // 4, 4 * fw // 5)
+
+            def check(y, x):
+                st = read_state(root)
+                assert (st["y"], st["x"]) == (y, x), (uid, st["y"], st["x"])
+                shown = sorted(st["regions"], key=lambda r: r["rank"])
+                row = sim[y * fw + x]
+                np.testing.assert_allclose([float(r["weight"]) for r in shown], np.sort(row)[::-1], atol=atol)
+                assert shown[0]["k"] == int(np.argmax(row))
+                return st, [(r["k"], r["weight"]) for r in shown]
+
+            canvas.click(position=cell_point(canvas, *a, s, hw))           # click selects and pins
+            st, bars_a = check(*a)
+            assert st["pinned"] == "true"
+            canvas.hover(position=cell_point(canvas, *b, s, hw))           # pinned: hover does not move it
+            check(*a)
+            canvas.press("Escape")                                          # follow the mouse again
+            canvas.hover(position=cell_point(canvas, b[0], b[1] - 1, s, hw))
+            canvas.hover(position=cell_point(canvas, *b, s, hw))
+            st, bars_b = check(*b)
+            assert st["pinned"] == "false"
+            assert bars_a != bars_b, "the ranked bars did not change between pixels"
+            aspp = root.locator(".ocrviz-mode-btn[data-mode=aspp]")
+            if p.get("aspp_rates") and not aspp.is_disabled():
+                aspp.click()
+                st = read_state(root)
+                assert st["mode"] == "aspp" and st["taps"], "ASPP mode drew no taps"
+                root.locator(".ocrviz-mode-btn[data-mode=ocr]").click()
+            if i == 0:
+                page.screenshot(path=str(shots / f"handout_{key}.png"))
+        assert requests == [], requests
+        assert errors == [], errors
+    finally:
+        ctx.close()
