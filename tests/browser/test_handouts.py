@@ -8,8 +8,6 @@ data), and the page must make no network request and log no error.
 """
 from __future__ import annotations
 
-import html
-import json
 import re
 from pathlib import Path
 
@@ -24,7 +22,8 @@ pytestmark = pytest.mark.browser
 
 STEMS = {"02": "02_click_a_pixel", "03": "03_aspp_vs_ocr"}
 LIMIT = 10 * 1000 * 1000
-MIN_EXPLORERS = {"02": 2, "03": 0}      # 02 shows two independent explorers
+# 02 shows two independent explorers.  03: issue 9 asks for a live explorer there (raise to 1 once it has one).
+MIN_EXPLORERS = {"02": 2, "03": 0}
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +76,8 @@ def test_handout_is_one_small_self_contained_page(built, key) -> None:
 
 @pytest.mark.parametrize("key", sorted(STEMS))
 def test_every_explorer_works_offline(built, key, browser, shots, tmp_path) -> None:
+    """Load with http(s) aborted and recorded; click / hover every explorer; no request, no error."""
     h = built[key]
-    if h.explorers == 0:
-        pytest.skip(f"{h.path.stem} displays no explorer")
     text = h.path.read_text(encoding="utf-8")
     payloads = _payloads(text, tmp_path)
     assert len(payloads) == h.explorers
@@ -97,9 +95,10 @@ def test_every_explorer_works_offline(built, key, browser, shots, tmp_path) -> N
     page.route(re.compile(r"^https?://"), block)
     try:
         page.goto(h.path.as_uri())
-        page.wait_for_function("() => { const r = [...document.querySelectorAll('.ocrviz-root')];"
-                               " return r.length > 0 && r.every((e) => e.dataset.ready === 'true'); }",
-                               timeout=60_000)
+        page.wait_for_function("(n) => { const r = [...document.querySelectorAll('.ocrviz-root')];"
+                               " return r.length === n && r.every((e) => e.dataset.ready === 'true'); }",
+                               arg=h.explorers, timeout=60_000)
+        page.mouse.wheel(0, 100_000)                                    # the whole page, to its end
         for i, (uid, p) in enumerate(payloads.items()):
             host = page.locator(f"#ocrviz-root-{uid}")
             root, canvas = host.locator(".ocrviz-explorer"), host.locator("canvas.ocrviz-image")
@@ -137,6 +136,7 @@ def test_every_explorer_works_offline(built, key, browser, shots, tmp_path) -> N
                 root.locator(".ocrviz-mode-btn[data-mode=ocr]").click()
             if i == 0:
                 page.screenshot(path=str(shots / f"handout_{key}.png"))
+        page.mouse.wheel(0, 100_000)
         assert requests == [], requests
         assert errors == [], errors
     finally:
