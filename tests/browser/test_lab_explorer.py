@@ -380,3 +380,33 @@ def test_aspp_tap_tooltips_appear(nb_page, expected, shots) -> None:
     root.locator(".ocrviz-info").hover()
     assert not tip.is_visible()
     root.locator(".ocrviz-mode-btn[data-mode=ocr]").click()
+
+
+def test_counterfactual_in_jupyterlab(nb_page, expected, shots) -> None:
+    """Dropping a bar's region re-runs the pixel in the page (the numbers are checked against a
+    hooked forward in test_export_offline.py); here: it works inside JupyterLab, and the README
+    picture is taken."""
+    import json
+
+    root = _explorer(nb_page)
+    if root.locator(".ocrviz-reset-btn").is_hidden():
+        pytest.skip("this notebook's explorer carries no counterfactual head")
+    canvas = root.locator("canvas.ocrviz-image")
+    s, image_hw = int(expected["output_stride"]), tuple(int(v) for v in expected["image_hw"])
+    y, x = _cells(expected)[1]
+    canvas.click(position=cell_point(canvas, y, x, s, image_hw))
+    if read_state(root)["pinned"] != "true":
+        canvas.click(position=cell_point(canvas, y, x, s, image_hw))
+    k = int(root.locator(".ocrviz-region[data-rank='1']").get_attribute("data-k"))
+    infl = {int(e.get_attribute("data-k")): float(e.get_attribute("data-influence"))
+            for e in root.locator(".ocrviz-region").all()}
+    assert sorted(infl) == list(range(len(expected["class_names"])))
+    root.locator(f".ocrviz-region[data-k='{k}']").click()
+    logits = json.loads(root.get_attribute("data-cf-logits"))
+    base = json.loads(root.get_attribute("data-base-logits"))
+    assert len(logits) == len(base) == len(expected["class_names"]) and logits != base
+    pred = int(np.argmax(base))
+    assert abs((base[pred] - logits[pred]) - infl[k]) < 1e-5      # the influence column is that very drop
+    root.screenshot(path=str(shots / "lab_counterfactual.png"))
+    root.locator(".ocrviz-reset-btn").click()
+    assert root.get_attribute("data-cf-logits") is None
