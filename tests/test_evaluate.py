@@ -121,3 +121,120 @@ def test_aux_scores_the_soft_regions_and_needs_an_aux_head() -> None:
     fcn = ocrviz.create_model("fcn", num_classes=9, widths=(8, 8, 16, 16), channels=8).eval()
     with pytest.raises(ValueError, match="no auxiliary head"):
         evaluate(fcn, ds, aux=True)
+
+
+# ---- speed fixes: same results ------------------------------------------------------------------
+
+def _reference_evaluate(model, items, k):
+    """evaluate() as it was before the speed fixes: argmax(1), numpy confusion, per-batch masks."""
+    import torch
+
+    from ocrviz.data.toycity import AMBIGUITY_KINDS
+    from ocrviz.evaluate import IGNORE_INDEX
+
+    conf = np.zeros((k, k), np.int64)
+    hits = dict.fromkeys(["ambiguous", "cue_free", *AMBIGUITY_KINDS[1:]], 0)
+    totals = dict(hits)
+    for batch in torch.utils.data.DataLoader(items, batch_size=2):
+        with torch.no_grad():
+            pred = model(batch["image"]).argmax(1)
+        labels = batch["labels"]
+        conf += confusion_matrix(pred.numpy(), labels.numpy(), k)
+        right, valid = pred == labels, labels != IGNORE_INDEX
+        masks = {key: batch[key] for key in ("ambiguous", "cue_free")}
+        masks.update({kind: batch["ambiguity"] == c for c, kind in enumerate(AMBIGUITY_KINDS) if c})
+        for key, mask in masks.items():
+            hits[key] += int(right[mask & valid].sum())
+            totals[key] += int((mask & valid).sum())
+    return conf, {key: hits[key] / totals[key] if totals[key] else None for key in hits}
+
+
+def test_class_ids_equal_argmax_including_ties() -> None:
+    """max(1).indices == argmax(1): random logits, integer logits full of ties, channels_last, a NaN row."""
+    import torch
+
+    from ocrviz.evaluate import class_ids
+
+    g = torch.Generator().manual_seed(0)
+    cases = [torch.randn(2, 9, 16, 24, generator=g),
+             torch.randint(0, 3, (2, 9, 16, 24), generator=g).float(),           # many exact ties
+             torch.randn(2, 9, 16, 24, generator=g).contiguous(memory_format=torch.channels_last)]
+    nan = torch.randn(1, 5, 4, 4, generator=g)
+    nan[0, 2, 1, 1] = float("nan")
+    cases.append(nan)
+    for logits in cases:
+        assert torch.equal(class_ids(logits), logits.argmax(1))
+
+
+def test_evaluate_is_unchanged_by_the_speed_fixes() -> None:
+    """The shipped OCR model on 3 ToyCity scenes: confusion and accuracies equal the pre-fix computation;
+    a second pass (scenes replayed from the cache, another batch size) gives the same numbers."""
+    import ocrviz
+    from ocrviz.data.dataset import ToyCityDataset, val_split
+    from ocrviz.evaluate import evaluate, forget_scenes
+
+    model = ocrviz.load_model("toycity-ocr")
+    ds = ToyCityDataset(val_split(3), height=64, width=128)
+    conf, acc = _reference_evaluate(model, [ds[i] for i in range(3)], 9)
+    first = evaluate(model, ds, batch_size=2)
+    again = evaluate(model, ds, batch_size=3)
+    streamed = evaluate(model, ds, batch_size=2, cache_scenes=False)
+    for rep in (first, again, streamed):
+        assert rep["confusion"] == conf.tolist()
+        assert rep["miou"] == metrics_from_confusion(conf)["miou"]
+        assert rep["ambiguous_acc"] == acc["ambiguous"] and rep["cue_free_acc"] == acc["cue_free"]
+        assert rep["ambiguous_acc_by_kind"] == {k: acc[k] for k in ("window", "surface", "panel")}
+    forget_scenes(ds)
+
+
+def test_scenes_are_rendered_once(monkeypatch) -> None:
+    """A ToyCity split is rendered on the first pass only; augmented or cache_scenes=False ones every pass."""
+    import ocrviz
+    from ocrviz.data import dataset as dataset_mod
+    from ocrviz.evaluate import evaluate, forget_scenes
+
+    calls = []
+    real = dataset_mod.ToyCityDataset.__getitem__
+    monkeypatch.setattr(dataset_mod.ToyCityDataset, "__getitem__", lambda self, i: calls.append(i) or real(self, i))
+    model = ocrviz.create_model("fcn", num_classes=9, widths=(8, 8, 16, 16), channels=8).eval()
+    ds = dataset_mod.ToyCityDataset(dataset_mod.val_split(2), height=32, width=64)
+    evaluate(model, ds)
+    evaluate(model, ds, batch_size=1)
+    assert len(calls) == 2
+    evaluate(model, ds, cache_scenes=False)
+    assert len(calls) == 4
+    forget_scenes(ds)
+    evaluate(model, ds)
+    assert len(calls) == 6
+    aug = dataset_mod.ToyCityDataset(dataset_mod.val_split(2), height=32, width=64, augment=True)
+    evaluate(model, aug)
+    evaluate(model, aug)
+    assert len(calls) == 10
+    forget_scenes()
+
+
+def test_numpy_blas_threads_are_limited_and_restored() -> None:
+    from ocrviz.evaluate import _openblas, numpy_blas_threads
+
+    blas = _openblas()
+    if blas is None:
+        pytest.skip("numpy does not use OpenBLAS here: numpy_blas_threads is a no-op")
+    get, put = blas
+    before = get()
+    with numpy_blas_threads(1):
+        assert get() == 1
+        np.ones((64, 64)) @ np.ones((64, 64))
+    assert get() == before
+
+
+def test_evaluate_device_is_checked() -> None:
+    import torch
+
+    from ocrviz.evaluate import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA GPU"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="allowed: 'cpu', 'cuda'"):
+        resolve_device("tpu")
