@@ -238,3 +238,16 @@ def test_evaluate_device_is_checked() -> None:
             resolve_device("cuda")
     with pytest.raises(ValueError, match="allowed: 'cpu', 'cuda'"):
         resolve_device("tpu")
+
+
+def test_bench_evaluate_quick_runs_and_checks_equal_results() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "bench_evaluate.py"), "--quick", "--threads", "1"],
+                          cwd=repo, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| evaluate") or line.startswith("| forward")]
+    assert len(rows) == 5 and "(checked equal)" in proc.stdout
