@@ -250,8 +250,8 @@ def train(config: TrainConfig, *, progress: bool = True, command: str | None = N
     return TrainResult(model=model, card=card, checkpoint=ckpt, losses=losses)
 
 
-def _parse(argv: Sequence[str] | None) -> TrainConfig:
-    p = argparse.ArgumentParser(prog="python -m ocrviz.train", description=__doc__.split("\n\n")[0])
+def _parse(argv: Sequence[str] | None, prog: str = "python -m ocrviz.train") -> TrainConfig:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
         if f.name == "model_kwargs":
@@ -268,9 +268,11 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
     return TrainConfig(**ns)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    config = _parse(argv)
-    result = train(config)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m ocrviz.train") -> int:
+    """The command line (also ``ocrviz train``): parse, train, print a JSON summary."""
+    config = _parse(argv, prog)
+    args = list(sys.argv[1:] if argv is None else argv)
+    result = train(config, command=f"{prog} " + " ".join(shlex.quote(a) for a in args))
     m: Any = result.card["metrics"]
     print(json.dumps({"miou": m["miou"], "ambiguous_acc": m["ambiguous_acc"],
                       "wall_time_s": result.card["wall_time_s"], "checkpoint": str(result.checkpoint)}))

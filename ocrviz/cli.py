@@ -1,0 +1,690 @@
+"""The ``ocrviz`` command line.
+
+    ocrviz explain street.png --model toycity-ocr -o street.html          # explorer + where context comes from
+    ocrviz explain a.png b.png --model ocrnet_hr18.pth --labels a_gt.png b_gt.png --pixel 120,300 -o ab.html
+    ocrviz report toycity --model toycity-ocr --images 50 -o report.html --json report.json
+    ocrviz report /data/cityscapes --model ocrnet_hr48_cityscapes.pth --device cuda -o cs.html
+    ocrviz train --arch ocrnet --steps 3000 --out data/checkpoints/toycity-ocr   # = python -m ocrviz.train
+    ocrviz evaluate toycity-ocr toycity-aspp --images 100                          # = python -m ocrviz.evaluate
+
+``--model`` takes a shipped model name (``ocrviz.load_model``) or a checkpoint
+file (``ocrviz.from_checkpoint``: ocrviz, official HRNet-OCR, MMSeg, openseg).
+Every page written is standalone and offline (no CDN, a Content-Security-Policy
+of ``default-src 'none'``).  Bad input (a missing file, an unknown model, a
+wrong class count, an unreadable image, an unrecognised checkpoint, no GPU for
+``--device cuda``) prints one line on stderr, naming what was given and what is
+allowed, and exits with status 2; outputs are written to a temporary file in
+the same folder and renamed, so nothing is ever half-written.  Set
+``OCRVIZ_DEBUG=1`` to see the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+PROG = "ocrviz"
+DELEGATED = {"train": "ocrviz.train", "evaluate": "ocrviz.evaluate"}
+DEVICES = ("cpu", "cuda")
+CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
+DATA_LAYOUTS = ("'toycity' (the generated validation split)",
+                "a Cityscapes folder (leftImg8bit/<split>/, gtFine/<split>/)",
+                "an ADE20K folder (ADEChallengeData2016/images/, annotations/)",
+                "an images-and-masks folder (images/<name>.png|jpg, masks/<name>.png)")
+
+
+class InputError(Exception):
+    """Bad input: reported as one line on stderr, exit status 2."""
+
+
+def one_line(text: Any) -> str:
+    """A message on one line (multi-line library errors joined with '; ')."""
+    lines = [" ".join(part.split()) for part in str(text).splitlines()]
+    return "; ".join(line for line in lines if line).replace(":;", ":")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what was given, what is allowed) and exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{one_line(message)} (see {self.prog} --help)")
+
+
+# ---- atomic output --------------------------------------------------------------------------
+
+def check_output(path: str | os.PathLike, flag: str = "-o") -> Path:
+    """An output path whose folder exists (checked before any work)."""
+    out = Path(path)
+    if out.is_dir():
+        raise InputError(f"{flag} {str(path)!r} is a folder; give a file name, e.g. {str(out / 'report.html')!r}")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{flag} {str(path)!r}: the folder {str(parent)!r} does not exist; create it first "
+                         "or write to an existing folder")
+    return out
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file next to ``path``, then rename it over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)                  # as open() would have made it (mkstemp: 0600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+# ---- inputs ---------------------------------------------------------------------------------
+
+def resolve_device(name: str | None) -> Any:
+    import torch
+
+    if name is None:
+        return torch.device("cpu")
+    if name not in DEVICES:
+        raise InputError(f"--device {name!r}: allowed are {', '.join(DEVICES)}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device cuda: torch {torch.__version__} sees no CUDA GPU on this machine; "
+                         "allowed here: --device cpu")
+    return torch.device(name)
+
+
+def _looks_like_file(spec: str) -> bool:
+    return os.sep in spec or "/" in spec or spec.lower().endswith(CHECKPOINT_SUFFIXES) or os.path.exists(spec)
+
+
+def load_model_arg(spec: str, *, flag: str = "--model", num_classes: int | None = None) -> Any:
+    """A model from a shipped name (``ocrviz.load_model``) or a checkpoint file (``ocrviz.from_checkpoint``)."""
+    from ocrviz.zoo import SHIPPED
+
+    allowed = f"a shipped model ({', '.join(SHIPPED)}) or a checkpoint file ({', '.join(CHECKPOINT_SUFFIXES)})"
+    if spec in SHIPPED and not os.path.exists(spec):
+        from ocrviz.zoo import load_model
+
+        if num_classes is not None:
+            raise InputError(f"{flag} {spec}: --num-classes applies to checkpoint files only; "
+                             f"{spec} has its own classes")
+        try:
+            return load_model(spec)
+        except FileNotFoundError as e:
+            raise InputError(f"{flag} {spec}: {one_line(e)}") from None
+    if not _looks_like_file(spec):
+        raise InputError(f"{flag} {spec!r} is neither {allowed.replace(') or a', ') nor a')}")
+    if not os.path.isfile(spec):
+        raise InputError(f"{flag} {spec!r}: no such file; give {allowed}")
+    try:
+        from ocrviz import from_checkpoint
+    except (ImportError, AttributeError):
+        raise InputError(f"{flag} {spec!r}: reading checkpoint files needs ocrviz.from_checkpoint, which this "
+                         f"install does not have; give a shipped model ({', '.join(SHIPPED)})") from None
+    from ocrviz.checkpoints import CheckpointFormatError, CheckpointMismatchError
+
+    try:
+        return from_checkpoint(spec, num_classes=num_classes)
+    except (CheckpointFormatError, CheckpointMismatchError, ValueError, KeyError, OSError, RuntimeError) as e:
+        raise InputError(f"{flag} {spec!r}: {one_line(e)}") from None
+    except Exception as e:  # torch.load's unpickling errors and the like: not a checkpoint we can read
+        raise InputError(f"{flag} {spec!r} could not be read as a checkpoint ({type(e).__name__}: "
+                         f"{one_line(e)}); give {allowed}") from None
+
+
+def model_classes(model: Any) -> int | None:
+    k = getattr(model, "num_classes", None)
+    if isinstance(k, int):
+        return k
+    names = getattr(model, "class_names", None)
+    return len(names) if names else None
+
+
+def read_mask(path: str, flag: str = "--labels") -> np.ndarray:
+    """A single-channel label PNG (class ids, 255 = ignore) -> H x W int64."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        raise InputError(f"{flag} {path!r}: no such file; give a single-channel label PNG (class ids, 255 = ignore)")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode not in ("P", "L", "I", "I;16", "1"):
+                raise InputError(f"{flag} {path!r} is a {im.mode} image; allowed: a single-channel label PNG "
+                                 "(modes P, L, I, I;16) holding class ids, 255 = ignore")
+            return np.asarray(im).astype(np.int64)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"{flag} {path!r} is not a readable image ({one_line(e)}); give a single-channel "
+                         "label PNG (class ids, 255 = ignore)") from None
+
+
+def check_labels(labels: np.ndarray, k: int, what: str) -> None:
+    bad = (labels != 255) & ((labels < 0) | (labels >= k))
+    if bad.any():
+        vals = np.unique(labels[bad])[:5].tolist()
+        raise InputError(f"{what} holds class ids {vals}, but the model has {k} classes; allowed: 0..{k - 1} "
+                         "and 255 (ignore)")
+
+
+def load_image_arg(path: str) -> np.ndarray:
+    from ocrviz.data.images import ACCEPTED, ImageLoadError, load_image
+
+    if not os.path.isfile(path):
+        raise InputError(f"image {path!r}: no such file; give image files ({ACCEPTED.split(':')[0]})")
+    try:
+        return load_image(path)[0]
+    except (ImageLoadError, FileNotFoundError) as e:
+        raise InputError(one_line(e)) from None
+
+
+def parse_pixel(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        y, x = (int(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--pixel {text!r}: give the image pixel as Y,X (row,column), e.g. --pixel 120,300") from None
+    if y < 0 or x < 0:
+        raise InputError(f"--pixel {text!r}: row and column must be >= 0")
+    return y, x
+
+
+# ---- explain --------------------------------------------------------------------------------
+
+def _entropy_exp(rows: np.ndarray) -> np.ndarray:
+    p = rows.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.where(p > 0, p * np.log(p), 0.0).sum(1)
+    return np.exp(h)
+
+
+def context_summary(data: Any, pixel_cell: tuple[int, int] | None = None, top: int = 3) -> dict:
+    """Where context comes from in one captured image, from its sim map (HW x K, rows = pixel -> regions).
+
+    ``effective_regions``: mean over cells of exp(entropy of the sim row), in [1, K] (1: one region
+    supplies all context; K: all regions equally).  ``top_regions``: the regions with the largest
+    mean sim weight over cells (their share of all context).  ``own_class_share``: mean sim weight
+    on the region of the cell's own predicted class.  With ``pixel_cell``: that cell's top regions.
+    """
+    sim = np.asarray(data.sim_map, np.float64)                         # HW x K
+    h, w = data.feat_hw
+    names = list(data.class_names)
+    mean = sim.mean(0)
+    order = np.argsort(-mean, kind="stable")[:top]
+    pred = np.array([data.pred_at(y, x) for y in range(h) for x in range(w)])
+    out = {
+        "feature_grid": [h, w],
+        "num_regions": len(names),
+        "effective_regions": float(_entropy_exp(sim).mean()),
+        "top_regions": [{"region": names[k], "share": float(mean[k])} for k in order],
+        "own_class_share": float(sim[np.arange(h * w), pred].mean()),
+    }
+    if pixel_cell is not None:
+        y, x = pixel_cell
+        out["pixel"] = {"cell": [y, x], "predicted": names[data.pred_at(y, x)],
+                        "effective_regions": float(_entropy_exp(sim[y * w + x][None])[0]),
+                        "top_regions": [{"region": n, "share": v} for _, n, v in data.ranked_regions(y, x)[:top]]}
+    return out
+
+
+def _summary_html(s: dict) -> str:
+    tops = ", ".join(f"{html.escape(r['region'])} {100 * r['share']:.0f} %" for r in s["top_regions"])
+    rows = [("effective number of regions (mean over cells)", f"{s['effective_regions']:.2f} of {s['num_regions']}"),
+            ("regions supplying most context", tops),
+            ("context from the cell's own predicted class", f"{100 * s['own_class_share']:.0f} %")]
+    if "pixel" in s:
+        p = s["pixel"]
+        ptops = ", ".join(f"{html.escape(r['region'])} {100 * r['share']:.0f} %" for r in p["top_regions"])
+        rows.append((f"selected cell {tuple(p['cell'])} (predicted {html.escape(p['predicted'])})",
+                     f"{p['effective_regions']:.2f} effective regions; {ptops}"))
+    body = "".join(f"<tr><th>{html.escape(a)}</th><td>{b}</td></tr>" for a, b in rows)
+    return f'<table class="ocrviz-summary">{body}</table>'
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ margin: 16px; background: #fff; font: 13px system-ui, sans-serif; color: #222; }}
+h1 {{ font-size: 17px; }} h2 {{ font-size: 15px; margin-top: 28px; }}
+table {{ border-collapse: collapse; margin: 6px 0 12px; }}
+th, td {{ border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }}
+th {{ background: #f6f6f6; font-weight: 600; }} td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+.note {{ color: #666; font-size: 12px; }}
+</style>
+</head><body>
+<h1>{title}</h1>
+{body}
+</body></html>
+"""
+
+
+def page(title: str, body: str) -> str:
+    return _PAGE.format(title=html.escape(title), body=body)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Write a standalone offline page with the explorer for each image and where its context comes from."""
+    from ocrviz.data.images import prepare_image
+    from ocrviz.widgets.export import explorer_fragment
+
+    out = check_output(args.output)
+    device = resolve_device(args.device)
+    pixel = parse_pixel(args.pixel)
+    if args.labels and len(args.labels) != len(args.images):
+        raise InputError(f"--labels: {len(args.labels)} mask(s) for {len(args.images)} image(s); "
+                         "give one mask per image, in the same order")
+    if args.max_side is not None and args.max_side < 32:
+        raise InputError(f"--max-side {args.max_side}: allowed are 32 and more")
+    images = [load_image_arg(p) for p in args.images]                   # every input checked before any work
+    masks = [read_mask(p) for p in args.labels] if args.labels else [None] * len(images)
+    for path, img, mask, mpath in zip(args.images, images, masks, args.labels or [None] * len(images)):
+        if mask is not None and mask.shape != img.shape[:2]:
+            raise InputError(f"--labels {mpath!r} is {mask.shape[0]}x{mask.shape[1]} but the image {path!r} is "
+                             f"{img.shape[0]}x{img.shape[1]}; a mask must have its image's size")
+        if pixel is not None and not (pixel[0] < img.shape[0] and pixel[1] < img.shape[1]):
+            raise InputError(f"--pixel {args.pixel}: outside the image {path!r} ({img.shape[0]}x{img.shape[1]}); "
+                             f"allowed rows 0..{img.shape[0] - 1}, columns 0..{img.shape[1] - 1}")
+    model = load_model_arg(args.model, num_classes=args.num_classes)
+    k = model_classes(model)
+    aspp = None
+    if args.aspp_model:
+        aspp = load_model_arg(args.aspp_model, flag="--aspp-model")
+        if k is not None and model_classes(aspp) not in (None, k):
+            raise InputError(f"--aspp-model {args.aspp_model}: has {model_classes(aspp)} classes, --model "
+                             f"{args.model} has {k}; the two models must share their classes")
+    if k is not None:
+        for mpath, mask in zip(args.labels or [], masks):
+            check_labels(mask, k, f"--labels {mpath!r}")
+
+    from ocrviz.widgets import Explorer
+
+    sections, summaries = [], []
+    for path, img, mask in zip(args.images, images, masks):
+        x, prep = prepare_image(img, output_stride=32, max_side=args.max_side, policy="resize")
+        labels = None if mask is None else _resize_nearest(mask, prep.input_size)
+        try:
+            ex = Explorer(model, x, labels, aspp_model=aspp, device=device)
+        except ValueError as e:                   # no OCR block, class names against K, ...
+            raise InputError(f"--model {args.model} on {path!r}: {one_line(e)}") from None
+        cell = None
+        if pixel is not None:
+            sy, sx = prep.scale
+            ex.select_pixel(min(x.shape[0] - 1, int(pixel[0] * sy)), min(x.shape[1] - 1, int(pixel[1] * sx)))
+            cell = tuple(ex.selected)
+        summary = context_summary(ex.data, cell)
+        summary.update(image=str(path), input_size=list(prep.input_size), notes=list(prep.notes))
+        summaries.append(summary)
+        note = f'<p class="note">{html.escape("; ".join(prep.notes))}</p>' if prep.notes else ""
+        sections.append(f"<section><h2>{html.escape(os.path.basename(path))}</h2>{note}{_summary_html(summary)}"
+                        f"{explorer_fragment(ex)}</section>")
+        del ex
+    intro = (f'<p class="note">Model: {html.escape(args.model)}'
+             + (f"; ASPP model: {html.escape(args.aspp_model)}" if args.aspp_model else "")
+             + ". Numbers from the captured similarity map (each feature cell's weights over the "
+             "object regions). Click a pixel in an explorer to see its regions.</p>")
+    title = args.title or f"ocrviz explain: {', '.join(os.path.basename(p) for p in args.images[:3])}" + \
+        (" ..." if len(args.images) > 3 else "")
+    write_atomic(out, page(title, intro + "\n".join(sections)))
+    print(f"wrote {out} ({len(sections)} image{'s' * (len(sections) != 1)})", file=sys.stderr)
+    if not args.quiet:
+        for s in summaries:
+            tops = ", ".join(f"{r['region']} {100 * r['share']:.0f}%" for r in s["top_regions"])
+            print(f"{s['image']}: {s['effective_regions']:.2f} effective regions of {s['num_regions']}; "
+                  f"most context from {tops}")
+    return 0
+
+
+def _resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if mask.shape == tuple(size):
+        return mask
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(mask.astype(np.int32)).resize((size[1], size[0]), Image.NEAREST)).astype(np.int64)
+
+
+# ---- report ---------------------------------------------------------------------------------
+
+class FolderScenes:
+    """(image, labels, name) folder dataset -> evaluate's items: normalised image padded to a multiple
+    of 32 (labels padded with 255, so the padding counts nowhere), one image at a time."""
+
+    def __init__(self, folder: Any, k: int, n: int | None, max_side: int | None) -> None:
+        self.folder, self.k, self.max_side = folder, k, max_side
+        self.n = len(folder) if n is None else min(n, len(folder))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def raw(self, i: int) -> tuple[np.ndarray, np.ndarray, str]:
+        """Image and labels at the size the model sees (downscaled to ``max_side`` when given)."""
+        image, labels, name = self.folder[i]
+        if self.max_side and max(image.shape[:2]) > self.max_side:
+            from PIL import Image
+
+            s = self.max_side / max(image.shape[:2])
+            size = (max(1, round(image.shape[1] * s)), max(1, round(image.shape[0] * s)))
+            image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+            labels = _resize_nearest(labels, (size[1], size[0]))
+        check_labels(labels, self.k, f"the labels of {name!r}")
+        return image, labels, name
+
+    def __getitem__(self, i: int) -> dict:
+        import torch
+
+        from ocrviz.data.images import PAD_RGB, pad_to_stride
+        from ocrviz.data.dataset import normalize
+
+        if i >= self.n:
+            raise IndexError(i)
+        image, labels, _ = self.raw(i)
+        return {"image": normalize(pad_to_stride(image, 32, PAD_RGB)),
+                "labels": torch.from_numpy(pad_to_stride(labels.astype(np.int64), 32, 255))}
+
+
+def open_data(spec: str, args: argparse.Namespace, k: int | None) -> tuple[Any, Any, list[str] | None, str]:
+    """(dataset for evaluate, iterator factory of (uint8 image, labels), class names, description)."""
+    from ocrviz.data import folders
+
+    if spec.lower() in ("toycity", "toycity-val"):
+        from ocrviz.data.dataset import VAL_SEEDS, ToyCityDataset, val_split
+        from ocrviz.data.toycity import CLASSES, make_scene
+
+        n = 100 if args.images is None else args.images
+        if not 1 <= n <= len(VAL_SEEDS):
+            raise InputError(f"--images {n}: ToyCity's validation split has 1..{len(VAL_SEEDS)} scenes")
+        if k is not None and k != len(CLASSES):
+            raise InputError(f"--model {args.model} has {k} classes but ToyCity has {len(CLASSES)} "
+                             f"({', '.join(CLASSES)}); give a model trained on ToyCity")
+        ds = ToyCityDataset(val_split(n), height=args.height, width=args.width)
+
+        def scenes() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for seed in ds.seeds:
+                s = make_scene(int(seed), ds.height, ds.width)
+                yield s.image, s.labels.astype(np.int64)
+        return ds, scenes, list(CLASSES), f"ToyCity validation split, {n} scenes at {args.height}x{args.width}"
+    root = Path(spec)
+    if not root.is_dir():
+        raise InputError(f"DATA {spec!r}: not a folder (nor 'toycity'); allowed: {'; '.join(DATA_LAYOUTS)}")
+    try:
+        if (root / "leftImg8bit").is_dir() or (root / "gtFine").is_dir():
+            folder, what = folders.CityscapesFolder(root, split=args.split or "val"), "Cityscapes"
+        elif (root / "ADEChallengeData2016").is_dir() or root.name == "ADEChallengeData2016":
+            folder, what = folders.ADE20KFolder(root, split=args.split or "validation"), "ADE20K"
+        elif (root / "images").is_dir() and (root / "masks").is_dir():
+            folder, what = folders.MaskFolder(root), "images-and-masks folder"
+        else:
+            raise InputError(f"DATA {spec!r}: no layout recognised; allowed: {'; '.join(DATA_LAYOUTS)}")
+    except (FileNotFoundError, ValueError) as e:
+        raise InputError(f"DATA {spec!r}: {one_line(e)}") from None
+    names = list(folder.classes) or None
+    if names and k is not None and k != len(names):
+        raise InputError(f"--model {args.model} has {k} classes but the {what} at {spec!r} has {len(names)}; "
+                         f"give a model trained on {what}")
+    if k is None:
+        raise InputError(f"--model {args.model}: its class count is unknown; give a model with num_classes")
+    if args.images is not None and args.images < 1:
+        raise InputError(f"--images {args.images}: allowed are 1 and more")
+    ds = FolderScenes(folder, k, args.images, args.max_side)
+
+    def scenes() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for i in range(len(ds)):
+            image, labels, _ = ds.raw(i)
+            yield pad_image(image), pad_labels(labels)
+    n = len(ds)
+    return ds, scenes, names, f"{what} at {spec} ({n} image{'s' * (n != 1)}" + \
+        (f", longer side at most {args.max_side}" if args.max_side else "") + ")"
+
+
+def pad_image(image: np.ndarray) -> np.ndarray:
+    from ocrviz.data.images import PAD_RGB, pad_to_stride
+
+    return pad_to_stride(image, 32, PAD_RGB)
+
+
+def pad_labels(labels: np.ndarray) -> np.ndarray:
+    from ocrviz.data.images import pad_to_stride
+
+    return pad_to_stride(labels.astype(np.int64), 32, 255)
+
+
+def optional_analyses(model: Any, scenes: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]],
+                      progress: bool) -> dict[str, dict]:
+    """``ocrviz.analysis.attention_report`` and ``context_flow`` when this install has them."""
+    try:
+        import ocrviz.analysis as analysis
+    except ImportError:
+        return {}
+    import itertools
+
+    def split() -> tuple[Iterator[np.ndarray], Iterator[np.ndarray]]:
+        """Images and labels as two iterators over ONE pass of scenes (rendered / read once, in step)."""
+        a, b = itertools.tee(scenes())
+        return (i for i, _ in a), (lab for _, lab in b)
+
+    out: dict[str, dict] = {}
+    calls = {
+        "attention_report": lambda f: f(model, *split(), progress=progress),
+        "context_flow": lambda f: f(model, *split()),
+    }
+    for name, call in calls.items():
+        fn = getattr(analysis, name, None)
+        if not callable(fn):
+            continue
+        try:
+            result = call(fn)
+        except Exception as e:  # an optional section must not lose the metrics already computed
+            print(f"{PROG} report: warning: {name} failed ({type(e).__name__}: {one_line(e)}); "
+                  "the report goes without it", file=sys.stderr)
+            continue
+        entry: dict[str, Any] = {}
+        if hasattr(result, "to_dict"):
+            entry["dict"] = _jsonable(result.to_dict())
+        if hasattr(result, "to_markdown"):
+            entry["markdown"] = str(result.to_markdown())
+        out[name] = entry
+    return out
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if hasattr(x, "tolist"):
+        return _jsonable(x.tolist())
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _fmt(v: Any, pct: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{100 * v:.1f} %" if pct else f"{v:.4f}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], num_from: int = 1) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(
+        f'<td{" class=num" if i >= num_from else ""}>{html.escape(str(c))}</td>' for i, c in enumerate(r)) + "</tr>"
+        for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _markdown_html(text: str) -> str:
+    """Markdown tables -> HTML tables, other lines as paragraphs (no dependency, no script)."""
+    blocks, table = [], []
+
+    def flush() -> None:
+        if table:
+            cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table
+                     if not set(line.replace("|", "").strip()) <= set("-: ")]
+            if cells:
+                blocks.append(_table(cells[0], cells[1:]))
+            table.clear()
+    for line in text.splitlines():
+        if line.strip().startswith("|"):
+            table.append(line)
+            continue
+        flush()
+        if line.strip():
+            blocks.append(f"<p>{html.escape(line.strip().lstrip('#').strip())}</p>")
+    flush()
+    return "\n".join(blocks)
+
+
+def report_html(title: str, result: dict) -> str:
+    m = result["metrics"]
+    parts = [f'<p class="note">{html.escape(result["data"])}; model {html.escape(result["model"])}; '
+             f'device {html.escape(result["device"])}.</p>']
+    rows = [("mIoU", _fmt(m["miou"])), ("pixel accuracy", _fmt(m["pixel_acc"])), ("images", m["n_images"])]
+    if m.get("ambiguous_pixels"):
+        rows += [("ambiguous-pixel accuracy", _fmt(m["ambiguous_acc"])),
+                 *[(f"  {kind}", _fmt(v)) for kind, v in m["ambiguous_acc_by_kind"].items()]]
+    if m.get("cue_free_pixels"):
+        rows.append(("cue-free accuracy", _fmt(m["cue_free_acc"])))
+    rows.append(("forward seconds per image", f"{m['seconds_per_image']:.4f}"))
+    parts += ["<h2>Metrics</h2>", _table(["metric", "value"], rows)]
+    parts += ["<h2>Per-class IoU</h2>",
+              _table(["class", "IoU"], [(c, _fmt(v)) for c, v in m["per_class_iou"].items()])]
+    for name, entry in result.get("analyses", {}).items():
+        parts.append(f"<h2>{html.escape(name.replace('_', ' '))}</h2>")
+        if "markdown" in entry:
+            parts.append(_markdown_html(entry["markdown"]))
+        elif "dict" in entry:
+            parts.append(f"<pre>{html.escape(json.dumps(entry['dict'], indent=1)[:20000])}</pre>")
+    return page(title, "\n".join(parts))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ocrviz.evaluate import evaluate
+
+    out = check_output(args.output)
+    out_json = check_output(args.json, "--json") if args.json else None
+    if out_json is not None and out_json.resolve() == out.resolve():
+        raise InputError(f"--json {args.json!r} is the same file as -o; give two different files")
+    device = resolve_device(args.device)
+    model = load_model_arg(args.model, num_classes=args.num_classes)
+    k = model_classes(model)
+    dataset, scenes, names, what = open_data(args.data, args, k)
+    names = names or getattr(model, "class_names", None)
+    batch = args.batch_size or (4 if args.data.lower().startswith("toycity") else 1)
+    metrics = evaluate(model, dataset, k, names, batch_size=batch, device=device, progress=not args.quiet,
+                       cache_scenes=False)                       # streams: one batch in memory at a time
+    result = {"data": what, "model": args.model, "device": str(device), "metrics": metrics,
+              "analyses": optional_analyses(model, scenes, progress=not args.quiet) if not args.no_analyses else {}}
+    title = args.title or f"ocrviz report: {os.path.basename(args.model)} on {args.data}"
+    html_text = report_html(title, result)
+    json_text = json.dumps(_jsonable(result), indent=1) + "\n" if out_json else None
+    write_atomic(out, html_text)
+    if out_json is not None:
+        write_atomic(out_json, json_text)
+    print(f"mIoU {metrics['miou']:.4f}, pixel accuracy {metrics['pixel_acc']:.4f} on {metrics['n_images']} "
+          f"images; wrote {out}" + (f" and {out_json}" if out_json else ""), file=sys.stderr)
+    return 0
+
+
+# ---- the command ----------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="See where an OCRNet takes its context from.",
+                epilog="Bad input exits with status 2 and one line on stderr. OCRVIZ_DEBUG=1 shows tracebacks.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    models = "a shipped model name (toycity-ocr, ...) or a checkpoint file (ocrviz, official HRNet-OCR, MMSeg, openseg)"
+
+    e = sub.add_parser("explain", help="standalone offline page: the explorer for each image and where its "
+                                       "context comes from", description=cmd_explain.__doc__)
+    e.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    e.add_argument("--model", required=True, metavar="NAME|CHECKPOINT", help=models)
+    e.add_argument("--aspp-model", default=None, metavar="NAME|CHECKPOINT", help="an ASPP model to compare with")
+    e.add_argument("--labels", nargs="+", default=None, metavar="MASK",
+                   help="ground-truth label PNGs, one per image (class ids, 255 = ignore)")
+    e.add_argument("--pixel", default=None, metavar="Y,X", help="select this image pixel (row,column) in each explorer")
+    e.add_argument("--num-classes", type=int, default=None, help="expected class count of a checkpoint file")
+    e.add_argument("--max-side", type=int, default=1024, help="shrink images whose longer side exceeds this")
+    e.add_argument("--device", default=None, help="cpu (default) or cuda")
+    e.add_argument("--title", default=None)
+    e.add_argument("--quiet", action="store_true", help="no per-image summary on stdout")
+    e.add_argument("-o", "--output", required=True, metavar="OUT.html")
+    e.set_defaults(func=cmd_explain)
+
+    r = sub.add_parser("report", help="dataset-level metrics (and attention analyses) as an offline page",
+                       description="Evaluate a model on a dataset and write an offline HTML report (and JSON).")
+    r.add_argument("data", metavar="DATA", help="; ".join(DATA_LAYOUTS))
+    r.add_argument("--model", required=True, metavar="NAME|CHECKPOINT", help=models)
+    r.add_argument("--images", type=int, default=None, help="use the first N images (ToyCity: default 100)")
+    r.add_argument("--split", default=None, help="Cityscapes: val (default), train, test; ADE20K: validation, training")
+    r.add_argument("--height", type=int, default=256, help="ToyCity scene height (default 256)")
+    r.add_argument("--width", type=int, default=512, help="ToyCity scene width (default 512)")
+    r.add_argument("--max-side", type=int, default=None, help="folder data: shrink images whose longer side exceeds this")
+    r.add_argument("--num-classes", type=int, default=None, help="expected class count of a checkpoint file")
+    r.add_argument("--batch-size", type=int, default=None, help="ToyCity: 4; folders: 1 (images differ in size)")
+    r.add_argument("--device", default=None, help="cpu (default) or cuda")
+    r.add_argument("--no-analyses", action="store_true", help="metrics only (skip attention_report / context_flow)")
+    r.add_argument("--title", default=None)
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("-o", "--output", required=True, metavar="OUT.html")
+    r.add_argument("--json", default=None, metavar="OUT.json", help="also write the numbers as JSON")
+    r.set_defaults(func=cmd_report)
+
+    for name, module in DELEGATED.items():
+        sub.add_parser(name, help=f"= python -m {module} (its options: {PROG} {name} --help)", add_help=False)
+    return p
+
+
+def _delegate(command: str, argv: list[str]) -> int:
+    import importlib
+
+    module = importlib.import_module(DELEGATED[command])
+    return int(module.main(argv, prog=f"{PROG} {command}") or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``ocrviz COMMAND ...``; returns the exit status (0, or 2 for bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("OCRVIZ_DEBUG", "") not in ("", "0")
+    command = argv[0] if argv else None
+    try:
+        if command in DELEGATED:
+            try:
+                return _delegate(command, argv[1:])
+            except (ValueError, FileNotFoundError) as e:
+                if debug:
+                    raise
+                raise InputError(one_line(e)) from None
+        args = build_parser().parse_args(argv)
+        for flag in ("images", "batch_size", "max_side", "num_classes", "height", "width"):
+            v = getattr(args, flag, None)
+            if flag != "images" and v is not None and v < 1:
+                raise InputError(f"--{flag.replace('_', '-')} {v}: allowed are 1 and more")
+        return args.func(args)
+    except InputError as e:
+        if debug:
+            raise
+        print(f"{PROG} {command or ''}: {one_line(e)}".replace("  ", " "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
