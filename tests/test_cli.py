@@ -22,6 +22,7 @@ from PIL import Image
 from ocrviz.cli import main
 
 H, W = 64, 128
+CKPT = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / "toycity-ocr.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,11 @@ def files(tmp_path_factory) -> Path:
         Image.fromarray(s.labels.astype(np.uint8)).save(d / f"scene{i}_gt.png")
         Image.fromarray(s.image).save(d / "folder" / "images" / f"s{i}.png")
         Image.fromarray(s.labels.astype(np.uint8)).save(d / "folder" / "masks" / f"s{i}.png")
+    city_img, city_gt = d / "cityscapes" / "leftImg8bit" / "val" / "aachen", d / "cityscapes" / "gtFine" / "val" / "aachen"
+    city_img.mkdir(parents=True)
+    city_gt.mkdir(parents=True)
+    Image.fromarray(make_scene(1, H, W).image).save(city_img / "a_000000_000019_leftImg8bit.png")
+    Image.fromarray(np.full((H, W), 7, np.uint8)).save(city_gt / "a_000000_000019_gtFine_labelIds.png")
     (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (d / "notes.pth").write_bytes(b"this is not a checkpoint")
     wrong = np.zeros((H, W), np.uint8)
@@ -164,6 +170,9 @@ BAD = {
     "no such output folder": (["explain", "{d}/scene0.png", "--model", "toycity-ocr", "-o", "{d}/no/out.html"],
                               "does not exist"),
     "missing --model": (["explain", "{d}/scene0.png"], "--model"),
+    "wrong class count for a checkpoint": (["explain", "{d}/scene0.png", "--model", "{ckpt}", "--num-classes", "19"],
+                                           "19"),
+    "dataset with other classes": (["report", "{d}/cityscapes", "--model", "toycity-ocr"], "19"),
     "unknown data": (["report", "{d}/nothere", "--model", "toycity-ocr"], "images-and-masks"),
     "too many toycity images": (["report", "toycity", "--model", "toycity-ocr", "--images", "500"], "1..200"),
     "no images": (["report", "toycity", "--model", "toycity-ocr", "--images", "0"], "1..200"),
@@ -176,7 +185,7 @@ BAD = {
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_input_exits_2_with_one_line(files, capsys, case) -> None:
     argv, needle = BAD[case]
-    argv = [a.format(d=files) for a in argv]
+    argv = [a.format(d=files, ckpt=CKPT) for a in argv]
     out = files / f"bad-{case.replace(' ', '_')}.html"
     if "-o" not in argv and argv[0] in ("explain", "report"):
         argv += ["-o", str(out)]
@@ -228,3 +237,43 @@ def test_explain_payload_decodes(files, capsys) -> None:
     import io
 
     assert Image.open(io.BytesIO(raw)).size == (W, H)
+
+
+def test_explain_takes_a_checkpoint_file(files, capsys) -> None:
+    """--model PATH goes through ocrviz.from_checkpoint: the same page numbers as the shipped name."""
+    by_name, by_file = files / "by_name.html", files / "by_file.html"
+    for model, out in (("toycity-ocr", by_name), (CKPT, by_file)):
+        code, stdout, err = run(["explain", files / "scene0.png", "--model", model, "-o", out], capsys)
+        assert code == 0, err
+    a, b = (fragments(p.read_text(encoding="utf-8"))[0] for p in (by_name, by_file))
+    assert a["sim_map"]["b64"] == b["sim_map"]["b64"] and a["class_names"] == b["class_names"]
+
+
+def test_report_includes_the_attention_analyses_when_present(files, capsys, monkeypatch) -> None:
+    """Once ocrviz.analysis.attention_report exists its to_dict() / to_markdown() go into the JSON and the page;
+    it sees every scene once, images and labels in step."""
+    import ocrviz.analysis as analysis
+
+    seen = []
+
+    class Report:
+        def to_dict(self):
+            return {"effective_regions": 2.5, "images": len(seen)}
+
+        def to_markdown(self):
+            return "| field | value |\n|---|---:|\n| effective_regions | 2.500 |"
+
+    def attention_report(model, images, labels=None, *, progress=True):
+        for image, lab in zip(images, labels):
+            assert image.shape[:2] == lab.shape and image.dtype == np.uint8
+            seen.append(image.shape)
+        return Report()
+    monkeypatch.setattr(analysis, "attention_report", attention_report, raising=False)
+    json_out = files / "analyses.json"
+    code, _, err = run(["report", "toycity", "--model", "toycity-ocr", "--images", 2, "--height", H, "--width", W,
+                        "--quiet", "-o", files / "analyses.html", "--json", json_out], capsys)
+    assert code == 0, err
+    got = json.loads(json_out.read_text())["analyses"]["attention_report"]
+    assert got["dict"] == {"effective_regions": 2.5, "images": 2} and "effective_regions" in got["markdown"]
+    page = (files / "analyses.html").read_text()
+    assert "<th>field</th>" in page and "2.500" in page

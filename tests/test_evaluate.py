@@ -251,3 +251,23 @@ def test_bench_evaluate_quick_runs_and_checks_equal_results() -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| evaluate") or line.startswith("| forward")]
     assert len(rows) == 5 and "(checked equal)" in proc.stdout
+
+
+def test_training_validation_renders_its_scenes_once(monkeypatch) -> None:
+    """ocrviz.train validates every val_every steps on the same small split: rendered on the first pass only."""
+    from ocrviz.data import dataset as dataset_mod
+    from ocrviz.train import TrainConfig, train
+
+    rendered = []
+    real = dataset_mod.ToyCityDataset.__getitem__
+
+    def counting(self, i):
+        if not self.augment:                                    # validation scenes (training ones are augmented)
+            rendered.append(int(self.seeds[i]))
+        return real(self, i)
+    monkeypatch.setattr(dataset_mod.ToyCityDataset, "__getitem__", counting)
+    cfg = TrainConfig(arch="fcn", steps=4, batch_size=1, height=32, width=64, val_images=2, val_every=1, threads=1,
+                      model_kwargs={"widths": [8, 8, 16, 16], "channels": 8})
+    result = train(cfg, progress=False, command="test")
+    assert [h["step"] for h in result.card["history"]] == [1, 2, 3]
+    assert len(rendered) == 2 + 2                               # the 3 validations once, the final report once
