@@ -271,8 +271,8 @@ def evaluate(model: torch.nn.Module, dataset: Iterable[dict], num_classes: int |
     next to its ``*_pixels`` count).  ``aux=True`` scores the auxiliary head
     (OCRNet's soft object regions) instead of the final prediction.
 
-    ``device``: where the forward runs (default: the model's own; "cuda" only
-    where torch sees a GPU).  ``progress``: a tqdm bar.  A ToyCity split
+    ``device``: where the forward runs; the model is moved there (default: the
+    model's own device; "cuda" only where torch sees a GPU).  ``progress``: a tqdm bar.  A ToyCity split
     without augmentation is rendered once and kept (compact, at most
     ``SCENE_CACHE_BYTES`` per dataset, for as long as the dataset object
     lives), so that evaluating it again (training validation, several models)
@@ -283,6 +283,8 @@ def evaluate(model: torch.nn.Module, dataset: Iterable[dict], num_classes: int |
     was_training = model.training
     model.eval()
     dev = resolve_device(device, model)
+    if device is not None:
+        model.to(dev)                                      # as Explorer(device=) does
     k = num_classes or model.num_classes
     names = class_names or getattr(model, "class_names", None)
     conf = torch.zeros(k * k, dtype=torch.int64)
