@@ -22,7 +22,7 @@ venv: $(STAMP)
 # Loopback only; --allow-root only when run as root (containers, CI machines).
 LAB_ARGS ?= --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: $(STAMP)
-	OCRVIZ_DATA=$(CURDIR)/data $(BIN)/jupyter lab $(LAB_ARGS)
+	OCRVIZ_DATA=$(CURDIR)/data $(BIN)/python -m ocrviz.tools.course_env $(BIN)/jupyter lab $(LAB_ARGS)
 
 # The browser tests need Debian's chromium: as root, install it first (as
 # .ci/run does); otherwise stop before any test with the command to run.
