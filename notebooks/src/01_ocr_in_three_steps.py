@@ -12,6 +12,10 @@
 # 2. **sim map** — every pixel is compared with every proxy: an **HW × K pixel-region relation**;
 # 3. **context** — each pixel's weighted mix of the (transformed) proxies is its **object context**.
 #
+# That description — a short blog-style text in Chinese, with a PyTorch sketch of the three steps
+# (`get_proxy`, `get_sim_map`, `get_context`) — is what this course grew from, so below we call it
+# **the seed**: "the seed's code" is that sketch, "the seed's prose" its text.
+#
 # We run the three steps twice on tensors *captured from a real forward pass*:
 #
 # * **Part A** with the seed's literal shapes (C = 512 channels, K = 20 classes, a 100 × 100 feature
@@ -22,7 +26,8 @@
 # Along the way we show the seed's code next to the code that actually runs, say plainly where the
 # sketch was loose, and **recompute** every captured quantity with numpy to check it.
 #
-# Runs top to bottom in about ten seconds on a laptop CPU; nothing is downloaded.
+# Runs top to bottom in well under a minute on a laptop CPU (the course's benchmark times it);
+# nothing is downloaded.
 
 # %%
 import inspect
@@ -461,9 +466,15 @@ plt.show()
 
 # %%
 pred_cells = pred[stride // 2::stride, stride // 2::stride].ravel()          # HW: predicted class per cell
+true_cells = cell_labels.ravel()                                            # HW: true class per cell
 top_region = sim.argmax(1)                                                  # HW: most attended region
-print(f"cells whose most attended region is their predicted class: {(top_region == pred_cells).mean():.1%} "
-      f"(pixel accuracy of the prediction: {(pred == sample.labels).mean():.1%})")
+top_is_pred = float((top_region == pred_cells).mean())
+top_is_true = float((top_region == true_cells)[true_cells != 255].mean())
+spread = np.exp(-(sim * np.log(np.clip(sim, 1e-12, 1))).sum(1))             # effective number of regions
+print(f"cells whose most attended region is their predicted class: {top_is_pred:.1%}, their true class: "
+      f"{top_is_true:.1%} (a random pick: 1/K = {1 / K:.1%}; pixel accuracy of the prediction: "
+      f"{(pred == sample.labels).mean():.1%})")
+print(f"effective number of regions a cell mixes (exp of the entropy of its row): mean {spread.mean():.1f} of {K}")
 print(f"{'predicted class':16s} {'cells':>6s}   most attended region (share of those cells)")
 for k in np.unique(pred_cells):
     attended = np.bincount(top_region[pred_cells == k], minlength=K)
@@ -471,6 +482,15 @@ for k in np.unique(pred_cells):
     print(f"{CLASSES[k]:16s} {(pred_cells == k).sum():6d}   {CLASSES[j]} ({attended[j] / attended.sum():.0%})")
 
 # %% [markdown]
+# The top region is the predicted class far less often than the prediction is right, and a cell
+# spreads its row over several regions rather than picking one: **this sim map is not a
+# classifier**.  Notebook 3 measures the same on 12 validation scenes (with the true class, and
+# with chance, 1/K, for comparison) and shows what the soft regions do instead.  It is not only
+# our model: with the official Cityscapes checkpoint a user found every sim-map value close to
+# 1/19 ([openseg.pytorch issue 22](https://github.com/openseg-group/openseg.pytorch/issues/22)).
+# The lesson of this course: **measure what a trained model does**; a diagram says what it *could*
+# do.
+#
 # Read the same matrix the other way: column k, reshaped to 100 × 100, shows which pixels attend
 # to region k (`cache.sim_map_grid()` does the reshape).
 
