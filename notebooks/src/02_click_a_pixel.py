@@ -1,7 +1,9 @@
 # Source of notebooks/02_click_a_pixel.ipynb (build with: python notebooks/build.py).
 #
 # The JupyterLab browser test runs this notebook: it reads explorer_expected.npz (written next to
-# the notebook by the first explorer's cell) and the `.ocrviz-py-echo` label.  Keep both.
+# the notebook by the collapsed last cell, tagged course-test, so that students do not see test
+# scaffolding) and the `.ocrviz-py-echo` label.  Keep both.  The overlay colours and their names
+# come from ocrviz.widgets.colours; tests/notebooks checks that the text names match.
 
 # %% [markdown]
 # # 2 · Click a pixel: where does its context come from?
@@ -39,6 +41,7 @@ from ocrviz.data.ambiguity import cue_free
 from ocrviz.data.dataset import normalize
 from ocrviz.data.samples import load_sample
 from ocrviz.data.toycity import CLASSES, PALETTE, colorize
+from ocrviz.widgets.colours import ERROR_NAME, ERROR_RGB, MARK_NAME, RIGHT_NAME, RIGHT_RGB, rgb01
 
 %matplotlib inline
 plt.rcParams.update({"figure.dpi": 80, "axes.titlesize": 10, "image.interpolation": "nearest"})
@@ -66,9 +69,6 @@ explorer = ocrviz.Explorer(ocr, sample.image, sample.labels, aspp_model=aspp, tr
                            erf_fn=make_erf_fn(aspp, x), show_erf=True,
                            mark=cue_free(sample.ambiguity), mark_name="cue-free")
 
-# What the explorer shows, saved next to this notebook (the browser test compares the page with it).
-explorer.data.to_npz("explorer_expected.npz")
-
 echo = widgets.Label("selected: none")
 echo.add_class("ocrviz-py-echo")             # shows that a click reaches Python
 explorer.observe(lambda change: setattr(echo, "value", f"selected: {change['new'][0]},{change['new'][1]}"),
@@ -93,7 +93,7 @@ for k, name, weight in d.ranked_regions(r, c)[:3]:
 
 # %% [markdown]
 # The same overlays as the explorer's buttons, as a static picture: prediction, ground truth and
-# the errors (red: predicted class ≠ true class).
+# the errors (red, as in the explorer: predicted class ≠ true class).
 
 # %%
 errors = (d.pred != sample.labels) & (sample.labels != 255)
@@ -103,14 +103,17 @@ axes[0].set_title("OCRNet prediction")
 axes[1].imshow(colorize(sample.labels))
 axes[1].set_title("ground truth")
 axes[2].imshow(sample.image // 2 + 60)
-axes[2].imshow(np.ma.masked_where(~errors, errors), cmap="autumn", vmin=0, vmax=1)
-axes[2].set_title(f"errors: {errors.mean():.1%} of the pixels")
+tint = np.zeros((*errors.shape, 4))
+tint[errors] = (*rgb01(ERROR_RGB), 1.0)
+axes[2].imshow(tint)
+axes[2].set_title(f"errors ({ERROR_NAME}): {errors.mean():.1%} of the pixels")
 for ax in axes:
     ax.axis("off")
 fig.legend(handles=[Patch(color=np.array(col) / 255, label=n) for n, col in zip(CLASSES, PALETTE)],
            loc="lower center", ncol=len(CLASSES), frameon=False)
 plt.tight_layout(rect=(0, 0.08, 1, 1))
 plt.show()
+print(f"explorer and figures: errors {ERROR_NAME}, cue-free (marked) pixels {MARK_NAME}")
 
 # %% [markdown]
 # ## Which pixels take their context from another object?
@@ -131,7 +134,7 @@ axes[0].set_title("own-object share of each cell's OCR context (green: own objec
 plt.colorbar(im, ax=axes[0], fraction=0.025)
 correct = cell_pred == cell_true
 axes[1].hist([share[correct], share[~correct]], bins=20, range=(0, 1), label=["correct cells", "wrong cells"],
-             color=["tab:green", "tab:red"], density=True)
+             color=[rgb01(RIGHT_RGB), rgb01(ERROR_RGB)], density=True)
 axes[1].set_xlabel("own-object share")
 axes[1].set_title("correct vs wrong cells")
 axes[1].legend()
@@ -174,10 +177,8 @@ r2, c2 = (int(v) for v in np.unravel_index(np.argmin(share2), share2.shape))
 explorer2.select(r2, c2)
 display(explorer2)
 
-first = list(explorer.selected)
-print(f"second explorer: cell ({r2}, {c2}), own-object share {share2[r2, c2]:.2f}; "
-      f"first explorer still at {first}")
-assert list(explorer2.selected) == [r2, c2] and list(explorer.selected) == first
+print(f"second explorer: cell {tuple(explorer2.selected)}, own-object share {share2[r2, c2]:.2f}; "
+      f"first explorer still at {tuple(explorer.selected)}")
 
 # %% [markdown]
 # ## Things to try
@@ -193,3 +194,8 @@ assert list(explorer2.selected) == [r2, c2] and list(explorer.selected) == first
 #   Compare with the same pixel in ASPP mode, whose widest taps reach 144 px.
 # * Hover the bars: each region's weights sum to 1 over the image — bright where the region
 #   summary is taken from.
+
+# %% tags=["course-test"] jupyter={"source_hidden": true}
+# For the course's automated browser test (tests/browser): what the first explorer shows, saved
+# next to this notebook.  Nothing to learn here.
+explorer.data.to_npz("explorer_expected.npz")
