@@ -1,4 +1,9 @@
 # Source of notebooks/03_aspp_vs_ocr.ipynb (build with: python notebooks/build.py).
+#
+# Every claim in the text below is either printed by the cell next to it or worded so that it
+# holds for the printed numbers; tests/notebooks/test_notebooks.py reads the notebook's own
+# variables after the run and checks the numeric claims (see PROBES there).  Change a claim, or a
+# variable it is computed in, and update that test.
 
 # %% [markdown]
 # # 3 · ASPP vs OCR: fixed taps or object context?
@@ -12,15 +17,21 @@
 # * **OCR** reads the **objects**: its context map `c_p = Σ_k sim[p, k] · region_weights_k` covers
 #   whichever regions the pixel attends to, near or far.
 #
-# We look at one pixel under both, then measure over validation images **how much of each pixel's
-# context falls on its own object**, and finish with the accuracy on ToyCity's *ambiguous* pixels
-# (where context must decide) for OCR, ASPP and a no-context FCN.  Exercises at the end, with the
-# answers folded away.
+# The main lesson is a habit: **measure what a trained model does; do not assume it does what its
+# diagram suggests.**  So we start by measuring what the shipped OCR model's attention really
+# does — and it is not what the paper's figures would make you expect.  Then we look at one pixel
+# under both models (static pictures and a live explorer), measure over validation images **how
+# much of each pixel's context falls on its own object**, and finish with the accuracy on
+# ToyCity's *ambiguous* pixels (where context must decide) for OCR, ASPP and a no-context FCN.
+# Exercises at the end, with the answers folded away and the numbers behind them computed in the
+# last cells.
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
+from matplotlib.patches import Patch
 
 import ocrviz
 from ocrviz.analysis import aspp_branch_shares, aspp_taps
@@ -32,6 +43,7 @@ from ocrviz.data.ambiguity import cue_free
 from ocrviz.data.dataset import ToyCityDataset, normalize, val_split
 from ocrviz.data.samples import load_sample
 from ocrviz.data.toycity import AMBIGUITY_KINDS, CLASSES, PALETTE, make_scene
+from ocrviz.widgets.colours import ERROR_NAME, ERROR_RGB, MARK_NAME, MARK_RGB, RIGHT_NAME, RIGHT_RGB, rgb01
 from ocrviz.zoo import model_card
 
 %matplotlib inline
@@ -40,10 +52,11 @@ plt.rcParams.update({"figure.dpi": 80, "axes.titlesize": 10, "image.interpolatio
 ocr = ocrviz.load_model("toycity-ocr")
 aspp = ocrviz.load_model("toycity-aspp")
 STRIDE = ocr.output_stride
+K = ocr.num_classes
 RATES = aspp.head.rates                                   # dilation rates in feature cells
 PROJECT_W = aspp.head.project[0].weight.detach().numpy()  # the 1x1 conv that fuses the 5 branches
 BRANCH_HOOKS = ["hook_branch0", "hook_branch1", "hook_branch2", "hook_branch3", "hook_pool"]
-print(f"output stride {STRIDE}; ASPP rates {RATES} cells = {[r * STRIDE for r in RATES]} pixels")
+print(f"output stride {STRIDE}; K = {K} classes; ASPP rates {RATES} cells = {[r * STRIDE for r in RATES]} pixels")
 
 
 def run_both(x):
@@ -59,6 +72,12 @@ def branch_shares(aspp_cache, b=0):
     return aspp_branch_shares([aspp_cache[n][b].numpy() for n in BRANCH_HOOKS], PROJECT_W)
 
 
+def effective_regions(sim):
+    """exp(entropy) of each sim-map row: 1 = one region only, K = all K regions equally."""
+    p = np.clip(sim, 1e-12, 1.0)
+    return np.exp(-(sim * np.log(p)).sum(-1))
+
+
 def overlay(ax, image, cell_map, stride, decades=3):
     """`image` in grey, an h x w map over cells on top: log colour scale, max = opaque yellow."""
     ax.imshow(image.mean(-1), cmap="gray", vmin=0, vmax=255)
@@ -70,6 +89,132 @@ def overlay(ax, image, cell_map, stride, decades=3):
     ax.imshow(rgba, extent=(-0.5, w * stride - 0.5, h * stride - 0.5, -0.5))
     ax.axis("off")
 
+# %% [markdown]
+# ## First, measure: what does the shipped OCR model attend to?
+#
+# The paper's story: a pixel's sim-map row says which **object region** it belongs with, so a car
+# pixel attends to the car region and gets car context.  Nothing in training asks for that.  The
+# loss supervises the **soft object regions** (the auxiliary head, weight 0.4) and the final
+# output; the sim map in between is free to become whatever helps the final classifier.  So we
+# measure, on every feature cell of 12 validation scenes (about 24 000 cells the model never saw):
+#
+# 1. **Is the sim map a classifier?**  How often is a cell's most attended region its *true*
+#    class?  A random pick would be right for 1 cell in K; the model's own prediction is right
+#    for nearly all.
+# 2. **How many regions does a cell mix?**  The *effective number of regions* of a sim-map row is
+#    exp(entropy): 1 when the row puts everything on one region, K when it spreads evenly.
+# 3. **Whose summaries do cells draw from?**  The share of cells whose top region is each class,
+#    next to the share of cells that *are* that class.
+# 4. **Do the soft object regions sit on their objects?**  For each region k, the share of its
+#    spatial weight `region_weights_k` that lies on cells of class k (per scene, for classes with at
+#    least 20 cells in it).
+#
+# The same loop also keeps, for every cell, the own-object share of its context under OCR and
+# ASPP, which the second half of the notebook needs.  Raise `N_IMAGES` for tighter numbers.
+
+# %%
+N_IMAGES = 12
+dataset = ToyCityDataset(val_split(N_IMAGES), height=256, width=512)
+loader = torch.utils.data.DataLoader(dataset, batch_size=4)
+rows = {"ocr": [], "aspp": [], "ocr_class": [], "aspp_class": [], "cls": [], "amb": [], "free": [],
+        "top": [], "eff": [], "pred": []}
+purity = {k: [] for k in range(K)}                 # per scene: share of region k's weight on class-k cells
+for batch in loader:
+    ocr_logits_b, oc_b, _, ac_b = run_both(batch["image"])
+    h, w = oc_b.feature_size
+    for b in range(len(batch["image"])):
+        labels, inst = batch["labels"][b].numpy(), batch["instances"][b].numpy()
+        sim_b, rw_b, shares_b = oc_b.sim_map[b].numpy(), oc_b.region_weights[b].numpy(), branch_shares(ac_b, b)
+        for suffix, instances in (("", inst), ("_class", None)):        # own object / own class
+            rows["ocr" + suffix].append(ocr_own_object_share(sim_b, rw_b, labels, instances, stride=STRIDE).ravel())
+            rows["aspp" + suffix].append(aspp_own_object_share(shares_b, RATES, labels, instances,
+                                                               stride=STRIDE).ravel())
+        cls_b = labels_at_cells(labels, STRIDE, (h, w))
+        rows["cls"].append(cls_b.ravel())
+        rows["amb"].append(labels_at_cells(batch["ambiguous"][b].numpy(), STRIDE, (h, w)).ravel())
+        rows["free"].append(labels_at_cells(batch["cue_free"][b].numpy(), STRIDE, (h, w)).ravel())
+        rows["pred"].append(labels_at_cells(ocr_logits_b[b].argmax(0).numpy(), STRIDE, (h, w)).ravel())
+        rows["top"].append(sim_b.argmax(1))
+        rows["eff"].append(effective_regions(sim_b))
+        for k in range(K):
+            if (cls_b == k).sum() >= 20:
+                purity[k].append(float(rw_b[k][cls_b == k].sum()))
+own = {k: np.concatenate(v) for k, v in rows.items()}
+valid = own["cls"] != 255
+top_is_true = float((own["top"] == own["cls"])[valid].mean())
+pred_is_true = float((own["pred"] == own["cls"])[valid].mean())
+eff_mean = float(own["eff"].mean())
+top_share = {CLASSES[k]: float((own["top"] == k).mean()) for k in range(K)}
+area_share = {CLASSES[k]: float((own["cls"] == k).mean()) for k in range(K)}
+road_building = top_share["road"] + top_share["building"]
+others = valid & ~np.isin(own["cls"], [CLASSES.index("road"), CLASSES.index("building")])
+others_road_building = float(np.isin(own["top"][others], [CLASSES.index("road"), CLASSES.index("building")]).mean())
+region_on_class = {CLASSES[k]: float(np.median(v)) for k, v in purity.items() if v}
+
+print(f"{len(own['cls'])} cells from {N_IMAGES} validation scenes")
+print(f"1. top sim-map region = the cell's true class: {top_is_true:.1%} of cells "
+      f"(a random pick: 1/K = {1 / K:.1%}; OCR's prediction: {pred_is_true:.1%})")
+print(f"2. effective number of regions per cell: mean {eff_mean:.1f} of K = {K} "
+      f"(10 % of cells below {np.quantile(own['eff'], 0.1):.1f}, 90 % below {np.quantile(own['eff'], 0.9):.1f})")
+print(f"3. cells whose top region is road or building: {road_building:.0%}; "
+      f"among the cells of the other {K - 2} classes: {others_road_building:.0%}")
+print("4. median share of each soft region's weight on its own class: "
+      + ", ".join(f"{n} {v:.2f}" for n, v in region_on_class.items()))
+
+# %%
+fig, axes = plt.subplots(1, 4, figsize=(20, 3.8), gridspec_kw={"width_ratios": [0.7, 1, 1.5, 1.5]})
+colours = np.array(PALETTE) / 255
+axes[0].bar([0, 1], [top_is_true, pred_is_true], color=["tab:purple", "tab:blue"])
+axes[0].axhline(1 / K, color="k", linestyle="--", linewidth=1)
+axes[0].text(-0.4, 1 / K + 0.02, "1/K (chance)", fontsize=8)
+axes[0].set_xticks([0, 1], ["sim map's\ntop region", "OCR's\nprediction"])
+axes[0].set_ylim(0, 1)
+axes[0].set_title("1. right about the true class")
+axes[1].hist(own["eff"], bins=np.linspace(1, K, 33), color="tab:purple")
+axes[1].axvline(eff_mean, color="k", linestyle="--", linewidth=1)
+axes[1].set_xlabel(f"effective number of regions (1 .. {K}); dashed: mean")
+axes[1].set_ylabel("cells")
+axes[1].set_title("2. how many regions a cell mixes")
+xpos = np.arange(K)
+axes[2].bar(xpos - 0.2, [top_share[n] for n in CLASSES], width=0.4, color=colours, edgecolor="k",
+            label="cells attending most to this region")
+axes[2].bar(xpos + 0.2, [area_share[n] for n in CLASSES], width=0.4, color="white", edgecolor="k",
+            hatch="//", label="cells of this class")
+axes[2].set_xticks(xpos, CLASSES, rotation=30, ha="right", fontsize=8)
+axes[2].set_title("3. whose summary cells draw on most")
+axes[2].legend(fontsize=8)
+names = list(region_on_class)
+axes[3].bar(range(len(names)), [region_on_class[n] for n in names],
+            color=[colours[CLASSES.index(n)] for n in names], edgecolor="k")
+axes[3].set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+axes[3].set_ylim(0, 1)
+axes[3].set_title("4. share of each soft region's weight\non its own class (median over scenes)")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **What this says about the shipped model** (each point is the numbered line printed above):
+#
+# 1. **The sim map is not a classifier.**  Its top region is the cell's true class *less often
+#    than a random pick would be* (below 1/K), while the model's prediction is almost always right.
+# 2. **A cell does not pick one region: it mixes most of them** — on average more than half of the
+#    nine regions carry weight.
+# 3. **Most cells draw mainly on the road and building summaries** — and so do most cells of the
+#    seven *other* classes.  These two summaries act as a description
+#    of *this scene* that every pixel reads, not as "the object I belong to".
+# 4. **The soft object regions do sit on their objects.**  For nearly every class most of the
+#    region's weight lies on that class's cells: the auxiliary loss trains exactly these maps.
+#    `person` is the exception, a class of a few small figures per scene.
+#
+# So the parts that are supervised behave as the diagram says, and the part that is not
+# supervised does something else that still works (the accuracy section below).  You are not
+# looking at a ToyCity quirk: a user of the official HRNet-OCR Cityscapes checkpoint printed its
+# sim maps and found every value close to 1/19, i.e. rows spread evenly over all 19 regions
+# ([openseg.pytorch issue 22](https://github.com/openseg-group/openseg.pytorch/issues/22), also
+# HRNet-Semantic-Segmentation issue 148); the authors had no explanation to offer.  Every picture
+# below should be read with these four numbers in mind — and for a model of your own, compute
+# them again (the loop above is all it takes: `sim_map.argmax(1)`, `exp(entropy)`, and the region
+# weights summed over each class's cells).
 
 # %% [markdown]
 # ## One pixel, two models
@@ -138,34 +283,39 @@ names = ["1x1"] + [f"rate {r}" for r in RATES] + ["image pool"]
 print("ASPP branch shares for this pixel: " + ", ".join(f"{n} {v:.2f}" for n, v in zip(names, shares[row * w + col])))
 
 # %% [markdown]
-# ## Over the validation set
+# ### The same scene, live
 #
-# One pixel proves nothing.  We repeat the measurement for every cell of 12 validation scenes
-# (about 24 000 cells; the models never saw these scenes) — a few seconds on a CPU.  Raise
-# `N_IMAGES` for tighter numbers.
+# The explorer below shows `street_2` with both models and starts on the same car-window cell.
+# Hover or click any cell to see its sim-map row (bars) and its context map; the **ASPP** button
+# shows the fixed taps and ASPP's gradient ERF for the same cell.  The **cue-free** overlay marks,
+# in the colour its legend names, the paving pixels with nothing but paving within 77 px (the
+# accuracy section below explains them); **errors** shows where OCR is wrong.  Try a few road and
+# building cells and compare the bars with what you measured above: the top bar is rarely the
+# cell's own class.
 
 # %%
-N_IMAGES = 12
-dataset = ToyCityDataset(val_split(N_IMAGES), height=256, width=512)
-loader = torch.utils.data.DataLoader(dataset, batch_size=4)
-rows = {"ocr": [], "aspp": [], "ocr_class": [], "aspp_class": [], "cls": [], "amb": []}
-for batch in loader:
-    _, oc_b, _, ac_b = run_both(batch["image"])
-    for b in range(len(batch["image"])):
-        labels, inst = batch["labels"][b].numpy(), batch["instances"][b].numpy()
-        sim_b, rw_b, shares_b = oc_b.sim_map[b].numpy(), oc_b.region_weights[b].numpy(), branch_shares(ac_b, b)
-        for suffix, instances in (("", inst), ("_class", None)):        # own object / own class
-            rows["ocr" + suffix].append(ocr_own_object_share(sim_b, rw_b, labels, instances, stride=STRIDE).ravel())
-            rows["aspp" + suffix].append(aspp_own_object_share(shares_b, RATES, labels, instances,
-                                                               stride=STRIDE).ravel())
-        rows["cls"].append(labels_at_cells(labels, STRIDE, (h, w)).ravel())
-        rows["amb"].append(labels_at_cells(batch["ambiguous"][b].numpy(), STRIDE, (h, w)).ravel())
-own = {k: np.concatenate(v) for k, v in rows.items()}
-print(f"{len(own['ocr'])} cells from {N_IMAGES} images")
+explorer = ocrviz.Explorer(ocr, sample.image, sample.labels, aspp_model=aspp,
+                           mark=cue_free(sample.ambiguity), mark_name="cue-free")
+explorer.select(row, col)
+display(explorer)
+
+# %% [markdown]
+# ## Over the validation set
+#
+# One pixel proves nothing.  The loop at the top of the notebook measured the own-object share
+# of every cell of the 12 validation scenes under both models; here are the results.
+
+# %%
 print(f"mean own-OBJECT share (this car, this person; road, sky as a whole): "
       f"OCR {own['ocr'].mean():.2f}, ASPP {own['aspp'].mean():.2f}")
 print(f"mean own-CLASS share  (any car, any person, ...):                     "
       f"OCR {own['ocr_class'].mean():.2f}, ASPP {own['aspp_class'].mean():.2f}")
+higher = {what: "ASPP" if own["aspp" + s].mean() > own["ocr" + s].mean() else "OCR"
+          for what, s in (("object", ""), ("class", "_class"))}
+class_lead = {CLASSES[k]: float(own["ocr"][own["cls"] == k].mean() - own["aspp"][own["cls"] == k].mean())
+              for k in range(K) if (own["cls"] == k).sum() >= 20}
+print(f"higher mean share: own object {higher['object']}, own class {higher['class']}; "
+      f"classes where OCR's mean own-object share is higher: {[n for n, v in class_lead.items() if v > 0] or 'none'}")
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(18, 3.8), gridspec_kw={"width_ratios": [1, 1, 1.5]})
@@ -206,10 +356,13 @@ for name, sel in [("ambiguous cells", own["amb"]), ("other cells", ~own["amb"])]
 #   car pixel when its weight sits on *another* car: compare the own-object and own-class panels.
 #
 # So the picture the ECCV paper draws — OCR's context *concentrated on the pixel's object*, ASPP's
-# spread over background — is a hypothesis to test, not a given: check which way the histograms
-# above lean for the shipped models.  And a high own-object share is not automatically good: a
-# pixel may *need* the neighbouring object (a sign needs its pole, a car window needs the car
-# body).  The accuracy below says whether the context helped.
+# spread over background — is a hypothesis to test, not a given.  For the shipped models the test
+# comes out the other way: the lines printed above say which model's mean share is higher (ASPP's,
+# for both the own object and the own class) and on which classes OCR's is higher; this fits what
+# the first section measured, cells drawing mostly on the road and building summaries whatever
+# they are.  And a high own-object share is not automatically good: a pixel may *need* the
+# neighbouring object (a sign needs its pole, a car window needs the car body).  The accuracy
+# below says whether the context helped.
 #
 # ## Accuracy where context decides
 #
@@ -221,14 +374,15 @@ for name, sel in [("ambiguous cells", own["amb"]), ("other cells", ~own["amb"])]
 # field, its head's 3 × 3 conv and the upsampling between cells, measured with autograd).  Such a
 # model sees only grey (or red) paving there; only context from further away can decide.
 #
-# Yellow marks the cue-free pixels; then each model's mistakes on them (red) and its right answers
-# (green), in `street_2` and in the validation scene where OCR's context helped most.  **FCN** is the same backbone with no context module at all.  The
-# second panel is OCR's own coarse segmentation, the *soft object regions* of step 1 (the auxiliary
-# head on the backbone, so it sees no further than FCN): compare it with OCR's final answer to see
-# where the object context repaired the soft regions — and where it made them worse.  A scene can
-# go either way (the printed list counts, per scene, the pixels repaired minus those broken); the
-# model cards below count all 100 validation scenes, and exercise 7 shows how to find out why a
-# pixel went wrong.
+# Yellow marks the cue-free pixels (the colour the explorer uses for marked pixels); then each
+# model's mistakes on them (red, the explorer's error colour) and its right answers (green), in
+# `street_2` and in the validation scene where OCR's context helped most.  **FCN** is the same
+# backbone with no context module at all.  The second panel is OCR's own coarse segmentation, the
+# *soft object regions* (the auxiliary head on the backbone, so it sees no further than FCN):
+# compare it with OCR's final answer to see where the object context repaired the soft regions —
+# and where it made them worse.  A scene can go either way (the printed list counts, per scene,
+# the pixels repaired minus those broken); the model cards below count all 100 validation scenes,
+# and exercise 7 shows how to find out why a pixel went wrong.
 
 # %%
 fcn = ocrviz.load_model("toycity-fcn")
@@ -244,16 +398,18 @@ def predictions(image):
 
 
 def cue_free_row(axes, image, labels, ambiguity, title):
-    """One row: the cue-free pixels (yellow), then each model right (green) / wrong (red) on them."""
+    """One row: the cue-free pixels (MARK colour), then each model right (RIGHT) / wrong (ERROR) on them."""
     free = cue_free(ambiguity)                                     # H x W bool
+    tint = np.zeros((*free.shape, 4))
+    tint[free] = (*rgb01(MARK_RGB), 0.7)
     axes[0].imshow(image)
-    axes[0].imshow(np.where(free, 1.0, np.nan), cmap="autumn_r", alpha=0.5, vmin=0, vmax=1)
+    axes[0].imshow(tint)
     axes[0].set_title(f"{title}: cue-free pixels ({free.mean():.1%})")
     for ax, (name, pred) in zip(axes[1:], predictions(image).items()):
         right = pred == labels
         show = image / 255.0 * 0.35                                # dimmed image
-        show[free & right] = (0.1, 0.8, 0.2)
-        show[free & ~right] = (0.9, 0.1, 0.1)
+        show[free & right] = rgb01(RIGHT_RGB)
+        show[free & ~right] = rgb01(ERROR_RGB)
         ax.imshow(show)
         ax.set_title(f"{name}: {right[free].mean():.1%} right")
     for ax in axes:
@@ -275,8 +431,13 @@ print("net cue-free pixels repaired by OCR's context, per scene:", sorted(gain.v
 fig, axes = plt.subplots(2, 5, figsize=(22, 5.4))
 cue_free_row(axes[0], sample.image, sample.labels, sample.ambiguity, "street_2")
 cue_free_row(axes[1], best.image, best.labels, best.ambiguity, f"seed {best.seed}")
-plt.tight_layout()
+fig.legend(handles=[Patch(color=rgb01(MARK_RGB), label=f"cue-free pixel ({MARK_NAME})"),
+                    Patch(color=rgb01(RIGHT_RGB), label=f"right ({RIGHT_NAME})"),
+                    Patch(color=rgb01(ERROR_RGB), label=f"wrong ({ERROR_NAME})")],
+           loc="lower center", ncol=3, frameon=False)
+plt.tight_layout(rect=(0, 0.05, 1, 1))
 plt.show()
+print(f"colours: cue-free pixels {MARK_NAME}, right {RIGHT_NAME}, wrong {ERROR_NAME} (ocrviz.widgets.colours)")
 
 # %% [markdown]
 # One scene is an anecdote.  The model cards (written by the training run on the first 100
@@ -303,6 +464,11 @@ ax.set_title(f"model cards: {cards['ocr']['val_split']['n_images']} validation s
              f"{cards['ocr']['val_split']['height']} x {cards['ocr']['val_split']['width']}")
 plt.tight_layout()
 plt.show()
+best_model = {label: max(cards, key=lambda n: cards[n]["metrics"][m]).upper() for m, label in metrics}
+aspp_ahead = [label for m, label in metrics if cards["aspp"]["metrics"][m] > cards["ocr"]["metrics"][m]]
+print("best model per group:", ", ".join(f"{label}: {who}" for label, who in best_model.items()))
+print(f"ASPP ahead of OCR on {len(aspp_ahead)} of {len(metrics)} groups"
+      + (f"; OCR ahead or equal on: {[l for _, l in metrics if l not in aspp_ahead]}" if len(aspp_ahead) < len(metrics) else ""))
 for name, card in cards.items():
     print(f"{name.upper():5s} {card['params']:>9,d} parameters, {card['total_steps']} training steps, "
           f"ambiguous-pixel accuracy {card['metrics']['ambiguous_acc']:.3f}, "
@@ -311,6 +477,9 @@ for name, card in cards.items():
 # %% [markdown]
 # ## Exercises
 #
+# The folded answers quote no numbers of their own: the cells under **Answers, computed** (after
+# the exercises) print the numbers each answer relies on.  Try the exercise first, then run them.
+#
 # **1.** Find the cells of `street_2` where OCR's own-object share exceeds ASPP's the most
 # (`np.argmax(ocr_own - aspp_own)`) and where ASPP's exceeds OCR's the most.  Which classes are
 # they, and are the two models' predictions right there (`ocr_pred`, `aspp_pred`, `sample.labels`
@@ -318,11 +487,13 @@ for name, card in cards.items():
 #
 # <details><summary>Answer</summary>
 #
-# ASPP leads by far inside large stuff regions (building, road), where its fixed taps land on the
-# same region by geometry while OCR attends to other regions' summaries.  Where OCR leads, look at
-# the margin: it is usually small.  Neither says whether the prediction is right: the own-object
-# share measures *where* context comes from, not whether it is useful — check the predictions
-# before concluding anything.
+# ASPP's share is the higher one on almost every cell, and its largest lead is inside a large
+# stuff region (a building cell): its fixed taps land on the same region by geometry, while OCR's
+# context comes mostly from the road and building summaries whatever the cell is.  OCR leads on
+# only a few percent of the cells, most of them sky — but where it leads the margin can be
+# large: its largest lead is on a sky cell, by close to half of the context.  Neither lead says whether the
+# prediction is right: the own-object share measures *where* context comes from, not whether it
+# is useful — the cell under "Answers, computed" prints both predictions at both cells.
 # </details>
 #
 # **2.** Why can the ASPP tap map lose weight "on padding", and where in the image is that worst?
@@ -361,11 +532,14 @@ for name, card in cards.items():
 #
 # <details><summary>Answer</summary>
 #
-# Only roughly.  The context map is exact about the OCR head's mixing (which pixels the context
-# vector is averaged from); the ERF also reflects the backbone, the pixel's own features (the
-# concatenation with X) and the soft regions' dependence on the input.  Both should highlight the
-# pixel's object; the ERF is usually more local, because the pixel's own features dominate the
-# gradient.
+# No.  The ERF peaks at the pixel itself and puts a large part of its mass on the pixel's own car;
+# the context map puts almost nothing on the car — its weight comes from the regions the pixel's
+# sim-map row favours (road and sidewalk first for this pixel), spread over the whole street.
+# The two answer different questions.  The context map is exact about the OCR head's mixing: which
+# pixels the context vector is averaged from.  The ERF is a linearised answer about the whole
+# network, and the pixel's own features reach the classifier directly (the concatenation with X),
+# so they dominate the gradient.  A model whose sim-map rows mix most of the regions (the first
+# section) cannot have context maps that highlight one object.
 # </details>
 #
 # **6.** Which model loses most on ambiguous pixels, and what does that say about where the
@@ -375,32 +549,112 @@ for name, card in cards.items():
 #
 # Compare the `cue_free_acc` bars first, then `ambiguous_acc`.  FCN has no context module: its
 # only context is the backbone's receptive field, so on cue-free pixels it can only guess from the
-# paving's look and the rough position — it should be worst there, and the gap between FCN and
-# the other two is what a context module buys.  On the other ambiguous pixels a cue lies within
-# reach of the receptive field, which is why all three models score much closer there.  Whether OCR
-# beats ASPP says whether *object-shaped* context is more useful than *fixed-distance* context on
-# these scenes.  If OCR wins on ambiguous pixels while its own-object share is *lower* than
-# ASPP's, the useful part of its context is not "more of my own object" but "what the objects of
-# each class look like in this image" — exactly what a cue-free paving pixel needs: "which of this
-# scene's two pavings has the cars on it?"  (Re-read the bars for the shipped models: the numbers,
-# not this answer, decide.)
+# paving's look and the rough position — and it is by far the worst there; the gap between FCN and
+# the other two is what a context module buys.  On the car and building windows a cue lies within
+# reach of the receptive field, and all three models score within a point of each other.  Between
+# the two context modules, the shipped models answer clearly: **ASPP is ahead of OCR on every
+# group** (the line printed under the bars), so on these scenes fixed-distance context did at
+# least as well as object-shaped context.  With OCR's own-object share also lower than ASPP's, OCR's
+# useful context is not "more of my own object"; the first section says what it is — a summary of
+# the scene drawn mostly from the road and building regions ("which of this scene's two pavings
+# has the cars on it?").  That is enough to beat FCN on cue-free pixels, not to beat ASPP.
+# (Retrain the models and re-read: the numbers decide, not this answer.)
 # </details>
 #
-# **7.** (Debugging a model.)  In the cue-free figure, compare OCR's final answer with its own soft
-# regions.  Take a cue-free pixel where the context changed the answer — for the better or for the
-# worse — and print its sim-map row, `dict(zip(CLASSES, sim[row * w + col].round(3)))`, next to
-# what each region covers: the share of `rw[k]` on each true class,
-# `rw[k][cell_true == c].sum()`.  Does the pixel attend to the region of its own class?  Open the
-# same scene in the explorer of notebook 2 and click the pixel to see the same numbers drawn.
+# **7.** (Debugging a model.)  In the cue-free figure, compare OCR's final answer on `street_2`
+# (top row) with its own soft regions.  Take a cue-free pixel of `street_2` where the context
+# changed the answer — for the better or for the worse — and print its sim-map row,
+# `dict(zip(CLASSES, sim[row * w + col].round(3)))`, next to what each region covers: the share of
+# `rw[k]` on each true class, `rw[k][cell_true == c].sum()`.  Does the pixel attend to the region
+# of its own class?  Click the same cell in the live explorer above (it shows `street_2`; its
+# cue-free overlay marks the pixels in question) to see the same numbers drawn.
 #
 # <details><summary>Answer</summary>
 #
-# The regions themselves are usually clean — the road region's weight lies mostly on road cells,
-# the sidewalk region's on sidewalk cells — because the spatial softmax puts each region's weight on
-# the cells its soft segmentation is surest of.  The sim-map rows are another matter: a paving
-# pixel may put most of its weight on a region that is *not* its class (often the building
-# region).  The sim map is a learned similarity between a query and a key, not a class posterior:
-# what reaches the pixel is the mix of region *values*, and the fusion layer decides what to make
-# of it.  So "attends to its own class" is a hypothesis you can check pixel by pixel — and where a
-# model gets cue-free pixels wrong, this row is the first place to look.
+# The regions themselves are clean — the road region's weight lies mostly on road cells, the
+# sidewalk region's on sidewalk cells (the first section's panel 4) — because the auxiliary loss
+# trains them and the spatial softmax puts each region's weight on the cells its soft segmentation
+# is surest of.  The sim-map rows are another matter: most cue-free paving cells put their largest
+# weight on a region that is *not* their class.  The sim map is a learned similarity between a
+# query and a key, not a class posterior: what reaches the pixel is the mix of region *values*, and
+# the fusion layer decides what to make of it.  In `street_2` the context changed far more
+# cue-free pixels for the worse than for the better; the cell below picks one, prints its row and
+# moves the explorer above onto it.  Where a model gets cue-free pixels wrong, this row is the
+# first place to look.
 # </details>
+
+# %% [markdown]
+# ## Answers, computed
+#
+# The numbers behind the folded answers, for the models you have loaded.  If you retrained a model,
+# re-read the answers against these lines.
+
+# %%
+# Answer 1: where each model's own-object share leads, on street_2.
+lead = ocr_own - aspp_own                                           # h x w
+ocr_lead_share = float((lead > 0).mean())
+ocr_lead_classes = {CLASSES[k]: int(((lead > 0) & (cell_true == k)).sum()) for k in np.unique(cell_true[lead > 0])}
+best_cells = {}
+for who, idx in (("OCR", np.argmax(lead)), ("ASPP", np.argmin(lead))):
+    r, c = (int(v) for v in np.unravel_index(idx, lead.shape))
+    y, x_ = r * STRIDE + STRIDE // 2, c * STRIDE + STRIDE // 2
+    best_cells[who] = {"cell": (r, c), "class": CLASSES[cell_true[r, c]], "lead": abs(float(lead[r, c]))}
+    print(f"{who} leads most at cell ({r}, {c}), a {CLASSES[cell_true[r, c]]} cell, by {abs(lead[r, c]):.2f} "
+          f"(OCR {ocr_own[r, c]:.2f}, ASPP {aspp_own[r, c]:.2f}); true {CLASSES[sample.labels[y, x_]]}, "
+          f"OCR predicts {CLASSES[ocr_pred[y, x_]]}, ASPP {CLASSES[aspp_pred[y, x_]]}")
+print(f"OCR's share is higher on {ocr_lead_share:.1%} of the cells; by class: {ocr_lead_classes}")
+
+# %%
+# Answer 5: OCR's gradient ERF vs its context map, same pixel as above.
+ocr_erf = gradient_erf(ocr, x, y=py, x=px)
+own_cells = (labels_at_cells(sample.instances, STRIDE, (h, w)) == sample.instances[py, px]) & \
+            (cell_true == cell_true[row, col])                      # the pixel's own car, in cells
+erf_own = float(ocr_erf.cells[own_cells].sum())
+ctx_own = float(ocr_map[own_cells].sum())
+erf_peak = tuple(int(v) for v in np.unravel_index(ocr_erf.cells.argmax(), ocr_erf.cells.shape))
+ctx_top = [CLASSES[k] for k in np.argsort(-sim[row * w + col])[:2]]
+print(f"share on the pixel's own car: OCR gradient ERF {erf_own:.2f}, OCR context map {ctx_own:.3f}")
+print(f"ERF peak at cell {erf_peak} (the pixel: ({row}, {col})); context map's top regions: {ctx_top}")
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.4))
+for ax, (m, title) in zip(axes, [(ocr_map, f"OCR context map: {ctx_own:.3f} on the car"),
+                                 (ocr_erf.cells, f"OCR gradient ERF: {erf_own:.2f} on the car")]):
+    overlay(ax, sample.image, m, STRIDE)
+    ax.plot(px, py, marker="s", markersize=9, markerfacecolor="none", markeredgecolor="deepskyblue", markeredgewidth=2)
+    ax.set_title(title)
+plt.tight_layout()
+plt.show()
+
+# %%
+# Answer 6: read off the model cards (the bars above).
+print(f"cue-free accuracy: OCR {cards['ocr']['metrics']['cue_free_acc']:.3f}, ASPP {cards['aspp']['metrics']['cue_free_acc']:.3f}, "
+      f"FCN {cards['fcn']['metrics']['cue_free_acc']:.3f}; windows: "
+      + ", ".join(f"{n.upper()} {cards[n]['metrics']['window_acc']:.3f}" for n in cards))
+print(f"ASPP ahead of OCR on {len(aspp_ahead)} of {len(metrics)} groups; mean own-object share OCR "
+      f"{own['ocr'].mean():.2f}, ASPP {own['aspp'].mean():.2f}")
+
+# %%
+# Answer 7: the regions are clean, the rows are not; one street_2 cell where the context changed the answer.
+paving = own["free"] & np.isin(own["cls"], [CLASSES.index("road"), CLASSES.index("sidewalk")])
+free_top_not_own = float((own["top"][paving] != own["cls"][paving]).mean())
+free_tops = np.bincount(own["top"][paving], minlength=K) / paving.sum()
+print(f"region weight on its own class (median over scenes): road {region_on_class['road']:.2f}, "
+      f"sidewalk {region_on_class['sidewalk']:.2f}")
+print(f"cue-free paving cells (all {N_IMAGES} scenes) whose top region is NOT their class: {free_top_not_own:.0%}; "
+      "their top regions: " + ", ".join(f"{CLASSES[k]} {v:.0%}" for k, v in enumerate(free_tops) if v >= 0.01))
+
+p = predictions(sample.image)
+free2 = cue_free(sample.ambiguity)
+changed = free2 & (p["OCR"] != p["OCR soft regions"])
+repaired, broken = int((changed & (p["OCR"] == sample.labels)).sum()), int((changed & (p["OCR soft regions"] == sample.labels)).sum())
+print(f"street_2: the context changed {int(changed.sum())} cue-free pixels: {repaired} for the better, {broken} for the worse")
+cells_changed = labels_at_cells(changed.astype(np.uint8), STRIDE, (h, w)).astype(bool)
+if cells_changed.any():
+    r7, c7 = deepest_cell(cells_changed)
+    y7, x7 = r7 * STRIDE + STRIDE // 2, c7 * STRIDE + STRIDE // 2
+    print(f"cell ({r7}, {c7}): true {CLASSES[cell_true[r7, c7]]}, soft regions say {CLASSES[p['OCR soft regions'][y7, x7]]}, "
+          f"OCR says {CLASSES[p['OCR'][y7, x7]]}")
+    print("  sim-map row:", {n: round(float(v), 3) for n, v in zip(CLASSES, sim[r7 * w + c7]) if v >= 0.05})
+    for k in np.argsort(-sim[r7 * w + c7])[:3]:
+        covers = {CLASSES[c]: round(float(rw[k][cell_true == c].sum()), 2) for c in np.unique(cell_true) if c != 255}
+        print(f"  region {CLASSES[k]:9s} covers", {n: v for n, v in covers.items() if v >= 0.05})
+    explorer.select(r7, c7)                                         # the live explorer above now shows this cell
