@@ -11,10 +11,12 @@
 # 4. capture an OCR module tree **written by someone else** (official HRNet-OCR, openseg,
 #    MMSegmentation).
 #
-# Nothing here downloads anything: every file comes from you or is created in a temporary folder.
+# Nothing here downloads anything: every file comes from you or is created in a temporary folder,
+# removed again at the end.
 # Without your own files the notebook still runs top to bottom on ToyCity stand-ins.
 
 # %%
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -38,7 +40,10 @@ from ocrviz.data.toycity import CITYSCAPES_TRAIN_IDS, CLASSES, colorize
 
 %matplotlib inline
 plt.rcParams.update({"figure.dpi": 80, "axes.titlesize": 10, "image.interpolation": "nearest"})
-WORK = Path(tempfile.mkdtemp(prefix="ocrviz_nb04_"))   # scratch folder for the files this notebook makes
+# A scratch folder for the files this notebook makes.  The last cell removes it; if the kernel stops
+# before that, Python removes it when the kernel exits.  Nothing is left behind either way.
+scratch = tempfile.TemporaryDirectory(prefix="ocrviz_nb04_")
+WORK = Path(scratch.name)
 
 
 def to_input(image):
@@ -48,72 +53,86 @@ def to_input(image):
 # %% [markdown]
 # ## 1 · An image of your own
 #
-# Upload an image with the button, **or** set `IMAGE_PATH` to a file on disk.  (After uploading,
-# re-run the cell below the button.)  With neither, we use a ToyCity street written to a temporary
-# PNG — deliberately an awkward one: 250 × 501 pixels with an alpha channel.
+# **Upload an image with the button**: the box under it — the image, the `toycity-ocr` prediction
+# and the explorer — updates as soon as the upload finishes; nothing to re-run.  (Or set
+# `IMAGE_PATH` to a file on disk and re-run this cell.)  Until then the box shows a ToyCity street
+# written to a temporary PNG — deliberately an awkward one: 250 × 501 pixels with an alpha channel.
 
 # %%
-upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload image")
 IMAGE_PATH = None                     # e.g. "my_street.jpg"
-display(upload)
+toy_ocr = ocrviz.load_model("toycity-ocr")
 
-# %%
 street = load_sample("street_3").image[:250, :501]                     # 250 x 501, not a multiple of 8
 default_path = WORK / "street_rgba.png"
 Image.fromarray(np.dstack([street, np.full(street.shape[:2], 255, np.uint8)]), "RGBA").save(default_path)
 
-if upload.value:                                                        # ipywidgets 8: a tuple of dicts
-    source, label = upload.value[0]["content"].tobytes(), upload.value[0]["name"]
-elif IMAGE_PATH:
-    source, label = IMAGE_PATH, IMAGE_PATH
-else:
-    source, label = default_path, f"{default_path.name} (ToyCity stand-in)"
 
-image, notes = load_image(source)
-print(f"loaded {label}: {image.shape[0]} x {image.shape[1]} x 3 uint8")
-for note in notes:
-    print("  load_image:", note)
+def png(array):
+    """H x W x 3 uint8 -> PNG bytes (for an ipywidgets.Image)."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def use_image(source, label):
+    """Load `source`, fit it to stride 8, predict, and show image, prediction and explorer in `box`."""
+    global image, notes, fitted, prep, pred, explorer
+    image, notes = load_image(source)
+    fitted, prep = prepare_image(image, output_stride=8, max_side=512, policy="pad")
+    with torch.no_grad():
+        logits = toy_ocr(to_input(fitted))                              # 1 x K x H' x W'
+    pred = prep.restore(logits.argmax(1))[0].numpy()                    # back to the original H x W
+    assert pred.shape == image.shape[:2]
+    explorer = ocrviz.Explorer(toy_ocr, fitted, transform=to_input)
+    status.value = f"{label}: {image.shape[0]} x {image.shape[1]} pixels" + (f" ({'; '.join(notes)})" if notes else "")
+    box.children = [status, widgets.HBox([widgets.Image(value=png(image), width=360),
+                                          widgets.Image(value=png(colorize(pred)), width=360)]), explorer]
+
+
+def on_upload(change):
+    if change["new"]:                                                   # ipywidgets 8: a tuple of dicts
+        use_image(change["new"][0]["content"].tobytes(), change["new"][0]["name"])
+
+
+upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload image")
+upload.observe(on_upload, names="value")
+status = widgets.Label()
+box = widgets.VBox()
+if IMAGE_PATH:
+    use_image(IMAGE_PATH, IMAGE_PATH)
+else:
+    use_image(default_path, f"{default_path.name} (ToyCity stand-in; left: image, right: prediction)")
+display(upload, box)
 
 # %% [markdown]
-# `load_image` accepts anything Pillow reads, in any mode (RGBA, greyscale, palette, 16-bit, CMYK,
-# ...), applies the EXIF orientation, and **says what it did**.  It always returns
-# H × W × 3 uint8 RGB.
+# What happened to the image on its way to the model.  `load_image` accepts anything Pillow reads,
+# in any mode (RGBA, greyscale, palette, 16-bit, CMYK, ...), applies the EXIF orientation, and
+# **says what it did** (the line at the top of the box).  It always returns H × W × 3 uint8 RGB.
 #
 # A model with output stride s needs H and W divisible by s.  `prepare_image` shrinks big images
 # (longer side ≤ `max_side`) and then either **resizes** to the nearest multiple of s (a tiny aspect
 # change) or **pads** the bottom and right with the mean colour (which normalises to exactly 0).  The
-# returned `Prepared` record maps results back to the original pixels.
+# returned `Prepared` record maps results back to the original pixels: the box shows the
+# prediction restored to the original size.  Re-run the cell below after an upload to see your
+# image fitted both ways.
 
 # %%
-for policy in ("resize", "pad"):
-    fitted, prep = prepare_image(image, output_stride=8, max_side=512, policy=policy)
-    print(f"{policy:6s}: {image.shape[0]} x {image.shape[1]} -> {fitted.shape[0]} x {fitted.shape[1]}; "
-          f"{'; '.join(prep.notes) or 'nothing to do'}")
-
-fitted, prep = prepare_image(image, output_stride=8, max_side=512, policy="pad")
-toy_ocr = ocrviz.load_model("toycity-ocr")
-with torch.no_grad():
-    logits = toy_ocr(to_input(fitted))                                  # 1 x K x H' x W'
-pred = prep.restore(logits.argmax(1))[0].numpy()                        # back to the original H x W
-assert pred.shape == image.shape[:2]
-
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.2))
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.2))
 axes[0].imshow(image)
-axes[0].set_title(f"your image, {image.shape[0]} x {image.shape[1]}")
-axes[1].imshow(colorize(pred))
-axes[1].set_title("toycity-ocr prediction, restored to the original size")
+axes[0].set_title(f"as loaded: {image.shape[0]} x {image.shape[1]}")
+for ax, policy in zip(axes[1:], ("resize", "pad")):
+    shown, how = prepare_image(image, output_stride=8, max_side=512, policy=policy)
+    ax.imshow(shown)
+    ax.set_title(f"{policy}: {shown.shape[0]} x {shown.shape[1]}\n{'; '.join(how.notes) or 'nothing to do'}",
+                 fontsize=9)
 for ax in axes:
     ax.axis("off")
 plt.show()
 
 # %% [markdown]
-# The explorer works on any image the model accepts.  (The ToyCity model only knows ToyCity's nine
-# classes; on a real photo expect nonsense labels — but you still see *where* the context comes
-# from.)
-
-# %%
-explorer = ocrviz.Explorer(toy_ocr, fitted, transform=to_input)
-display(explorer)
+# The explorer in the box works on any image the model accepts.  (The ToyCity model only knows
+# ToyCity's nine classes; on a real photo expect nonsense labels — but you still see *where* the
+# context comes from.)
 
 # %% [markdown]
 # ## 2 · The official HRNetV2-W48 + OCR checkpoint
@@ -354,3 +373,13 @@ except Exception as err:                       # ocrviz.capture.CaptureMismatchE
     print(f"{type(err).__name__}: {str(err)[:400]}")
 else:
     raise AssertionError("capture should have refused the wrong gather")
+
+# %% [markdown]
+# ## Tidy up
+#
+# The temporary folder with the stand-in PNG and the fake dataset trees goes away here (re-run the
+# notebook from the top to make it again).
+
+# %%
+scratch.cleanup()
+print(f"removed {WORK}: {not WORK.exists()}")
