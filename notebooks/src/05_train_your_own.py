@@ -17,6 +17,9 @@
 # (`make models`; its model card records the exact command and the time it took).
 
 # %%
+import dataclasses
+import json
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -41,7 +44,12 @@ plt.rcParams.update({"figure.dpi": 80, "axes.titlesize": 10, "image.interpolatio
 # The same architecture as the shipped model (its card's `model_kwargs`), but small scenes
 # (128 × 256), batches of 4 and 30 steps: 120 training images, each rendered on the fly.
 # Raise `STEPS` (and the size) for a better model; the progress bar shows the loss and the speed.
-# `threads` uses as many CPU threads as torch does by default (on a busy machine, fewer can be faster).
+# `threads` is what this kernel runs with: one under `make lab`, the course's setting
+# (`ocrviz.tools.course_env`: on a small shared machine one thread was the fastest).
+#
+# The cell also prints the same run as a **command line**.  Run it from the repository root, in the
+# course's environment (`.venv/bin/python` if `python` is not that one), and it trains the same
+# model and writes `my-ocr.safetensors` and its model card `my-ocr.json` there.
 
 # %%
 STEPS = 30
@@ -49,8 +57,25 @@ shipped = model_card("toycity-ocr")
 config = TrainConfig(arch="ocrnet", steps=STEPS, batch_size=4, height=128, width=256, lr=5e-3,
                      val_images=8, val_every=STEPS, threads=torch.get_num_threads(), out=None,
                      model_kwargs=shipped.get("model_kwargs", {}))
+
+
+def command_line(config):
+    """The `python -m ocrviz.train` command that runs `config` (only the options that differ from the defaults)."""
+    defaults, args = TrainConfig(), []
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(config, f.name)
+        if value == getattr(defaults, f.name):
+            continue
+        text = json.dumps(value) if isinstance(value, dict) else str(value)
+        args += ["--" + f.name.replace("_", "-"), text]
+    return "python -m ocrviz.train " + " ".join(shlex.quote(a) for a in args)
+
+
 print(config)
-result = train(config)
+command = command_line(dataclasses.replace(config, out="my-ocr"))
+print("the same run from a terminal:")
+print(command)
+result = train(config, command=command)
 model, card = result.model, result.card          # the model comes back in eval mode
 
 # %% [markdown]
@@ -67,8 +92,41 @@ for key in ("miou", "pixel_acc", "ambiguous_acc"):
 print(f"{'steps':14s} {card['total_steps']:8d} {shipped['total_steps']:8d}")
 print(f"{'wall time (s)':14s} {card['total_wall_time_s']:8.1f} {shipped['total_wall_time_s']:8.1f}")
 print(f"{'scene size':14s} {config.height:>4d}x{config.width:<3d} {shipped['val_split']['height']:>4d}x{shipped['val_split']['width']}")
-for stage in training_stages(shipped):   # the shipped model was trained in stages, each from the last one's weights
-    print(f"shipped stage of {stage['steps']} steps:", stage["command"])
+
+# %% [markdown]
+# The shipped model was trained in three stages, each from the last one's weights.  Its card records
+# each stage's exact command, including where that run wrote its weights (a scratch folder of the
+# machine that trained it) and the checkpoint it started from (the shipped file of that day, which
+# the next stage replaced).  To replay the chain, each stage must start from the *previous stage's*
+# output; the cell below prints the recorded commands with `--out` and `--init-from` rewritten to
+# do exactly that, under `build/models/` (the shipped checkpoints are left alone).  Run them in order
+# from the repository root — or run `make models`, which does the same for all three models.
+
+# %%
+def replayable(stages, name, folder="build/models"):
+    """The stages' recorded commands, chained: stage i writes folder/name-i and stage i+1 starts from it."""
+    commands, previous = [], None
+    for i, stage in enumerate(stages, start=1):
+        args = shlex.split(stage["command"])
+        assert args[:3] == ["python", "-m", "ocrviz.train"], args[:3]
+        out, rest, skip = f"{folder}/{name}-{i}", [], False
+        for a, b in zip(args[3:], args[4:] + [None]):
+            if skip:
+                skip = False
+            elif a in ("--out", "--init-from"):
+                skip = True
+            else:
+                rest.append(a)
+        rest += (["--init-from", f"{previous}.safetensors"] if previous else []) + ["--out", out]
+        commands.append("python -m ocrviz.train " + " ".join(shlex.quote(a) for a in rest))
+        previous = out
+    return commands
+
+
+stages = training_stages(shipped)
+for stage, line in zip(stages, replayable(stages, "toycity-ocr")):
+    print(f"# stage of {stage['steps']} steps (recorded wall time {stage['wall_time_s'] / 60:.0f} min):")
+    print(line)
 
 fig, ax = plt.subplots(figsize=(10, 3))
 xpos = np.arange(len(CLASSES))
@@ -131,15 +189,17 @@ plt.show()
 # any `create_model` of the same architecture loads it.
 
 # %%
-path = Path(tempfile.mkdtemp(prefix="ocrviz_nb05_")) / "my-ocr.safetensors"
-ocrviz.save_checkpoint(model, path, metadata={"steps": card["steps"]})
-again = ocrviz.create_model("ocrnet", num_classes=len(CLASSES), **config.model_kwargs).eval()
-meta = ocrviz.load_checkpoint(again, path)
+with tempfile.TemporaryDirectory(prefix="ocrviz_nb05_") as folder:      # removed at the end of the block
+    path = Path(folder) / "my-ocr.safetensors"
+    ocrviz.save_checkpoint(model, path, metadata={"steps": card["steps"]})
+    size_mb = path.stat().st_size / 1e6
+    again = ocrviz.create_model("ocrnet", num_classes=len(CLASSES), **config.model_kwargs).eval()
+    meta = ocrviz.load_checkpoint(again, path)
 x = normalize(scene.image)[None]
 with torch.no_grad():
-    assert torch.equal(again(x), model(x))
-print(f"saved and reloaded {path.name} ({path.stat().st_size / 1e6:.1f} MB); metadata: "
-      f"arch={meta['arch']}, steps={meta['steps']}, {len(meta['class_names'])} class names")
+    same = torch.equal(again(x), model(x))
+print(f"saved and reloaded {path.name} ({size_mb:.1f} MB); the reloaded model gives the same logits: {same}; "
+      f"metadata: arch={meta['arch']}, steps={meta['steps']}, {len(meta['class_names'])} class names")
 
 # %% [markdown]
 # ## Exercises
