@@ -2,10 +2,17 @@
 bottom in a fresh kernel, headless, without network; their times are recorded (artifacts/notebook_times.json).
 
 Each notebook runs in a copy inside ``tmp_path`` (the kernel's working directory), so what it
-writes next to itself (``explorer_expected.npz``) never lands in the repository.  The kernel
-imports this checkout (``PYTHONPATH``) and uses the shipped checkpoints in ``data/`` (or
-``OCRVIZ_DATA`` when the caller sets it).  It runs with ``OMP_NUM_THREADS=1`` unless the caller
-sets it: on a busy 2-core machine two threads per process made everything slower.
+writes next to itself (``explorer_expected.npz``) never lands in the repository, and with its own
+empty ``TMPDIR``, which must hold no ``ocrviz_*`` folder after the run.  The kernel imports this
+checkout (``PYTHONPATH``) and uses the shipped checkpoints in ``data/`` (or ``OCRVIZ_DATA`` when
+the caller sets it).  Threads: ``ocrviz.tools.course_env`` (``COURSE_THREADS`` unless the caller
+set ``OMP_NUM_THREADS``), as ``make lab`` runs them.
+
+**Claims.**  After the last cell, a probe (``PROBES``) runs in the same kernel and reads the
+notebook's own variables; the ``test_claims_*`` tests check what the narrative and the folded
+answers say against those numbers.  The probe is not part of the notebook, so the student sees
+no test scaffolding.  The colour names in the markdown must be those of
+``ocrviz.widgets.colours``.
 
 Timings go to ``artifacts/notebook_times.json`` together with the load average.
 """
@@ -13,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -23,7 +32,9 @@ import nbformat
 import numpy as np
 import pytest
 
+from ocrviz.tools.course_env import course_env
 from ocrviz.tools.strip_notebooks import problems
+from ocrviz.widgets import colours
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
@@ -92,25 +103,87 @@ def kernel_env() -> dict[str, str]:
     if missing:
         pytest.fail(f"shipped checkpoints missing in {_data_dir() / 'checkpoints'}: {missing}; "
                     f"train them with `make models`")
-    env = dict(os.environ)
+    env = course_env()                          # the course's threads, as `make lab` runs the kernels
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env.setdefault("OMP_NUM_THREADS", "1")
-    env.setdefault("MKL_NUM_THREADS", env["OMP_NUM_THREADS"])
     env.pop("OCRVIZ_HRNET_CKPT", None)         # the headless run takes the no-checkpoint path
     return env
 
 
-def _execute(stem: str, workdir: Path, env: dict[str, str]) -> tuple[nbformat.NotebookNode, float]:
+# What each notebook's claims are computed from: code run in the notebook's kernel after its last
+# cell; it sets ``_probe`` (a JSON-able dict) from the notebook's own variables.
+PROBES = {
+    "01_ocr_in_three_steps": """
+_probe = {"K": int(K), "top_is_pred": top_is_pred, "top_is_true": top_is_true,
+          "accuracy": float((pred == sample.labels).mean()), "spread_mean": float(spread.mean())}
+""",
+    "02_click_a_pixel": """
+_first = [int(v) for v in explorer.selected]
+_second = [int(v) for v in explorer2.selected]
+explorer2.select(0, 0)
+_probe = {"second": _second, "second_wanted": [int(r2), int(c2)], "first": _first,
+          "first_after_moving_second": [int(v) for v in explorer.selected]}
+""",
+    "03_aspp_vs_ocr": """
+_probe = {"K": int(K), "top_is_true": top_is_true, "pred_is_true": pred_is_true, "eff_mean": eff_mean,
+          "road_building": road_building, "others_road_building": others_road_building,
+          "region_on_class": region_on_class, "higher": higher,
+          "best_cells": {k: {"class": v["class"], "lead": v["lead"]} for k, v in best_cells.items()},
+          "ocr_lead_share": ocr_lead_share, "ocr_lead_classes": ocr_lead_classes,
+          "erf_own": erf_own, "ctx_own": ctx_own, "erf_peak": list(erf_peak), "pixel": [int(row), int(col)],
+          "ctx_top": ctx_top, "aspp_ahead": len(aspp_ahead), "groups": len(metrics),
+          "acc": {n: {m: float(c["metrics"][m]) for m in ("cue_free_acc", "window_acc", "ambiguous_acc")}
+                  for n, c in cards.items()},
+          "own_mean": {"ocr": float(own["ocr"].mean()), "aspp": float(own["aspp"].mean())},
+          "free_top_not_own": free_top_not_own, "free_top_building": float(free_tops[CLASSES.index("building")]),
+          "repaired": repaired, "broken": broken,
+          "explorer_scene_is_street_2": bool((explorer.data.image == sample.image).all()),
+          "explorer_has_aspp": explorer.data.aspp_rates is not None}
+""",
+    "04_your_model_your_image": """
+import datetime as _dt
+import io as _io
+from PIL import Image as _Image
+_before = explorer
+_buf = _io.BytesIO()
+_Image.fromarray(np.full((100, 150, 3), 90, np.uint8)).save(_buf, format="PNG")
+upload.value = ({"name": "probe.png", "type": "image/png", "size": len(_buf.getvalue()),
+                 "content": memoryview(_buf.getvalue()), "last_modified": _dt.datetime.now()},)
+_probe = {"explorer_replaced": explorer is not _before, "explorer_in_box": box.children[-1] is explorer,
+          "image_hw": list(image.shape[:2]), "pred_hw": list(pred.shape), "status": status.value,
+          "explorer_hw": [int(v) for v in explorer.data.image_hw], "scratch_gone": not WORK.exists()}
+""",
+}
+
+
+def _probe(client, nb: nbformat.NotebookNode, code: str) -> dict:
+    """Run ``code`` (which sets ``_probe``) in the kernel after the notebook; return ``_probe``."""
+    cell = nbformat.v4.new_code_cell(code + "\nimport json as _json\nprint('@@PROBE@@' + _json.dumps(_probe))")
+    nb.cells.append(cell)
+    try:
+        client.execute_cell(cell, len(nb.cells) - 1)
+    finally:
+        nb.cells.pop()
+    text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    return json.loads(text.split("@@PROBE@@", 1)[1])
+
+
+def _execute(stem: str, workdir: Path, env: dict[str, str]) -> tuple[nbformat.NotebookNode, float, dict]:
+    """Run the notebook in ``workdir`` (its own TMPDIR inside); -> (notebook, seconds, probe values)."""
     from nbclient import NotebookClient
 
     shutil.copy(NOTEBOOKS / f"{stem}.ipynb", workdir)
+    (workdir / "tmp").mkdir()
     nb = nbformat.read(workdir / f"{stem}.ipynb", as_version=4)
     client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, startup_timeout=120, kernel_name="python3",
                             resources={"metadata": {"path": str(workdir)}})
     LOADS.append(os.getloadavg()[0])
-    t0 = time.perf_counter()
-    client.execute(env=env)                    # raises CellExecutionError on the first failing cell
-    return nb, time.perf_counter() - t0
+    with client.setup_kernel(env=dict(env, TMPDIR=str(workdir / "tmp"))):
+        t0 = time.perf_counter()
+        for index, cell in enumerate(nb.cells):
+            client.execute_cell(cell, index)   # raises CellExecutionError on the first failing cell
+        seconds = time.perf_counter() - t0
+        probe = _probe(client, nb, PROBES[stem]) if stem in PROBES else {}
+    return nb, seconds, probe
 
 
 def _stderr(nb: nbformat.NotebookNode) -> str:
@@ -120,14 +193,17 @@ def _stderr(nb: nbformat.NotebookNode) -> str:
 
 @pytest.fixture(scope="module")
 def run_notebook(kernel_env, tmp_path_factory):
-    """``run(stem) -> (executed notebook, seconds, workdir)``; each notebook runs once per session."""
+    """``run(stem) -> (executed notebook, seconds, workdir)``; each notebook runs once per session.
+    ``run.probes[stem]``: the values ``PROBES[stem]`` read from the kernel after the last cell."""
     done: dict[str, tuple] = {}
 
     def run(stem: str) -> tuple[nbformat.NotebookNode, float, Path]:
         if stem not in done:
             workdir = tmp_path_factory.mktemp(stem)
             try:
-                done[stem] = (*_execute(stem, workdir, kernel_env), workdir, None)
+                nb, seconds, probe = _execute(stem, workdir, kernel_env)
+                run.probes[stem] = probe
+                done[stem] = (nb, seconds, workdir, None)
             except Exception as err:                       # reported by every test that needs it
                 done[stem] = (None, None, workdir, err)
         nb, seconds, workdir, err = done[stem]
@@ -135,13 +211,19 @@ def run_notebook(kernel_env, tmp_path_factory):
             raise err
         return nb, seconds, workdir
 
+    run.probes = {}
     return run
+
+
+def _probed(run_notebook, stem: str) -> dict:
+    run_notebook(stem)
+    return run_notebook.probes[stem]
 
 
 @pytest.mark.parametrize("stem", STEMS)
 def test_notebook_runs_top_to_bottom(stem: str, run_notebook) -> None:
     before = sorted(p.name for p in NOTEBOOKS.iterdir())
-    nb, seconds, _ = run_notebook(stem)
+    nb, seconds, workdir = run_notebook(stem)
     TIMES[stem] = seconds
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors, errors
@@ -149,6 +231,8 @@ def test_notebook_runs_top_to_bottom(stem: str, run_notebook) -> None:
     pictures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert pictures >= 2, f"{stem} drew {pictures} pictures"
     assert sorted(p.name for p in NOTEBOOKS.iterdir()) == before, "the run wrote into notebooks/"
+    left = sorted(p.name for p in (workdir / "tmp").glob("ocrviz_*"))
+    assert not left, f"{stem} left {left} in its temporary folder"
 
 
 def test_click_a_pixel_writes_the_browser_test_arrays(run_notebook) -> None:
@@ -170,6 +254,189 @@ def test_click_a_pixel_writes_the_browser_test_arrays(run_notebook) -> None:
     echo = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
             if "ocrviz-py-echo" in o.get("data", {}).get("text/plain", "")]
     assert echo, "the selection echo label (class ocrviz-py-echo) is missing"
+
+
+# ---------------------------------------------------------------------------- what the text says
+def _markdown(stem: str) -> str:
+    return "\n\n".join(c.source for c in _read(stem).cells if c.cell_type == "markdown")
+
+
+COLOUR_WORDS = r"red|yellow|green|grey|gray|orange|blue|purple|magenta"
+ROLE_WORDS = {  # a colour word next to one of these names the colour of that role
+    "error": (r"errors?|mistakes?|wrong", colours.ERROR_NAME),
+    "mark": (r"cue-free|marks?|marked", colours.MARK_NAME),
+    "right": (r"right answers?|correct", colours.RIGHT_NAME),
+}
+
+
+def colour_claims(text: str, reach: int = 40) -> list[tuple[str, str, str]]:
+    """(colour word, role, expected name) for every colour word with a role word within ``reach`` characters
+    (the nearest role word decides)."""
+    found = []
+    for m in re.finditer(rf"\b({COLOUR_WORDS})\b", text, flags=re.I):
+        best = None
+        for role, (pattern, expected) in ROLE_WORDS.items():
+            for r in re.finditer(rf"\b({pattern})\b", text, flags=re.I):
+                gap = r.start() - m.end() if r.start() >= m.end() else m.start() - r.end()
+                if 0 <= gap <= reach and (best is None or gap < best[0]):
+                    best = (gap, role, expected)
+        if best:
+            found.append((m.group(1).lower(), best[1], best[2]))
+    return found
+
+
+def test_colour_claim_finder() -> None:
+    assert colour_claims("Yellow marks the cue-free pixels; errors (red).") == \
+        [("yellow", "mark", colours.MARK_NAME), ("red", "error", colours.ERROR_NAME)]
+    assert colour_claims("a blue square around the pixel") == []
+
+
+@pytest.mark.parametrize("stem", ["02_click_a_pixel", "03_aspp_vs_ocr"])
+def test_colour_names_in_the_text_are_the_drawn_ones(stem: str) -> None:
+    """The markdown names the colours of ocrviz.widgets.colours, and the code draws with them."""
+    claims = colour_claims(_markdown(stem))
+    assert claims, f"{stem} names no overlay colour in its text"
+    wrong = [c for c in claims if c[0] != c[2]]
+    assert not wrong, f"{stem}: text colour != drawn colour (word, role, colours.py name): {wrong}"
+    code = "\n".join(c.source for c in _read(stem).cells if c.cell_type == "code")
+    assert "ocrviz.widgets.colours" in code and "autumn" not in code
+
+
+def test_click_a_pixel_hides_its_test_scaffolding() -> None:
+    """02: what the browser test needs (explorer_expected.npz) is written by one collapsed,
+    tagged cell at the end; no other cell writes test files or asserts."""
+    nb = _read("02_click_a_pixel")
+    visible = [c for c in nb.cells if c.cell_type == "code" and not c.metadata.get("jupyter", {}).get("source_hidden")]
+    for cell in visible:
+        assert "to_npz" not in cell.source and not re.search(r"^\s*assert\b", cell.source, flags=re.M), cell.source
+    last = nb.cells[-1]
+    assert last.metadata.get("jupyter", {}).get("source_hidden") and "course-test" in last.metadata.get("tags", [])
+    assert "explorer_expected.npz" in last.source
+
+
+def test_claims_01_the_sim_map_is_not_a_classifier(run_notebook) -> None:
+    v = _probed(run_notebook, "01_ocr_in_three_steps")
+    assert "**the seed**" in _markdown("01_ocr_in_three_steps")          # says once what the word means
+    # "The top region is the predicted class far less often than the prediction is right"
+    assert v["top_is_pred"] < v["accuracy"] / 2, v
+    # "a cell spreads its row over several regions rather than picking one"
+    assert v["spread_mean"] > 3, v
+
+
+def test_claims_02_explorers_are_independent(run_notebook) -> None:
+    v = _probed(run_notebook, "02_click_a_pixel")
+    assert v["second"] == v["second_wanted"], v
+    assert v["first_after_moving_second"] == v["first"], v
+
+
+def test_claims_03_what_the_shipped_ocr_does(run_notebook) -> None:
+    """Section "First, measure": the four numbered findings."""
+    v = _probed(run_notebook, "03_aspp_vs_ocr")
+    k = v["K"]
+    assert v["top_is_true"] < 1 / k, v["top_is_true"]                     # 1. below a random pick
+    assert v["pred_is_true"] > 0.9, v["pred_is_true"]                      # "almost always right"
+    assert v["eff_mean"] > k / 2, v["eff_mean"]                            # 2. more than half of the nine
+    assert v["road_building"] > 0.5 and v["others_road_building"] > 0.5, v  # 3. most cells, other classes too
+    purity = v["region_on_class"]                                          # 4. regions sit on their objects,
+    assert purity["person"] < 0.5, purity                                  #    person the exception
+    assert all(s > 0.5 for n, s in purity.items() if n != "person"), purity
+    assert v["higher"] == {"object": "ASPP", "class": "ASPP"}, v["higher"]   # "How to read it"
+
+
+def test_claims_03_folded_answers(run_notebook) -> None:
+    v = _probed(run_notebook, "03_aspp_vs_ocr")
+    # 1: ASPP's largest lead on a building cell; OCR leads on a few percent, most of them sky,
+    #    its largest lead on a sky cell by close to half of the context.
+    assert v["best_cells"]["ASPP"]["class"] == "building", v["best_cells"]
+    assert v["best_cells"]["OCR"]["class"] == "sky" and v["best_cells"]["OCR"]["lead"] > 0.4, v["best_cells"]
+    assert v["ocr_lead_share"] < 0.1, v["ocr_lead_share"]
+    assert v["ocr_lead_classes"].get("sky", 0) > sum(v["ocr_lead_classes"].values()) / 2, v["ocr_lead_classes"]
+    # 5: the ERF peaks at the pixel, a large part on its car; the context map almost nothing, road and sidewalk first
+    assert v["erf_peak"] == v["pixel"], v
+    assert v["ctx_own"] < 0.05 and v["erf_own"] > 0.2, v
+    assert v["ctx_top"] == ["road", "sidewalk"], v["ctx_top"]
+    # 6: FCN by far the worst on cue-free pixels; windows within a point; ASPP ahead on every group
+    acc = v["acc"]
+    assert acc["fcn"]["cue_free_acc"] < min(acc["ocr"]["cue_free_acc"], acc["aspp"]["cue_free_acc"]) - 0.1, acc
+    windows = [a["window_acc"] for a in acc.values()]
+    assert max(windows) - min(windows) < 0.01, windows
+    assert v["aspp_ahead"] == v["groups"], v
+    assert v["own_mean"]["ocr"] < v["own_mean"]["aspp"], v["own_mean"]
+    # 7: the regions are clean; most cue-free paving cells attend most to another class (the
+    #    building region); in street_2 the context changed far more pixels for the worse.
+    assert v["region_on_class"]["road"] > 0.5 and v["region_on_class"]["sidewalk"] > 0.5
+    assert v["free_top_not_own"] > 0.5, v["free_top_not_own"]
+    assert v["broken"] > 5 * v["repaired"], v
+    # the live explorer shows street_2 (exercise 7's scene) with both models
+    assert v["explorer_scene_is_street_2"] and v["explorer_has_aspp"], v
+
+
+def test_claims_03_names_openseg_issue_22() -> None:
+    text = _markdown("03_aspp_vs_ocr")
+    assert "github.com/openseg-group/openseg.pytorch/issues/22" in text and "1/19" in text
+    assert "If OCR wins" not in text and "should highlight the pixel's object" not in text
+
+
+def test_upload_updates_prediction_and_explorer(run_notebook) -> None:
+    """04: setting the FileUpload's value (what an upload does) replaces image, prediction and explorer."""
+    v = _probed(run_notebook, "04_your_model_your_image")
+    assert v["explorer_replaced"] and v["explorer_in_box"], v
+    assert v["image_hw"] == [100, 150] and v["pred_hw"] == [100, 150], v
+    assert v["explorer_hw"] == [104, 152] and v["status"].startswith("probe.png"), v   # padded to stride 8
+    assert v["scratch_gone"], v
+
+
+def _printed_train_commands(nb: nbformat.NotebookNode) -> list[str]:
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                   if o.output_type == "stream" and o.get("name") == "stdout")
+    return [line.strip() for line in text.splitlines() if line.startswith("python -m ocrviz.train ")]
+
+
+def _tiny(args: list[str], **override: str) -> list[str]:
+    """``args`` with the given options replaced (``steps="2"`` -> ``--steps 2``)."""
+    args = list(args)
+    for key, value in override.items():
+        flag = "--" + key.replace("_", "-")
+        if flag in args:
+            args[args.index(flag) + 1] = value
+        else:
+            args += [flag, value]
+    return args
+
+
+def test_train_commands_replay_as_printed(run_notebook, kernel_env, tmp_path: Path) -> None:
+    """05 prints the short run as a command and the shipped model's stages as a replayable chain.
+    Each parses to the config it claims; the short run and the first two stages run (at two steps)
+    from a fresh folder, the second stage from the first one's output, as printed."""
+    from ocrviz.train import TrainConfig, _parse, training_stages
+    from ocrviz.zoo import model_card
+
+    nb, _, _ = run_notebook("05_train_your_own")
+    commands = _printed_train_commands(nb)
+    stages = training_stages(model_card("toycity-ocr"))
+    assert len(commands) == 1 + len(stages), commands
+    own, chain = commands[0], commands[1:]
+    argvs = [shlex.split(c)[3:] for c in commands]
+    assert _parse(argvs[0]) == TrainConfig(arch="ocrnet", steps=30, batch_size=4, height=128, width=256, lr=5e-3,
+                                           val_images=8, val_every=30, threads=int(kernel_env["OMP_NUM_THREADS"]),
+                                           out="my-ocr", model_kwargs={"dilated": False})
+    previous = None
+    for stage, argv in zip(stages, argvs[1:]):
+        config = _parse(argv)
+        recorded = dict(vars(TrainConfig()), **stage["config"])     # older cards lack newer options
+        assert {k: v for k, v in vars(config).items() if k not in ("out", "init_from")} == \
+            {k: v for k, v in recorded.items() if k not in ("out", "init_from")}, (argv, recorded)
+        assert config.init_from == (None if previous is None else previous + ".safetensors"), argv
+        assert config.out.startswith("build/models/"), argv
+        previous = config.out
+    tiny = dict(steps="2", val_images="1", val_every="2", batch_size="2")
+    env = dict(kernel_env, PYTHONPATH=str(REPO))
+    for argv in (_tiny(argvs[0], **tiny), _tiny(argvs[1], **tiny), _tiny(argvs[2], **tiny)):
+        proc = subprocess.run([sys.executable, "-m", "ocrviz.train", *argv], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, f"{argv}:\n{proc.stderr[-3000:]}"
+    assert (tmp_path / "my-ocr.safetensors").is_file() and (tmp_path / "my-ocr.json").is_file()
+    assert (tmp_path / (_parse(argvs[2]).out + ".safetensors")).is_file()
 
 
 def test_whole_course_times_are_recorded() -> None:
