@@ -152,6 +152,10 @@ _probe = {"explorer_replaced": explorer is not _before, "explorer_in_box": box.c
           "image_hw": list(image.shape[:2]), "pred_hw": list(pred.shape), "status": status.value,
           "explorer_hw": [int(v) for v in explorer.data.image_hw], "scratch_gone": not WORK.exists()}
 """,
+    "05_train_your_own": """
+_probe = {"learned": learned, "yours": float(np.median(list(yours_on_class.values()))),
+          "shipped": float(np.median(list(shipped_on_class.values())))}
+""",
 }
 
 
@@ -384,6 +388,13 @@ def test_upload_updates_prediction_and_explorer(run_notebook) -> None:
     assert v["image_hw"] == [100, 150] and v["pred_hw"] == [100, 150], v
     assert v["explorer_hw"] == [104, 152] and v["status"].startswith("probe.png"), v   # padded to stride 8
     assert v["scratch_gone"], v
+
+
+def test_claims_05_a_short_run(run_notebook) -> None:
+    """"only large classes" (IoU >= 0.1) after 30 steps; "soft regions not yet on their objects"."""
+    v = _probed(run_notebook, "05_train_your_own")
+    assert set(v["learned"]) <= {"road", "sidewalk", "building", "vegetation", "sky"}, v
+    assert v["yours"] < 0.5 < v["shipped"], v
 
 
 def _printed_train_commands(nb: nbformat.NotebookNode) -> list[str]:
