@@ -25,11 +25,12 @@ import json
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
+
+from ocrviz.atomic import write_atomic
 
 PROG = "ocrviz"
 DELEGATED = {"train": "ocrviz.train", "evaluate": "ocrviz.evaluate"}
@@ -70,26 +71,6 @@ def check_output(path: str | os.PathLike, flag: str = "-o") -> Path:
         raise InputError(f"{flag} {str(path)!r}: the folder {str(parent)!r} does not exist; create it first "
                          "or write to an existing folder")
     return out
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path``, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)                  # as open() would have made it (mkstemp: 0600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 # ---- inputs ---------------------------------------------------------------------------------

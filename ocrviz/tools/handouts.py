@@ -42,6 +42,8 @@ from typing import Any, Sequence
 
 import nbformat
 
+from ocrviz.atomic import write_atomic
+
 REPO = Path(__file__).resolve().parents[2]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 PLOTLY = "application/vnd.plotly.v1+json"
@@ -243,9 +245,7 @@ def build(src: Path, out_dir: Path, *, max_mb: float = 10.0, env: dict[str, str]
         raise RuntimeError(f"{src.stem}: the handout is {size / MB:.1f} MB, over the {max_mb:g} MB limit")
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{src.stem}.html"
-    tmp_path = path.with_name(f".{path.name}.tmp")
-    tmp_path.write_text(page, encoding="utf-8")
-    os.replace(tmp_path, path)
+    write_atomic(path, page)
     n = sum(1 for w in widgets.values() if w["kind"] == "explorer")
     return Handout(path, size, n, time.perf_counter() - t0)
 

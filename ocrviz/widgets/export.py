@@ -22,11 +22,12 @@ import json
 import os
 import pathlib
 import re
-import tempfile
 import zlib
 from typing import Any, Mapping
 
 import numpy as np
+
+from ocrviz.atomic import write_atomic
 
 from .payload import PRECISIONS, ExplorerData, encode_buffer, encode_numbers, png_bytes, to_payload
 
@@ -282,20 +283,7 @@ def save_html(data: ExplorerData, path: str | os.PathLike, *, state: Mapping[str
                        erf_maps=erf_maps)
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(page)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return write_atomic(path, page)
 
 
 def read_html_payload(path: str | os.PathLike) -> dict[str, Any]:
