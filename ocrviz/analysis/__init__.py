@@ -9,5 +9,7 @@ from __future__ import annotations
 from .aspp_taps import Branch, Tap, aspp_branch_shares, aspp_taps
 from .counterfactual import rerun_head
 from .influence import region_influence
+from .report import AttentionReport, attention_report
 
-__all__ = ["Branch", "Tap", "aspp_branch_shares", "aspp_taps", "rerun_head", "region_influence"]
+__all__ = ["Branch", "Tap", "aspp_branch_shares", "aspp_taps", "rerun_head", "region_influence",
+           "AttentionReport", "attention_report"]

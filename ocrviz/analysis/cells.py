@@ -33,3 +33,24 @@ def deepest_cell(mask: np.ndarray) -> tuple[int, int]:
             cells = np.argwhere(mask)
             return tuple(int(v) for v in cells[len(cells) // 2])
         mask = inner
+
+
+def class_fractions(labels: np.ndarray, num_classes: int, feat_hw: tuple[int, int]) -> np.ndarray:
+    """H x W class map (255 = ignore) -> K x h x w: the fraction of each cell's pixels in each class.
+
+    Cells are the ``H/h x W/w`` blocks (adaptive average pooling of the one-hot
+    map); ignored pixels belong to no class, so a column sums to at most 1.
+    Ids outside 0..K-1 other than 255 raise ``ValueError``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    lab = np.asarray(labels).astype(np.int64)
+    bad = (lab != 255) & ((lab < 0) | (lab >= num_classes))
+    if bad.any():
+        raise ValueError(f"labels hold class ids {np.unique(lab[bad])[:5].tolist()} outside 0..{num_classes - 1} "
+                         f"(and 255 = ignore)")
+    onehot = np.zeros((num_classes + 1,) + lab.shape, np.float32)            # (K + 1) x H x W
+    np.put_along_axis(onehot, np.where(lab == 255, num_classes, lab)[None], 1.0, axis=0)
+    frac = F.adaptive_avg_pool2d(torch.from_numpy(onehot)[None], tuple(feat_hw))[0]  # (K + 1) x h x w
+    return frac[:num_classes].numpy().astype(np.float64)                     # K x h x w
