@@ -9,9 +9,10 @@ from __future__ import annotations
 from .aspp_taps import Branch, Tap, aspp_branch_shares, aspp_taps
 from .blame import CATEGORIES, ErrorBlame, error_blame
 from .counterfactual import rerun_head
+from .flow import ContextFlow, context_flow
 from .influence import region_influence
 from .report import AttentionReport, attention_report
 
 __all__ = ["Branch", "Tap", "aspp_branch_shares", "aspp_taps", "rerun_head", "region_influence",
            "AttentionReport", "attention_report",
-           "CATEGORIES", "ErrorBlame", "error_blame"]
+           "CATEGORIES", "ErrorBlame", "error_blame", "ContextFlow", "context_flow"]

@@ -58,6 +58,28 @@ def _object_fractions(ids: np.ndarray, stride: int, feat_hw: tuple[int, int]) ->
     return frac, centre
 
 
+def region_mass(region_weights: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """K x O: the mass of region k's weights (K x h x w) on object o (``frac`` O x h x w cell fractions).
+
+    Pixel p's context-map mass on o is then ``sim[p] @ region_mass(...)[:, o]``."""
+    return np.einsum("khw,ohw->ko", np.asarray(region_weights, np.float64), np.asarray(frac, np.float64))
+
+
+def aspp_tap_fractions(frac: np.ndarray, rates: Sequence[int]) -> np.ndarray:
+    """O x (len(rates) + 2) x h x w: per branch, the share of its taps at each cell that land on object o.
+
+    ``frac`` O x h x w (fraction of each cell covered by object o).  Branches:
+    1x1 (the cell itself), one per dilated rate (nine taps, 1/9 each, zero
+    padding off the grid), image pooling (all cells equally)."""
+    frac_t = torch.from_numpy(np.asarray(frac, np.float64))[:, None]             # O x 1 x h x w
+    per_branch = [frac_t]                                                         # 1x1: the cell itself
+    for r in rates:                                                               # 9 taps, zero padding
+        kernel = torch.full((1, 1, 3, 3), 1.0 / 9, dtype=torch.float64)
+        per_branch.append(F.conv2d(frac_t, kernel, padding=int(r), dilation=int(r)))
+    per_branch.append(frac_t.mean(dim=(2, 3), keepdim=True).expand_as(frac_t))   # pool: all cells
+    return torch.cat(per_branch, 1).numpy()                                       # O x nb x h x w
+
+
 def ocr_own_object_share(sim_map: np.ndarray, region_weights: np.ndarray, labels: np.ndarray,
                          instances: np.ndarray | None = None, stride: int = 8) -> np.ndarray:
     """h x w: mass of each pixel's OCR context map on its own object.
@@ -66,7 +88,7 @@ def ocr_own_object_share(sim_map: np.ndarray, region_weights: np.ndarray, labels
     """
     k, h, w = region_weights.shape
     frac, centre = _object_fractions(object_ids(labels, instances), stride, (h, w))
-    mass = np.einsum("khw,ohw->ko", region_weights.astype(np.float64), frac)   # K x O: region k on object o
+    mass = region_mass(region_weights, frac)                                     # K x O: region k on object o
     own = mass[:, centre.ravel()].T                                              # HW x K
     return (np.asarray(sim_map, np.float64) * own).sum(1).reshape(h, w)          # h x w
 
@@ -84,13 +106,7 @@ def aspp_own_object_share(branch_shares: np.ndarray, rates: Sequence[int], label
     if h * w != hw:
         h, w = -(-ids.shape[0] // stride), -(-ids.shape[1] // stride)
     frac, centre = _object_fractions(ids, stride, (h, w))
-    frac_t = torch.from_numpy(frac.astype(np.float64))[:, None]                  # O x 1 x h x w
-    per_branch = [frac_t]                                                         # 1x1: the cell itself
-    for r in rates:                                                               # 9 taps, zero padding
-        kernel = torch.full((1, 1, 3, 3), 1.0 / 9, dtype=torch.float64)
-        per_branch.append(F.conv2d(frac_t, kernel, padding=int(r), dilation=int(r)))
-    per_branch.append(frac_t.mean(dim=(2, 3), keepdim=True).expand_as(frac_t))   # pool: all cells
-    taps = torch.cat(per_branch, 1).numpy()                                       # O x 5 x h x w
+    taps = aspp_tap_fractions(frac, rates)                                        # O x 5 x h x w
     own = taps[centre.ravel(), :, np.arange(h * w) // w, np.arange(h * w) % w]    # HW x 5
     return (shares * own).sum(1).reshape(h, w)                                    # h x w
 
