@@ -39,7 +39,7 @@ from ocrviz.widgets import colours
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 STEMS = ["01_ocr_in_three_steps", "02_click_a_pixel", "03_aspp_vs_ocr", "04_your_model_your_image",
-         "05_train_your_own"]
+         "05_train_your_own", "06_does_the_attention_matter"]
 SHIPPED = ("toycity-ocr", "toycity-aspp", "toycity-fcn")
 CELL_TIMEOUT_S = 120
 BUDGET_S = 120.0                      # the whole set, on 2 CPU cores
@@ -155,6 +155,12 @@ _probe = {"explorer_replaced": explorer is not _before, "explorer_in_box": box.c
     "05_train_your_own": """
 _probe = {"learned": learned, "yours": float(np.median(list(yours_on_class.values()))),
           "shipped": float(np.median(list(shipped_on_class.values())))}
+""",    "06_does_the_attention_matter": """
+_probe = {"rep": rep.to_dict(), "uniform_drop": float(uniform_drop), "shuffled_drop": float(shuffled_drop),
+          "onehot_drop": float(onehot_drop), "verdict": verdict, "agree": agree, "corr": corr,
+          "top_att": top_att.tolist(), "top_inf": top_inf.tolist(),
+          "explorer_selected": [int(v) for v in explorer.selected], "explorer_pinned": bool(explorer.pinned),
+          "explorer_has_head": explorer.data.pixel_head is not None}
 """,
 }
 
@@ -232,7 +238,8 @@ def test_notebook_runs_top_to_bottom(stem: str, run_notebook) -> None:
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors, errors
     assert "Warning" not in _stderr(nb), f"{stem} shows warnings to the student:\n{_stderr(nb)[:2000]}"
-    pictures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    pictures = sum(any(m in o.get("data", {}) for m in ("image/png", "application/vnd.plotly.v1+json"))
+                   for c in nb.cells if c.cell_type == "code" for o in c.outputs)   # matplotlib or plotly
     assert pictures >= 2, f"{stem} drew {pictures} pictures"
     assert sorted(p.name for p in NOTEBOOKS.iterdir()) == before, "the run wrote into notebooks/"
     left = sorted(p.name for p in (workdir / "tmp").glob("ocrviz_*"))
@@ -465,3 +472,19 @@ def test_whole_course_times_are_recorded() -> None:
     path.write_text(json.dumps(report, indent=1) + "\n")
     print("\nnotebook times:", json.dumps(report))
     assert json.loads(path.read_text())["seconds"].keys() == set(STEMS)
+
+
+def test_does_the_attention_matter_claims(run_notebook) -> None:
+    """06 prints its verdicts from the report; they must follow from the report's own numbers."""
+    pr = _probed(run_notebook, "06_does_the_attention_matter")
+    rep = pr["rep"]
+    assert abs(pr["uniform_drop"] - (rep["miou"] - rep["miou_uniform_sim"])) < 1e-9
+    assert abs(pr["onehot_drop"] - (rep["miou"] - rep["miou_onehot_sim"])) < 1e-9
+    assert pr["verdict"] == ("matters little on average" if pr["uniform_drop"] < 0.05 else "matters")
+    assert 1 <= rep["effective_regions"] <= rep["num_classes"]
+    # section 2: the printed agreement is the share of cells whose top attention = top influence
+    assert abs(pr["agree"] - float(np.mean(np.array(pr["top_att"]) == np.array(pr["top_inf"])))) < 1e-9
+    assert -1 <= pr["corr"] <= 1
+    # exercise 2's answer says one-hot rows cost more than uniform ones for the shipped model
+    assert pr["onehot_drop"] > pr["uniform_drop"]
+    assert pr["explorer_selected"] == [14, 20] and pr["explorer_pinned"] and pr["explorer_has_head"]
