@@ -6,20 +6,8 @@ from typing import Callable
 import torch
 
 import ocrviz
+from random_bn import randomise_bn  # noqa: F401  (re-exported for the analysis tests)
 from ocrviz.models.hrnet import HRNetW48OCR
-
-
-def randomise_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random BN affine parameters and running statistics (eval mode then is a non-trivial affine map)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5, generator=g)
-                m.bias.normal_(0, 0.2, generator=g)
-                m.running_mean.normal_(0, 0.2, generator=g)
-                m.running_var.uniform_(0.5, 1.5, generator=g)
-    return model.eval()
 
 
 def toy_ocr(num_classes: int = 5, seed: int = 0) -> torch.nn.Module:

@@ -7,24 +7,13 @@ import torch
 
 import ocrviz
 from ocrviz.analysis.pixel_head import pixel_head
-
-
-def _randomise_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5, generator=g)
-                m.bias.normal_(0, 0.2, generator=g)
-                m.running_mean.normal_(0, 0.2, generator=g)
-                m.running_var.uniform_(0.5, 1.5, generator=g)
-    return model.eval()
+from random_bn import randomise_bn
 
 
 @pytest.fixture(scope="module")
 def toy():
     torch.manual_seed(0)
-    model = _randomise_bn(ocrviz.create_model("ocrnet", num_classes=5))
+    model = randomise_bn(ocrviz.create_model("ocrnet", num_classes=5))
     x = torch.randn(1, 3, 64, 96)
     logits, cache = ocrviz.run_with_cache(model, x)
     return model, x, cache

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import ocrviz
+from random_bn import randomise_bn
 from ocrviz import checkpoint_layouts as layouts
 from ocrviz import run_with_cache, save_checkpoint
 from ocrviz.checkpoints import CheckpointFormatError, CheckpointMismatchError, load_checkpoint
@@ -44,14 +45,8 @@ def tiny(seed: int = 0, **kw) -> HRNetW48OCR:
     """A small HRNet-OCR with random BN statistics (so that every tensor matters)."""
     torch.manual_seed(seed)
     model = HRNetW48OCR(num_classes=5, width=4, ocr_mid_channels=16, ocr_key_channels=8, **kw).eval()
-    g = torch.Generator().manual_seed(seed + 100)
+    randomise_bn(model, seed + 100, spread=0.1)
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5, generator=g)
-                m.bias.normal_(0, 0.1, generator=g)
-                m.running_mean.normal_(0, 0.1, generator=g)
-                m.running_var.uniform_(0.5, 1.5, generator=g)
         for name in ("f_pixel.0", "f_object.0"):       # sharper attention
             model.get_submodule(OCB + name).weight.mul_(4)
     return model

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import ocrviz
+from random_bn import randomise_bn
 from mmseg_env import documented_hr18_model, hr18_model_config, import_mmseg
 from ocrviz import capture, run_with_cache
 
@@ -30,17 +31,7 @@ def mmseg_checkpoint(tmp_path_factory):
     cfg, source = hr18_model_config(mmseg, Config)
     torch.manual_seed(0)
     model = MODELS.build(cfg)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5, generator=g)
-                m.bias.normal_(0, 0.1, generator=g)
-                m.running_mean.normal_(0, 0.1, generator=g)
-                m.running_var.uniform_(0.5, 1.5, generator=g)
-            elif isinstance(m, torch.nn.Conv2d) and m.bias is not None:
-                m.bias.normal_(0, 0.1, generator=g)
-    model.eval()
+    randomise_bn(model, 1, spread=0.1, conv_bias=True)
     path = tmp_path_factory.mktemp("mmseg") / "ocrnet_hr18_4xb2-80k_cityscapes-512x1024.pth"
     meta = {"mmseg_version": mmseg.__version__, "config": f"# built from {source}\nmodel = {cfg!r}",
             "CLASSES": CLASSES, "PALETTE": PALETTE, "iter": 80000,
