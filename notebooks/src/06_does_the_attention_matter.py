@@ -19,7 +19,11 @@
 #    what the mIoU becomes when every sim row is replaced (uniform, one-hot, shuffled);
 # 2. **influence against attention**: for every cell and region, how much the predicted class's
 #    logit drops when that region is removed from the row (`region_influence`);
-# 3. the live explorer, whose bars show both, and where you can drop regions yourself.
+# 3. **error blame**: for each misclassified pixel, which counterfactual would repair it — the
+#    ground-truth regions, a one-hot relation on the true class, either, or neither;
+# 4. **context flow**: over the dataset, which classes each class takes its context from, for
+#    OCR's attention, OCR's influence and ASPP's fixed taps;
+# 5. the live explorer, whose bars show attention and influence, and where you can drop regions.
 #
 # For researchers: set `MODEL_PATH` below to your own checkpoint (MMSeg, official HRNet-OCR or
 # ocrviz) and your images to see the same report for your model.
@@ -30,7 +34,8 @@ import numpy as np
 import torch
 
 import ocrviz
-from ocrviz.analysis import attention_report, region_influence
+from ocrviz.analysis import attention_report, context_flow, error_blame, region_influence
+from ocrviz.analysis.blame import CATEGORIES
 from ocrviz.data.dataset import normalize, val_split
 from ocrviz.data.samples import load_sample
 from ocrviz.data.toycity import CLASSES, make_scene
@@ -131,7 +136,54 @@ print(f"The most attended region is also the most influential one for {agree:.0%
       f"correlation of attention and influence over all cell x region pairs: {corr:.2f}.")
 
 # %% [markdown]
-# ## 3 · Try it: drop a region yourself
+# ## 3 · Whom to blame for an error
+#
+# `error_blame(model, image, labels)` re-runs the head twice for every pixel of an image: once
+# with the **soft regions** replaced by the ground truth's (a region edit: proxies, values and
+# the sim map are recomputed), once with the pixel's **sim row** replaced by a one-hot row on its
+# true class (a relation edit).  A misclassified pixel is blamed on `region` if only the first
+# repairs it, `relation` if only the second does, `both` if either does, `neither` if neither
+# does (then the pixel features or the classifier are at fault).
+
+# %%
+blames = [error_blame(model, im, lb) for im, lb in zip(IMAGES[:6], LABELS[:6])]
+counts = sum(b.counts for b in blames)                   # K x 4: true class x category
+totals = dict(zip(CATEGORIES, counts.sum(0).tolist()))
+n_err = int(counts.sum())
+fig, ax = plt.subplots(figsize=(10, 3.5))
+bottom = np.zeros(K)
+for j, cat in enumerate(CATEGORIES):
+    ax.bar(names, counts[:, j], bottom=bottom, label=f"{cat} ({totals[cat]:,})")
+    bottom += counts[:, j]
+ax.set_ylabel("misclassified pixels")
+ax.set_title(f"error blame over {len(blames)} validation scenes ({n_err:,} misclassified pixels)")
+ax.tick_params(axis="x", rotation=45)
+ax.legend()
+plt.tight_layout()
+plt.show()
+worst = max(totals, key=totals.get)
+print(f"{n_err:,} misclassified pixels: " + ", ".join(f"{c} {totals[c] / n_err:.0%}" for c in CATEGORIES)
+      + f"; most are '{worst}'.")
+
+# %% [markdown]
+# ## 4 · Context flow over the dataset
+#
+# Rows: the true class of a cell.  Columns: the class of the pixels its context comes from.
+# **OCR mass** is where the context map `Σ_k sim[p,k] · region_k` puts its weight; **OCR influence**
+# is the mean logit drop when the regions of that class are removed; **ASPP mass** is where its
+# taps (weighted by the branch shares) land.  Hover a cell for its value.
+
+# %%
+flow = context_flow(model, IMAGES[:6], LABELS[:6], aspp_model=ocrviz.load_model("toycity-aspp"))
+flow.figure()
+
+# %%
+ocr_diag = float(np.nanmean(np.diag(flow.ocr_mass)))
+aspp_diag = float(np.nanmean(np.diag(flow.aspp_mass)))
+print(f"Own-class share of the context (mean of the diagonals): OCR {ocr_diag:.2f}, ASPP {aspp_diag:.2f}.")
+
+# %% [markdown]
+# ## 5 · Try it: drop a region yourself
 #
 # In the explorer, each bar shows the attention (`sim`) and the influence (`Δlogit`, positive when
 # the region supports the prediction).  **Click a bar** to drop that region from the pixel's row

@@ -160,7 +160,11 @@ _probe = {"rep": rep.to_dict(), "uniform_drop": float(uniform_drop), "shuffled_d
           "onehot_drop": float(onehot_drop), "verdict": verdict, "agree": agree, "corr": corr,
           "top_att": top_att.tolist(), "top_inf": top_inf.tolist(),
           "explorer_selected": [int(v) for v in explorer.selected], "explorer_pinned": bool(explorer.pinned),
-          "explorer_has_head": explorer.data.pixel_head is not None}
+          "explorer_has_head": explorer.data.pixel_head is not None,
+          "totals": totals, "n_err": n_err, "worst": worst,
+          "errors_counted": int(sum(((b.prediction != lb) & (lb != 255)).sum() for b, lb in zip(blames, LABELS[:6]))),
+          "ocr_diag": ocr_diag, "aspp_diag": aspp_diag,
+          "ocr_diag_check": float(np.nanmean(np.diag(flow.ocr_mass))), "mass_rows": np.nansum(flow.ocr_mass, 1).tolist()}
 """,
 }
 
@@ -488,3 +492,9 @@ def test_does_the_attention_matter_claims(run_notebook) -> None:
     # exercise 2's answer says one-hot rows cost more than uniform ones for the shipped model
     assert pr["onehot_drop"] > pr["uniform_drop"]
     assert pr["explorer_selected"] == [14, 20] and pr["explorer_pinned"] and pr["explorer_has_head"]
+    # section 3: every misclassified pixel gets exactly one category; the printed 'most' is the largest
+    assert sum(pr["totals"].values()) == pr["n_err"] == pr["errors_counted"] > 0
+    assert pr["worst"] == max(pr["totals"], key=pr["totals"].get)
+    # section 4: the printed diagonal means come from the matrices shown; mass rows are distributions
+    assert abs(pr["ocr_diag"] - pr["ocr_diag_check"]) < 1e-12 and 0 <= pr["aspp_diag"] <= 1
+    assert all(abs(v - 1) < 1e-6 for v in pr["mass_rows"] if v > 0)
