@@ -121,6 +121,8 @@ class Explorer(anywidget.AnyWidget):
     mark = t.Bytes(b"").tag(sync=True)
     mark_hw = t.List(t.Int(), []).tag(sync=True)
     mark_name = t.Unicode("marked").tag(sync=True)
+    blame = t.Bytes(b"").tag(sync=True)                 # error_blame category per pixel, 255 = no error
+    blame_hw = t.List(t.Int(), []).tag(sync=True)
     packed = t.Dict({}).tag(sync=True)   # {trait: {buf, deflate, shuffle, fixed}}: large buffers, compressed
     # OCR's head after the sim map, per pixel (float32; empty for models without it): counterfactuals
     cf_value = t.Bytes(b"").tag(sync=True)
@@ -392,6 +394,21 @@ def _run_drawn(m: Any, x: Any, keep: Callable[[str], bool], logits_fn: Any, alig
     return cache, upsample_logits(main_logits(out, logits_fn), tuple(x.shape[-2:]), ac)
 
 
+def _blame(model: Any, image: Any, labels: Any, default_input: bool) -> Any:
+    """error_blame's category map when it applies: labels given, a model rerun_head supports, and
+    the default ImageNet normalisation of a uint8 image (error_blame normalises itself)."""
+    if labels is None or not default_input or hasattr(image, "detach"):
+        return None
+    from ocrviz.analysis import error_blame
+    from ocrviz.analysis.counterfactual import ocr_parts
+
+    try:
+        ocr_parts(model)
+    except ValueError:
+        return None
+    return error_blame(model, to_uint8_image(image), np.asarray(labels)).category
+
+
 def _names_from(model: Any) -> tuple[Any, Any]:
     """Class names and palette the model carries (ocrviz attributes, or MMSeg's dataset_meta)."""
     meta = getattr(model, "dataset_meta", None) or {}
@@ -439,5 +456,6 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
     pal = palette if palette is not None else own_pal
     return from_cache(cache, shown, labels=labels, class_names=names, palette=pal, logits=logits,
                       pixel_head=pixel_head(model, cache),
+                      blame=_blame(model, image, labels, transform is None and mean is None and std is None),
                       output_stride=getattr(model, "output_stride", None), mark=mark, mark_name=mark_name,
                       **kw), x

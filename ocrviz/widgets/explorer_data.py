@@ -78,6 +78,9 @@ def _distribution(name: str, a: Any, shape: tuple[int, ...], axis: tuple[int, ..
     return _readonly(a)
 
 
+# error_blame's categories, in its order (ocrviz.analysis.blame.CATEGORIES; a widgets test checks it)
+BLAME_CATEGORIES = ("region", "relation", "both", "neither")
+
 @dataclass(frozen=True, eq=False)
 class ExplorerData:
     """Everything the explorer shows for one image (numpy arrays, read-only).
@@ -101,6 +104,9 @@ class ExplorerData:
         mark:           optional h x w or H x W bool: pixels to highlight in
                         the "marked" overlay (e.g. ToyCity's cue-free pixels)
         mark_name:      the overlay's label, e.g. "cue-free" (1-30 characters)
+        blame:          optional h x w or H x W int: ``ocrviz.analysis.error_blame``'s
+                        category per pixel (index into ``BLAME_CATEGORIES``; -1 where
+                        the prediction is right or the label ignored)
         pixel_head:     optional ``ocrviz.analysis.pixel_head.PixelHead``: OCR's
                         head after the sim map, per pixel, so that the view can
                         re-run a pixel with an edited sim row (counterfactuals)
@@ -128,6 +134,7 @@ class ExplorerData:
     mark: np.ndarray | None = None
     mark_name: str = "marked"
     pixel_head: Any = None
+    blame: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen: normalise once)
@@ -193,6 +200,12 @@ class ExplorerData:
                 raise ValueError(f"mark has shape {m.shape} and dtype {m.dtype}; expected a bool map of the "
                                  f"feature grid {grids[0]} or the image {grids[1]}")
             put("mark", _readonly(m))
+        if self.blame is not None:
+            bl = np.asarray(self.blame)
+            if bl.shape not in grids or bl.dtype.kind not in "iu" or bl.min() < -1 or bl.max() >= len(BLAME_CATEGORIES):
+                raise ValueError(f"blame has shape {bl.shape}; expected an int map of {grids} with values -1.."
+                                 f"{len(BLAME_CATEGORIES) - 1} (ocrviz.analysis.error_blame(...).category)")
+            put("blame", _readonly(bl.astype(np.int8)))
         ph = self.pixel_head
         if ph is not None and (ph.pixels.shape[0] != h * w or ph.value.shape[0] != k or ph.cls_w.shape[0] != k):
             raise ValueError(f"pixel_head holds {ph.pixels.shape[0]} cells and {ph.value.shape[0]} regions; "

@@ -71,7 +71,7 @@ def pack_for_widget(payload: dict[str, Any], data: ExplorerData, precision: str 
     packed: dict[str, Any] = {"sim_map": encode_numbers(data.sim_map, precision)}
     if data.aspp_shares is not None:
         packed["aspp_shares"] = encode_numbers(data.aspp_shares, precision)
-    for key in ("region_q", "cf_pixels", "pred", "gt", "aspp_pred", "mark"):
+    for key in ("region_q", "cf_pixels", "pred", "gt", "aspp_pred", "mark", "blame"):
         if out.get(key):
             packed[key] = encode_buffer(out[key], shuffle=4 if key == "cf_pixels" else 1)
     for key in packed:
@@ -194,6 +194,8 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
         "mark_name": data.mark_name,
         "num_classes": k,
         "overlay_colours": overlay_colours(),
+        "blame": b"" if data.blame is None else u8(np.where(data.blame < 0, 255, data.blame.astype(np.int64))),
+        "blame_hw": [] if data.blame is None else list(data.blame.shape),
         # OCR's head after the sim map (counterfactual re-runs in the view); float32, row-major
         **{f"cf_{name}": (b"" if a is None else f32(a)) for name, a in _cf_arrays(data).items()},
     }
@@ -226,7 +228,7 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
                aspp_project_weight: Any = None,
                erf_maps: Mapping[tuple[int, int], Any] | None = None,
                mark: Any = None, mark_name: str = "marked", logits: Any = None,
-               aspp_logits: Any = None, pixel_head: Any = None) -> ExplorerData:
+               aspp_logits: Any = None, pixel_head: Any = None, blame: Any = None) -> ExplorerData:
     """ExplorerData from an OCR capture ``Cache`` (and optionally an ASPP one).
 
     Reads ``cache.sim_map`` (B x HW x K), ``cache.region_weights``
@@ -272,4 +274,4 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
                         class_names=tuple(class_names), palette=pal, pred=logits.argmax(0),
                         sim_map=sim, region_weights=rw, gt=gt, erf_maps=erf_maps,
                         mark=None if mark is None else _np(mark).astype(bool), mark_name=mark_name,
-                        pixel_head=pixel_head, **kw)
+                        pixel_head=pixel_head, blame=blame, **kw)

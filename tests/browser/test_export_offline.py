@@ -290,3 +290,43 @@ def test_dropping_a_region_changes_prediction_and_logits_as_a_hooked_forward_say
         assert root.get_attribute("data-cf-logits") is None
     finally:
         page.close()
+
+
+def test_errors_mode_shows_each_pixels_blame(browser, tmp_path) -> None:
+    """In the errors overlay, a clicked misclassified pixel shows error_blame's category for the
+    cell's centre pixel (computed here independently with error_blame)."""
+    import ocrviz
+    from ocrviz.analysis import error_blame
+    from ocrviz.analysis.blame import CATEGORIES
+    from ocrviz.data.samples import load_sample
+
+    model, sample = ocrviz.load_model("toycity-ocr"), load_sample("street_0")
+    category = error_blame(model, sample.image, sample.labels).category        # H x W, -1 = no error
+    ex = ocrviz.Explorer(model, sample.image, sample.labels, overlay="errors")
+    path = ex.save_html(tmp_path / "blame.html")
+    h, w = ex.data.feat_hw
+    centre = category[4::8, 4::8][:h, :w]                                      # the cells' centre pixels
+    picks = {}
+    for c in range(len(CATEGORIES)):
+        ys, xs = np.nonzero(centre == c)
+        if len(ys):
+            picks[c] = (int(ys[0]), int(xs[0]))
+    assert len(picks) >= 2, "street_0 should hold errors of at least two categories"
+    ok = np.argwhere(centre == -1)[0]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.route(re.compile(r"^https?://"), lambda route: route.abort())
+    try:
+        page.goto(path.as_uri())
+        page.wait_for_selector("#ocrviz-root[data-ready=true]", timeout=20_000)
+        root, canvas = page.locator(".ocrviz-explorer"), page.locator("canvas.ocrviz-image")
+        for c, (y, x) in list(picks.items()) + [(-1, tuple(int(v) for v in ok))]:
+            canvas.click(position=cell_point(canvas, y, x, 8, ex.data.image_hw))
+            if root.get_attribute("data-pinned") != "true":
+                canvas.click(position=cell_point(canvas, y, x, 8, ex.data.image_hw))
+            assert (int(root.get_attribute("data-y")), int(root.get_attribute("data-x"))) == (y, x)
+            want = CATEGORIES[c] if c >= 0 else ""
+            assert root.get_attribute("data-blame") == want
+            info = root.locator(".ocrviz-info").text_content()
+            assert (f"error blame: {want}" in info) if want else ("error blame" not in info)
+    finally:
+        page.close()

@@ -159,3 +159,23 @@ def test_explorer_normalises_uint8_images_like_training() -> None:
     with torch.no_grad():
         want = model(normalize(image)[None]).argmax(1)[0].numpy()
     assert np.array_equal(ex.data.pred, want)
+
+
+def test_blame_categories_match_error_blame_and_travel_in_the_payload() -> None:
+    """The explorer's blame map is error_blame's, category for category, and ships packed."""
+    import ocrviz
+    from ocrviz.analysis import error_blame
+    from ocrviz.analysis.blame import CATEGORIES
+    from ocrviz.data.samples import load_sample
+    from ocrviz.widgets.explorer_data import BLAME_CATEGORIES
+
+    assert BLAME_CATEGORIES == CATEGORIES
+    js = (STATIC / "explorer.js").read_text()
+    assert [f'["{c}"' in js for c in CATEGORIES] == [True] * 4
+    model, sample = ocrviz.load_model("toycity-ocr"), load_sample("street_0")
+    ex = Explorer(model, sample.image, sample.labels)
+    want = error_blame(model, sample.image, sample.labels).category
+    np.testing.assert_array_equal(ex.data.blame, want)
+    shipped = unpack(ex.packed["blame"]).view(np.uint8).reshape(want.shape)
+    np.testing.assert_array_equal(shipped, np.where(want < 0, 255, want.astype(np.int64)))
+    assert (want >= 0).any() and Explorer(model, sample.image).data.blame is None     # no labels, no blame

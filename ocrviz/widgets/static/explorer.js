@@ -10,6 +10,11 @@ const OVERLAYS = ["image", "prediction", "ground truth", "errors", "marked"];
 const SCALES = { sqrt: "√", log: "log", linear: "linear" };
 const LOG_DECADES = 3;              // log scale: the bottom colour is 10^-3 of the top
 const IGNORE = 255;
+// ocrviz.analysis.error_blame's categories (payload "blame": their index per pixel, 255 = no error)
+const BLAME = [["region", "the ground truth's soft regions alone repair it"],
+  ["relation", "a one-hot relation on its true class alone repairs it"],
+  ["both", "either edit alone repairs it"],
+  ["neither", "neither edit repairs it: the pixel features or the classifier"]];
 // overlay colours: sent by Python (ocrviz.widgets.colours); these fallbacks match it
 const COLOURS = { error: { rgb: [228, 26, 28], name: "red" }, right: { rgb: [60, 170, 70], name: "green" },
   ignore: { rgb: [128, 128, 128], name: "grey" }, mark: { rgb: [255, 215, 0], name: "yellow" } };
@@ -117,6 +122,7 @@ async function render({ model, el: host }) {
     gt: { data: u8(buf("gt")), hw: model.get("gt_hw") },
     aspp: { data: u8(buf("aspp_pred")), hw: model.get("aspp_pred_hw") },
     mark: { data: u8(buf("mark")), hw: model.get("mark_hw") },
+    blame: { data: u8(buf("blame")), hw: model.get("blame_hw") || [] },
   };
   const markName = model.get("mark_name") || "marked";
   let markCount = 0;
@@ -632,6 +638,10 @@ async function render({ model, el: host }) {
     if (gt !== null) parts.push(`true: ${name(gt)}`);
     if (ap !== null) parts.push(`ASPP predicts ${name(ap)}`);
     parts.push(`top region: ${names[rows.findIndex((r) => r.r.dataset.rank === "1")] ?? "?"}`);
+    const bl = classAt(maps.blame, state.y, state.x);          // at the cell's centre pixel
+    root.dataset.blame = bl === null || bl === IGNORE || !BLAME[bl] ? "" : BLAME[bl][0];
+    if (state.overlay === "errors" && state.mode === "ocr" && root.dataset.blame)
+      parts.push(`error blame: ${BLAME[bl][0]} — ${BLAME[bl][1]}`);
     info.textContent = parts.join(" · ");
     pin.textContent = state.pinned ? "pinned: click it again or press Esc to follow the mouse" : "following the mouse: click to pin";
     root.dataset.pinned = String(state.pinned);
