@@ -127,6 +127,20 @@ def test_report_on_toycity_equals_evaluate(files, capsys) -> None:
     page = html_out.read_text(encoding="utf-8")
     assert_offline(page)
     assert f"{want['miou']:.4f}" in page and "Per-class IoU" in page
+    # the dataset-level analyses are the real ones, on the same images
+    from ocrviz.analysis import attention_report, context_flow
+
+    from ocrviz.data.toycity import make_scene
+
+    scenes = [make_scene(seed=s_, height=H, width=W) for s_ in val_split(3)]      # what the dataset renders
+    model = ocrviz.load_model("toycity-ocr")
+    rep = attention_report(model, [sc.image for sc in scenes], [sc.labels for sc in scenes], progress=False)
+    got_rep = json.loads(json_out.read_text())["analyses"]["attention_report"]["dict"]
+    for key in ("miou", "miou_uniform_sim", "effective_regions", "top_is_true"):
+        assert got_rep[key] == pytest.approx(getattr(rep, key), abs=1e-9), key
+    flow = context_flow(model, [sc.image for sc in scenes], [sc.labels for sc in scenes])
+    assert "context_flow" in json.loads(json_out.read_text())["analyses"]
+    assert flow.ocr_mass.shape == (9, 9)
 
 
 def test_report_on_a_masks_folder_equals_evaluate(files, capsys) -> None:
