@@ -288,6 +288,32 @@ def test_dropping_a_region_changes_prediction_and_logits_as_a_hooked_forward_say
         assert int(root.get_attribute("data-cf-pred")) == int(np.argmax(want))
         root.locator(".ocrviz-reset-btn").click()
         assert root.get_attribute("data-cf-logits") is None
+        # the slider: scale one region's weight (x2.5), then renormalise
+        root.locator(".ocrviz-gain-region").select_option(str(top))
+        root.locator(".ocrviz-gain-slider").evaluate(
+            "(e) => { e.value = '2.5'; e.dispatchEvent(new Event('input')); e.dispatchEvent(new Event('change')); }")
+        scaled = row.copy(); scaled[top] *= 2.5; scaled /= scaled.sum()
+        want = forward_with(scaled)
+        np.testing.assert_allclose(json.loads(root.get_attribute("data-cf-logits")), want, atol=1e-4)
+        # ... and the same edit on every cell: the page's count of cells that change class equals a
+        # full forward in which the hook scales that region in every row
+        def edit_all(mod, args, out):
+            out = out.clone()
+            out[0, :, top] *= 2.5
+            return out / out.sum(-1, keepdim=True)
+
+        handle = model.get_submodule(hook_name).register_forward_hook(edit_all)
+        try:
+            _, c_all = ocrviz.run_with_cache(model, ocrviz.data.dataset.normalize(sample.image)[None],
+                                             names=["hook_head_logits"])
+        finally:
+            handle.remove()
+        changed = int((c_all["hook_head_logits"][0].argmax(0) != cache.head_logits[0].argmax(0)).sum())
+        shown = int(root.get_attribute("data-cf-changed"))
+        assert abs(shown - changed) <= 2 and changed > 0, (shown, changed)      # float64 page vs float32 torch: ties
+        root.locator(".ocrviz-overlay-btn[data-overlay=prediction]").click()
+        assert "with the edit" in root.locator(".ocrviz-title").first.text_content()
+        root.screenshot(path=str(shots / "export_counterfactual_gain.png"))
     finally:
         page.close()
 

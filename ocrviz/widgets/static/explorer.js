@@ -150,28 +150,54 @@ async function render({ model, el: host }) {
     const pixels = get("pixels"), upW = get("up_w"), upB = get("up_b"), fuseW = get("fuse_w"), fuseB = get("fuse_b");
     const clsW = get("cls_w"), clsB = get("cls_b"), C = upB.length, Ck = value.length / K;
     const ctx = new Float64Array(Ck), obj = new Float64Array(C), aug = new Float64Array(C);
-    return function logits(row, p) {           // K logits of cell p for sim row `row`
+    let pixPart = null;                          // fuse bias + the pixel half of the fuse conv, per cell (lazy)
+    const pixelPart = () => {
+      if (pixPart) return pixPart;
+      pixPart = new Float64Array(hw * C);
+      for (let p = 0; p < hw; p++) {
+        const pc = p * C;
+        for (let i = 0; i < C; i++) {
+          let a = fuseB[i]; const o = i * 2 * C + C;
+          for (let j = 0; j < C; j++) a += fuseW[o + j] * pixels[pc + j];
+          pixPart[pc + i] = a;
+        }
+      }
+      return pixPart;
+    };
+    const logits = (row, p) => {                 // K logits of cell p for sim row `row`
       for (let j = 0; j < Ck; j++) { let a = 0; for (let k = 0; k < K; k++) a += row[k] * value[k * Ck + j]; ctx[j] = a; }
       for (let i = 0; i < C; i++) { let a = upB[i]; const o = i * Ck; for (let j = 0; j < Ck; j++) a += upW[o + j] * ctx[j]; obj[i] = a > 0 ? a : 0; }
-      const pc = p * C;
+      const pp = pixelPart(), pc = p * C;
       for (let i = 0; i < C; i++) {
-        let a = fuseB[i]; const o = i * 2 * C;
-        for (let j = 0; j < C; j++) a += fuseW[o + j] * obj[j] + fuseW[o + C + j] * pixels[pc + j];
+        let a = pp[pc + i]; const o = i * 2 * C;
+        for (let j = 0; j < C; j++) a += fuseW[o + j] * obj[j];
         aug[i] = a > 0 ? a : 0;
       }
       const out = new Array(K);
       for (let k = 0; k < K; k++) { let a = clsB[k]; const o = k * C; for (let i = 0; i < C; i++) a += clsW[o + i] * aug[i]; out[k] = a; }
       return out;
     };
+    // the class of every cell when its row is rowFn(p): the edit applied to the whole image
+    logits.predictAll = (rowFn) => {
+      const out = new Uint8Array(hw);
+      for (let p = 0; p < hw; p++) { const l = logits(rowFn(p), p); let b = 0; for (let k = 1; k < K; k++) if (l[k] > l[b]) b = k; out[p] = b; }
+      return out;
+    };
+    return logits;
   })();
   const argmax = (v) => v.reduce((b, x, i) => (x > v[b] ? i : b), 0);
   const rowOf = (p) => Array.from(sim.subarray(p * K, (p + 1) * K));
-  // the sim row of cell p with the regions in `dropped` removed and the rest renormalised (null: no edit)
-  const editedRow = (p, dropped) => {
-    if (!dropped.size) return null;
-    const r = rowOf(p).map((v, k) => (dropped.has(k) ? 0 : v)), t = r.reduce((a, b) => a + b, 0);
+  // the sim row of cell p with the regions in `dropped` removed, region gain.k scaled by gain.f, and the
+  // rest renormalised (null: no edit)
+  const editedRow = (p, dropped, gain) => {
+    const scaled = gain && gain.f !== 1;
+    if (!dropped.size && !scaled) return null;
+    const r = rowOf(p).map((v, k) => (dropped.has(k) ? 0 : scaled && k === gain.k ? v * gain.f : v));
+    const t = r.reduce((a, b) => a + b, 0);
     return t > 0 ? r.map((v) => v / t) : null;
   };
+  const currentEdit = (p) => editedRow(p, state.dropped, state.gain);
+  let basePred = null, editPred = null;          // every cell's class without / with the current edit
 
   // ---------------------------------------------------------------- DOM
   const root = el("div", "ocrviz-explorer");
@@ -277,13 +303,21 @@ async function render({ model, el: host }) {
   }
   const resetBtn = el("button", "ocrviz-reset-btn", { type: "button" }); resetBtn.textContent = "undo";
   barTools.append(resetBtn);
+  const gainRow = el("div", "ocrviz-gain");
+  const gainPick = el("select", "ocrviz-gain-region", { "aria-label": "region to scale" });
+  names.forEach((n, k) => { const o = el("option", "", { value: k }); o.textContent = n; gainPick.append(o); });
+  const gainSlider = el("input", "ocrviz-gain-slider", { type: "range", min: "0", max: "4", step: "0.05", value: "1",
+    "aria-label": "scale this region's weight in the pixel's sim row" });
+  const gainText = el("span", "ocrviz-gain-text"); gainText.textContent = "×1.00";
+  const gainLabel = el("span"); gainLabel.textContent = "scale ";
+  gainRow.append(gainLabel, gainPick, gainSlider, gainText);
   const barHead = el("div", "ocrviz-bar-head");
   barHead.append(el("span"), el("span"), el("span"), el("span"), el("span"));
   barHead.children[3].textContent = "sim"; barHead.children[4].textContent = cf ? "Δlogit" : "";
   barHead.children[4].title = "influence: how much the predicted class's logit drops when this region is removed from the row (renormalised)";
   const cfBox = el("div", "ocrviz-cf");
   if (!cf) { barTools.hidden = true; }
-  pB.append(titleB, barTools, barHead, regionList, branchList, noteB, cfBox);
+  pB.append(titleB, barTools, gainRow, barHead, regionList, branchList, noteB, cfBox);
 
   const pC = el("div", "ocrviz-panel ocrviz-panel-context");
   const titleC = el("div", "ocrviz-title");
@@ -386,6 +420,12 @@ async function render({ model, el: host }) {
   const predMap = () => (state.mode === "aspp" && maps.aspp.data.length ? maps.aspp : maps.pred);
   const overlayLayer = () => {
     const o = state.overlay, which = predMap() === maps.aspp ? "aspp" : "ocr";
+    if (o === "prediction" && which === "ocr" && editPred) {      // the edit applied to every cell (not cached)
+      const c = small(bh, bw), ctx = c.getContext("2d");
+      ctx.drawImage(layer("image", () => {}), 0, 0); ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(classCanvas({ data: editPred, hw: [h, w] }, 150), 0, 0, bw, bh);
+      return c;
+    }
     if (o === "prediction") return layer("pred:" + which, (ctx) => ctx.drawImage(classCanvas(predMap(), 150), 0, 0, bw, bh));
     if (o === "ground truth" && maps.gt.data.length) return layer("gt", (ctx) => ctx.drawImage(classCanvas(maps.gt, 150), 0, 0, bw, bh));
     if (o === "errors" && maps.gt.data.length) return layer("err:" + which, (ctx) => {
@@ -405,7 +445,7 @@ async function render({ model, el: host }) {
   };
   const maxOf = (vals) => { let m = 0; for (let i = 0; i < vals.length; i++) if (vals[i] > m) m = vals[i]; return m; };
   const contextOf = (p, out) => {     // sum_k sim[p, k] * region_k, the pixel's context map (edited row if any)
-    const ctxVals = out || ctxValsBuf, row = editedRow(p, state.dropped) || rowOf(p);
+    const ctxVals = out || ctxValsBuf, row = currentEdit(p) || rowOf(p);
     ctxVals.fill(0);
     for (let k = 0; k < K; k++) {
       const a = row[k]; if (a === 0) continue;
@@ -422,7 +462,7 @@ async function render({ model, el: host }) {
     overlay: OVERLAYS.includes(model.get("overlay")) ? model.get("overlay") : "image",
     hover: model.get("hover_region") ?? -1, pinned: !!model.get("pinned"),
     scale: SCALES[model.get("scale")] ? model.get("scale") : "sqrt", shared: !!model.get("shared_scale"),
-    sort: "attention", dropped: new Set(),
+    sort: "attention", dropped: new Set(), gain: null,
   };
   let syncTimer = null;
   cleanups.push(() => clearTimeout(syncTimer));
@@ -439,7 +479,8 @@ async function render({ model, el: host }) {
     const ctx = cImg.getContext("2d");
     ctx.drawImage(overlayLayer(), 0, 0);
     outline(ctx);
-    const shown = state.overlay === "marked" ? `${markName}: ${markPct}% of the image` : state.overlay;
+    const shown = state.overlay === "marked" ? `${markName}: ${markPct}% of the image`
+      : state.overlay === "prediction" && state.mode === "ocr" && editPred ? "prediction with the edit, per cell" : state.overlay;
     drawOverlayLegend();
     titleA.textContent = state.mode === "aspp"
       ? `image (${shown}) · ASPP taps of the selected cell (${s}px cells)`
@@ -504,7 +545,7 @@ async function render({ model, el: host }) {
       const top = state.shared ? Math.max(own, sharedTop(p)) : own;
       drawHeat(vals, top);
       titleC.textContent = "where this pixel's context comes from: Σₖ sim[p,k] · region weightsₖ (sums to 1 over the image)"
-        + (state.dropped.size ? " — with the edited row" : "");
+        + (currentEdit(p) ? " — with the edited row" : "");
       showScale(top, state.shared ? "largest of this pixel's OCR context and ASPP ERF" : "this pixel's largest context weight");
       cCtx.dataset.region = "all"; cCtx.dataset.map = "context";
     }
@@ -593,21 +634,33 @@ async function render({ model, el: host }) {
 
   function updateCounterfactual(p, row, base) {
     if (!cf) { cfBox.textContent = ""; return; }
-    const edited = editedRow(p, state.dropped);
-    resetBtn.disabled = !state.dropped.size;
+    const edited = currentEdit(p);
+    resetBtn.disabled = !edited;
     if (!edited) {
       cfBox.textContent = "click a region to drop it from this pixel's sim row, shift-click to keep only it";
-      delete root.dataset.cfPred; delete root.dataset.cfLogits; root.dataset.baseLogits = JSON.stringify(base.map((v) => +v.toFixed(6)));
+      delete root.dataset.cfPred; delete root.dataset.cfLogits; delete root.dataset.cfChanged;
+      root.dataset.baseLogits = JSON.stringify(base.map((v) => +v.toFixed(6)));
       return;
     }
     const after = cf(edited, p), b = argmax(base), a = argmax(after);
-    const gone = [...state.dropped].sort((x, y) => x - y).map((k) => names[k]).join(", ");
+    const what = [];
+    if (state.dropped.size) what.push("without " + [...state.dropped].sort((x, y) => x - y).map((k) => names[k]).join(", "));
+    if (state.gain && state.gain.f !== 1) what.push(`${names[state.gain.k]} ×${state.gain.f.toFixed(2)}`);
     cfBox.replaceChildren();
     const head = el("div", "ocrviz-cf-head");
-    head.textContent = `without ${gone}: predicts ${names[a]}` + (a === b ? " (unchanged)" : ` (was ${names[b]})`);
+    head.textContent = `${what.join("; ")}: predicts ${names[a]}` + (a === b ? " (unchanged)" : ` (was ${names[b]})`);
     const list = el("div", "ocrviz-cf-logits");
     list.textContent = "logits: " + base.map((v, k) => `${names[k]} ${v.toFixed(2)}→${after[k].toFixed(2)}`).join(" · ");
     cfBox.append(head, list);
+    if (editPred && basePred) {                  // the same edit on every pixel of the image
+      let n = 0; for (let i = 0; i < hw; i++) n += editPred[i] !== basePred[i];
+      const all = el("div", "ocrviz-cf-logits");
+      all.textContent = `the same edit on every cell changes ${n} of ${hw} cells (${(100 * n / hw).toFixed(1)}%); `
+        + "see it with the prediction overlay";
+      all.className = "ocrviz-cf-all";
+      head.after(all);
+      root.dataset.cfChanged = String(n);
+    }
     root.dataset.cfPred = String(a);
     root.dataset.cfLogits = JSON.stringify(after.map((v) => +v.toFixed(6)));
     root.dataset.baseLogits = JSON.stringify(base.map((v) => +v.toFixed(6)));
@@ -651,7 +704,7 @@ async function render({ model, el: host }) {
     const t0 = performance.now();
     const aspp = state.mode === "aspp";
     regionList.hidden = aspp; branchList.hidden = !aspp;
-    barTools.hidden = aspp || !cf; barHead.hidden = aspp; cfBox.hidden = aspp;
+    barTools.hidden = aspp || !cf; gainRow.hidden = aspp || !cf; barHead.hidden = aspp; cfBox.hidden = aspp;
     titleB.textContent = aspp ? "ASPP branches: fixed context of this cell" : "object regions this pixel draws context from (sim map row)";
     drawImagePanel();
     drawTaps();
@@ -727,14 +780,28 @@ async function render({ model, el: host }) {
   };
   rows.forEach((row, k) => on(row.r, "mouseenter", () => setHover(k)));
   if (cf) {
+    // the edit applied to every cell (about 20k multiply-adds per cell: on a click or a slider release, not per frame)
+    const wholeImage = () => {
+      const any = state.dropped.size || (state.gain && state.gain.f !== 1);
+      if (!any) { editPred = null; return; }
+      if (!basePred) basePred = cf.predictAll(rowOf);
+      editPred = cf.predictAll((p) => currentEdit(p) || rowOf(p));
+    };
+    const edited = () => { wholeImage(); redraw(); };
     rows.forEach((row, k) => on(row.r, "click", (ev) => {
       if (ev.shiftKey) state.dropped = new Set(names.map((_, j) => j).filter((j) => j !== k));   // keep only k
       else if (state.dropped.has(k)) state.dropped.delete(k);
       else if (state.dropped.size < K - 1) state.dropped.add(k);
-      redraw(); refocus();
+      edited(); refocus();
     }));
     for (const [k, b] of Object.entries(sortBtn)) on(b, "click", () => { state.sort = k; redraw(); refocus(); });
-    on(resetBtn, "click", () => { state.dropped = new Set(); redraw(); refocus(); });
+    on(resetBtn, "click", () => {
+      state.dropped = new Set(); state.gain = null; gainSlider.value = "1"; gainText.textContent = "×1.00"; edited(); refocus();
+    });
+    const readGain = () => { state.gain = { k: +gainPick.value, f: +gainSlider.value }; gainText.textContent = "×" + state.gain.f.toFixed(2); };
+    on(gainSlider, "input", () => { readGain(); editPred = null; redraw(); });   // this pixel at once
+    on(gainSlider, "change", () => { readGain(); edited(); });                   // the whole image on release
+    on(gainPick, "change", () => { readGain(); edited(); });
   }
   on(regionList, "mouseleave", () => setHover(-1));
 
