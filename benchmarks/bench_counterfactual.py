@@ -8,7 +8,8 @@ K = 9), a 1400 x 900 window, no fixed width: the pictures fill the page at whole
 cell.  "pixel click" selects a random cell (ranked bars, influence of all K regions = K + 1
 runs of the per-pixel head, context map).  "drop a region" clicks a bar: the pixel's sim row
 without that region is re-run through OCR's head after the sim map (value, f_up, fuse conv,
-cls_head) in the page, then everything is redrawn.  Per click: the input event's timestamp ->
+cls_head) in the page, then everything is redrawn; right after, in its own task, the same edit
+is re-run on every cell for the prediction overlay.  Per click: the input event's timestamp ->
 the view's DOM hooks rewritten -> the next animation frame.  First click discarded.
 """
 from __future__ import annotations
@@ -57,7 +58,7 @@ def main() -> None:
         canvas = root.locator("canvas.ocrviz-image")
         cell_px = root.get_attribute("data-cell-px")
         canvas.click(position=cell_point(canvas, 0, 0, 8, ex.data.image_hw))          # pin
-        pix, pix_frame, drop, drop_frame, draw = [], [], [], [], []
+        pix, pix_frame, drop, drop_frame, draw, whole = [], [], [], [], [], []
         for _ in range(args.clicks):
             y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
             pos = cell_point(canvas, y, x, 8, ex.data.image_hw)
@@ -69,6 +70,8 @@ def main() -> None:
             bar = root.locator(f".ocrviz-region[data-k='{k}']")
             t = timed(page, root, "click", lambda: bar.click())
             drop.append(t["dom_ms"]); drop_frame.append(t["frame_ms"]); draw.append(read_state(root)["drawMs"])
+            page.wait_for_function("(r) => r.dataset.cfChanged !== undefined", arg=root.element_handle())
+            whole.append(float(root.get_attribute("data-whole-ms")))
             root.locator(".ocrviz-reset-btn").click()
         browser.close()
     print(f"Explorer on toycity-ocr / street_0 ({h} x {w} cells, K = {ex.data.num_classes}), default width in a "
@@ -79,7 +82,8 @@ def main() -> None:
                     ("pixel click -> next frame", pix_frame[1:]),
                     ("drop a region (bar click) -> prediction, logits, map redrawn", drop[1:]),
                     ("drop a region -> next frame", drop_frame[1:]),
-                    ("drop a region: the view's redraw alone", draw[1:])]:
+                    ("drop a region: the view's redraw alone", draw[1:]),
+                    ("then the same edit on all cells (own task, after the frame): re-run + redraw", whole[1:])]:
         print(row(name, v))
 
 

@@ -309,6 +309,7 @@ def test_dropping_a_region_changes_prediction_and_logits_as_a_hooked_forward_say
         finally:
             handle.remove()
         changed = int((c_all["hook_head_logits"][0].argmax(0) != cache.head_logits[0].argmax(0)).sum())
+        page.wait_for_function("(r) => r.dataset.cfChanged !== undefined", arg=root.element_handle(), timeout=10_000)
         shown = int(root.get_attribute("data-cf-changed"))
         assert abs(shown - changed) <= 2 and changed > 0, (shown, changed)      # float64 page vs float32 torch: ties
         root.locator(".ocrviz-overlay-btn[data-overlay=prediction]").click()

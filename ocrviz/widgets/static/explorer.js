@@ -787,7 +787,17 @@ async function render({ model, el: host }) {
       if (!basePred) basePred = cf.predictAll(rowOf);
       editPred = cf.predictAll((p) => currentEdit(p) || rowOf(p));
     };
-    const edited = () => { wholeImage(); redraw(); };
+    // the pixel first (one frame), the whole image right after, in its own task
+    let wholeTimer = 0;
+    cleanups.push(() => clearTimeout(wholeTimer));
+    const edited = () => {
+      editPred = null; redraw();
+      clearTimeout(wholeTimer);
+      wholeTimer = setTimeout(() => {
+        const t0 = performance.now(); wholeImage(); redraw();
+        root.dataset.wholeMs = (performance.now() - t0).toFixed(1);     // the whole-image re-run and its redraw
+      }, 0);
+    };
     rows.forEach((row, k) => on(row.r, "click", (ev) => {
       if (ev.shiftKey) state.dropped = new Set(names.map((_, j) => j).filter((j) => j !== k));   // keep only k
       else if (state.dropped.has(k)) state.dropped.delete(k);
