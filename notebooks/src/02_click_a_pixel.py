@@ -35,6 +35,7 @@ from matplotlib.patches import Patch
 
 import ocrviz
 from ocrviz.analysis.cells import labels_at_cells
+from ocrviz.analysis import region_influence
 from ocrviz.analysis.context_share import ocr_own_object_share
 from ocrviz.analysis.erf import make_erf_fn
 from ocrviz.data.ambiguity import cue_free
@@ -149,17 +150,32 @@ print(f"mean own-object share: all cells {share.mean():.2f}; correct cells {shar
 # shows the cell you point at), or run `explorer.select(row, col)`.  For each, ask: which region does
 # it attend to, is the prediction right, and would a human need that other object to label the
 # pixel?
+#
+# Attention says where the context is gathered, not what the prediction uses.  The last column asks
+# the model: `region_influence` removes each region from the cell's row in turn (the rest
+# renormalised) and reports the region whose removal lowers the predicted class's logit the most —
+# the explorer's `Δlogit` column.  Where it differs from the top region, the most attended region is
+# not the one the prediction leans on.
 
 # %%
-print(f"{'cell':10s} {'true':13s} {'predicted':13s} {'top region':20s} {'own-object share':>16s}")
+with torch.no_grad():
+    _, cache = ocrviz.run_with_cache(ocr, x)
+influence = region_influence(ocr, cache)[0].numpy()                     # HW x K: logit drop without region k
+print(f"{'cell':10s} {'true':13s} {'predicted':13s} {'top region':20s} {'own-object share':>16s}   "
+      f"{'most influential (Δlogit)':26s}")
 for k in np.unique(cell_true):
     if k == 255:
         continue
     masked = np.where(cell_true == k, share, np.inf)
     r, c = (int(v) for v in np.unravel_index(np.argmin(masked), share.shape))
     _, name, weight = d.ranked_regions(r, c)[0]
+    k_inf = int(np.argmax(influence[r * w + c]))
     print(f"({r:2d}, {c:2d})   {CLASSES[cell_true[r, c]]:13s} {CLASSES[cell_pred[r, c]]:13s} "
-          f"{name + f' ({weight:.2f})':20s} {share[r, c]:16.2f}")
+          f"{name + f' ({weight:.2f})':20s} {share[r, c]:16.2f}   "
+          f"{CLASSES[k_inf] + f' ({influence[r * w + c, k_inf]:+.2f})':26s}")
+top_differs = float((d.sim_map.argmax(1) != influence.argmax(1)).mean())
+print(f"over all {h * w} cells of this street, the most influential region is not the most attended one "
+      f"for {top_differs:.0%}")
 
 # %% [markdown]
 # ## A second explorer, on another street

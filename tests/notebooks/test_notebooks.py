@@ -121,7 +121,10 @@ _first = [int(v) for v in explorer.selected]
 _second = [int(v) for v in explorer2.selected]
 explorer2.select(0, 0)
 _probe = {"second": _second, "second_wanted": [int(r2), int(c2)], "first": _first,
-          "first_after_moving_second": [int(v) for v in explorer.selected]}
+          "first_after_moving_second": [int(v) for v in explorer.selected],
+          "top_differs": top_differs,
+          "top_differs_check": float((explorer.data.sim_map.argmax(1) != influence.argmax(1)).mean()),
+          "influence_shape": list(influence.shape)}
 """,
     "03_aspp_vs_ocr": """
 _probe = {"K": int(K), "top_is_true": top_is_true, "pred_is_true": pred_is_true, "eff_mean": eff_mean,
@@ -498,3 +501,11 @@ def test_does_the_attention_matter_claims(run_notebook) -> None:
     # section 4: the printed diagonal means come from the matrices shown; mass rows are distributions
     assert abs(pr["ocr_diag"] - pr["ocr_diag_check"]) < 1e-12 and 0 <= pr["aspp_diag"] <= 1
     assert all(abs(v - 1) < 1e-6 for v in pr["mass_rows"] if v > 0)
+
+
+def test_click_a_pixel_influence_column(run_notebook) -> None:
+    """02 prints, beside each cell's top attended region, its most influential one, and the share of
+    cells where the two differ; the share is computed from what the explorer shows."""
+    pr = _probed(run_notebook, "02_click_a_pixel")
+    assert pr["influence_shape"] == [32 * 64, 9]
+    assert pr["top_differs"] == pr["top_differs_check"] and 0 < pr["top_differs"] < 1
