@@ -140,7 +140,9 @@ _probe = {"K": int(K), "top_is_true": top_is_true, "pred_is_true": pred_is_true,
           "free_top_not_own": free_top_not_own, "free_top_building": float(free_tops[CLASSES.index("building")]),
           "repaired": repaired, "broken": broken,
           "explorer_scene_is_street_2": bool((explorer.data.image == sample.image).all()),
-          "explorer_has_aspp": explorer.data.aspp_rates is not None}
+          "explorer_has_aspp": explorer.data.aspp_rates is not None,
+          "inf_top_is_true": inf_top_is_true, "inf_top_is_top": inf_top_is_top,
+          "inf_check": float((own["inf_top"] == own["cls"])[valid].mean())}
 """,
     "04_your_model_your_image": """
 import datetime as _dt
@@ -509,3 +511,10 @@ def test_click_a_pixel_influence_column(run_notebook) -> None:
     pr = _probed(run_notebook, "02_click_a_pixel")
     assert pr["influence_shape"] == [32 * 64, 9]
     assert pr["top_differs"] == pr["top_differs_check"] and 0 < pr["top_differs"] < 1
+
+
+def test_aspp_vs_ocr_influence_line(run_notebook) -> None:
+    """03's line 5: the most influential region, from region_influence over the same cells."""
+    pr = _probed(run_notebook, "03_aspp_vs_ocr")
+    assert pr["inf_top_is_true"] == pr["inf_check"] and 0 <= pr["inf_top_is_true"] <= 1
+    assert 0 < pr["inf_top_is_top"] < 1
