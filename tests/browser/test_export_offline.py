@@ -243,19 +243,23 @@ def test_dropping_a_region_changes_prediction_and_logits_as_a_hooked_forward_say
     row = cache.sim_map[0, p].double().numpy()
     hook_name = next(n for n, _ in model.named_modules() if n.endswith("hook_sim_map"))
 
-    def forward_with(edited: np.ndarray) -> np.ndarray:
-        def edit(mod, args, out):
-            out = out.clone()
-            out[0, p] = torch.as_tensor(edited, dtype=out.dtype)
-            return out
-
+    def hooked_head_logits(edit) -> torch.Tensor:
+        """K x h x w head logits of a full forward in which `edit` replaces the sim map (a forward hook)."""
         handle = model.get_submodule(hook_name).register_forward_hook(edit)
         try:
             _, c = ocrviz.run_with_cache(model, ocrviz.data.dataset.normalize(sample.image)[None],
                                          names=["hook_head_logits"])
         finally:
             handle.remove()
-        return c["hook_head_logits"][0].reshape(len(row), -1)[:, p].double().numpy()
+        return c["hook_head_logits"][0]
+
+    def forward_with(edited: np.ndarray) -> np.ndarray:
+        def edit(mod, args, out):
+            out = out.clone()
+            out[0, p] = torch.as_tensor(edited, dtype=out.dtype)
+            return out
+
+        return hooked_head_logits(edit).reshape(len(row), -1)[:, p].double().numpy()
 
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.route(re.compile(r"^https?://"), lambda route: route.abort())
@@ -302,13 +306,7 @@ def test_dropping_a_region_changes_prediction_and_logits_as_a_hooked_forward_say
             out[0, :, top] *= 2.5
             return out / out.sum(-1, keepdim=True)
 
-        handle = model.get_submodule(hook_name).register_forward_hook(edit_all)
-        try:
-            _, c_all = ocrviz.run_with_cache(model, ocrviz.data.dataset.normalize(sample.image)[None],
-                                             names=["hook_head_logits"])
-        finally:
-            handle.remove()
-        changed = int((c_all["hook_head_logits"][0].argmax(0) != cache.head_logits[0].argmax(0)).sum())
+        changed = int((hooked_head_logits(edit_all).argmax(0) != cache.head_logits[0].argmax(0)).sum())
         page.wait_for_function("(r) => r.dataset.cfChanged !== undefined", arg=root.element_handle(), timeout=10_000)
         shown = int(root.get_attribute("data-cf-changed"))
         assert abs(shown - changed) <= 2 and changed > 0, (shown, changed)      # float64 page vs float32 torch: ties
