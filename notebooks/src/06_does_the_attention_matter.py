@@ -39,6 +39,7 @@ from ocrviz.analysis.blame import CATEGORIES
 from ocrviz.data.dataset import normalize, val_split
 from ocrviz.data.samples import load_sample
 from ocrviz.data.toycity import CLASSES, make_scene
+from ocrviz.widgets.flow_view import FlowExplorer
 
 %matplotlib inline
 plt.rcParams.update({"figure.dpi": 80, "axes.titlesize": 10})
@@ -174,13 +175,24 @@ print(f"{n_err:,} misclassified pixels: " + ", ".join(f"{c} {totals[c] / n_err:.
 # taps (weighted by the branch shares) land.  Hover a cell for its value.
 
 # %%
-flow = context_flow(model, IMAGES[:6], LABELS[:6], aspp_model=ocrviz.load_model("toycity-aspp"))
+aspp = ocrviz.load_model("toycity-aspp")
+flow = context_flow(model, IMAGES[:6], LABELS[:6], aspp_model=aspp)
 flow.figure()
 
 # %%
 ocr_diag = float(np.nanmean(np.diag(flow.ocr_mass)))
 aspp_diag = float(np.nanmean(np.diag(flow.aspp_mass)))
 print(f"Own-class share of the context (mean of the diagonals): OCR {ocr_diag:.2f}, ASPP {aspp_diag:.2f}.")
+
+# %% [markdown]
+# **Click a matrix cell** in the live version below: the cells of that true class whose context
+# comes from that source class are listed, and the first opens in an explorer, selected — so you
+# can see *which* pixels make a matrix entry large.  (It needs a kernel; the static figure above
+# is what an exported page shows.)
+
+# %%
+flow_explorer = FlowExplorer(flow, model, IMAGES[:6], LABELS[:6], aspp_model=aspp)
+flow_explorer
 
 # %% [markdown]
 # ## 5 · Try it: drop a region yourself

@@ -169,7 +169,10 @@ _probe = {"rep": rep.to_dict(), "uniform_drop": float(uniform_drop), "shuffled_d
           "totals": totals, "n_err": n_err, "worst": worst,
           "errors_counted": int(sum(((b.prediction != lb) & (lb != 255)).sum() for b, lb in zip(blames, LABELS[:6]))),
           "ocr_diag": ocr_diag, "aspp_diag": aspp_diag,
-          "ocr_diag_check": float(np.nanmean(np.diag(flow.ocr_mass))), "mass_rows": np.nansum(flow.ocr_mass, 1).tolist()}
+          "ocr_diag_check": float(np.nanmean(np.diag(flow.ocr_mass))), "mass_rows": np.nansum(flow.ocr_mass, 1).tolist(),
+          "flow_opened": (lambda _k: None if _k is None else
+                          [list(_k), [int(v) for v in flow_explorer.show(*_k).selected], list(flow.examples[_k][0][1:])])(
+              next((k for k, v in flow.examples.items() if v), None))}
 """,
 }
 
@@ -503,6 +506,8 @@ def test_does_the_attention_matter_claims(run_notebook) -> None:
     # section 4: the printed diagonal means come from the matrices shown; mass rows are distributions
     assert abs(pr["ocr_diag"] - pr["ocr_diag_check"]) < 1e-12 and 0 <= pr["aspp_diag"] <= 1
     assert all(abs(v - 1) < 1e-6 for v in pr["mass_rows"] if v > 0)
+    # the clickable flow view opens a matrix cell's first example, selected
+    assert pr["flow_opened"] is not None and pr["flow_opened"][1] == pr["flow_opened"][2]
 
 
 def test_click_a_pixel_influence_column(run_notebook) -> None:
