@@ -10,9 +10,9 @@ mode BatchNorm is an affine map and Dropout2d is the identity):
 
 ``PixelHead`` holds exactly those arrays (BN folded into the conv before it)
 so that an edited sim row can be re-run for one pixel without a kernel, in
-the explorer's JS or here in numpy (``logits``).  Supported: ocrviz's OCR
-models and HRNet-OCR (``head.ocr_distri_head`` with the official layout);
-other trees give None.
+the explorer's JS or here in numpy (``logits``).  The head is found by
+``counterfactual.ocr_parts`` (ocrviz's OCR models, HRNet-OCR, official-layout
+trees); other trees give None.
 
 Example::
 
@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 from torch import nn
+
+from .counterfactual import ocr_parts
 
 
 @dataclass(frozen=True)
@@ -66,17 +68,19 @@ def _conv_bn(seq: nn.Module) -> tuple[np.ndarray, np.ndarray]:
 
 def pixel_head(model: Any, cache: Any, batch_index: int = 0) -> PixelHead | None:
     """The folded per-pixel head of ``model`` with the values and pixel features of ``cache``;
-    None when the model has no ocrviz / HRNet-OCR head or the cache lacks value / pixel_feats."""
-    head = getattr(model, "head", model)
-    distri = getattr(head, "ocr_distri_head", None)
-    block = getattr(distri, "object_context_block", None)
-    cls = getattr(head, "cls_head", None)
-    if block is None or not isinstance(cls, nn.Conv2d) or not (cache.has("value") and cache.has("pixel_feats")):
+    None when ``counterfactual.ocr_parts`` finds no supported head, the head is not per pixel, or
+    the cache lacks value / pixel_feats."""
+    try:
+        parts = ocr_parts(model)
+    except ValueError:
+        return None
+    cls = parts.cls
+    if not parts.per_pixel or not isinstance(cls, nn.Conv2d) or not (cache.has("value") and cache.has("pixel_feats")):
         return None
     try:
-        up_w, up_b = _conv_bn(block.f_up)
-        fuse_w, fuse_b = _conv_bn(distri.conv_bn_dropout)
-    except (TypeError, IndexError, AttributeError):
+        up_w, up_b = _conv_bn(parts.block.f_up)
+        fuse_w, fuse_b = _conv_bn(parts.fuse)
+    except (TypeError, IndexError):
         return None
     b = batch_index
     value = cache.value[b].detach().double().cpu().numpy()                                 # K x Ck
