@@ -39,18 +39,34 @@ def cue_free(ambiguity: np.ndarray, radius: int = CUE_FREE_RADIUS) -> np.ndarray
                          "pass scene.ambiguity of one scene")
     if not isinstance(radius, (int, np.integer)) or isinstance(radius, bool) or radius < 0:
         raise ValueError(f"radius must be a non-negative int (pixels), got {radius!r}")
+    r = int(radius)
+    h, w = amb.shape
     out = np.zeros(amb.shape, bool)
-    for code in np.unique(amb[amb > 0]):
-        other = (amb != code).astype(np.int32)                      # H x W: 1 where a cue could be
-        out |= (amb == code) & (_window_sum(other, int(radius)) == 0)
+    top = int(amb.max()) if amb.size else 0
+    codes = range(1, top + 1) if amb.dtype.kind in "ub" and top <= 16 else np.unique(amb[amb > 0])
+    least = min(r + 1, h) * min(r + 1, w)          # the smallest clipped window (a corner's)
+    for code in codes:
+        mine = amb == code
+        if np.count_nonzero(mine) < least:          # too few pixels to fill any window
+            continue
+        # only the code's bounding box, plus one row / column of cue around it where it is not the
+        # image border: a window that reaches further out reaches that cue first
+        rows, cols = np.flatnonzero(mine.any(1)), np.flatnonzero(mine.any(0))
+        box = np.s_[max(rows[0] - 1, 0):rows[-1] + 2, max(cols[0] - 1, 0):cols[-1] + 2]
+        sub = mine[box]
+        seen = _any_within(_any_within(~sub, r, 1), r, 0)     # a cue in the window (separable)
+        out[box] |= sub & ~seen
     return out
 
 
-def _window_sum(x: np.ndarray, r: int) -> np.ndarray:
-    """Sum of x over each (2r+1) x (2r+1) window clipped to the image (integral image)."""
-    h, w = x.shape
-    c = np.zeros((h + 1, w + 1), np.int64)
-    c[1:, 1:] = x.cumsum(0).cumsum(1)                               # (H+1) x (W+1)
-    y0, y1 = np.clip(np.arange(h) - r, 0, h), np.clip(np.arange(h) + r + 1, 0, h)
-    x0, x1 = np.clip(np.arange(w) - r, 0, w), np.clip(np.arange(w) + r + 1, 0, w)
-    return c[y1][:, x1] - c[y0][:, x1] - c[y1][:, x0] + c[y0][:, x0]
+def _any_within(x: np.ndarray, r: int, axis: int) -> np.ndarray:
+    """bool x -> bool: whether x holds a True within r steps along ``axis`` (clipped to the array).
+
+    A running count (cumsum) padded by r on both sides, so that every window is one slice."""
+    n = x.shape[axis]
+    dt = np.int16 if n < 2**15 else np.int32
+    x = np.moveaxis(x, axis, -1)
+    c = np.zeros(x.shape[:-1] + (n + 1 + 2 * r,), dt)           # [r zeros, 0, counts..., r x last]
+    np.cumsum(x, axis=-1, dtype=dt, out=c[..., r + 1:r + 1 + n])
+    c[..., r + 1 + n:] = c[..., r + n:r + n + 1]
+    return np.moveaxis(c[..., 2 * r + 1:2 * r + 1 + n] != c[..., :n], -1, axis)

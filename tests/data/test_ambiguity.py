@@ -79,3 +79,15 @@ def test_the_radius_is_the_reach_of_the_no_context_models_logit() -> None:
             reach = max(reach, int((nz - torch.tensor([y, px])).abs().max()))
     assert reach <= CUE_FREE_RADIUS, reach
     assert reach >= CUE_FREE_RADIUS - 2, reach
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, bool])
+def test_matches_brute_force_on_random_maps_sizes_and_radii(dtype) -> None:
+    # sizes down to one pixel, radii past the image, codes too small to fill a window (skipped)
+    rng = np.random.default_rng(7)
+    for _ in range(25):
+        h, w = (int(v) for v in rng.integers(1, 30, 2))
+        amb = np.repeat(np.repeat(rng.integers(0, 4, (h // 3 + 1, w // 3 + 1)), 3, 0), 3, 1)[:h, :w]
+        amb = amb.astype(dtype)
+        for r in (0, 2, 5, 40):
+            np.testing.assert_array_equal(cue_free(amb, r), _brute(amb, r))
