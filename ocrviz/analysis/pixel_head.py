@@ -18,13 +18,17 @@ Example::
 
     ph = pixel_head(model, cache)              # cache from run_with_cache(model, x)
     ph.logits(row, p)                          # K logits of feature cell p for sim row `row`
+    ph.logits_rows(rows, p)                    # N x K: N sim rows of the same cell at once
+    ph.predict_all(rows)                       # HW classes, every cell with its own row (torch, chunked)
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from .counterfactual import ocr_parts
@@ -35,7 +39,7 @@ class PixelHead:
     """Shapes: K regions/classes, C mid channels, Ck key channels, HW feature cells."""
 
     value: np.ndarray    # K x Ck   f_down(proxies), the region values
-    pixels: np.ndarray   # HW x C   conv3x3_ocr output, the pixel representations
+    pixels: np.ndarray   # HW x C   conv3x3_ocr output, the pixel representations (float32, as captured)
     up_w: np.ndarray     # C x Ck
     up_b: np.ndarray     # C
     fuse_w: np.ndarray   # C x 2C   (object context first, then the pixel, as torch.cat([context, feats]))
@@ -49,6 +53,35 @@ class PixelHead:
         obj = np.maximum(self.up_w @ context + self.up_b, 0)                      # C
         aug = np.maximum(self.fuse_w @ np.concatenate([obj, self.pixels[p]]) + self.fuse_b, 0)  # C
         return self.cls_w @ aug + self.cls_b                                       # K
+
+    def logits_rows(self, rows: np.ndarray, p: int) -> np.ndarray:
+        """N x K head logits of cell p for N sim rows (N x K) at once; ``logits`` row by row."""
+        rows = np.asarray(rows, np.float64).reshape(-1, self.value.shape[0])          # N x K
+        c = self.up_b.shape[0]
+        obj = np.maximum(rows @ self.value @ self.up_w.T + self.up_b, 0)                # N x C
+        pix = self.fuse_w[:, c:] @ self.pixels[p].astype(np.float64) + self.fuse_b      # C
+        aug = np.maximum(obj @ self.fuse_w[:, :c].T + pix, 0)                           # N x C
+        return aug @ self.cls_w.T + self.cls_b                                          # N x K
+
+    def predict_all(self, rows: np.ndarray, chunk: int = 8192) -> np.ndarray:
+        """HW predicted classes (uint8) when cell p's sim row is ``rows[p]`` (HW x K), in float32
+        torch on the CPU, ``chunk`` cells at a time (memory: chunk x C floats, never HW x C x 2)."""
+        c = self.up_b.shape[0]
+        f = lambda a: torch.from_numpy(np.array(a, np.float32))  # noqa: E731  (a writable copy)
+        value, up_w, up_b, cls_w, cls_b = map(f, (self.value, self.up_w, self.up_b, self.cls_w, self.cls_b))
+        fuse_obj, fuse_pix, fuse_b = f(self.fuse_w[:, :c]), f(self.fuse_w[:, c:]), f(self.fuse_b)
+        r_all = f(rows)
+        with warnings.catch_warnings():     # the (read-only) features are only read, never written
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            pix_all = torch.from_numpy(self.pixels)
+        out = np.empty(r_all.shape[0], np.uint8)
+        with torch.no_grad():
+            for i in range(0, r_all.shape[0], chunk):
+                r, pix = r_all[i:i + chunk], pix_all[i:i + chunk].float()                # n x K, n x C
+                obj = torch.relu(torch.addmm(up_b, r @ value, up_w.T))                   # n x C
+                aug = torch.relu(torch.addmm(fuse_b, obj, fuse_obj.T) + pix @ fuse_pix.T)  # n x C
+                out[i:i + chunk] = torch.addmm(cls_b, aug, cls_w.T).max(1).indices.numpy()  # n
+        return out
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -84,8 +117,8 @@ def pixel_head(model: Any, cache: Any, batch_index: int = 0) -> PixelHead | None
         return None
     b = batch_index
     value = cache.value[b].detach().double().cpu().numpy()                                 # K x Ck
-    feats = cache.pixel_feats[b].detach().double()                                   # C x h x w
-    pixels = feats.reshape(feats.shape[0], -1).T.contiguous().cpu().numpy()                # HW x C
+    feats = cache.pixel_feats[b].detach().float()                                    # C x h x w
+    pixels = feats.reshape(feats.shape[0], -1).T.contiguous().cpu().numpy()                # HW x C (float32)
     cls_w = cls.weight.detach().double()[:, :, 0, 0].cpu().numpy()                          # K x C
     cls_b = np.zeros(cls_w.shape[0]) if cls.bias is None else cls.bias.detach().double().cpu().numpy()
     return PixelHead(value=value, pixels=pixels, up_w=up_w, up_b=up_b, fuse_w=fuse_w, fuse_b=fuse_b,

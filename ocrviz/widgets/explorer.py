@@ -1,8 +1,9 @@
 """Explorer: click a pixel, see which object regions supply its context.
 
-The Python side only ships data (``payload.to_payload``) and answers two
-things the browser cannot: syncing ``selected`` back, and the ASPP effective
-receptive field on demand (``erf_fn``).  Everything per-pixel (ranked
+The Python side only ships data (``payload.to_payload``) and answers what
+the browser cannot: syncing ``selected`` back, the ASPP effective receptive
+field on demand (``erf_fn``), and counterfactual re-runs of heads too large
+to ship (``kernel_cf``).  Everything per-pixel (ranked
 regions, the context map sum_k sim[p, k] * region_k, ASPP taps) is computed
 in ``static/explorer.js`` from the buffers, so a click redraws without a
 kernel round trip.
@@ -24,13 +25,15 @@ import anywidget
 import numpy as np
 import traitlets as t
 
-from .payload import (ExplorerData, encode_erf, erf_to_cells, from_cache, pack_for_widget, png_bytes, to_payload,
-                      to_uint8_image)
+from .kernel_cf import KernelCounterfactuals
+from .payload import (ExplorerData, cf_fits_page, encode_erf, erf_to_cells, from_cache, pack_for_widget, png_bytes,
+                      to_payload, to_uint8_image)
 
 STATIC = pathlib.Path(__file__).parent / "static"
 MODES = ("ocr", "aspp")
 OVERLAYS = ("image", "prediction", "ground truth", "errors", "marked")
 SCALES = ("sqrt", "log", "linear")
+COUNTERFACTUALS = ("auto", "browser", "kernel", "off")
 ErfFn = Callable[[int, int], Any]
 
 
@@ -90,6 +93,17 @@ class Explorer(anywidget.AnyWidget):
     width, with whole CSS px per feature cell so that cells stay crisp).
     The context panel carries ``data-vmax`` (the value at the top colour)
     and ``data-scale``.
+
+    Counterfactuals (click a region bar to drop it, shift-click to keep only
+    it, the slider to scale it; OCR models whose head after the sim map is
+    per pixel): ``counterfactuals="auto"`` (default) re-runs them in the page
+    when the head's pixel features fit ``payload.CF_MAX_BYTES`` (the toy
+    models), else in the kernel (HRNet-size models: the page sends
+    ``cf_request``, debounced by ``cf_debounce_s``, and Python answers in
+    ``cf_answer`` / ``cf_answer_pred`` with ``kernel_cf.KernelCounterfactuals``,
+    the same arithmetic).  "browser" / "kernel" force one side, "off" hides
+    them.  A standalone page has no kernel: only page-side counterfactuals
+    travel there.
     """
 
     _esm = STATIC / "explorer.js"
@@ -133,6 +147,11 @@ class Explorer(anywidget.AnyWidget):
     cf_fuse_b = t.Bytes(b"").tag(sync=True)
     cf_cls_w = t.Bytes(b"").tag(sync=True)
     cf_cls_b = t.Bytes(b"").tag(sync=True)
+    # ... or re-run in the kernel (models too large for the page): request JS -> Python, answer Python -> JS
+    cf_kernel = t.Bool(False).tag(sync=True)
+    cf_request = t.Dict({}).tag(sync=True)
+    cf_answer = t.Dict({}).tag(sync=True)
+    cf_answer_pred = t.Bytes(b"").tag(sync=True)     # h*w uint8: every cell's class under the answered edit
     # view state (synced both ways)
     selected = t.List(t.Int(), [0, 0], minlen=2, maxlen=2).tag(sync=True)
     mode = t.Enum(MODES, "ocr").tag(sync=True)
@@ -218,15 +237,29 @@ class Explorer(anywidget.AnyWidget):
         self._erf_cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self._erf_handle: asyncio.TimerHandle | None = None
         self.erf_debounce_s = float(widget_kwargs.pop("erf_debounce_s", 0.15))
+        self.cf_debounce_s = float(widget_kwargs.pop("cf_debounce_s", 0.05))
+        where = widget_kwargs.pop("counterfactuals", "auto")
+        if where not in COUNTERFACTUALS:
+            raise ValueError(f"counterfactuals={where!r}; allowed: {', '.join(map(repr, COUNTERFACTUALS))}")
+        if data.pixel_head is None or where == "off":
+            where = "off"
+        elif where == "auto":
+            where = "browser" if cf_fits_page(data) else "kernel"
+        self.counterfactuals = where
+        self._kcf = KernelCounterfactuals(data.pixel_head, data.sim_map, data.feat_hw) if where == "kernel" else None
+        self._cf_handle: asyncio.Handle | None = None
         h, w = data.feat_hw
         if "selected" in widget_kwargs:       # chosen by the caller: the mouse does not move it away
             widget_kwargs.setdefault("pinned", True)
         widget_kwargs.setdefault("selected", [h // 2, w // 2])
         # PNG when small, else JPEG (a 1024 x 2048 street is 4 MB as PNG): the export's rule
         fmt = "png" if len(png_bytes(data.image)) <= 512 * 1024 else "jpeg"
-        anywidget.AnyWidget.__init__(self, **pack_for_widget(to_payload(data, image_format=fmt), data),
+        payload = to_payload(data, image_format=fmt, cf_in_page=where == "browser")
+        anywidget.AnyWidget.__init__(self, **pack_for_widget(payload, data), cf_kernel=where == "kernel",
                                      **widget_kwargs)
         self.observe(self._on_erf_inputs, names=["selected", "mode", "show_erf"])
+        if self._kcf is not None:
+            self.observe(self._on_cf_request, names=["cf_request"])
         self._on_erf_inputs()
 
     # ---- public helpers ----
@@ -305,6 +338,49 @@ class Explorer(anywidget.AnyWidget):
         while len(self._erf_cache) > 64:
             self._erf_cache.popitem(last=False)
         self._send_erf(cell, cells)
+
+    # ---- counterfactuals in the kernel (debounced: the last request wins) ----
+    def _on_cf_request(self, change: dict | None = None) -> None:
+        loop = _kernel_loop()
+        if self._cf_handle is not None:
+            self._cf_handle.cancel()
+            self._cf_handle = None
+        if loop is None or self.cf_debounce_s <= 0:
+            self._answer_cf(whole_later=None)
+            return
+        self._cf_handle = loop.call_later(self.cf_debounce_s, self._answer_cf, loop)
+
+    def _answer_cf(self, whole_later: asyncio.AbstractEventLoop | None) -> None:
+        """The selected cell at once; the whole image (slower) in its own turn of the loop, so that
+        the pixel's numbers reach the page first, unless a newer request arrived meanwhile."""
+        self._cf_handle = None
+        request = dict(self.cf_request)
+        if not request or self._kcf is None:
+            return
+        try:
+            answer = self._kcf.pixel(request)
+        except Exception as e:  # shown in the widget; the kernel keeps running
+            self.cf_answer = {"key": request.get("key"), "error": f"{type(e).__name__}: {e}"}
+            return
+        edited = answer["after"] is not None
+        answer["whole"] = None
+        answer["whole_pending"] = edited
+        self.cf_answer = answer
+        if not edited:
+            return
+        if whole_later is None:
+            self._answer_whole(request)
+        else:
+            self._cf_handle = whole_later.call_soon(self._answer_whole, request)
+
+    def _answer_whole(self, request: dict) -> None:
+        self._cf_handle = None
+        if dict(self.cf_request) != request or self._kcf is None:
+            return                                   # superseded: the newer request answers
+        whole, pred = self._kcf.whole(request)
+        with self.hold_sync():
+            self.cf_answer_pred = pred.tobytes()
+            self.cf_answer = {**self.cf_answer, "whole": whole, "whole_pending": False}
 
     def _send_erf(self, cell: tuple[int, int], cells: np.ndarray) -> None:
         buf, scale = encode_erf(cells)

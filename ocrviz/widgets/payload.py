@@ -139,7 +139,7 @@ def encode_erf(erf_cells: np.ndarray) -> tuple[bytes, float]:
 
 
 def to_payload(data: ExplorerData, *, image_format: str = "png",
-               image_override: np.ndarray | None = None) -> dict[str, Any]:
+               image_override: np.ndarray | None = None, cf_in_page: bool | None = None) -> dict[str, Any]:
     """Widget traits for ``data``: JSON-able metadata plus ``bytes`` buffers.
 
     Buffers (little-endian, row-major): ``image`` (PNG/JPEG file bytes),
@@ -149,7 +149,8 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
     uint8 0/1.
     Empty ``b""`` marks an absent optional buffer.  ``image_override``: a
     resized copy of the image to send instead (``image_hw`` keeps the true
-    size; the view scales the picture to it).
+    size; the view scales the picture to it).  ``cf_in_page``: ship the
+    counterfactual head (``cf_*``); None (default) when ``cf_fits_page(data)``.
     """
     if image_format not in ("png", "jpeg"):
         raise ValueError(f"image_format={image_format!r}; allowed: 'png' (lossless) or 'jpeg' (smaller)")
@@ -197,13 +198,18 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
         "blame": b"" if data.blame is None else u8(np.where(data.blame < 0, 255, data.blame.astype(np.int64))),
         "blame_hw": [] if data.blame is None else list(data.blame.shape),
         # OCR's head after the sim map (counterfactual re-runs in the view); float32, row-major
-        **{f"cf_{name}": (b"" if a is None else f32(a)) for name, a in _cf_arrays(data).items()},
+        **{f"cf_{name}": (b"" if a is None else f32(a)) for name, a in _cf_arrays(data, cf_in_page).items()},
     }
 
 
-def _cf_arrays(data: ExplorerData) -> dict[str, np.ndarray | None]:
+def cf_fits_page(data: ExplorerData) -> bool:
+    """True when ``data`` has a per-pixel head small enough to travel with the page (``CF_MAX_BYTES``)."""
+    return data.pixel_head is not None and data.pixel_head.pixels.size * 4 <= CF_MAX_BYTES
+
+
+def _cf_arrays(data: ExplorerData, in_page: bool | None) -> dict[str, np.ndarray | None]:
     ph = data.pixel_head
-    if ph is None or ph.pixels.size * 4 > CF_MAX_BYTES:
+    if ph is None or not (cf_fits_page(data) if in_page is None else in_page):
         return dict.fromkeys(CF_ARRAYS)
     return ph.arrays()
 

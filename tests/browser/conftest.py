@@ -29,3 +29,15 @@ def browser():
 def shots() -> pathlib.Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     return SHOTS
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory):
+    """One JupyterLab for the session's browser tests: (base URL, the folder it serves); each test
+    module writes its notebook there (its own kernel)."""
+    from lab_harness import start_lab, stop_lab
+
+    root = tmp_path_factory.mktemp("nbroot")
+    proc, url = start_lab(root, tmp_path_factory.mktemp("labwork"))
+    yield url, root
+    stop_lab(proc)

@@ -91,3 +91,42 @@ def wait_kernel_idle(page, timeout: float = 90_000) -> None:
     page.wait_for_function(
         "() => window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'",
         timeout=timeout)
+
+
+def run_notebook(browser, url: str, name: str, ready: str, count: int, shots: pathlib.Path,
+                 notebook_width: int = 1400):
+    """Open notebook ``name`` in a new page at ``notebook_width`` CSS px (the file browser folded
+    away), run all its cells and wait until ``count`` elements match ``ready``; fail with the
+    traceback (and a screenshot) if a cell raised.  Returns (page, open s, run-all s); the page
+    collects uncaught JS errors in ``page.errors``."""
+    import pytest
+
+    page = browser.new_page(viewport={"width": notebook_width, "height": 1000})
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    t0 = time.time()
+    page.goto(f"{url}/lab/tree/{name}?reset", wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-Notebook", timeout=90_000)
+    wait_kernel_idle(page)
+    page.evaluate("() => { if (!window.jupyterapp.shell.leftCollapsed) "
+                  "window.jupyterapp.commands.execute('application:toggle-left-area'); }")
+    page.wait_for_timeout(300)
+    nb_w = page.evaluate("() => document.querySelector('.jp-NotebookPanel').getBoundingClientRect().width")
+    page.set_viewport_size({"width": notebook_width + round(notebook_width - nb_w), "height": 1000})
+    page.wait_for_function(f"() => Math.abs(document.querySelector('.jp-NotebookPanel')"
+                           f".getBoundingClientRect().width - {notebook_width}) < 2", timeout=10_000)
+    opened = round(time.time() - t0, 1)
+    t0 = time.time()
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # `ready` rendered, or a cell raised (then fail at once, with its traceback)
+    page.wait_for_function(
+        f"""() => document.querySelectorAll({ready!r}).length >= {count}
+              || [...document.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"]')]
+                   .some((e) => /Traceback|Error:/.test(e.textContent))""", timeout=180_000)
+    failed = page.evaluate("""() => [...document.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"]')]
+        .map((e) => e.textContent).filter((t) => /Traceback|Error:/.test(t)).join('\\n')""")
+    if failed:
+        page.screenshot(path=str(shots / f"lab_error_{pathlib.Path(name).stem}.png"))
+        pytest.fail(f"{name} raised while running:\n{failed[-2000:]}")
+    wait_kernel_idle(page)
+    return page, opened, round(time.time() - t0, 1)

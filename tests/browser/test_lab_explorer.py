@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from dom import cell_point, read_state, timed
-from lab_harness import REPO, start_lab, stop_lab, wait_kernel_idle
+from lab_harness import REPO, run_notebook
 from make_nb import make_notebook
 from ocrviz.analysis import aspp_taps
 
@@ -41,53 +41,20 @@ TIMINGS: dict[str, object] = {}
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    root = tmp_path_factory.mktemp("nbroot")
+def lab(lab_server):
+    url, root = lab_server
     if NOTEBOOK:
         nb = pathlib.Path(shutil.copy(NOTEBOOK, root))
     else:
         nb = make_notebook(root / "explorer_test.ipynb")
-    t0 = time.time()
-    proc, url = start_lab(root, tmp_path_factory.mktemp("labwork"))
-    TIMINGS["lab_start_s"] = round(time.time() - t0, 1)
-    yield url, root, nb
-    stop_lab(proc)
+    return url, root, nb
 
 
 @pytest.fixture(scope="module")
 def nb_page(lab, browser, shots):
     url, root, nb = lab
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.errors = []
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
-    t0 = time.time()
-    page.goto(f"{url}/lab/tree/{nb.name}?reset", wait_until="domcontentloaded")
-    page.wait_for_selector(".jp-Notebook", timeout=90_000)
-    wait_kernel_idle(page)
-    # A 1400-px-wide notebook (the size the explorer's readability target is stated for):
-    # the file browser folded away and the window sized so that the notebook panel is 1400 px.
-    page.evaluate("() => { if (!window.jupyterapp.shell.leftCollapsed) "
-                  "window.jupyterapp.commands.execute('application:toggle-left-area'); }")
-    page.wait_for_timeout(300)
-    nb_w = page.evaluate("() => document.querySelector('.jp-NotebookPanel').getBoundingClientRect().width")
-    page.set_viewport_size({"width": 1400 + round(1400 - nb_w), "height": 1000})
-    page.wait_for_function("() => Math.abs(document.querySelector('.jp-NotebookPanel')"
-                           ".getBoundingClientRect().width - 1400) < 2", timeout=10_000)
-    TIMINGS["open_notebook_s"] = round(time.time() - t0, 1)
-    t0 = time.time()
-    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    # explorers rendered, or a cell raised (then fail at once, with its traceback)
-    page.wait_for_function(
-        f"""() => document.querySelectorAll('{EXPLORER}[data-y]').length > {EXPLORER_INDEX}
-              || [...document.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"]')]
-                   .some((e) => /Traceback|Error:/.test(e.textContent))""", timeout=180_000)
-    failed = page.evaluate("""() => [...document.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"]')]
-        .map((e) => e.textContent).filter((t) => /Traceback|Error:/.test(t)).join('\\n')""")
-    if failed:
-        page.screenshot(path=str(shots / "lab_notebook_error.png"))
-        pytest.fail(f"{nb.name} raised while running:\n{failed[-2000:]}")
-    wait_kernel_idle(page)
-    TIMINGS["run_all_to_widgets_s"] = round(time.time() - t0, 1)
+    page, TIMINGS["open_notebook_s"], TIMINGS["run_all_to_widgets_s"] = run_notebook(
+        browser, url, nb.name, f"{EXPLORER}[data-y]", EXPLORER_INDEX + 1, shots)
     page.screenshot(path=str(shots / "lab_after_run_all.png"))
     yield page
     (REPO / "artifacts").mkdir(exist_ok=True)

@@ -198,6 +198,33 @@ async function render({ model, el: host }) {
   };
   const currentEdit = (p) => editedRow(p, state.dropped, state.gain);
   let basePred = null, editPred = null;          // every cell's class without / with the current edit
+  let wholeChanged = null;                       // how many cells the current edit changes (null: not known yet)
+
+  // Models too large for the page (ocrviz.widgets.kernel_cf): the page asks the kernel, which answers
+  // the pixel (cf_answer) and then the whole image (cf_answer_pred); the same arithmetic as `cf`.
+  const kernelCf = !cf && !!model.get("cf_kernel") && !standalone;
+  const cfOn = !!cf || kernelCf;
+  const editSig = () => JSON.stringify([[...state.dropped].sort((a, b) => a - b),
+    state.gain && state.gain.f !== 1 ? [state.gain.k, state.gain.f] : null]);
+  let kAnswer = null, kAsked = "";
+  // {base, influence, after, edited, pending} of cell p under the current edit
+  const cfAt = (p) => {
+    const edit = editSig(), edited = edit !== "[[],null]";
+    if (cf) {
+      const row = rowOf(p), base = cf(row, p), c = argmax(base), e = currentEdit(p);
+      const influence = row.map((_, k) => { const r = editedRow(p, new Set([k])); return r ? base[c] - cf(r, p)[c] : 0; });
+      return { base, influence, after: e ? cf(e, p) : null, edited: !!e, pending: false };
+    }
+    const key = edit + "@" + p;
+    if (kAnswer && kAnswer.key === key) return { ...kAnswer, edited: kAnswer.after !== null, pending: false };
+    if (kAsked !== key) {
+      kAsked = key;
+      model.set("cf_request", { key, edit, cell: [Math.floor(p / w), p % w], dropped: JSON.parse(edit)[0], gain: JSON.parse(edit)[1] });
+      model.save_changes();
+    }
+    const same = kAnswer && kAnswer.p === p;       // this cell's own numbers stay while the edit is re-run
+    return { base: same ? kAnswer.base : null, influence: same ? kAnswer.influence : null, after: null, edited, pending: true };
+  };
 
   // ---------------------------------------------------------------- DOM
   const root = el("div", "ocrviz-explorer");
@@ -277,7 +304,7 @@ async function render({ model, el: host }) {
     fill.style.background = `rgb(${palette[k].join(",")})`;
     const val = el("span", "ocrviz-value"), inf = el("span", "ocrviz-value ocrviz-influence");
     r.append(sw, nm, bar, val, inf);
-    if (cf) r.title = "click: drop this region from the pixel's sim row (again: put it back); shift-click: keep only it";
+    if (cfOn) r.title = "click: drop this region from the pixel's sim row (again: put it back); shift-click: keep only it";
     rows.push({ r, fill, val, inf });
     regionList.append(r);
   }
@@ -313,10 +340,10 @@ async function render({ model, el: host }) {
   gainRow.append(gainLabel, gainPick, gainSlider, gainText);
   const barHead = el("div", "ocrviz-bar-head");
   barHead.append(el("span"), el("span"), el("span"), el("span"), el("span"));
-  barHead.children[3].textContent = "sim"; barHead.children[4].textContent = cf ? "Δlogit" : "";
+  barHead.children[3].textContent = "sim"; barHead.children[4].textContent = cfOn ? "Δlogit" : "";
   barHead.children[4].title = "influence: how much the predicted class's logit drops when this region is removed from the row (renormalised)";
   const cfBox = el("div", "ocrviz-cf");
-  if (!cf) { barTools.hidden = true; }
+  if (!cfOn) { barTools.hidden = true; }
   pB.append(titleB, barTools, gainRow, barHead, regionList, branchList, noteB, cfBox);
 
   const pC = el("div", "ocrviz-panel ocrviz-panel-context");
@@ -608,12 +635,8 @@ async function render({ model, el: host }) {
 
   function updateRegions() {
     const p = state.y * w + state.x, row = rowOf(p);
-    let influence = null, base = null;
-    if (cf) {                    // influence of region k: the predicted class's logit drop when k is removed
-      base = cf(row, p);
-      const c = argmax(base);
-      influence = row.map((_, k) => { const r = editedRow(p, new Set([k])); return r ? base[c] - cf(r, p)[c] : 0; });
-    }
+    // influence of region k: the predicted class's logit drop when k is removed (cfAt)
+    const res = cfOn ? cfAt(p) : null, influence = res && res.influence;
     const key = state.sort === "influence" && influence ? influence : row;
     const order = Array.from({ length: K }, (_, k) => k);
     order.sort((a, b) => (key[b] - key[a]) || (a - b));          // largest first, ties by k
@@ -623,26 +646,31 @@ async function render({ model, el: host }) {
       r.r.dataset.weight = v.toFixed(6); r.r.dataset.rank = String(rank + 1);
       r.fill.style.width = (100 * v / top).toFixed(2) + "%";
       r.val.textContent = v.toFixed(4);
-      if (influence) { r.r.dataset.influence = influence[k].toFixed(6); r.inf.textContent = (influence[k] >= 0 ? "+" : "") + influence[k].toFixed(3); }
+      if (!influence) { delete r.r.dataset.influence; r.inf.textContent = cfOn ? "…" : ""; }
+      else { r.r.dataset.influence = influence[k].toFixed(6); r.inf.textContent = (influence[k] >= 0 ? "+" : "") + influence[k].toFixed(3); }
       r.r.classList.toggle("ocrviz-hovered", k === state.hover);
       r.r.classList.toggle("ocrviz-dropped", state.dropped.has(k));
       regionList.append(r.r);                                              // re-order in place
     });
     for (const [k, b] of Object.entries(sortBtn)) b.classList.toggle("ocrviz-active", k === state.sort);
-    updateCounterfactual(p, row, base);
+    updateCounterfactual(res);
   }
 
-  function updateCounterfactual(p, row, base) {
-    if (!cf) { cfBox.textContent = ""; return; }
-    const edited = currentEdit(p);
+  function updateCounterfactual(res) {
+    if (!res) { cfBox.textContent = ""; return; }
+    const { base, after, edited, pending } = res;
     resetBtn.disabled = !edited;
-    if (!edited) {
-      cfBox.textContent = "click a region to drop it from this pixel's sim row, shift-click to keep only it";
+    root.dataset.cfSource = cf ? "page" : "kernel";
+    if (pending) root.dataset.cfPending = "1"; else delete root.dataset.cfPending;
+    if (!edited || !after) {
+      cfBox.textContent = pending ? "re-running OCR's head in the kernel…"
+        : "click a region to drop it from this pixel's sim row, shift-click to keep only it";
       delete root.dataset.cfPred; delete root.dataset.cfLogits; delete root.dataset.cfChanged;
-      root.dataset.baseLogits = JSON.stringify(base.map((v) => +v.toFixed(6)));
+      if (base) root.dataset.baseLogits = JSON.stringify(base.map((v) => +v.toFixed(6)));
+      else delete root.dataset.baseLogits;
       return;
     }
-    const after = cf(edited, p), b = argmax(base), a = argmax(after);
+    const b = argmax(base), a = argmax(after);
     const what = [];
     if (state.dropped.size) what.push("without " + [...state.dropped].sort((x, y) => x - y).map((k) => names[k]).join(", "));
     if (state.gain && state.gain.f !== 1) what.push(`${names[state.gain.k]} ×${state.gain.f.toFixed(2)}`);
@@ -652,8 +680,8 @@ async function render({ model, el: host }) {
     const list = el("div", "ocrviz-cf-logits");
     list.textContent = "logits: " + base.map((v, k) => `${names[k]} ${v.toFixed(2)}→${after[k].toFixed(2)}`).join(" · ");
     cfBox.append(head, list);
-    if (editPred && basePred) {                  // the same edit on every pixel of the image
-      let n = 0; for (let i = 0; i < hw; i++) n += editPred[i] !== basePred[i];
+    if (editPred && wholeChanged !== null) {     // the same edit on every pixel of the image
+      const n = wholeChanged;
       const all = el("div", "ocrviz-cf-logits");
       all.textContent = `the same edit on every cell changes ${n} of ${hw} cells (${(100 * n / hw).toFixed(1)}%); `
         + "see it with the prediction overlay";
@@ -704,7 +732,7 @@ async function render({ model, el: host }) {
     const t0 = performance.now();
     const aspp = state.mode === "aspp";
     regionList.hidden = aspp; branchList.hidden = !aspp;
-    barTools.hidden = aspp || !cf; gainRow.hidden = aspp || !cf; barHead.hidden = aspp; cfBox.hidden = aspp;
+    barTools.hidden = aspp || !cfOn; gainRow.hidden = aspp || !cfOn; barHead.hidden = aspp; cfBox.hidden = aspp;
     titleB.textContent = aspp ? "ASPP branches: fixed context of this cell" : "object regions this pixel draws context from (sim map row)";
     drawImagePanel();
     drawTaps();
@@ -779,19 +807,22 @@ async function render({ model, el: host }) {
     push("hover_region", k);
   };
   rows.forEach((row, k) => on(row.r, "mouseenter", () => setHover(k)));
-  if (cf) {
+  if (cfOn) {
     // the edit applied to every cell (about 20k multiply-adds per cell: on a click or a slider release, not per frame)
     const wholeImage = () => {
       const any = state.dropped.size || (state.gain && state.gain.f !== 1);
       if (!any) { editPred = null; return; }
       if (!basePred) basePred = cf.predictAll(rowOf);
       editPred = cf.predictAll((p) => currentEdit(p) || rowOf(p));
+      let n = 0; for (let i = 0; i < hw; i++) n += editPred[i] !== basePred[i];
+      wholeChanged = n;
     };
-    // the pixel first (one frame), the whole image right after, in its own task
+    // the pixel first (one frame), the whole image right after, in its own task (in the kernel: its answer)
     let wholeTimer = 0;
     cleanups.push(() => clearTimeout(wholeTimer));
     const edited = () => {
-      editPred = null; redraw();
+      editPred = null; wholeChanged = null; redraw();
+      if (!cf) return;
       clearTimeout(wholeTimer);
       wholeTimer = setTimeout(() => {
         const t0 = performance.now(); wholeImage(); redraw();
@@ -809,7 +840,7 @@ async function render({ model, el: host }) {
       state.dropped = new Set(); state.gain = null; gainSlider.value = "1"; gainText.textContent = "×1.00"; edited(); refocus();
     });
     const readGain = () => { state.gain = { k: +gainPick.value, f: +gainSlider.value }; gainText.textContent = "×" + state.gain.f.toFixed(2); };
-    on(gainSlider, "input", () => { readGain(); editPred = null; redraw(); });   // this pixel at once
+    on(gainSlider, "input", () => { readGain(); editPred = null; wholeChanged = null; redraw(); });   // this pixel at once
     on(gainSlider, "change", () => { readGain(); edited(); });                   // the whole image on release
     on(gainPick, "change", () => { readGain(); edited(); });
   }
@@ -837,6 +868,17 @@ async function render({ model, el: host }) {
   onModel("change:mode", () => { const m = model.get("mode"); if (m !== state.mode && (m === "ocr" || rates.length)) { state.mode = m; redraw(); } });
   onModel("change:overlay", () => { const o = model.get("overlay"); if (o !== state.overlay && OVERLAYS.includes(o)) { state.overlay = o; redraw(); } });
   onModel("change:hover_region", () => { const k = model.get("hover_region"); if (k !== state.hover) { state.hover = k; redraw(); } });
+  onModel("change:cf_answer", () => {
+    const ans = model.get("cf_answer") || {};
+    if (!kernelCf || !ans.key) return;
+    if (ans.error) { cfBox.textContent = "the kernel could not re-run the head: " + ans.error; delete root.dataset.cfPending; return; }
+    kAnswer = { ...ans, p: ans.cell[0] * w + ans.cell[1] };
+    if (ans.whole && ans.edit === editSig()) {
+      editPred = Uint8Array.from(u8(model.get("cf_answer_pred")));
+      wholeChanged = ans.whole.changed;
+    }
+    if (ans.key === editSig() + "@" + (state.y * w + state.x)) redraw();
+  });
   const erfChanged = () => { if (state.mode === "aspp") drawAsppContext(); };
   onModel("change:erf_cell", erfChanged);
   onModel("change:erf_status", erfChanged);
