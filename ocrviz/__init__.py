@@ -27,6 +27,7 @@ _PUBLIC = {
     "save_checkpoint": "ocrviz.checkpoints",
     "from_checkpoint": "ocrviz.checkpoint_models",
     "Explorer": "ocrviz.widgets",
+    "normalisation_of": "ocrviz.normalisation",
 }
 __all__ = sorted([*_PUBLIC, "capture", "run_with_cache", "Cache"])
 

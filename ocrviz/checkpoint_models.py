@@ -2,6 +2,7 @@
 
     model = ocrviz.from_checkpoint("ocrnet_hr48_4xb2-40k_cityscapes.pth")   # MMSeg
     model.class_names, model.palette, model.align_corners                    # from the file; False
+    model.input_mean, model.input_std          # (123.675, 116.28, 103.53), (58.395, 57.12, 57.375): meta's config
 
 The file is read like :func:`ocrviz.load_checkpoint` reads it (safetensors, or
 ``torch.load(weights_only=True)``; never pickle code).  Its layout (see
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from . import checkpoint_layouts as layouts
+from . import normalisation
 from .checkpoints import CheckpointFormatError, CheckpointMismatchError, _check, _read
 
 __all__ = ["from_checkpoint"]
@@ -50,6 +52,14 @@ def _names_and_palette(meta: dict, num_classes: int) -> tuple[list[str] | None, 
         palette = None
     return ([str(n) for n in names] if names is not None else None,
             [tuple(int(c) for c in rgb) for rgb in palette] if palette is not None else None)
+
+
+def _set_normalisation(model: nn.Module, norm: normalisation.Normalisation | None) -> nn.Module:
+    """``model.input_mean`` / ``input_std`` (0..255 units, RGB order) from the checkpoint, when it has them."""
+    if norm is not None:
+        rgb = norm.as_rgb()
+        model.input_mean, model.input_std = rgb.mean, rgb.std
+    return model
 
 
 def _check_classes(path: Any, found: int, wanted: int | None, key: str, shape: tuple[int, ...]) -> None:
@@ -85,6 +95,9 @@ def _own(path: Any, sd: dict[str, torch.Tensor], meta: dict, num_classes: int | 
     model = create_model(arch, num_classes=found, class_names=names, palette=palette, **kwargs)
     if card:
         model.card = card
+    mean, std = (normalisation._triple(meta.get(k) or card.get(k)) for k in ("input_mean", "input_std"))
+    if mean is not None and std is not None:
+        _set_normalisation(model, normalisation.Normalisation(mean, std))
     return _load(model, sd, path)
 
 
@@ -100,7 +113,16 @@ def from_checkpoint(path: str | os.PathLike, *, num_classes: int | None = None,
       with ``module.loss.*``;
     * MMSegmentation OCRNet on HRNetV2 (W18, W48, ...; ``{meta, state_dict}``):
       class names and palette from ``meta`` (CLASSES / PALETTE, or
-      ``dataset_meta``), and ``align_corners=False`` as MMSeg resizes;
+      ``dataset_meta``), ``align_corners=False`` as MMSeg resizes, and the
+      input normalisation from the config in ``meta`` (``cfg`` text of MMSeg
+      1.x: ``data_preprocessor``; ``config`` text of 0.x: ``img_norm_cfg``;
+      parsed, never run; see :mod:`ocrviz.normalisation`) as
+      ``model.input_mean`` / ``model.input_std`` (0..255 units, RGB order),
+      which the explorer and ``ocrviz explain`` then use by default.  A
+      config that feeds the network BGR (``bgr_to_rgb=False``,
+      ``to_rgb=False``) gets conv1's input channels reversed, so that the
+      model takes RGB like every ocrviz model (``model.checkpoint_input_order
+      == "bgr"``); without a readable config both stay unset (ImageNet's);
     * openseg.pytorch HRNet_W48_OCR (3x3 aux conv; OCR conv biases folded into
       the BatchNorms that follow them: the same function).
 
@@ -132,9 +154,16 @@ def from_checkpoint(path: str | os.PathLike, *, num_classes: int | None = None,
     found = geometry.pop("num_classes")
     _check_classes(path, found, num_classes, "cls_head.weight", tuple(mapped["cls_head.weight"].shape))
     names, palette = _names_and_palette(meta, found)
+    norm = normalisation.from_meta(meta) if layout == "mmseg" else None
+    if layout == "mmseg" and norm is None:
+        normalisation.warn_if_unread(meta)
+    if norm is not None and not norm.rgb:      # trained on BGR: conv1 reordered to take RGB, the same function
+        mapped["conv1.weight"] = mapped["conv1.weight"].flip(1)
     from .models.hrnet import HRNetW48OCR
 
     model = HRNetW48OCR(num_classes=found, **geometry, align_corners=layout != "mmseg",
                         class_names=names, palette=palette)
     model.checkpoint_layout = layout
-    return _load(model, mapped, path)
+    if norm is not None:
+        model.checkpoint_input_order = "rgb" if norm.rgb else "bgr"
+    return _load(_set_normalisation(model, norm), mapped, path)

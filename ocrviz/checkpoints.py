@@ -289,7 +289,7 @@ def _model_metadata(model: nn.Module) -> dict:
     from . import __version__
 
     meta: dict[str, Any] = {"ocrviz_version": __version__}
-    for attr in ("arch", "num_classes", "class_names", "palette", "model_kwargs"):
+    for attr in ("arch", "num_classes", "class_names", "palette", "model_kwargs", "input_mean", "input_std"):
         value = getattr(model, attr, None)
         if value is not None and not isinstance(value, (nn.Module, torch.Tensor)):
             meta[attr] = value
@@ -300,8 +300,8 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | 
     """Save ``model.state_dict()`` to ``path`` (.safetensors, or .pth/.pt/.bin/.ckpt); return the path.
 
     ``metadata`` (JSON-serialisable) is stored with the weights, together with
-    the model's ``arch``, ``num_classes``, ``class_names``, ``palette`` and
-    ``model_kwargs`` (your keys win; :func:`ocrviz.from_checkpoint` rebuilds the model from them); :func:`load_checkpoint` returns it.  Torch files hold
+    the model's ``arch``, ``num_classes``, ``class_names``, ``palette``,
+    ``model_kwargs`` and, when set, ``input_mean`` / ``input_std`` (your keys win; :func:`ocrviz.from_checkpoint` rebuilds the model from them); :func:`load_checkpoint` returns it.  Torch files hold
     ``{"state_dict": ..., "metadata": ...}`` and load with ``weights_only=True``.
     The file is written atomically (temporary file, then rename).
     """

@@ -294,14 +294,20 @@ def cmd_explain(args: argparse.Namespace) -> int:
         for mpath, mask in zip(args.labels or [], masks):
             check_labels(mask, k, f"--labels {mpath!r}")
 
+    from ocrviz.normalisation import input_normalisation
     from ocrviz.widgets import Explorer
 
+    mean, std = input_normalisation(model)          # the checkpoint's own (MMSeg config), else ImageNet's
+    if aspp is not None and input_normalisation(aspp) != (mean, std):
+        raise InputError(f"--aspp-model {args.aspp_model}: normalises its input with mean/std "
+                         f"{input_normalisation(aspp)}, --model {args.model} with {(mean, std)} (None: ImageNet's); "
+                         f"the explorer feeds both models one input")
     sections, summaries = [], []
     for path, img, mask in zip(args.images, images, masks):
         x, prep = prepare_image(img, output_stride=32, max_side=args.max_side, policy="resize")
         labels = None if mask is None else _resize_nearest(mask, prep.input_size)
         try:
-            ex = Explorer(model, x, labels, aspp_model=aspp, device=device)
+            ex = Explorer(model, x, labels, aspp_model=aspp, device=device, mean=mean, std=std)
         except ValueError as e:                   # no OCR block, class names against K, ...
             raise InputError(f"--model {args.model} on {path!r}: {one_line(e)}") from None
         cell = None

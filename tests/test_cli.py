@@ -263,6 +263,32 @@ def test_explain_takes_a_checkpoint_file(files, capsys) -> None:
     assert a["sim_map"]["b64"] == b["sim_map"]["b64"] and a["class_names"] == b["class_names"]
 
 
+def test_explain_normalises_with_the_checkpoints_own_statistics(files, capsys, monkeypatch) -> None:
+    """A checkpoint that carries its normalisation (input_mean / input_std, e.g. from an MMSeg config)
+    is explained with it; one without (the shipped model) with ImageNet's, the default."""
+    import ocrviz.widgets
+    from ocrviz import load_model, save_checkpoint
+
+    model = load_model("toycity-ocr")
+    model.input_mean, model.input_std = (100.0, 110.0, 120.0), (50.0, 60.0, 70.0)
+    own = save_checkpoint(model, files / "own_norm.safetensors")
+    seen = []
+
+    class Recording(ocrviz.widgets.Explorer):
+        def __init__(self, *args, **kwargs):
+            seen.append((kwargs.get("mean"), kwargs.get("std")))
+            super().__init__(*args, **kwargs)
+    monkeypatch.setattr(ocrviz.widgets, "Explorer", Recording)
+    pages = []
+    for spec in (own, "toycity-ocr"):
+        out = files / f"norm_{len(pages)}.html"
+        code, _, err = run(["explain", files / "scene0.png", "--model", spec, "--quiet", "-o", out], capsys)
+        assert code == 0, err
+        pages.append(fragments(out.read_text(encoding="utf-8"))[0])
+    assert seen == [([100.0, 110.0, 120.0], [50.0, 60.0, 70.0]), (None, None)]
+    assert pages[0]["sim_map"]["b64"] != pages[1]["sim_map"]["b64"]
+
+
 def test_report_includes_the_attention_analyses_when_present(files, capsys, monkeypatch) -> None:
     """Once ocrviz.analysis.attention_report exists its to_dict() / to_markdown() go into the JSON and the page;
     it sees every scene once, images and labels in step."""

@@ -99,3 +99,63 @@ def hr18_model_config(mmseg, Config) -> tuple[dict, str]:
     model["backbone"].pop("init_cfg", None)
     _bn_everywhere(model)
     return model, str(path)
+
+
+# What MMSeg 1.x writes as meta["cfg"] (the runner's cfg.pretty_text) for OCRNet-HR18 Cityscapes,
+# trimmed to the normalisation: used when the wheel ships no configs.
+DOCUMENTED_HR18_CFG_TEXT = """\
+crop_size = (
+    512,
+    1024,
+)
+data_preprocessor = dict(
+    bgr_to_rgb=True,
+    mean=[
+        123.675,
+        116.28,
+        103.53,
+    ],
+    pad_val=0,
+    seg_pad_val=255,
+    size=(
+        512,
+        1024,
+    ),
+    std=[
+        58.395,
+        57.12,
+        57.375,
+    ],
+    type='SegDataPreProcessor')
+model = dict(
+    data_preprocessor=dict(
+        bgr_to_rgb=True,
+        mean=[
+            123.675,
+            116.28,
+            103.53,
+        ],
+        pad_val=0,
+        seg_pad_val=255,
+        size=(
+            512,
+            1024,
+        ),
+        std=[
+            58.395,
+            57.12,
+            57.375,
+        ],
+        type='SegDataPreProcessor'),
+    num_stages=2,
+    pretrained='open-mmlab://msra/hrnetv2_w18',
+    type='CascadeEncoderDecoder')
+"""
+
+
+def hr18_cfg_text(mmseg, Config) -> tuple[str, str]:
+    """meta["cfg"] as MMSeg 1.x's runner writes it (``cfg.pretty_text``) for OCRNet-HR18, and its source."""
+    path = Path(mmseg.__file__).parent / ".mim" / "configs" / "ocrnet" / "ocrnet_hr18_4xb2-80k_cityscapes-512x1024.py"
+    if not path.is_file():
+        return DOCUMENTED_HR18_CFG_TEXT, "documented pretty_text (the wheel ships no configs)"
+    return Config.fromfile(str(path)).pretty_text, str(path)

@@ -80,3 +80,43 @@ def test_documented_fallback_config_builds_the_same_model(mmseg_checkpoint):
     _, MODELS, _ = import_mmseg()
     fallback = MODELS.build(documented_hr18_model())
     assert [(k, v.shape) for k, v in fallback.state_dict().items()] == [(k, v.shape) for k, v in mm.state_dict().items()]
+
+
+# BGR statistics unlike ImageNet's, so that a wrong channel order or a wrong default shows.
+BGR_VALUES = {"123.675": "100.0", "116.28": "110.0", "103.53": "120.0", "58.395": "50.0", "57.12": "60.0",
+              "57.375": "70.0", "bgr_to_rgb=True": "bgr_to_rgb=False"}
+
+
+@pytest.mark.parametrize("order", ["rgb", "bgr"])
+def test_mmseg_preprocessing_equals_ocrviz_default_input(mmseg_checkpoint, tmp_path, order):
+    """meta["cfg"] as MMSeg 1.x writes it: MMSeg's own data_preprocessor on the BGR image it decodes
+    = ocrviz's default input for the RGB image (the explorer's, with the model's own normalisation)."""
+    from mmseg.models import SegDataPreProcessor
+
+    from mmseg_env import hr18_cfg_text
+    from ocrviz.normalisation import input_normalisation
+    from ocrviz.widgets.explorer import _model_input
+
+    mm, _ = mmseg_checkpoint
+    mmseg, _, Config = import_mmseg()
+    text, _ = hr18_cfg_text(mmseg, Config)
+    if order == "bgr":
+        for old, new in BGR_VALUES.items():
+            text = text.replace(old, new)
+    cfg = Config.fromstring(text, ".py")
+    pre = SegDataPreProcessor(**{k: v for k, v in cfg.model.data_preprocessor.items() if k != "type"})
+    path = tmp_path / "ocrnet.pth"
+    torch.save({"meta": {"cfg": text, "dataset_meta": {"classes": CLASSES, "palette": PALETTE}},
+                "state_dict": mm.state_dict()}, path)
+    ours = ocrviz.from_checkpoint(path)
+    assert ours.checkpoint_input_order == order
+
+    rgb = torch.randint(0, 256, (IMAGE[2], IMAGE[3], 3), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    bgr = rgb.flip(-1)                                                          # as cv2 decodes the file
+    with torch.no_grad():
+        theirs = mm(pre({"inputs": [bgr.permute(2, 0, 1)]}, False)["inputs"], mode="tensor")
+        wrong_order = mm(pre({"inputs": [rgb.permute(2, 0, 1)]}, False)["inputs"], mode="tensor")
+    _, cache = run_with_cache(ours, _model_input(rgb.numpy(), None, *input_normalisation(ours)))
+    assert (cache.head_logits - theirs).abs().max() <= 1e-4
+    assert (wrong_order - theirs).abs().max() > 1e-2                           # the channel order matters
+    assert input_normalisation(ours) == ((None, None) if order == "rgb" else ([120.0, 110.0, 100.0], [70.0, 60.0, 50.0]))

@@ -1,0 +1,251 @@
+"""A model's own input normalisation: read from an MMSeg config, kept on the model, used by default.
+
+MMSeg checkpoints carry their training config in ``meta``: MMSeg 1.x (the
+mmengine runner) writes ``meta["cfg"]``, the config's ``pretty_text``, with
+
+    data_preprocessor = dict(bgr_to_rgb=True, mean=[123.675, 116.28, 103.53],
+                             std=[58.395, 57.12, 57.375], type='SegDataPreProcessor', ...)
+
+(also inside ``model = dict(...)``), MMSeg 0.x writes ``meta["config"]`` with
+
+    img_norm_cfg = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
+
+Both are mean / std in 0..255 units, in the channel order the network sees:
+MMSeg decodes images as BGR, so ``bgr_to_rgb=True`` / ``to_rgb=True`` means
+RGB, and ``False`` (``SegDataPreProcessor``'s default) means the network sees
+BGR.  :func:`from_config` reads them WITHOUT running the config: the text is
+only parsed (``ast.parse``) and only the number lists are read
+(``ast.literal_eval`` of list / tuple literals); anything else (a name, a
+call, ``__import__(...)``) is ignored, so the result is None.
+
+:func:`ocrviz.from_checkpoint` stores the result on the model as
+``model.input_mean`` / ``model.input_std`` (0..255 units, RGB order; for a BGR
+config it reverses conv1's input channels, so that the model takes RGB like
+every ocrviz model).  :func:`normalisation_of` reads them back (or an MMSeg
+model's own ``data_preprocessor``), and :func:`input_normalisation` is what the
+explorer and ``ocrviz explain`` normalise with when the caller gives none.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import warnings
+from typing import Any, NamedTuple, Sequence
+
+__all__ = ["Normalisation", "from_config", "from_meta", "normalisation_of", "input_normalisation",
+           "IMAGENET_MEAN", "IMAGENET_STD"]
+
+Triple = tuple[float, float, float]
+IMAGENET_MEAN: Triple = (123.675, 116.28, 103.53)     # 0..255 units: ocrviz.data.dataset.MEAN * 255
+IMAGENET_STD: Triple = (58.395, 57.12, 57.375)
+MAX_CONFIG_CHARS = 2_000_000                           # MMSeg configs are ~10-30 kB
+
+
+class Normalisation(NamedTuple):
+    """Per-channel mean / std (0..255 units) in the order the network sees: ``rgb`` False means BGR."""
+    mean: Triple
+    std: Triple
+    rgb: bool = True
+
+    def as_rgb(self) -> "Normalisation":
+        """The same statistics in RGB order (reversed when the config's order is BGR)."""
+        return self if self.rgb else Normalisation(self.mean[::-1], self.std[::-1], True)
+
+
+# ---------------------------------------------------------------- parsing, never executing
+def _triple(value: Any) -> Triple | None:
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        return None
+    return tuple(float(v) for v in value)  # type: ignore[return-value]
+
+
+def _literal(node: ast.AST | None) -> Any:
+    """A number list or a bool constant from a literal node; anything else -> None (never evaluated)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple)):
+        try:
+            return ast.literal_eval(node)           # literals only: raises on names, calls, ...
+        except (ValueError, TypeError, SyntaxError, RecursionError):
+            return None
+    return None
+
+
+def _fields(node: ast.AST | None) -> dict[str, ast.AST] | None:
+    """The entries of ``dict(a=..., ...)`` or ``{'a': ...}``, as AST nodes (keys that are plain strings)."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
+        return {kw.arg: kw.value for kw in node.keywords if kw.arg is not None}
+    if isinstance(node, ast.Dict):
+        return {k.value: v for k, v in zip(node.keys, node.values)
+                if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+    return None
+
+
+def _from_fields(fields: dict[str, Any], preprocessor: bool) -> Normalisation | None:
+    """mean / std / channel order from a data_preprocessor (``preprocessor``) or a Normalize / img_norm_cfg."""
+    mean, std = _triple(fields.get("mean")), _triple(fields.get("std"))
+    if mean is None or std is None or min(std) <= 0:
+        return None
+    if preprocessor:             # SegDataPreProcessor: either flag swaps BGR (as decoded) to RGB; default neither
+        flags = [fields.get(k, False) for k in ("bgr_to_rgb", "rgb_to_bgr")]
+    else:                        # mmcv Normalize / img_norm_cfg: to_rgb, default True
+        flags = [fields.get("to_rgb", True)]
+    if not all(isinstance(f, bool) for f in flags):
+        return None
+    return Normalisation(mean, std, rgb=any(flags))
+
+
+_READ = ("mean", "std", "to_rgb", "bgr_to_rgb", "rgb_to_bgr")
+
+
+def _literal_fields(node: ast.AST | None) -> dict[str, Any] | None:
+    """The normalisation entries of a dict node, read as literals (unreadable ones become None)."""
+    fields = _fields(node)
+    if fields is None:
+        return None
+    out = {k: _literal(v) for k, v in fields.items() if k in _READ}
+    kind = fields.get("type")
+    if isinstance(kind, ast.Constant) and isinstance(kind.value, str):
+        out["type"] = kind.value
+    return out
+
+
+def _from_text(text: str) -> Normalisation | None:
+    if len(text) > MAX_CONFIG_CHARS:
+        return None
+    try:
+        tree = ast.parse(text, mode="exec")       # parsing runs nothing
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    top: dict[str, ast.AST] = {}
+    for stmt in tree.body:                       # the last assignment wins, as when a config is run
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            top[stmt.targets[0].id] = stmt.value
+    model = _fields(top.get("model")) or {}
+    for node, preprocessor in ((model.get("data_preprocessor"), True), (top.get("data_preprocessor"), True),
+                               (top.get("img_norm_cfg"), False)):
+        fields = _literal_fields(node)
+        if fields is not None:
+            found = _from_fields(fields, preprocessor)
+            if found is not None:
+                return found
+    pipeline = top.get("test_pipeline", tree)    # 0.x: dict(type='Normalize', ...) in the pipelines
+    for node in ast.walk(pipeline):
+        fields = _literal_fields(node)
+        if fields is not None and fields.get("type") == "Normalize":
+            found = _from_fields(fields, False)
+            if found is not None:
+                return found
+    return None
+
+
+def _from_dict(cfg: dict) -> Normalisation | None:
+    model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
+    for node, preprocessor in ((model.get("data_preprocessor"), True), (cfg.get("data_preprocessor"), True),
+                               (cfg.get("img_norm_cfg"), False)):
+        if isinstance(node, dict):
+            found = _from_fields(node, preprocessor)
+            if found is not None:
+                return found
+    return None
+
+
+def from_config(config: str | dict | None) -> Normalisation | None:
+    """The input normalisation an MMSeg config (its text, or the config as a dict) trains with, or None.
+
+    Looked up in this order: ``model.data_preprocessor``, ``data_preprocessor``
+    (MMSeg 1.x), ``img_norm_cfg``, a ``Normalize`` step of ``test_pipeline``
+    (MMSeg 0.x).  A text is parsed, never run; values that are not literal
+    number lists / booleans count as absent.
+
+        >>> from_config("img_norm_cfg = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)")
+        Normalisation(mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375), rgb=True)
+        >>> from_config("img_norm_cfg = dict(mean=__import__('os').getcwd(), std=[1, 1, 1])") is None
+        True
+    """
+    if isinstance(config, str):
+        return _from_text(config)
+    if isinstance(config, dict):
+        return _from_dict(config)
+    return None
+
+
+def from_meta(meta: dict) -> Normalisation | None:
+    """The normalisation in an MMSeg checkpoint's ``meta``: ``cfg`` (1.x), ``config`` (0.x), else None."""
+    for key in ("cfg", "config"):
+        found = from_config(meta.get(key))
+        if found is not None:
+            return found
+    return None
+
+
+# ---------------------------------------------------------------- on models
+def _close(a: Sequence[float], b: Sequence[float]) -> bool:
+    return all(abs(x - y) <= 1e-3 for x, y in zip(a, b))
+
+
+def _preprocessor_normalisation(model: Any) -> Normalisation | None:
+    """An MMSeg model's own ``data_preprocessor`` (a SegDataPreProcessor): mean / std buffers, swap flag."""
+    pre = getattr(model, "data_preprocessor", None)
+    if pre is None or not getattr(pre, "_enable_normalize", False):
+        return None
+    try:
+        mean = _triple([float(v) for v in pre.mean.flatten().tolist()])
+        std = _triple([float(v) for v in pre.std.flatten().tolist()])
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if mean is None or std is None or min(std) <= 0:
+        return None
+    return Normalisation(mean, std, rgb=bool(getattr(pre, "channel_conversion", False)))
+
+
+def normalisation_of(model: Any) -> tuple[Triple, Triple] | None:
+    """``(mean, std)`` the model was trained with (0..255 units, RGB order), or None when it says nothing.
+
+    Read from ``model.input_mean`` / ``model.input_std`` (set by
+    :func:`ocrviz.from_checkpoint` from an MMSeg checkpoint's config, and
+    saved with the weights by :func:`ocrviz.save_checkpoint`), else from an
+    MMSeg model's own ``data_preprocessor``.  An MMSeg model whose
+    preprocessor feeds it BGR images cannot take ocrviz's RGB input: that
+    raises ``ValueError`` (load its checkpoint with ``ocrviz.from_checkpoint``,
+    which reorders conv1 for RGB, or pass ``transform=``).
+    """
+    mean, std = _triple(getattr(model, "input_mean", None)), _triple(getattr(model, "input_std", None))
+    if mean is not None and std is not None:
+        return mean, std
+    found = _preprocessor_normalisation(model)
+    if found is None:
+        return None
+    if not found.rgb:
+        raise ValueError(f"{type(model).__name__}'s data_preprocessor feeds it BGR images (bgr_to_rgb=False), "
+                         f"ocrviz feeds RGB: load its checkpoint with ocrviz.from_checkpoint (which reorders "
+                         f"conv1's input channels for RGB), or pass transform= that builds the BGR input")
+    return found.mean, found.std
+
+
+def input_normalisation(model: Any, mean: Sequence[float] | None = None,
+                        std: Sequence[float] | None = None) -> tuple[Any, Any]:
+    """``(mean, std)`` to normalise a uint8 image for ``model``: the caller's when given (either one),
+    else the model's own (:func:`normalisation_of`), else ``(None, None)``: ImageNet's, ocrviz's default.
+
+    The model's own statistics are returned as ``(None, None)`` too when they
+    are ImageNet's (e.g. every MMSeg Cityscapes / ADE20K config), so that
+    whatever ocrviz does only for the default input still applies.
+    """
+    if mean is not None or std is not None:
+        return mean, std
+    own = normalisation_of(model)
+    if own is None or (_close(own[0], IMAGENET_MEAN) and _close(own[1], IMAGENET_STD)):
+        return None, None
+    return list(own[0]), list(own[1])
+
+
+def warn_if_unread(meta: dict) -> None:
+    """Warn when an MMSeg ``meta`` has a config text whose normalisation could not be read."""
+    text = meta.get("cfg") or meta.get("config")
+    if isinstance(text, str) and ("data_preprocessor" in text or "img_norm_cfg" in text) and from_meta(meta) is None:
+        warnings.warn("the checkpoint's config names a normalisation that ocrviz could not read (only literal "
+                      "mean=[...], std=[...] are read, the config is never run); the explorer will use "
+                      "ImageNet's unless you pass mean= / std=", stacklevel=3)
