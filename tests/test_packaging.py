@@ -1,4 +1,5 @@
-"""The dependency lists in pyproject.toml, environment.yml and the lock agree."""
+"""The dependency lists in pyproject.toml, environment.yml and the lock agree, and environment.yml
+installs what the Makefile installs (the same extras, constrained by the same lock)."""
 from __future__ import annotations
 
 import re
@@ -14,7 +15,8 @@ def _name(req: str) -> str:
 
 def _pyproject() -> set[str]:
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    reqs = meta["dependencies"] + meta["optional-dependencies"]["test"]
+    extras = meta["optional-dependencies"]
+    reqs = meta["dependencies"] + extras["test"] + extras["mmseg"]
     return {_name(r) for r in reqs}
 
 
@@ -25,7 +27,7 @@ def _environment_yml() -> set[str]:
         if s.strip() == "- pip:":
             in_pip = True
             continue
-        if in_pip and s.strip().startswith("- ") and not s.strip().startswith("- -e"):
+        if in_pip and s.strip().startswith("- ") and not s.strip().startswith(("- -e", "- -c")):
             names.add(_name(s.strip()[2:]))
     return names
 
@@ -44,3 +46,14 @@ def test_lock_pins_every_dependency_and_cpu_torch() -> None:
     missing = _pyproject() - set(lock)
     assert not missing, f"not pinned in requirements.lock: {sorted(missing)}"
     assert lock["torch"].startswith("2.13.0"), lock["torch"]
+
+
+def test_environment_yml_installs_what_the_makefile_installs() -> None:
+    import shlex
+
+    env = [ln.split("#")[0].strip() for ln in (REPO / "environment.yml").read_text().splitlines()]
+    options = [ln[2:] for ln in env if ln.startswith(("- -e", "- -c"))]
+    make = next(ln for ln in (REPO / "Makefile").read_text().splitlines() if "pip install" in ln and " -e " in ln)
+    words = shlex.split(make.split("pip install", 1)[1])
+    wanted = [f"-c {words[words.index('-c') + 1]}", f"-e {words[words.index('-e') + 1]}"]
+    assert options == wanted == ["-c requirements.lock", "-e .[test,mmseg]"], (options, make)
