@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import nbformat
 import pytest
@@ -64,7 +65,7 @@ def test_widgets_become_fragments_or_notes_and_the_page_fetches_nothing(small) -
     assert handouts.WIDGET_VIEW not in page and "widget-state" not in page
     assert handouts.external_references(page) == []
     assert not re.search(r"<script[^>]*\ssrc\s*=", page) and "default-src 'none'" in page
-    assert "x^2" in page                                                    # TeX kept as text
+    assert page.count("<math") == 1 and "$$" not in _markdown(page)          # TeX typeset as MathML
 
 
 def test_plotly_figures_carry_plotly_js_once() -> None:
@@ -78,3 +79,44 @@ def test_plotly_figures_carry_plotly_js_once() -> None:
     import plotly
 
     assert page.count(f"plotly.js v{plotly.offline.get_plotlyjs_version()}") == 1
+
+
+def _markdown(page: str) -> str:
+    """The rendered markdown cells of a handout page."""
+    return "".join(re.findall(r'<div class="jp-RenderedHTMLCommon jp-RenderedMarkdown.*?</div>', page, re.S))
+
+
+def test_formulas_become_mathml_and_no_tex_source_is_left() -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell(
+        "Inline $x^2$, then display:\n\n$$\\sum_k s_k$$\n\nCode keeps `$HOME` and a price stays \\$5."))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                     # every formula converts
+        md = _markdown(handouts.convert(nb, title="m"))
+    inline, block = re.findall(r"<math\b[^>]*>.*?</math>", md, re.S)
+    assert 'display="inline"' in inline and "<msup><mi>x</mi><mn>2</mn></msup>" in inline
+    assert 'display="block"' in block and "<munder><mo>∑</mo><mi>k</mi></munder>" in block
+    assert re.search(r"<msub><mi>s</mi><mi>k</mi></msub>", block)
+    assert '<annotation encoding="application/x-tex">x^2</annotation>' in inline          # the source, not shown
+    assert "\\sum_k s_k</annotation>" in block
+    prose = re.sub(r"<math\b.*?</math>", "", md, flags=re.S)
+    assert "<code>$HOME</code>" in prose and "price stays $5." in prose
+    assert prose.count("$") == 2 and "x^2" not in prose and "sum_k" not in prose   # no formula left as TeX
+
+
+def test_a_formula_latex2mathml_cannot_read_stays_tex_with_a_warning() -> None:
+    with pytest.warns(UserWarning, match=r"notacommand.*kept as TeX"):
+        out = handouts.tex_to_mathml("\\notacommand{x}", display=False)
+    assert out == '<code class="ocrviz-tex">$\\notacommand{x}$</code>'
+    with pytest.warns(UserWarning, match="kept as TeX"):
+        assert handouts.tex_to_mathml("\\frac{1}{", display=True).startswith('<code class="ocrviz-tex">$$')
+
+
+def test_course_notebook_formulas_all_convert() -> None:
+    """Notebook 01's display formulas (a fraction, sums, an underbrace, \\text) as MathML, no warning."""
+    nb = nbformat.read(handouts.REPO / "notebooks" / "01_ocr_in_three_steps.ipynb", as_version=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        md = _markdown(handouts.convert(nb, title="01"))
+    assert md.count('<math display="block"') == 2 and "<mfrac>" in md and "<munder>" in md
+    assert "$" not in re.sub(r"<math\b.*?</math>", "", md, flags=re.S)

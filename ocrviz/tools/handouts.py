@@ -19,7 +19,11 @@ become a one-line note, since they need a kernel.  The page is nbconvert's
 the widget manager, MathJax and Mermaid from CDNs) and a
 Content-Security-Policy of ``default-src 'none'``, so it cannot fetch anything
 even if it tried; plotly figures get plotly.js inline once per page.  LaTeX in
-markdown stays as its TeX source (no MathJax offline).
+markdown (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``, ``\\begin{env}``), which
+MathJax would typeset online, becomes MathML at export time (``latex2mathml``;
+the browser draws it natively) with the TeX kept as its annotation; only the
+handout changes, not the notebook.  A formula latex2mathml cannot read stays
+as TeX source, with a warning naming it.
 
 Size: at most ``--max-mb`` (10) MB per page.  The explorers share what the
 rest of the page leaves, each at the finest precision that fits
@@ -36,6 +40,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -66,6 +71,9 @@ TEMPLATE = """{%- extends 'index.html.j2' -%}
 .ocrviz-handout-widget { font: 12px system-ui, sans-serif; color: #777; font-style: italic; padding: 2px 0; }
 .ocrviz-fragment { margin: 4px 0; }
 .jp-RenderedHTMLCommon .ocrviz-fragment table { margin: 0; }
+math { font-family: "STIX Two Math", "Latin Modern Math", "Cambria Math", math; font-size: 1.1em; }
+math[display="block"] { margin: 0.6em 0; overflow-x: auto; overflow-y: hidden; }
+.ocrviz-tex { white-space: pre-wrap; }
 </style>
 {%- endblock html_head_css -%}
 """
@@ -202,14 +210,67 @@ def prepare(nb: nbformat.NotebookNode, widgets: dict[str, Any]) -> nbformat.Note
     return nb
 
 
-def convert(nb: nbformat.NotebookNode, title: str) -> str:
-    """The handout page: nbconvert's lab template, nothing fetched."""
-    from jinja2 import DictLoader
-    from nbconvert import HTMLExporter
+def tex_to_mathml(tex: str, display: bool) -> str:
+    """One formula as MathML (``<math>``, the TeX source as its annotation); TeX in ``<code>`` if unreadable."""
+    try:
+        from latex2mathml.converter import convert as latex2mathml
+    except ImportError:
+        raise ImportError("handouts typeset formulas with latex2mathml, which is not installed: "
+                          "pip install -c requirements.lock -e '.[test]' (make handouts installs it)") from None
 
-    exporter = HTMLExporter(template_name="lab", template_file="ocrviz_handout.html.j2",
-                            extra_loaders=[DictLoader({"ocrviz_handout.html.j2": TEMPLATE})],
-                            embed_images=True)
+    try:
+        out = latex2mathml(tex.strip(), display="block" if display else "inline")
+        unknown = re.search(r"<m[ion][^>]*>(\\[A-Za-z]+)", out)     # a command it does not know, kept as text
+        if unknown:
+            raise ValueError(f"unknown command {unknown.group(1)}")
+    except Exception as err:                      # latex2mathml raises its own errors, and others on odd input
+        warnings.warn(f"handout: formula {tex.strip()[:80]!r} kept as TeX (latex2mathml: {type(err).__name__}: "
+                      f"{err})", stacklevel=2)
+        wrapped = f"$${tex}$$" if display else f"${tex}$"
+        return f'<code class="ocrviz-tex">{html.escape(wrapped, quote=False)}</code>'
+    head, _, rest = out.partition(">")            # <math xmlns=... display=...> ... </math>
+    body = rest[: rest.rfind("</math>")]
+    return (f'{head}><semantics><mrow>{body}</mrow><annotation encoding="application/x-tex">'
+            f"{html.escape(tex.strip(), quote=False)}</annotation></semantics></math>")
+
+
+def _mathml_exporter():
+    """nbconvert's HTMLExporter whose markdown math (as nbconvert's own parser finds it) becomes MathML."""
+    from jinja2 import pass_context
+    from nbconvert import HTMLExporter
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+    class MathMLRenderer(IPythonRenderer):
+        def block_math(self, body: str) -> str:
+            return tex_to_mathml(body, display=True)
+
+        def latex_environment(self, name: str, body: str) -> str:
+            return tex_to_mathml(f"\\begin{{{name}}}{body}\\end{{{name}}}", display=True)
+
+        def inline_math(self, body: str) -> str:
+            return tex_to_mathml(body, display=False)
+
+    class MathMLExporter(HTMLExporter):
+        @pass_context
+        def markdown2html(self, context, source):   # HTMLExporter.markdown2html, with the renderer above
+            cell = context.get("cell", {})
+            renderer = MathMLRenderer(escape=False, attachments=cell.get("attachments", {}),
+                                      embed_images=self.embed_images,
+                                      path=context.get("resources", {}).get("metadata", {}).get("path", ""),
+                                      anchor_link_text=self.anchor_link_text,
+                                      exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
+            return MarkdownWithMath(renderer=renderer).render(source)
+
+    return MathMLExporter
+
+
+def convert(nb: nbformat.NotebookNode, title: str) -> str:
+    """The handout page: nbconvert's lab template, nothing fetched, formulas as MathML."""
+    from jinja2 import DictLoader
+
+    exporter = _mathml_exporter()(template_name="lab", template_file="ocrviz_handout.html.j2",
+                                  extra_loaders=[DictLoader({"ocrviz_handout.html.j2": TEMPLATE})],
+                                  embed_images=True)
     nb.metadata["title"] = title
     page, _ = exporter.from_notebook_node(nb, resources={"ocrviz_csp": CSP})
     external = external_references(page)

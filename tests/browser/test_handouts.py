@@ -141,3 +141,39 @@ def test_every_explorer_works_offline(built, key, browser, shots, tmp_path) -> N
         assert errors == [], errors
     finally:
         ctx.close()
+
+
+def test_formulas_are_typeset_offline_as_mathml(browser, shots, tmp_path) -> None:
+    """Notebook 01's formulas (no MathJax offline) as MathML that Chromium lays out: the fraction's
+    numerator above its denominator, sums with their index below, nothing fetched."""
+    import nbformat
+
+    nb = nbformat.read(handouts.REPO / "notebooks" / "01_ocr_in_three_steps.ipynb", as_version=4)
+    path = tmp_path / "01_formulas.html"
+    path.write_text(handouts.convert(nb, title="01"), encoding="utf-8")
+    ctx = browser.new_context(viewport={"width": 1100, "height": 900}, offline=True)
+    page = ctx.new_page()
+    requests, errors = [], []
+    page.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(path.as_uri())
+        maths = page.locator("math")
+        assert maths.count() == 2
+        for i in range(2):
+            m = maths.nth(i)
+            m.scroll_into_view_if_needed()
+            assert m.evaluate("(e) => getComputedStyle(e).display") == "block math"   # MathML layout, not text
+            assert not m.locator("annotation").is_visible()                          # the TeX stays hidden
+            box = m.bounding_box()
+            assert box["height"] > 30 and box["width"] > 200, box
+            m.locator("xpath=ancestor::div[contains(@class, 'jp-MarkdownOutput')]").screenshot(
+                path=str(shots / f"handout_01_formula_{i}.png"))
+        num, den = (maths.nth(0).locator("mfrac > *").nth(j).bounding_box() for j in (0, 1))
+        assert num["y"] + num["height"] <= den["y"] + 1                             # stacked, not inline
+        total, index = (maths.nth(0).locator("munder").first.locator(":scope > *").nth(j).bounding_box()
+                        for j in (0, 1))
+        assert index["y"] >= total["y"] + total["height"] - 1                       # sum_q: q under the sum
+        assert requests == [] and errors == []
+    finally:
+        ctx.close()
