@@ -63,7 +63,7 @@ import numpy as np
 from .toycity_paint import (AMBIGUITY_KINDS, BUILDING, CAR, CITYSCAPES_TRAIN_IDS, CLASSES, GLASS_COLOURS,
                             IGNORE_INDEX, NUM_CLASSES, PALETTE, PANEL, PANEL_COLOURS, PERSON, POLE, ROAD,
                             SIDEWALK, SIGN, SKY, SURFACE, THING_CLASSES, VEGETATION, WINDOW, Canvas,
-                            paint_glass, paint_panel, smooth_noise)
+                            paint_glass, paint_panel, pixels, smooth_noise)
 from .toycity_things import MIN_POLE_PX, MIN_THING_PX, paint_things
 
 __all__ = ["make_scene", "Scene", "colorize", "CLASSES", "PALETTE", "CITYSCAPES_TRAIN_IDS", "NUM_CLASSES",
@@ -178,12 +178,14 @@ def _street(rng, cv: Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: fl
     # sky: vertical gradient plus soft clouds
     zen = rng.uniform([40, 90, 150], [110, 150, 220]).astype(np.float32)
     hor = rng.uniform([150, 170, 190], [215, 225, 235]).astype(np.float32)
-    k = np.clip(rows / max(yh, 1.0), 0, 1)[..., None]             # H x 1 x 1
-    cloud = (np.clip(tex - 0.3, 0, 1) * np.float32(rng.uniform(0, 0.8)))[..., None]  # H x W x 1
-    cv.img[:] = zen + (hor - zen) * k
-    cv.img += (235 - cv.img) * cloud
+    # (only the rows above the horizon: the ground below overwrites every pixel of its rows)
+    g0 = min(h, max(0, int(np.ceil(yh - 0.5))))                   # the first ground row
+    k = np.clip(rows[:g0] / max(yh, 1.0), 0, 1)[..., None]        # S x 1 x 1 (sky rows)
+    cloud = np.clip(tex[:g0] - 0.3, 0, 1) * np.float32(rng.uniform(0, 0.8))  # S x W
+    sky = cv.img[:g0]
+    sky[:] = zen + (hor - zen) * k
+    sky += (235 - sky) * cloud[..., None]
     # ground: one surface for road and sidewalk (the 'surface' ambiguity); rows below the horizon
-    g0 = min(h, max(0, int(np.ceil(yh - 0.5))))
     dy = np.maximum(rows[g0:, 0] - yh, 1e-3)                       # G (ground rows)
     ground = np.s_[g0:, :]
     xl, xr = (cx - c["rl"] * dy / hc)[:, None], (cx + c["rr"] * dy / hc)[:, None]  # G x 1 road edges
@@ -191,11 +193,17 @@ def _street(rng, cv: Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: fl
     kw = (0.8 + 2.5 * dy / h)[:, None]
     kerb = ((px < xl) & (px >= xl - kw)) | ((px > xr) & (px <= xr + kw))
     pave = _paving(rng)                                           # 2 x 3: road, sidewalk
-    surface = pave[np.where(road, 0, 1)] + (9.0 * tex[g0:])[..., None]  # G x W x 3
-    cv.img[ground] = surface
-    cv.lab[ground] = np.where(road, ROAD, SIDEWALK)
-    cv.amb[ground] = np.where(kerb, 0, SURFACE)
-    cv.img[ground][kerb] = np.minimum(pave.max() + 50, 245) + (9.0 * tex[g0:])[kerb][:, None]
+    grain = 9.0 * tex[g0:]                                        # G x W
+    surface = cv.img[ground]                                      # G x W x 3: the paving plus its grain
+    pixels(surface)[...] = pixels(pave[1])
+    pixels(surface)[road] = pixels(pave[0])
+    surface += grain[..., None]
+    cv.lab[ground] = SIDEWALK
+    cv.lab[ground][road] = ROAD
+    cv.amb[ground] = SURFACE
+    cv.amb[ground][kerb] = 0
+    kerb_grey = np.minimum(pave.max() + 50, 245) + grain[kerb]       # K: one grey per kerb pixel
+    pixels(surface)[kerb] = pixels(np.repeat(kerb_grey[:, None], 3, 1))
     if rng.random() < 0.4:                                        # dashed lane line
         zg = f * hc / dy
         on = (((zg + rng.uniform(0, 9)) % 9.0) < 4.0) & (zg < 70)
@@ -223,18 +231,25 @@ def _street(rng, cv: Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: fl
     top = np.where(cols, yh - (b["height"][bi] - hc) * f / depth, yh)
     bot = np.where(cols, yh + hc * f / depth, yh)
     fac = (rows >= top) & (rows < bot)                            # H x W
-    Y = np.float32(hc) + (np.float32(yh) - rows) * (depth / np.float32(f))  # H x W: height on the facade
-    aa = a - b["start"][bi]
+    # Per facade pixel from here on (N of them, in row-major order): each value is the one the
+    # whole H x W frame would hold there, computed by the same operations on the same numbers.
+    at = np.flatnonzero(fac)                                      # N: flat pixel indices
+    ci = at - np.repeat(np.arange(h) * w, np.count_nonzero(fac, 1))  # N: their columns
+    Y = np.float32(hc) + np.repeat(np.float32(yh) - rows[:, 0], np.count_nonzero(fac, 1)) \
+        * (depth / np.float32(f))[ci]                             # N: height on the facade
+    aa = a - b["start"][bi]                                       # W
     scale = np.where(side, f * xside / np.maximum(z, 1e-3) ** 2, f / c["z_end"])  # px per metre along
-    gf, fh = b["gf"][bi], b["fh"][bi]
-    rel = Y - gf                                                  # H x W: height above the ground floor
+    gf, fh = b["gf"][bi][ci], b["fh"][bi][ci]                     # N
+    rel = Y - gf                                                  # N: height above the ground floor
     floor_no = np.floor(rel / fh)
     fm = rel - floor_no * fh                                      # height within the floor (np.mod is 10x slower)
     one, dark = np.float32(1.0), np.float32(0.8)
-    shade = (1 + 0.05 * tex) * np.where((fm < 0.15) & (Y > gf), dark, np.where(Y < gf, np.float32(0.88), one))
-    shade *= np.where((aa < 0.2) | (aa > b["length"][bi] - 0.2), dark, one)  # H x W
-    wall = b["wall"][bi] * shade[..., None]                        # H x W x 3
-    np.copyto(cv.img, wall, where=fac[..., None])
+    above = Y > gf
+    shade = (1 + 0.05 * tex.take(at)) * np.where((fm < 0.15) & above, dark, np.where(Y < gf, np.float32(0.88), one))
+    shade *= np.where((aa < 0.2) | (aa > b["length"][bi] - 0.2), dark, one)[ci]
+    img = pixels(cv.img).reshape(-1)                              # H * W whole pixels
+    wall = pixels(b["wall"][bi])[ci].view(np.float32).reshape(-1, 3)  # N x 3 (gathered as whole pixels)
+    img[fac.reshape(-1)] = pixels(wall * shade[:, None])         # the wall colours, shaded
     np.copyto(cv.lab, BUILDING, where=fac)
     np.copyto(cv.inst, (1 + bi).astype(np.int32), where=fac)
     np.copyto(cv.amb, 0, where=fac)
@@ -244,24 +259,23 @@ def _street(rng, cv: Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: fl
     m = np.mod(aa, sp) - (sp - ww) / 2
     colwin = (m >= 0) & (m < ww) & (aa - m + ww < b["length"][bi] - 0.3) & (ww * scale >= 2.5) \
         & (wh * f / depth >= 3)
-    rowwin = (Y > gf) & (fm >= sill) & (fm < sill + wh) & (Y - fm + sill + wh < b["height"][bi] - 0.4)
-    win = fac & rowwin & colwin
+    win = colwin[ci] & above
+    win &= (fm >= sill[ci]) & (fm < (sill + wh)[ci]) & (Y - fm + sill[ci] + wh[ci] < (b["height"][bi] - 0.4)[ci])
     if win.any():
-        cell = np.broadcast_to(np.floor(aa / sp) * 7 + bi * 5, (h, w))[win] + floor_no[win] * 13
+        cw = ci[win]
+        cell = (np.floor(aa / sp) * 7 + bi * 5)[cw] + floor_no[win] * 13
         jit = (cell % 9 - 4) * 2.0                               # per-window brightness jitter
-        gu = np.broadcast_to(m / ww, (h, w))[win]
-        cv.img[win] = paint_glass(gu, ((fm - sill) / wh)[win], glass, hl) + jit[:, None]
-        cv.amb[win] = WINDOW
+        img[at[win]] = pixels(paint_glass((m / ww)[cw], (fm[win] - sill[cw]) / wh[cw], glass, hl) + jit[:, None])
+        cv.amb.reshape(-1)[at[win]] = WINDOW
     # posters on the ground floor: the 'panel' ambiguity, same paint_panel as the signs
     pa, pw = b["pa"][bi], b["pw"][bi]
     colpos = b["poster"][bi] & (aa >= pa) & (aa < pa + pw) & (pw * scale >= 3)
     py, ph = b["py"][bi], b["ph"][bi]
-    pos = fac & colpos & (Y >= py) & (Y < py + ph)
+    pos = colpos[ci] & (Y >= py[ci]) & (Y < (py + ph)[ci])
     if pos.any():
-        gu = np.broadcast_to((aa - pa) / pw, (h, w))[pos]
-        pcol = np.broadcast_to(b["pcol"][bi][None], (h, w, 3))[pos]
-        cv.img[pos] = paint_panel(gu, ((Y - py) / ph)[pos], pcol)
-        cv.amb[pos] = PANEL
+        cp = ci[pos]
+        img[at[pos]] = pixels(paint_panel(((aa - pa) / pw)[cp], (Y[pos] - py[cp]) / ph[cp], b["pcol"][bi][cp]))
+        cv.amb.reshape(-1)[at[pos]] = PANEL
 
 
 def _lighting(rng, img: np.ndarray, tex: np.ndarray) -> np.ndarray:
@@ -271,5 +285,8 @@ def _lighting(rng, img: np.ndarray, tex: np.ndarray) -> np.ndarray:
     grad = 1 + rng.uniform(-0.25, 0.25) * (np.arange(w, dtype=np.float32) / w - 0.5)
     img *= gain * grad[:, None]
     sigma = np.float32(rng.uniform(2.0, 7.0) * np.sqrt(12.0))       # uniform noise, std 2..7
-    img += (rng.random((h, w, 3), np.float32) - np.float32(0.5)) * sigma
-    return np.clip(img, 0, 255).astype(np.uint8)
+    noise = rng.random((h, w, 3), np.float32)
+    noise -= np.float32(0.5)
+    noise *= sigma
+    img += noise
+    return np.clip(img, 0, 255, out=img).astype(np.uint8)
