@@ -63,11 +63,11 @@ class PixelHead:
         aug = np.maximum(obj @ self.fuse_w[:, :c].T + pix, 0)                           # N x C
         return aug @ self.cls_w.T + self.cls_b                                          # N x K
 
-    def predict_all(self, rows: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    def predict_all(self, rows: np.ndarray, chunk: int = 8192, device: Any = "cpu") -> np.ndarray:
         """HW predicted classes (uint8) when cell p's sim row is ``rows[p]`` (HW x K), in float32
-        torch on the CPU, ``chunk`` cells at a time (memory: chunk x C floats, never HW x C x 2)."""
+        torch on ``device``, ``chunk`` cells at a time (memory: chunk x C floats, never HW x C x 2)."""
         c = self.up_b.shape[0]
-        f = lambda a: torch.from_numpy(np.array(a, np.float32))  # noqa: E731  (a writable copy)
+        f = lambda a: torch.from_numpy(np.array(a, np.float32)).to(device)  # noqa: E731  (a writable copy)
         value, up_w, up_b, cls_w, cls_b = map(f, (self.value, self.up_w, self.up_b, self.cls_w, self.cls_b))
         fuse_obj, fuse_pix, fuse_b = f(self.fuse_w[:, :c]), f(self.fuse_w[:, c:]), f(self.fuse_b)
         r_all = f(rows)
@@ -77,10 +77,10 @@ class PixelHead:
         out = np.empty(r_all.shape[0], np.uint8)
         with torch.no_grad():
             for i in range(0, r_all.shape[0], chunk):
-                r, pix = r_all[i:i + chunk], pix_all[i:i + chunk].float()                # n x K, n x C
+                r, pix = r_all[i:i + chunk], pix_all[i:i + chunk].to(device)             # n x K, n x C
                 obj = torch.relu(torch.addmm(up_b, r @ value, up_w.T))                   # n x C
                 aug = torch.relu(torch.addmm(fuse_b, obj, fuse_obj.T) + pix @ fuse_pix.T)  # n x C
-                out[i:i + chunk] = torch.addmm(cls_b, aug, cls_w.T).max(1).indices.numpy()  # n
+                out[i:i + chunk] = torch.addmm(cls_b, aug, cls_w.T).max(1).indices.cpu().numpy()  # n
         return out
 
     def arrays(self) -> dict[str, np.ndarray]:

@@ -212,7 +212,7 @@ class Explorer(anywidget.AnyWidget):
             from ocrviz.analysis.erf import make_erf_fn
 
             erf_fn = make_erf_fn(aspp_model, x)
-        self._setup(data, erf_fn, widget_kwargs)
+        self._setup(data, erf_fn, widget_kwargs, device=x.device)
 
     # ---- alternative constructors (no model needed) ----
     @classmethod
@@ -231,7 +231,7 @@ class Explorer(anywidget.AnyWidget):
         """Explorer over a capture ``Cache``; ``kwargs`` go to ``payload.from_cache``."""
         return cls.from_data(from_cache(cache, image, **kwargs), erf_fn=erf_fn, **(widget_kwargs or {}))
 
-    def _setup(self, data: ExplorerData, erf_fn: ErfFn | None, widget_kwargs: dict) -> None:
+    def _setup(self, data: ExplorerData, erf_fn: ErfFn | None, widget_kwargs: dict, device: Any = "cpu") -> None:
         self._data = data
         self._erf_fn = erf_fn
         self._erf_cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
@@ -246,7 +246,8 @@ class Explorer(anywidget.AnyWidget):
         elif where == "auto":
             where = "browser" if cf_fits_page(data) else "kernel"
         self.counterfactuals = where
-        self._kcf = KernelCounterfactuals(data.pixel_head, data.sim_map, data.feat_hw) if where == "kernel" else None
+        self._kcf = (KernelCounterfactuals(data.pixel_head, data.sim_map, data.feat_hw, device=device)
+                     if where == "kernel" else None)
         self._cf_handle: asyncio.Handle | None = None
         h, w = data.feat_hw
         if "selected" in widget_kwargs:       # chosen by the caller: the mouse does not move it away

@@ -75,11 +75,13 @@ class KernelCounterfactuals:
 
     ``sim``: HW x K, the rows the page shows; ``feat_hw``: (h, w).  The classes of every cell
     without an edit are computed once, on the first whole-image answer; the last edit's map is
-    kept, so moving the pixel under a standing edit costs only the pixel's rows.
+    kept, so moving the pixel under a standing edit costs only the pixel's rows.  ``device``:
+    where the whole-image re-runs go (the model's; the pixel's rows are float64 numpy).
     """
 
-    def __init__(self, head: PixelHead, sim: np.ndarray, feat_hw: tuple[int, int]) -> None:
+    def __init__(self, head: PixelHead, sim: np.ndarray, feat_hw: tuple[int, int], device: Any = "cpu") -> None:
         self.head, self.sim, self.feat_hw = head, np.asarray(sim), (int(feat_hw[0]), int(feat_hw[1]))
+        self.device = device
         self._base_pred: np.ndarray | None = None
         self._last: tuple[tuple, np.ndarray] | None = None
 
@@ -107,10 +109,10 @@ class KernelCounterfactuals:
         _, dropped, gain = _request(request, self.feat_hw, k)
         edit = (tuple(dropped), None if gain is None else tuple(gain))
         if self._base_pred is None:
-            self._base_pred = self.head.predict_all(self.sim)
+            self._base_pred = self.head.predict_all(self.sim, device=self.device)
         if self._last is None or self._last[0] != edit:
             rows, _ = edit_rows(self.sim, dropped, gain)
-            self._last = (edit, self.head.predict_all(rows))
+            self._last = (edit, self.head.predict_all(rows, device=self.device))
         pred = self._last[1]
         return ({"key": request.get("key"), "edit": request.get("edit"), "changed": int((pred != self._base_pred).sum()),
                  "cells": int(pred.size)}, pred)

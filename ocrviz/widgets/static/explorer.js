@@ -688,6 +688,10 @@ async function render({ model, el: host }) {
       all.className = "ocrviz-cf-all";
       head.after(all);
       root.dataset.cfChanged = String(n);
+    } else if (kernelCf && kAnswer && kAnswer.whole_pending && kAnswer.edit === editSig()) {
+      const all = el("div", "ocrviz-cf-all");
+      all.textContent = "the same edit on every cell: re-running in the kernel…";
+      head.after(all);
     }
     root.dataset.cfPred = String(a);
     root.dataset.cfLogits = JSON.stringify(after.map((v) => +v.toFixed(6)));

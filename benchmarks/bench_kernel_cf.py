@@ -1,0 +1,88 @@
+"""Counterfactuals answered in the kernel at HRNet-W48-OCR size: prints a markdown table.
+
+    .venv/bin/python benchmarks/bench_kernel_cf.py [--image 1024x2048] [--threads 2] [--repeats 5]
+
+An HRNet-W48-OCR head (official config: 512 mid channels, 256 key channels, K = 19, output
+stride 4) does not fit the page (its pixel features at 1024 x 2048 are 256 MiB), so the explorer
+re-runs edits in the kernel (``ocrviz.widgets.kernel_cf``).  The cost depends only on the
+shapes, so the head is the real model's OCR head with BatchNorm folded (random weights, random
+BN statistics) and the cache's value and pixel features are random.  Measured per request:
+"pixel" = the cell's logits without / with the edit and K influences (K + 2 rows through the
+head, float64) — what the page waits for after a click; "whole image" = the edit on every cell
+(float32 torch) for the prediction overlay, the first time (with the unedited classes) and for
+a further edit.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from ocrviz.analysis.pixel_head import PixelHead, _conv_bn
+from ocrviz.analysis.counterfactual import ocr_parts
+from ocrviz.models.hrnet import HRNetW48OCR
+from ocrviz.widgets.kernel_cf import KernelCounterfactuals
+
+STRIDE = 4
+
+
+def head_of(k: int, hw: int, seed: int = 0) -> PixelHead:
+    torch.manual_seed(seed)
+    model = HRNetW48OCR(num_classes=k).eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 2)
+    parts = ocr_parts(model)
+    up_w, up_b = _conv_bn(parts.block.f_up)
+    fuse_w, fuse_b = _conv_bn(parts.fuse)
+    cls = parts.cls
+    rng = np.random.default_rng(seed)
+    c, ck = up_w.shape
+    return PixelHead(value=rng.standard_normal((k, ck)), pixels=rng.standard_normal((hw, c)).astype(np.float32),
+                     up_w=up_w, up_b=up_b, fuse_w=fuse_w, fuse_b=fuse_b,
+                     cls_w=cls.weight.detach().double()[:, :, 0, 0].numpy(), cls_b=cls.bias.detach().double().numpy())
+
+
+def ms(f, n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        f(i)
+        out.append(1000 * (time.perf_counter() - t0))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--image", default="1024x2048", help="H x W of the image (feature grid = image / 4)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    H, W = (int(v) for v in args.image.lower().split("x"))
+    h, w, k = H // STRIDE, W // STRIDE, 19
+    head = head_of(k, h * w)
+    sim = np.random.default_rng(1).dirichlet(np.ones(k), h * w).astype(np.float32)      # HW x K
+    kcf = KernelCounterfactuals(head, sim, (h, w))
+    rng = np.random.default_rng(2)
+    cells = [[int(rng.integers(h)), int(rng.integers(w))] for _ in range(64)]
+    req = lambda i, d: {"key": str(i), "edit": str(d), "cell": cells[i % 64], "dropped": [d], "gain": None}  # noqa: E731
+    pixel = ms(lambda i: kcf.pixel(req(i, i % k)), max(20, 4 * args.repeats))
+    first = ms(lambda i: kcf.whole(req(i, 0)), 1)
+    again = ms(lambda i: kcf.whole(req(i, 1 + i % (k - 1))), args.repeats)
+    print(f"_HRNet-W48-OCR head (C = {head.up_b.size}, Ck = {head.value.shape[1]}, K = {k}), image {H} x {W} "
+          f"= {h} x {w} cells; torch {torch.__version__}, {torch.get_num_threads()} threads_\n")
+    print("| request | median ms | max ms | runs |")
+    print("|---|---:|---:|---:|")
+    for name, v in [("pixel: logits, edited logits, K influences (what a click waits for)", pixel),
+                    ("whole image, first edit (and the unedited classes, once)", first),
+                    ("whole image, a further edit", again)]:
+        print(f"| {name} | {statistics.median(v):.1f} | {max(v):.1f} | {len(v)} |")
+
+
+if __name__ == "__main__":
+    main()
