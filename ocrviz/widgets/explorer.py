@@ -200,7 +200,8 @@ class Explorer(anywidget.AnyWidget):
         ``align_corners`` (default: the model's own attribute, else False);
         the output stride is the image height over the feature map's.
         ``mean`` / ``std``: per-channel normalisation (0..1 or 0..255 units;
-        default ImageNet's).  Only what the explorer draws is captured.
+        default: the model's own, ``ocrviz.normalisation_of`` (e.g. read from an
+        MMSeg checkpoint's config), else ImageNet's).  Only what the explorer draws is captured.
         ``device``: where the forward runs ("cpu", "cuda"); the models are moved
         there.  Default: the model's own device.
         """
@@ -500,6 +501,10 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
                   palette: Any, transform: Any, aspp_rates: Any, mark: Any = None,
                   mark_name: str = "marked", mean: Any = None, std: Any = None, logits_fn: Any = None,
                   align_corners: bool | None = None, device: Any = None) -> tuple[ExplorerData, Any]:
+    from ocrviz.normalisation import input_normalisation
+
+    if transform is None and not hasattr(image, "detach"):  # a uint8 image: the caller's, else the model's own
+        mean, std = input_normalisation(model, mean, std)
     x = _model_input(image, transform, mean, std)
     dev = _device(model, device)
     model.to(dev)

@@ -179,3 +179,20 @@ def test_blame_categories_match_error_blame_and_travel_in_the_payload() -> None:
     shipped = unpack(ex.packed["blame"]).view(np.uint8).reshape(want.shape)
     np.testing.assert_array_equal(shipped, np.where(want < 0, 255, want.astype(np.int64)))
     assert (want >= 0).any() and Explorer(model, sample.image).data.blame is None     # no labels, no blame
+
+
+def test_explorer_normalises_with_the_models_own_statistics() -> None:
+    """A model that carries input_mean / input_std (e.g. read from an MMSeg checkpoint's config) is fed
+    with them, exactly as if the caller had passed mean= / std=; a transform= bypasses them."""
+    ocr = ocrviz.create_model("ocrnet", num_classes=3, widths=(8, 8, 16, 16), mid_channels=16, key_channels=8)
+    image = (np.random.default_rng(1).random((32, 48, 3)) * 255).astype(np.uint8)
+    mean, std = [100.0, 110.0, 120.0], [50.0, 60.0, 70.0]
+    given = Explorer(ocr, image, mean=mean, std=std).data.pixel_head.pixels
+    imagenet = Explorer(ocr, image).data.pixel_head.pixels
+    ocr.input_mean, ocr.input_std = mean, std
+    own = Explorer(ocr, image).data.pixel_head.pixels
+    np.testing.assert_array_equal(own, given)
+    assert np.abs(own - imagenet).max() > 1e-4
+    x = torch.from_numpy(((image / 255.0 - 0.5) / 0.25).astype(np.float32)).permute(2, 0, 1)[None]
+    bypass = Explorer(ocr, image, transform=lambda a: x).data.pixel_head.pixels
+    assert np.abs(bypass - own).max() > 1e-4
