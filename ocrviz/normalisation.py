@@ -32,7 +32,7 @@ import math
 import warnings
 from typing import Any, NamedTuple, Sequence
 
-__all__ = ["Normalisation", "from_config", "from_meta", "normalisation_of", "input_normalisation",
+__all__ = ["Normalisation", "from_config", "from_meta", "normalisation_of", "input_normalisation", "normalise",
            "IMAGENET_MEAN", "IMAGENET_STD"]
 
 Triple = tuple[float, float, float]
@@ -249,3 +249,27 @@ def warn_if_unread(meta: dict) -> None:
         warnings.warn("the checkpoint's config names a normalisation that ocrviz could not read (only literal "
                       "mean=[...], std=[...] are read, the config is never run); the explorer will use "
                       "ImageNet's unless you pass mean= / std=", stacklevel=3)
+
+
+def normalise(image: Any, mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> Any:
+    """H x W x 3 uint8 -> 1 x 3 x H x W float32 tensor ``(image / 255 - mean) / std``.
+
+    ``mean`` / ``std``: three values each, in 0..1 or 0..255 units (MMSeg's); neither:
+    ImageNet's, exactly as training normalises (``ocrviz.data.dataset.normalize``).
+    ``normalise(image, *input_normalisation(model))`` feeds ``model`` as it was trained.
+    """
+    import numpy as np
+    import torch
+
+    from ocrviz.data.dataset import MEAN, STD, normalize
+
+    if mean is None and std is None:
+        return normalize(image)[None]                                            # 1 x 3 x H x W
+    m = np.asarray(MEAN if mean is None else mean, np.float64)
+    sd = np.asarray(STD if std is None else std, np.float64)
+    if m.shape != (3,) or sd.shape != (3,) or (sd <= 0).any():
+        raise ValueError(f"mean={mean!r}, std={std!r}: give three values each (std > 0), in 0..1 or 0..255 units")
+    m, sd = (m / 255 if m.max() > 1 else m), (sd / 255 if sd.max() > 1 else sd)  # 0..255 units (MMSeg's)
+    x = torch.as_tensor(np.ascontiguousarray(image)).movedim(-1, -3).float().div_(255.0)   # 3 x H x W
+    return ((x - torch.tensor(m, dtype=torch.float32).view(3, 1, 1))
+            / torch.tensor(sd, dtype=torch.float32).view(3, 1, 1))[None]          # 1 x 3 x H x W

@@ -1,6 +1,7 @@
 """One image through an OCR model for the dataset-level analyses.
 
-``image_pass`` normalises an H x W x 3 uint8 image, runs one captured forward
+``image_pass`` normalises an H x W x 3 uint8 image (with the model's own
+statistics, ``ocrviz.normalisation.input_normalisation``, else ImageNet's), runs one captured forward
 (eval mode, no grad) and returns what attention_report, error_blame and
 context_flow need; ``to_image`` upsamples head logits (h x w) to the image the
 way the model's own forward does (bilinear, the model's ``align_corners``:
@@ -24,7 +25,7 @@ from torch import nn
 
 from ..capture import Cache, run_with_cache
 from ..capture.outputs import find_align_corners, upsample_logits
-from ..data.dataset import normalize
+from ..normalisation import input_normalisation, normalise
 from ..evaluate import class_ids
 
 
@@ -74,7 +75,7 @@ def check_labels(labels: Any, image_hw: tuple[int, int], index: int | None = Non
 def image_pass(model: nn.Module, image: Any, index: int | None = None) -> ImagePass:
     """Normalise, capture and predict one image (the model must already be in eval mode)."""
     arr = check_image(image, index)
-    x = normalize(arr)[None].to(model_device(model))                      # 1 x 3 x H x W
+    x = normalise(arr, *input_normalisation(model)).to(model_device(model))   # 1 x 3 x H x W (the model's own)
     out, cache = run_with_cache(model, x)
     align = find_align_corners(model, default=True)
     size = tuple(arr.shape[:2])

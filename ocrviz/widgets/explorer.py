@@ -432,24 +432,15 @@ def _device(model: Any, device: Any) -> Any:
 
 def _model_input(image: Any, transform: Any, mean: Any, std: Any) -> Any:
     """1 x 3 x H x W float input: a tensor as given, else (image / 255 - mean) / std."""
-    import torch
-
-    from ocrviz.data.dataset import MEAN, STD
-
     if hasattr(image, "detach"):
         x = image.detach().float()
         return x[None] if x.ndim == 3 else x                                     # 1 x 3 x H x W
     arr = to_uint8_image(image)
     if transform is not None:
         return transform(arr)
-    m = np.asarray(MEAN if mean is None else mean, np.float32)
-    sd = np.asarray(STD if std is None else std, np.float32)
-    if m.shape != (3,) or sd.shape != (3,) or (sd <= 0).any():
-        raise ValueError(f"mean={mean!r}, std={std!r}: give three values each (std > 0), in 0..1 or 0..255 units")
-    if m.max() > 1 or sd.max() > 1:                                              # 0..255 units (MMSeg's)
-        m, sd = m / 255, sd / 255
-    x = (arr.astype(np.float32) / 255 - m) / sd                                  # H x W x 3
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]   # 1 x 3 x H x W
+    from ocrviz.normalisation import normalise
+
+    return normalise(arr, mean, std)                                             # 1 x 3 x H x W
 
 
 def _run_drawn(m: Any, x: Any, keep: Callable[[str], bool], logits_fn: Any, align_corners: bool | None) -> Any:
@@ -474,7 +465,7 @@ def _run_drawn(m: Any, x: Any, keep: Callable[[str], bool], logits_fn: Any, alig
 
 def _blame(model: Any, image: Any, labels: Any, default_input: bool) -> Any:
     """error_blame's category map when it applies: labels given, a model rerun_head supports, and
-    the default ImageNet normalisation of a uint8 image (error_blame normalises itself)."""
+    a uint8 image normalised as the model's own default (error_blame normalises it the same way)."""
     if labels is None or not default_input or hasattr(image, "detach"):
         return None
     from ocrviz.analysis import error_blame
@@ -503,6 +494,7 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
                   align_corners: bool | None = None, device: Any = None) -> tuple[ExplorerData, Any]:
     from ocrviz.normalisation import input_normalisation
 
+    default_input = transform is None and mean is None and std is None
     if transform is None and not hasattr(image, "detach"):  # a uint8 image: the caller's, else the model's own
         mean, std = input_normalisation(model, mean, std)
     x = _model_input(image, transform, mean, std)
@@ -538,6 +530,6 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
     pal = palette if palette is not None else own_pal
     return from_cache(cache, shown, labels=labels, class_names=names, palette=pal, logits=logits,
                       pixel_head=pixel_head(model, cache),
-                      blame=_blame(model, image, labels, transform is None and mean is None and std is None),
+                      blame=_blame(model, image, labels, default_input),
                       output_stride=getattr(model, "output_stride", None), mark=mark, mark_name=mark_name,
                       **kw), x
