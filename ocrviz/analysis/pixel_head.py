@@ -63,7 +63,7 @@ class PixelHead:
         aug = np.maximum(obj @ self.fuse_w[:, :c].T + pix, 0)                           # N x C
         return aug @ self.cls_w.T + self.cls_b                                          # N x K
 
-    def predict_all(self, rows: np.ndarray, chunk: int = 2048, device: Any = "cpu") -> np.ndarray:
+    def predict_all(self, rows: np.ndarray, chunk: int = 8192, device: Any = "cpu") -> np.ndarray:
         """HW predicted classes (uint8) when cell p's sim row is ``rows[p]`` (HW x K), in float32
         torch on ``device``, ``chunk`` cells at a time (memory: chunk x C floats, never HW x C x 2)."""
         c = self.up_b.shape[0]
