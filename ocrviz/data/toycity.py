@@ -178,13 +178,12 @@ def _street(rng, cv: Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: fl
     # sky: vertical gradient plus soft clouds
     zen = rng.uniform([40, 90, 150], [110, 150, 220]).astype(np.float32)
     hor = rng.uniform([150, 170, 190], [215, 225, 235]).astype(np.float32)
-    # (only the rows above the horizon: the ground below overwrites every pixel of its rows)
+    # (painted once the facades are known, on the pixels above the horizon that no facade covers:
+    # the ground overwrites every pixel of its rows, the facades theirs)
     g0 = min(h, max(0, int(np.ceil(yh - 0.5))))                   # the first ground row
     k = np.clip(rows[:g0] / max(yh, 1.0), 0, 1)[..., None]        # S x 1 x 1 (sky rows)
-    cloud = np.clip(tex[:g0] - 0.3, 0, 1) * np.float32(rng.uniform(0, 0.8))  # S x W
-    sky = cv.img[:g0]
-    sky[:] = zen + (hor - zen) * k
-    sky += (235 - sky) * cloud[..., None]
+    sky = (zen + (hor - zen) * k).reshape(-1, 3)                  # S x 3: the gradient, per row
+    cloud = np.float32(rng.uniform(0, 0.8))
     # ground: one surface for road and sidewalk (the 'surface' ambiguity); rows below the horizon
     dy = np.maximum(rows[g0:, 0] - yh, 1e-3)                       # G (ground rows)
     ground = np.s_[g0:, :]
@@ -231,6 +230,12 @@ def _street(rng, cv: Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: fl
     top = np.where(cols, yh - (b["height"][bi] - hc) * f / depth, yh)
     bot = np.where(cols, yh + hc * f / depth, yh)
     fac = (rows >= top) & (rows < bot)                            # H x W
+    img = pixels(cv.img).reshape(-1)                              # H * W whole pixels
+    open_sky = ~fac[:g0]                                          # S x W
+    sky_at = np.flatnonzero(open_sky)
+    blue = pixels(sky)[np.repeat(np.arange(g0), np.count_nonzero(open_sky, 1))].view(np.float32).reshape(-1, 3)
+    blue += (235 - blue) * (np.clip(tex.take(sky_at) - 0.3, 0, 1) * cloud)[:, None]   # soft clouds
+    img[sky_at] = pixels(blue)
     # Per facade pixel from here on (N of them, in row-major order): each value is the one the
     # whole H x W frame would hold there, computed by the same operations on the same numbers.
     at = np.flatnonzero(fac)                                      # N: flat pixel indices
@@ -247,7 +252,6 @@ def _street(rng, cv: Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: fl
     above = Y > gf
     shade = (1 + 0.05 * tex.take(at)) * np.where((fm < 0.15) & above, dark, np.where(Y < gf, np.float32(0.88), one))
     shade *= np.where((aa < 0.2) | (aa > b["length"][bi] - 0.2), dark, one)[ci]
-    img = pixels(cv.img).reshape(-1)                              # H * W whole pixels
     wall = pixels(b["wall"][bi])[ci].view(np.float32).reshape(-1, 3)  # N x 3 (gathered as whole pixels)
     img[fac.reshape(-1)] = pixels(wall * shade[:, None])         # the wall colours, shaded
     np.copyto(cv.lab, BUILDING, where=fac)
@@ -259,9 +263,10 @@ def _street(rng, cv: Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: fl
     m = np.mod(aa, sp) - (sp - ww) / 2
     colwin = (m >= 0) & (m < ww) & (aa - m + ww < b["length"][bi] - 0.3) & (ww * scale >= 2.5) \
         & (wh * f / depth >= 3)
-    win = colwin[ci] & above
-    win &= (fm >= sill[ci]) & (fm < (sill + wh)[ci]) & (Y - fm + sill[ci] + wh[ci] < (b["height"][bi] - 0.4)[ci])
-    if win.any():
+    win = np.flatnonzero(colwin[ci] & above)                      # candidates, then the rows of the windows
+    cw, fw = ci[win], fm[win]
+    win = win[(fw >= sill[cw]) & (fw < (sill + wh)[cw]) & (Y[win] - fw + sill[cw] + wh[cw] < (b["height"][bi] - 0.4)[cw])]
+    if len(win):
         cw = ci[win]
         cell = (np.floor(aa / sp) * 7 + bi * 5)[cw] + floor_no[win] * 13
         jit = (cell % 9 - 4) * 2.0                               # per-window brightness jitter
@@ -271,8 +276,10 @@ def _street(rng, cv: Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: fl
     pa, pw = b["pa"][bi], b["pw"][bi]
     colpos = b["poster"][bi] & (aa >= pa) & (aa < pa + pw) & (pw * scale >= 3)
     py, ph = b["py"][bi], b["ph"][bi]
-    pos = colpos[ci] & (Y >= py[ci]) & (Y < (py + ph)[ci])
-    if pos.any():
+    pos = np.flatnonzero(colpos[ci])
+    cp = ci[pos]
+    pos = pos[(Y[pos] >= py[cp]) & (Y[pos] < (py + ph)[cp])]
+    if len(pos):
         cp = ci[pos]
         img[at[pos]] = pixels(paint_panel(((aa - pa) / pw)[cp], (Y[pos] - py[cp]) / ph[cp], b["pcol"][bi][cp]))
         cv.amb.reshape(-1)[at[pos]] = PANEL
@@ -289,4 +296,4 @@ def _lighting(rng, img: np.ndarray, tex: np.ndarray) -> np.ndarray:
     noise -= np.float32(0.5)
     noise *= sigma
     img += noise
-    return np.clip(img, 0, 255, out=img).astype(np.uint8)
+    return np.clip(img, 0, 255, out=np.empty(img.shape, np.uint8), casting="unsafe")  # = clip, then astype
