@@ -30,6 +30,7 @@
 
 # %%
 import matplotlib.pyplot as plt
+from IPython.display import display
 import numpy as np
 import torch
 
@@ -198,15 +199,22 @@ flow_explorer
 # ## 5 · Try it: drop a region yourself
 #
 # In the explorer, each bar shows the attention (`sim`) and the influence (`Δlogit`, positive when
-# the region supports the prediction).  **Click a bar** to drop that region from the pixel's row
-# (the page re-runs the pixel through OCR's own head, without the kernel), **shift-click** to keep
-# only that region, **undo** to go back.  The prediction and all logits before → after appear
-# under the bars.
+# the region supports the prediction).  **Click a bar** to drop that region from the pixel's row,
+# **shift-click** to keep only that region, the **slider** to scale one, **undo** to go back.  The
+# pixel is re-run through OCR's own head after the sim map; the prediction and all logits
+# before → after appear under the bars, and the prediction overlay shows the same edit on every
+# cell.  A small head travels with the page, which re-runs it without the kernel; an HRNet-size
+# head (yours, with `MODEL_PATH`) stays in the kernel, which answers each edit.  The line under
+# the explorer says which.
 
 # %%
 explorer = ocrviz.Explorer(model, sample.image, sample.labels)
 explorer.select(14, 20)
-explorer
+feat_mib = explorer.data.pixel_head.pixels.nbytes / 2 ** 20
+where = {"browser": "in the page (no kernel needed)", "kernel": "in the kernel"}[explorer.counterfactuals]
+display(explorer)
+print(f"This model's head after the sim map needs {feat_mib:.1f} MiB of pixel features for this image, "
+      f"so its counterfactuals run {where}.")
 
 # %% [markdown]
 # ## Exercises

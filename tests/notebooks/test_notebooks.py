@@ -166,6 +166,8 @@ _probe = {"rep": rep.to_dict(), "uniform_drop": float(uniform_drop), "shuffled_d
           "top_att": top_att.tolist(), "top_inf": top_inf.tolist(),
           "explorer_selected": [int(v) for v in explorer.selected], "explorer_pinned": bool(explorer.pinned),
           "explorer_has_head": explorer.data.pixel_head is not None,
+          "cf_where": explorer.counterfactuals, "cf_printed": where, "feat_mib": feat_mib,
+          "cf_page_ok": bool(explorer.cf_value) == (explorer.counterfactuals == "browser"),
           "totals": totals, "n_err": n_err, "worst": worst,
           "errors_counted": int(sum(((b.prediction != lb) & (lb != 255)).sum() for b, lb in zip(blames, LABELS[:6]))),
           "ocr_diag": ocr_diag, "aspp_diag": aspp_diag,
@@ -500,6 +502,9 @@ def test_does_the_attention_matter_claims(run_notebook) -> None:
     # exercise 2's answer says one-hot rows cost more than uniform ones for the shipped model
     assert pr["onehot_drop"] > pr["uniform_drop"]
     assert pr["explorer_selected"] == [14, 20] and pr["explorer_pinned"] and pr["explorer_has_head"]
+    # section 5: the printed side is where the counterfactuals really run (the shipped head fits the page)
+    assert pr["cf_where"] == "browser" and pr["cf_printed"].startswith("in the page") and pr["cf_page_ok"]
+    assert 0 < pr["feat_mib"] <= 8
     # section 3: every misclassified pixel gets exactly one category; the printed 'most' is the largest
     assert sum(pr["totals"].values()) == pr["n_err"] == pr["errors_counted"] > 0
     assert pr["worst"] == max(pr["totals"], key=pr["totals"].get)
