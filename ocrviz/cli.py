@@ -350,10 +350,12 @@ def _resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 class FolderScenes:
     """(image, labels, name) folder dataset -> evaluate's items: normalised image padded to a multiple
-    of 32 (labels padded with 255, so the padding counts nowhere), one image at a time."""
+    of 32 (labels padded with 255, so the padding counts nowhere), one image at a time.  ``norm``:
+    the model's (mean, std) (``ocrviz.normalisation.input_normalisation``; (None, None): ImageNet)."""
 
-    def __init__(self, folder: Any, k: int, n: int | None, max_side: int | None) -> None:
-        self.folder, self.k, self.max_side = folder, k, max_side
+    def __init__(self, folder: Any, k: int, n: int | None, max_side: int | None,
+                 norm: tuple[Any, Any] = (None, None)) -> None:
+        self.folder, self.k, self.max_side, self.norm = folder, k, max_side, norm
         self.n = len(folder) if n is None else min(n, len(folder))
 
     def __len__(self) -> int:
@@ -376,17 +378,19 @@ class FolderScenes:
         import torch
 
         from ocrviz.data.images import PAD_RGB, pad_to_stride
-        from ocrviz.data.dataset import normalize
+        from ocrviz.normalisation import normalise
 
         if i >= self.n:
             raise IndexError(i)
         image, labels, _ = self.raw(i)
-        return {"image": normalize(pad_to_stride(image, 32, PAD_RGB)),
+        return {"image": normalise(pad_to_stride(image, 32, PAD_RGB), *self.norm)[0],       # 3 x H x W
                 "labels": torch.from_numpy(pad_to_stride(labels.astype(np.int64), 32, 255))}
 
 
-def open_data(spec: str, args: argparse.Namespace, k: int | None) -> tuple[Any, Any, list[str] | None, str]:
-    """(dataset for evaluate, iterator factory of (uint8 image, labels), class names, description)."""
+def open_data(spec: str, args: argparse.Namespace, k: int | None,
+              norm: tuple[Any, Any] = (None, None)) -> tuple[Any, Any, list[str] | None, str]:
+    """(dataset for evaluate, iterator factory of (uint8 image, labels), class names, description);
+    ``norm``: the model's (mean, std) for a folder's images (ToyCity's models use ImageNet's)."""
     from ocrviz.data import folders
 
     if spec.lower() in ("toycity", "toycity-val"):
@@ -428,7 +432,7 @@ def open_data(spec: str, args: argparse.Namespace, k: int | None) -> tuple[Any, 
         raise InputError(f"--model {args.model}: its class count is unknown; give a model with num_classes")
     if args.images is not None and args.images < 1:
         raise InputError(f"--images {args.images}: allowed are 1 and more")
-    ds = FolderScenes(folder, k, args.images, args.max_side)
+    ds = FolderScenes(folder, k, args.images, args.max_side, norm)
 
     def scenes() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for i in range(len(ds)):
@@ -570,7 +574,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model = load_model_arg(args.model, num_classes=args.num_classes)
     k = model_classes(model)
-    dataset, scenes, names, what = open_data(args.data, args, k)
+    from ocrviz.normalisation import input_normalisation
+
+    dataset, scenes, names, what = open_data(args.data, args, k, input_normalisation(model))
     names = names or getattr(model, "class_names", None)
     batch = args.batch_size or (4 if args.data.lower().startswith("toycity") else 1)
     metrics = evaluate(model, dataset, k, names, batch_size=batch, device=device, progress=not args.quiet,

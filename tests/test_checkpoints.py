@@ -292,3 +292,16 @@ def test_an_official_checkpoint_of_another_width_points_to_from_checkpoint(tmp_p
                tmp_path / "w8.pth")
     with pytest.raises(CheckpointMismatchError, match="official HRNet-OCR keys: use ocrviz.from_checkpoint"):
         load_checkpoint(hrnet(), tmp_path / "w8.pth")
+
+
+@pytest.mark.parametrize("name", ["toycity-ocr", "toycity-aspp"])
+def test_a_saved_shipped_model_loads_back_as_the_same_function(name, tmp_path) -> None:
+    """save_checkpoint records the builder's options (the shipped models' undilated backbone):
+    from_checkpoint rebuilds the very same network, not one with the default dilation."""
+    import ocrviz
+
+    model = ocrviz.load_model(name)
+    back = ocrviz.from_checkpoint(ocrviz.save_checkpoint(model, tmp_path / f"{name}.safetensors"))
+    x = torch.randn(1, 3, 64, 128)
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), model(x), rtol=0, atol=0)

@@ -160,6 +160,32 @@ def test_report_on_a_masks_folder_equals_evaluate(files, capsys) -> None:
     assert got["confusion"] == want["confusion"] and got["miou"] == want["miou"] and got["n_images"] == 2
 
 
+def test_report_feeds_a_folder_with_the_models_own_normalisation(files, capsys) -> None:
+    """A checkpoint that carries its input statistics (as from an MMSeg config) is evaluated on them."""
+    import ocrviz
+    from ocrviz.evaluate import evaluate
+
+    model = ocrviz.load_model("toycity-ocr")
+    model.input_mean, model.input_std = [90.0, 100.0, 110.0], [40.0, 50.0, 60.0]
+    ckpt = ocrviz.save_checkpoint(model, files / "own_norm.safetensors")
+    json_out = files / "own_norm.json"
+    code, _, err = run(["report", files / "folder", "--model", ckpt, "--quiet", "--no-analyses",
+                        "-o", files / "own_norm.html", "--json", json_out], capsys)
+    assert code == 0, err
+
+    def item(i: int, mean, std) -> dict:
+        img = np.asarray(Image.open(files / "folder" / "images" / f"s{i}.png").convert("RGB")).astype(np.float32)
+        x = (img / 255 - np.asarray(mean, np.float32) / 255) / (np.asarray(std, np.float32) / 255)   # written out
+        return dict(image=torch.from_numpy(x.transpose(2, 0, 1).copy()),
+                    labels=torch.from_numpy(np.asarray(Image.open(files / "folder" / "masks" / f"s{i}.png"))
+                                            .astype(np.int64)))
+    want = evaluate(model, [item(i, model.input_mean, model.input_std) for i in range(2)], batch_size=1)
+    imagenet = evaluate(model, [item(i, [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]) for i in range(2)],
+                        batch_size=1)
+    got = json.loads(json_out.read_text())["metrics"]
+    assert got["confusion"] == want["confusion"] and got["confusion"] != imagenet["confusion"]
+
+
 def test_train_and_evaluate_are_subcommands(capsys) -> None:
     code, out, _ = run(["evaluate", "toycity-fcn", "--images", 1, "--threads", 1], capsys)
     assert code == 0 and out.splitlines()[2].startswith("| toycity-fcn | 0.")

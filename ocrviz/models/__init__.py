@@ -128,4 +128,8 @@ def create_model(name: str, num_classes: int = 19, *, output_stride: int | None 
                          "ocrviz.load_checkpoint(model, path)")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    return MODELS[name](num_classes, output_stride, **kwargs)
+    model = MODELS[name](num_classes, output_stride, **kwargs)
+    if not hasattr(model, "model_kwargs"):        # what save_checkpoint records to rebuild the same model
+        built = {k: v for k, v in kwargs.items() if k not in ("class_names", "palette")}
+        model.model_kwargs = built if output_stride is None else {**built, "output_stride": output_stride}
+    return model
