@@ -45,9 +45,11 @@ def test_bad_labels_are_reported() -> None:
         confusion_matrix(np.zeros(3), np.zeros(4), 3)
 
 
-def test_evaluate_ambiguity_breakdown_matches_brute_force() -> None:
+@pytest.mark.parametrize("ignore", [True, False], ids=["with-ignore-pixels", "all-labels-valid"])
+def test_evaluate_ambiguity_breakdown_matches_brute_force(ignore: bool) -> None:
     """evaluate() on a fixed-prediction model: per-kind and cue-free accuracies
-    equal the counts done by hand with numpy."""
+    equal the counts done by hand with numpy (with ignore pixels, and without: then
+    evaluate counts without masking)."""
     import torch
 
     from ocrviz.evaluate import evaluate
@@ -66,7 +68,8 @@ def test_evaluate_ambiguity_breakdown_matches_brute_force() -> None:
     items = []
     for i in range(4):
         labels = torch.from_numpy(rng.integers(0, k, (h, w)))
-        labels[0, :3] = 255
+        if ignore:
+            labels[0, :3] = 255
         ambiguity = torch.from_numpy(rng.integers(0, 4, (h, w)).astype(np.uint8))
         cue = (ambiguity > 0) & torch.from_numpy(rng.random((h, w)) < 0.5)
         image = torch.full((3, h, w), float(i))
@@ -86,6 +89,9 @@ def test_evaluate_ambiguity_breakdown_matches_brute_force() -> None:
     assert rep["cue_free_acc"] == pytest.approx(acc(cue))
     assert rep["cue_free_pixels"] == int((cue & valid).sum())
     assert rep["pixel_acc"] == pytest.approx(acc(torch.ones_like(valid)))
+    brute = np.zeros((k, k), int)
+    np.add.at(brute, (lab[valid].numpy(), preds[valid].numpy()), 1)
+    assert rep["confusion"] == brute.tolist()
 
 
 def test_cli_prints_the_table_and_rejects_unknown_names(capsys) -> None:
@@ -187,15 +193,35 @@ def test_evaluate_is_unchanged_by_the_speed_fixes() -> None:
     forget_scenes(ds)
 
 
+def test_rendered_batches_equal_the_dataloaders() -> None:
+    """evaluate renders a ToyCity split itself (ToyCityDataset.render): every array it scores
+    equals the DataLoader's batch of dataset[i], and its uint8 images normalise to the same input."""
+    import torch
+
+    from ocrviz.data.dataset import ToyCityDataset, normalize, val_split
+    from ocrviz.evaluate import _KEEP, _rendered_batches
+
+    ds = ToyCityDataset(val_split(5), height=64, width=128)
+    ref = list(torch.utils.data.DataLoader(ds, batch_size=2, shuffle=False))
+    got = list(_rendered_batches(ds, 2))
+    assert [len(b["labels"]) for b, _ in got] == [2, 2, 1]
+    for (batch, u8), want in zip(got, ref):
+        assert sorted(batch) == sorted(_KEEP)
+        for key in _KEEP:
+            assert batch[key].dtype == want[key].dtype and torch.equal(batch[key], want[key]), key
+        assert u8.dtype == torch.uint8 and torch.equal(normalize(u8), want["image"])
+    assert list(_rendered_batches(ToyCityDataset([], height=32, width=64), 2)) == []
+
+
 def test_scenes_are_rendered_once(monkeypatch) -> None:
     """A ToyCity split is rendered on the first pass only; augmented or cache_scenes=False ones every pass."""
     import ocrviz
     from ocrviz.data import dataset as dataset_mod
     from ocrviz.evaluate import evaluate, forget_scenes
 
-    calls = []
-    real = dataset_mod.ToyCityDataset.__getitem__
-    monkeypatch.setattr(dataset_mod.ToyCityDataset, "__getitem__", lambda self, i: calls.append(i) or real(self, i))
+    calls = []                                                  # scenes rendered (dataset[i] renders too)
+    real = dataset_mod.ToyCityDataset.render
+    monkeypatch.setattr(dataset_mod.ToyCityDataset, "render", lambda self, i: calls.append(i) or real(self, i))
     model = ocrviz.create_model("fcn", num_classes=9, widths=(8, 8, 16, 16), channels=8).eval()
     ds = dataset_mod.ToyCityDataset(dataset_mod.val_split(2), height=32, width=64)
     evaluate(model, ds)
@@ -259,13 +285,13 @@ def test_training_validation_renders_its_scenes_once(monkeypatch) -> None:
     from ocrviz.train import TrainConfig, train
 
     rendered = []
-    real = dataset_mod.ToyCityDataset.__getitem__
+    real = dataset_mod.ToyCityDataset.render                    # what dataset[i] and evaluate render with
 
     def counting(self, i):
         if not self.augment:                                    # validation scenes (training ones are augmented)
             rendered.append(int(self.seeds[i]))
         return real(self, i)
-    monkeypatch.setattr(dataset_mod.ToyCityDataset, "__getitem__", counting)
+    monkeypatch.setattr(dataset_mod.ToyCityDataset, "render", counting)
     cfg = TrainConfig(arch="fcn", steps=4, batch_size=1, height=32, width=64, val_images=2, val_every=1, threads=1,
                       model_kwargs={"widths": [8, 8, 16, 16], "channels": 8})
     result = train(cfg, progress=False, command="test")

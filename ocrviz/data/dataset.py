@@ -89,16 +89,27 @@ class ToyCityDataset(Dataset):
     def __len__(self) -> int:
         return len(self.seeds)
 
-    def __getitem__(self, index: int) -> dict:
+    def render(self, index: int) -> dict:
+        """Item ``index`` before normalisation and augmentation, as numpy arrays:
+        ``image`` uint8 H x W x 3 and the maps of ``__getitem__`` (``seed`` an int).
+
+        ``ds[i]["image"]`` is ``normalize(ds.render(i)["image"])`` (without augmentation);
+        ``ocrviz.evaluate`` batches these directly and keeps the compact uint8 image."""
         seed = int(self.seeds[index])                             # IndexError past the end
         scene = make_scene(seed, self.height, self.width)
-        image = torch.from_numpy(scene.image)                     # H x W x 3 uint8
-        maps = dict(labels=torch.from_numpy(scene.labels), ambiguous=torch.from_numpy(scene.ambiguous),
-                    ambiguity=torch.from_numpy(scene.ambiguity),
-                    instances=torch.from_numpy(scene.instances))   # each H x W
+        out = dict(image=scene.image, labels=scene.labels, ambiguous=scene.ambiguous, ambiguity=scene.ambiguity,
+                   instances=scene.instances)                      # H x W x 3 uint8, then H x W each
         if self.with_cue_free:
             radius = round(CUE_FREE_RADIUS * self.height / 256)
-            maps["cue_free"] = torch.from_numpy(cue_free(scene.ambiguity, radius))
+            out["cue_free"] = cue_free(scene.ambiguity, radius)
+        out["seed"] = seed
+        return out
+
+    def __getitem__(self, index: int) -> dict:
+        arrays = self.render(index)
+        seed = arrays.pop("seed")
+        image = torch.from_numpy(arrays.pop("image"))             # H x W x 3 uint8
+        maps = {k: torch.from_numpy(v) for k, v in arrays.items()}  # each H x W
         if self.augment:
             if torch.rand(()) < 0.5:
                 image = image.flip(1)
