@@ -83,7 +83,8 @@ def _car(rng, cv, c, tex, X, z, p) -> None:
     cabin = (t >= 0.5) & (t < 0.97) & (u >= lo) & (u <= hi)
     glass_m = glass_m & (t >= 0.54) & (t < 0.92) & cabin
     mask = body | cabin | wheels
-    col = np.broadcast_to(p["body"] * (0.78 + 0.4 * t)[..., None], mask.shape + (3,)).copy()
+    shade = (p["body"] * (0.78 + 0.4 * t)[..., None]).astype(np.float32)  # h x 1 x 3, as the canvas stores it
+    col = np.broadcast_to(shade, mask.shape + (3,)).copy()
     col[wheels & ~body | wheels & p["side"]] = 28.0
     if not p["side"]:
         col[(t > 0.36) & (t < 0.44) & ((u < 0.18) | (u > 0.82)) & body] = (200, 30, 30)
@@ -102,8 +103,8 @@ def _person(rng, cv, c, tex, X, z, p) -> None:
     torso = (t >= 0.47) & (t < 0.83) & (np.abs(u - 0.5) < 0.4 - 0.15 * (t < 0.6))
     head = ((u - 0.5) * 0.62) ** 2 + ((t - 0.91) * p["height"]) ** 2 < 0.115 ** 2
     mask = legs | torso | head
-    col = np.where(head[..., None], p["skin"], np.where(torso[..., None], p["shirt"], p["legs"]))
-    cv.paint(reg, mask, col.astype(np.float32), PERSON, cv.new_id())
+    skin, shirt, legs = (np.asarray(p[k], np.float32) for k in ("skin", "shirt", "legs"))
+    cv.paint(reg, mask, np.where(head[..., None], skin, np.where(torso[..., None], shirt, legs)), PERSON, cv.new_id())
 
 
 def _pole(rng, cv, c, tex, X, z, p) -> None:
