@@ -118,9 +118,9 @@ def main(argv: list[str] | None = None) -> None:
             ["evaluate, cache_scenes=False (renders every pass)", f"{stream:.1f}", f"{stream / fwd:.2f}",
              "yes" if stream >= 0.5 * fwd else "no"]]
     print(md_table(["pass", "images / s", "x forward-only", ">= 0.5 x"], rows, "lrrr"))
-    print("\nRendering a 256 x 512 scene (numpy, with its ambiguity masks) costs about as much CPU as "
-          "two forwards of the toy model, so a pass that renders cannot reach 0.5 x forward-only on 2 cores; "
-          "evaluate renders a split once and replays it.")
+    print("\nA pass that renders pays for the scenes (numpy, with their ambiguity and cue-free masks) on the "
+          "forward's cores; evaluate renders a ToyCity split itself (no DataLoader), keeps it compact and "
+          "replays it on later passes.")
 
 
 if __name__ == "__main__":
