@@ -1,6 +1,6 @@
 """Counterfactuals answered in the kernel at HRNet-W48-OCR size: prints a markdown table.
 
-    .venv/bin/python benchmarks/bench_kernel_cf.py [--image 1024x2048] [--threads 2] [--repeats 5]
+    .venv/bin/python benchmarks/bench_kernel_cf.py [--image 1024x2048] [--threads 2] [--repeats 5] [--explorer]
 
 An HRNet-W48-OCR head (official config: 512 mid channels, 256 key channels, K = 19, output
 stride 4) does not fit the page (its pixel features at 1024 x 2048 are 256 MiB), so the explorer
@@ -10,7 +10,9 @@ BN statistics) and the cache's value and pixel features are random.  Measured pe
 "pixel" = the cell's logits without / with the edit and K influences (K + 2 rows through the
 head, float64) — what the page waits for after a click; "whole image" = the edit on every cell
 (float32 torch) for the prediction overlay, the first time (with the unedited classes) and for
-a further edit.
+a further edit.  ``--explorer`` also builds ``ocrviz.Explorer`` on a real (random-weight)
+HRNet-W48-OCR at that size and sends one edit through the widget's traits: which side the
+counterfactuals run on, the time to build, the peak memory of the process, the answer times.
 """
 from __future__ import annotations
 
@@ -56,11 +58,38 @@ def ms(f, n: int) -> list[float]:
     return out
 
 
+def explorer_run(H: int, W: int) -> None:
+    import resource
+
+    from ocrviz.widgets import Explorer
+
+    torch.manual_seed(0)
+    model = HRNetW48OCR(num_classes=19).eval()
+    image = (np.random.default_rng(0).random((H, W, 3)) * 255).astype(np.uint8)
+    t0 = time.perf_counter()
+    ex = Explorer(model, image)
+    built = time.perf_counter() - t0
+    y, x = ex.data.feat_hw[0] // 2, ex.data.feat_hw[1] // 3
+    top = int(np.argmax(ex.data.sim_map[y * ex.data.feat_hw[1] + x]))
+    t0 = time.perf_counter()
+    ex.cf_request = {"key": "b", "edit": "[[],null]", "cell": [y, x], "dropped": [], "gain": None}
+    pixel = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ex.cf_request = {"key": "e", "edit": "d", "cell": [y, x], "dropped": [top], "gain": None}
+    whole = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    print(f"\n_Explorer(HRNetW48OCR(num_classes=19), {H} x {W} image): counterfactuals = "
+          f"{ex.counterfactuals!r}; built in {built:.1f} s; peak RSS {rss:.2f} GiB; a click's answer "
+          f"{1000 * pixel:.0f} ms; an edit (pixel + whole image, first time) {1000 * whole:.0f} ms; "
+          f"{ex.cf_answer['whole']['changed']} of {ex.cf_answer['whole']['cells']} cells change_")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--image", default="1024x2048", help="H x W of the image (feature grid = image / 4)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--explorer", action="store_true", help="also an Explorer on a real HRNet-W48-OCR")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     H, W = (int(v) for v in args.image.lower().split("x"))
@@ -82,6 +111,9 @@ def main() -> None:
                     ("whole image, first edit (and the unedited classes, once)", first),
                     ("whole image, a further edit", again)]:
         print(f"| {name} | {statistics.median(v):.1f} | {max(v):.1f} | {len(v)} |")
+    if args.explorer:
+        del kcf, head
+        explorer_run(H, W)
 
 
 if __name__ == "__main__":
