@@ -72,16 +72,39 @@ class _GraphERF:
     none to rebuild the graph.  Equal to ``gradient_erf`` (Captum's Saliency),
     which the tests check.  The graph is built on the first call, so an
     explorer that never shows an ERF never pays for it.
+
+    For an ocrviz ``SegModel`` two shortcuts give the same gradient for less work
+    (1024 x 2048, shipped ASPP, 2 cores: 1.5-1.8x faster per click, A/B interleaved):
+
+    * the backward starts at the head's feature-resolution logits, seeded with
+      the bilinear (align_corners) weights of pixel (y, x): the gradient the
+      upsampling's own backward hands them, bit for bit, without a dense
+      K x H x W seed and a full-resolution upsample backward;
+    * the head runs in channels_last during the graph forward (its input is
+      converted by a pre-hook, removed after): oneDNN's dilated-convolution
+      backward in that layout is about 6x faster than torch's contiguous
+      fallback.  Round-off only (the same error against a float64 gradient as
+      the contiguous graph's); the backbone stays as it is.  oneDNN builds its
+      channels_last kernels once per process and shape (about 0.2 s on the
+      first ERF), and the kept logits the target is read from differ from a
+      contiguous forward's by round-off only.
     """
 
     def __init__(self, model: torch.nn.Module, image: torch.Tensor) -> None:
         self.model, self.image = model, image
         self.stride = int(getattr(model, "output_stride", 8))
         self.inp: torch.Tensor | None = None
+        self.main: torch.Tensor | None = None                            # 1 x K x h x w, SegModels only
 
     def _build(self) -> None:
         was_training = self.model.training
         params = [p for p in self.model.parameters() if p.requires_grad]
+        hooks = []
+        caught: dict[str, torch.Tensor] = {}
+        if _seg_model_upsampling(self.model):
+            head = self.model.head
+            hooks.append(head.register_forward_pre_hook(_to_channels_last))
+            hooks.append(head.register_forward_hook(lambda mod, args, out: caught.__setitem__("main", out[1])))
         self.model.eval()
         try:
             # The graph records only the input's path: without parameter gradients to track, each
@@ -90,19 +113,65 @@ class _GraphERF:
                 p.requires_grad_(False)
             self.inp = self.image.detach().clone().requires_grad_(True)
             with torch.enable_grad():
-                self.out = self.model(self.inp)                          # 1 x K x H x W, graph kept
+                out = self.model(self.inp)                               # 1 x K x H x W, graph kept
         finally:
+            for hook in hooks:
+                hook.remove()
             for p in params:
                 p.requires_grad_(True)
             self.model.train(was_training)
-        self.pred = self.out.detach().max(1).indices[0]                  # H x W
+        self.pred = out.detach().max(1).indices[0]                       # H x W
+        self.size = tuple(out.shape[-2:])
+        self.main = caught.get("main")
+        self.out = None if self.main is not None else out                # the full-resolution graph otherwise
 
     def __call__(self, y: int, x: int) -> np.ndarray:
         if self.inp is None:
             self._build()
         target = int(self.pred[y, x])
-        (grad,) = torch.autograd.grad(self.out[0, target, y, x], self.inp, retain_graph=True)  # 1 x 3 x H x W
-        return _cells(grad[0].abs().sum(0), self.stride)
+        if self.main is not None:
+            seed = torch.zeros_like(self.main)                           # 1 x K x h x w
+            (h, w), (height, width) = self.main.shape[-2:], self.size
+            seed[0, target] = _upsample_weights(h, height, y)[:, None] * _upsample_weights(w, width, x)[None, :]
+            (grad,) = torch.autograd.grad(self.main, self.inp, seed, retain_graph=True)
+        else:
+            (grad,) = torch.autograd.grad(self.out[0, target, y, x], self.inp, retain_graph=True)
+        return _cells(grad[0].abs().sum(0), self.stride)                 # grad: 1 x 3 x H x W
+
+
+def _seg_model_upsampling(model: torch.nn.Module) -> bool:
+    """Whether ``model`` is an ocrviz SegModel whose logits are its head's main output upsampled
+    bilinearly (align_corners) and nothing else: its own forward, no hook on the logits."""
+    from torch.nn.modules import module as nn_module
+
+    from ocrviz.models.segmodel import SegModel
+
+    if not isinstance(model, SegModel) or type(model).forward is not SegModel.forward:
+        return False
+    hooks = (model.hook_logits._forward_hooks, model.hook_logits._forward_pre_hooks,
+             nn_module._global_forward_hooks, nn_module._global_forward_pre_hooks)
+    return not any(hooks)
+
+
+def _to_channels_last(module: torch.nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: the head's input in channels_last (its gradient goes back to the
+    backbone in that layout too: converting it back costs more than it saves, measured)."""
+    x = args[0]
+    if isinstance(x, torch.Tensor) and x.ndim == 4:
+        return (x.contiguous(memory_format=torch.channels_last), *args[1:])
+    return args
+
+
+def _upsample_weights(n_in: int, n_out: int, pos: int) -> torch.Tensor:
+    """n_in: how much output row/column ``pos`` of SegModel's bilinear (align_corners) upsampling
+    from n_in to n_out takes from each input one, computed by that upsampling's own backward
+    (on 1 x n_in, so cheap); the 2-D weights of a pixel are the outer product of its row's and
+    its column's."""
+    a = torch.zeros(1, 1, n_in, 1, requires_grad=True)
+    with torch.enable_grad():
+        up = F.interpolate(a, size=(n_out, 1), mode="bilinear", align_corners=True)
+        (g,) = torch.autograd.grad(up[0, 0, pos, 0], a)
+    return g[0, 0, :, 0]
 
 
 def make_erf_fn(model: torch.nn.Module, image: torch.Tensor) -> Callable[[int, int], np.ndarray]:

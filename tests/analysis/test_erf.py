@@ -68,3 +68,41 @@ def test_kept_graph_erf_equals_captum_on_many_cells_of_a_real_aspp_model() -> No
     for row, col in [(0, 0), (3, 5), (7, 11), (3, 5)]:
         want = gradient_erf(model, x, min(63, row * s + s // 2), min(95, col * s + s // 2)).cells
         np.testing.assert_allclose(fn(row, col), want, atol=1e-7)
+
+
+def test_kept_graph_takes_the_feature_resolution_shortcut_and_equals_captum_on_the_shipped_aspp() -> None:
+    """On an ocrviz SegModel the per-click backward starts at the head's logits (seeded with the
+    upsampling's bilinear weights) and the head's graph is channels_last: the same map as Captum
+    (float32 round-off), and the model is left as it was (no hooks, contiguous weights)."""
+    import ocrviz
+    from ocrviz.analysis.erf import _GraphERF
+
+    model = ocrviz.load_model("toycity-aspp")
+    torch.manual_seed(1)
+    x = torch.randn(1, 3, 128, 256)
+    erf = _GraphERF(model, x)
+    for y, xx in [(0, 0), (60, 131), (127, 255), (33, 7)]:
+        got = erf(y, xx)
+        want = gradient_erf(model, x, y, xx)
+        np.testing.assert_allclose(got, want.cells, rtol=1e-5, atol=1e-9)
+    assert erf.main is not None and erf.out is None                   # the shortcut was taken
+    assert not model.head._forward_pre_hooks and not model.head._forward_hooks
+    assert all(p.is_contiguous() for p in model.parameters())
+
+
+def test_a_hook_on_the_logits_keeps_the_full_resolution_backward() -> None:
+    """A hook that changes the logits (capture, a counterfactual) is part of what the ERF explains:
+    then the backward starts at the full-resolution logit, as Captum's does."""
+    import ocrviz
+    from ocrviz.analysis.erf import _GraphERF
+
+    torch.manual_seed(0)
+    model = ocrviz.create_model("aspp", num_classes=4).eval()
+    x = torch.randn(1, 3, 64, 96)
+    handle = model.hook_logits.register_forward_hook(lambda m, i, out: out * torch.linspace(0.5, 2, 96))
+    try:
+        erf = _GraphERF(model, x)
+        np.testing.assert_allclose(erf(20, 50), gradient_erf(model, x, 20, 50).cells, atol=1e-7)
+        assert erf.out is not None and erf.main is None
+    finally:
+        handle.remove()
