@@ -90,8 +90,9 @@ class _GraphERF:
       contiguous forward's by round-off only.
     """
 
-    def __init__(self, model: torch.nn.Module, image: torch.Tensor) -> None:
+    def __init__(self, model: torch.nn.Module, image: torch.Tensor, pred: np.ndarray | None = None) -> None:
         self.model, self.image = model, image
+        self.known = None if pred is None else np.asarray(pred)           # H x W: the classes shown
         self.stride = int(getattr(model, "output_stride", 8))
         self.inp: torch.Tensor | None = None
         self.main: torch.Tensor | None = None                            # 1 x K x h x w, SegModels only
@@ -128,7 +129,7 @@ class _GraphERF:
     def __call__(self, y: int, x: int) -> np.ndarray:
         if self.inp is None:
             self._build()
-        target = int(self.pred[y, x])
+        target = int(self.pred[y, x]) if self.known is None else int(self.known[y, x])
         if self.main is not None:
             seed = torch.zeros_like(self.main)                           # 1 x K x h x w
             (h, w), (height, width) = self.main.shape[-2:], self.size
@@ -174,16 +175,18 @@ def _upsample_weights(n_in: int, n_out: int, pos: int) -> torch.Tensor:
     return g[0, 0, :, 0]
 
 
-def make_erf_fn(model: torch.nn.Module, image: torch.Tensor) -> Callable[[int, int], np.ndarray]:
+def make_erf_fn(model: torch.nn.Module, image: torch.Tensor,
+                pred: np.ndarray | None = None) -> Callable[[int, int], np.ndarray]:
     """A callable ``(row, col) in feature cells -> h x w ERF`` for the explorer widget.
 
     The cell's centre pixel is used as the output position; its target is the
-    class predicted there.  The forward graph of ``image`` is kept after the
+    class predicted there: ``pred[y, x]`` (H x W, the prediction the explorer
+    shows) when given, else the kept forward's own argmax.  The forward graph of ``image`` is kept after the
     first call, so each further cell costs one backward pass.
     """
     stride = int(getattr(model, "output_stride", 8))
     _, _, height, width = image.shape
-    erf = _GraphERF(model, image)
+    erf = _GraphERF(model, image, pred)
 
     def erf_at_cell(row: int, col: int) -> np.ndarray:
         y = min(height - 1, row * stride + stride // 2)

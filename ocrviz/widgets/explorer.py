@@ -212,7 +212,7 @@ class Explorer(anywidget.AnyWidget):
         if erf_fn is None and aspp_model is not None:
             from ocrviz.analysis.erf import make_erf_fn
 
-            erf_fn = make_erf_fn(aspp_model, x)
+            erf_fn = make_erf_fn(aspp_model, x, pred=data.aspp_pred)     # the class the view shows
         self._setup(data, erf_fn, widget_kwargs, device=x.device)
 
     # ---- alternative constructors (no model needed) ----

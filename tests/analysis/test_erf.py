@@ -106,3 +106,18 @@ def test_a_hook_on_the_logits_keeps_the_full_resolution_backward() -> None:
         assert erf.out is not None and erf.main is None
     finally:
         handle.remove()
+
+
+def test_a_given_prediction_sets_the_target_class() -> None:
+    """The explorer passes the prediction it shows: the ERF is that class's, even where the kept
+    forward's own argmax would pick another (here: a prediction map of one class everywhere)."""
+    import ocrviz
+
+    torch.manual_seed(0)
+    model = ocrviz.create_model("aspp", num_classes=4).eval()
+    x = torch.randn(1, 3, 64, 96)
+    s = model.output_stride
+    for k in range(4):
+        fn = make_erf_fn(model, x, pred=np.full((64, 96), k))
+        want = gradient_erf(model, x, 3 * s + s // 2, 5 * s + s // 2, target=k).cells
+        np.testing.assert_allclose(fn(3, 5), want, atol=1e-7)
