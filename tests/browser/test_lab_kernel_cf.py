@@ -37,15 +37,17 @@ explorer
 
 @pytest.fixture(scope="module")
 def reference():
-    """The test's own capture of the same model and scene, and a hooked forward per edit."""
+    """The test's own capture of the same model and scene, and per edit a hooked forward (which
+    rerun_head must equal too: the page's numbers are checked against both)."""
     import ocrviz
+    from ocrviz.analysis import rerun_head
     from ocrviz.data.toycity import make_scene
     from ocrviz.widgets.explorer import _model_input
 
     model = ocrviz.load_model("toycity-ocr").eval()
     x = _model_input(make_scene(seed=SEED, height=H, width=W).image, None, None, None)
     with torch.no_grad():
-        _, cache = ocrviz.run_with_cache(model, x, names=["hook_sim_map", "hook_head_logits"])
+        _, cache = ocrviz.run_with_cache(model, x)
     sim = cache["hook_sim_map"]                                               # 1 x HW x K
 
     def forward(dropped=(), gain=None):
@@ -55,7 +57,9 @@ def reference():
         e[..., list(dropped)] = 0
         t = e.sum(-1, keepdim=True)
         e = torch.where(t > 0, e / t, sim.double()).float()
-        return hooked_head_logits(model, x, {"hook_sim_map": lambda out: e})[0]   # K x h x w
+        hooked = hooked_head_logits(model, x, {"hook_sim_map": lambda out: e})[0]   # K x h x w
+        torch.testing.assert_close(rerun_head(model, cache, sim_map=e)[0], hooked, rtol=0, atol=1e-5)
+        return hooked
     return sim[0].numpy(), cache["hook_head_logits"][0], forward
 
 
