@@ -120,3 +120,48 @@ def test_mmseg_preprocessing_equals_ocrviz_default_input(mmseg_checkpoint, tmp_p
     assert (cache.head_logits - theirs).abs().max() <= 1e-4
     assert (wrong_order - theirs).abs().max() > 1e-2                           # the channel order matters
     assert input_normalisation(ours) == ((None, None) if order == "rgb" else ([120.0, 110.0, 100.0], [70.0, 60.0, 50.0]))
+
+
+def test_the_command_line_from_an_mmseg_checkpoint_to_html_reports(mmseg_checkpoint, tmp_path, capsys):
+    """What a researcher runs: `ocrviz explain` and `ocrviz report` straight on the file MMSeg wrote,
+    and a Cityscapes-layout folder; the report's metrics are those of MMSeg's own model."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from ocrviz.cli import main
+    from ocrviz.data.folders import CityscapesFolder
+    from ocrviz.evaluate import confusion_matrix
+
+    mm, path = mmseg_checkpoint
+    rng = np.random.default_rng(0)
+    img_dir, gt_dir = tmp_path / "city" / "leftImg8bit" / "val" / "aachen", tmp_path / "city" / "gtFine" / "val" / "aachen"
+    img_dir.mkdir(parents=True)
+    gt_dir.mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (IMAGE[2], IMAGE[3], 3), dtype=np.uint8)).save(
+            img_dir / f"aachen_00000{i}_000019_leftImg8bit.png")
+        Image.fromarray(rng.choice([7, 8, 11, 21, 23, 26, 0], (IMAGE[2], IMAGE[3])).astype(np.uint8)).save(
+            gt_dir / f"aachen_00000{i}_000019_gtFine_labelIds.png")
+    page = tmp_path / "explain.html"
+    code = main(["explain", str(img_dir / "aachen_000000_000019_leftImg8bit.png"), "--model", str(path),
+                 "--pixel", "20,40", "--quiet", "-o", str(page)])
+    assert code == 0, capsys.readouterr().err
+    html = page.read_text()
+    assert "ocrviz-root" in html and "traffic light" in html                  # the explorer, MMSeg's class names
+    code = main(["report", str(tmp_path / "city"), "--model", str(path), "--quiet", "-o", str(tmp_path / "r.html"),
+                 "--json", str(tmp_path / "r.json")])
+    assert code == 0, capsys.readouterr().err
+    got = json.loads((tmp_path / "r.json").read_text())
+    # MMSeg's own prediction of each image (its data preprocessing from the documented Cityscapes values)
+    folder = CityscapesFolder(tmp_path / "city")
+    mean, std = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1), torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
+    want = np.zeros((19, 19), np.int64)
+    for image, labels, _ in (folder[i] for i in range(len(folder))):
+        x = ((torch.from_numpy(np.asarray(image)).permute(2, 0, 1).float() - mean) / std)[None]
+        with torch.no_grad():
+            pred = mm.encode_decode(x, [dict(img_shape=IMAGE[2:])]).argmax(1)[0].numpy()
+        want += confusion_matrix(pred, np.asarray(labels), 19)
+    assert np.array_equal(np.asarray(got["metrics"]["confusion"]), want)
+    assert got["metrics"]["n_images"] == 2
