@@ -207,6 +207,12 @@ async function render({ model, el: host }) {
   const editSig = () => JSON.stringify([[...state.dropped].sort((a, b) => a - b),
     state.gain && state.gain.f !== 1 ? [state.gain.k, state.gain.f] : null]);
   let kAnswer = null, kAsked = "";
+  {   // a view rendered again (a re-displayed widget) starts from the last answer: asking the same
+      // request again would change no trait, so no answer would come
+    const last = model.get("cf_answer") || {}, asked = model.get("cf_request") || {};
+    if (kernelCf && last.key && !last.error && last.cell) { kAnswer = { ...last, p: last.cell[0] * w + last.cell[1] }; }
+    if (kernelCf && asked.key) kAsked = asked.key;
+  }
   // {base, influence, after, edited, pending} of cell p under the current edit
   const cfAt = (p) => {
     const edit = editSig(), edited = edit !== "[[],null]";
