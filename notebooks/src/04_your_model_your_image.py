@@ -135,42 +135,45 @@ plt.show()
 # context comes from.)
 
 # %% [markdown]
-# ## 2 · The official HRNetV2-W48 + OCR checkpoint
+# ## 2 · Your own OCRNet checkpoint (official HRNet-OCR, MMSegmentation, openseg)
 #
-# `ocrviz.create_model("hrnet_w48_ocr")` builds HRNetV2-W48 + OCR with the **official state-dict
-# layout** (the key names of the HRNet-OCR code), so the released Cityscapes checkpoint
-# `hrnet_ocr_cs_8162_torch11.pth` (81.6 mIoU on Cityscapes val) loads key for key.  ocrviz never
-# downloads it: if you have the file, set `HRNET_CKPT` (or the environment variable
-# `OCRVIZ_HRNET_CKPT`) to its path.
+# `ocrviz.from_checkpoint(path)` turns a checkpoint file into an eval-mode model, whatever wrote it:
+# the official HRNet-OCR release `hrnet_ocr_cs_8162_torch11.pth` (81.6 mIoU on Cityscapes val), an
+# MMSegmentation OCRNet such as `ocrnet_hr48_4xb2-40k_cityscapes-512x1024.pth` (its class names,
+# palette and input normalisation come from the file), openseg's HRNet_W48_OCR, or ocrviz's own.
+# The sizes are read from the tensor shapes.  ocrviz never downloads anything: if you have a file,
+# set `HRNET_CKPT` (or the environment variable `OCRVIZ_HRNET_CKPT`) to its path.
 #
-# `ocrviz.load_checkpoint` reads safetensors, or torch files with `weights_only=True`: a checkpoint
+# Checkpoints load from safetensors, or from torch files with `weights_only=True`: a checkpoint
 # that would need to run pickled code is refused, never executed.
+#
+# An HRNet-W48 head is too large to ship to the page, so the explorer's counterfactuals (click a
+# bar to drop a region) are answered by the kernel instead; the line under the explorer says which.
 
 # %%
 HRNET_CKPT = os.environ.get("OCRVIZ_HRNET_CKPT", "hrnet_ocr_cs_8162_torch11.pth")
 
-hrnet = ocrviz.create_model("hrnet_w48_ocr", num_classes=19, class_names=CITYSCAPES_CLASSES,
-                            palette=CITYSCAPES_PALETTE).eval()
-state = hrnet.state_dict()
-n_params = sum(p.numel() for p in hrnet.parameters())
-print(f"hrnet_w48_ocr: {len(state)} state-dict entries, {n_params:,} parameters, output stride {hrnet.output_stride}")
-ocr_keys = [k for k in state if k.split(".")[0] in ("conv3x3_ocr", "ocr_gather_head", "ocr_distri_head",
-                                                     "cls_head", "aux_head")]
-print(f"OCR part: {len(ocr_keys)} entries, e.g.")
-for k in ocr_keys[:3] + [k for k in ocr_keys if "f_pixel" in k][:2] + ocr_keys[-2:]:
-    print(f"   {k:55s} {' x '.join(map(str, state[k].shape))}")
-
-# %%
 if Path(HRNET_CKPT).is_file():
-    meta = ocrviz.load_checkpoint(hrnet, HRNET_CKPT)        # strips the release's 'model.' prefix
+    hrnet = ocrviz.from_checkpoint(HRNET_CKPT)
+    k = hrnet.num_classes
+    names = getattr(hrnet, "class_names", None) or (CITYSCAPES_CLASSES if k == len(CITYSCAPES_CLASSES) else None)
     hr_input, hr_prep = prepare_image(image, output_stride=hrnet.output_stride, max_side=1024)
-    print(f"loaded {HRNET_CKPT}; running on {hr_input.shape[0]} x {hr_input.shape[1]} (this takes a while on a CPU)")
-    hr_explorer = ocrviz.Explorer(hrnet, hr_input, transform=to_input)
+    print(f"loaded {HRNET_CKPT} ({getattr(hrnet, 'checkpoint_layout', 'ocrviz')} layout, {type(hrnet).__name__}, {k} classes); "
+          f"running on {hr_input.shape[0]} x {hr_input.shape[1]} (this takes a while on a CPU)")
+    hr_explorer = ocrviz.Explorer(hrnet, hr_input, class_names=names,
+                                  palette=CITYSCAPES_PALETTE if names is CITYSCAPES_CLASSES else None)
     display(hr_explorer)
+    print(f"Counterfactuals run {'in the page' if hr_explorer.counterfactuals == 'browser' else 'in the kernel'} "
+          f"for this model ({hr_explorer.data.pixel_head.pixels.nbytes / 2 ** 20:.0f} MiB of pixel features).")
 else:
-    print(f"No HRNet-OCR checkpoint at {HRNET_CKPT!r}: skipping the pretrained model.\n"
-          f"To use it, put the official file there or set HRNET_CKPT / OCRVIZ_HRNET_CKPT to its path.\n"
-          f"Meanwhile: the same network, untrained, captured on a small crop (shapes only).")
+    hrnet = ocrviz.create_model("hrnet_w48_ocr", num_classes=19, class_names=CITYSCAPES_CLASSES,
+                                palette=CITYSCAPES_PALETTE).eval()
+    state = hrnet.state_dict()
+    n_params = sum(p.numel() for p in hrnet.parameters())
+    print(f"No checkpoint at {HRNET_CKPT!r}: skipping the pretrained model.\n"
+          f"To use one, put the file there or set HRNET_CKPT / OCRVIZ_HRNET_CKPT to its path.\n"
+          f"Meanwhile: HRNetV2-W48 + OCR with the official key layout ({len(state)} state-dict entries, "
+          f"{n_params:,} parameters, output stride {hrnet.output_stride}), untrained, on a small crop:")
     small, _ = prepare_image(image, output_stride=hrnet.output_stride, max_side=64)
     with torch.no_grad():
         _, hr_cache = ocrviz.run_with_cache(hrnet, to_input(small))
@@ -255,7 +258,7 @@ print("ADE20K classes present:    ", ", ".join(ADE20K_CLASSES[k] for k in np.uni
 # %% [markdown]
 # A Cityscapes model (the HRNet-OCR above) predicts train ids, so you can compare its prediction
 # with `city_labels` directly, or open it in the explorer with the labels as ground truth:
-# `ocrviz.Explorer(hrnet, image, labels, transform=to_input)`.
+# `ocrviz.Explorer(hrnet, image, labels)` (normalised as the checkpoint says).
 #
 # ## 4 · An OCR module tree written by someone else
 #

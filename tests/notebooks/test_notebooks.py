@@ -191,7 +191,8 @@ def _probe(client, nb: nbformat.NotebookNode, code: str) -> dict:
     return json.loads(text.split("@@PROBE@@", 1)[1])
 
 
-def _execute(stem: str, workdir: Path, env: dict[str, str]) -> tuple[nbformat.NotebookNode, float, dict]:
+def _execute(stem: str, workdir: Path, env: dict[str, str],
+             probe_code: str | None = None) -> tuple[nbformat.NotebookNode, float, dict]:
     """Run the notebook in ``workdir`` (its own TMPDIR inside); -> (notebook, seconds, probe values)."""
     from nbclient import NotebookClient
 
@@ -206,7 +207,8 @@ def _execute(stem: str, workdir: Path, env: dict[str, str]) -> tuple[nbformat.No
         for index, cell in enumerate(nb.cells):
             client.execute_cell(cell, index)   # raises CellExecutionError on the first failing cell
         seconds = time.perf_counter() - t0
-        probe = _probe(client, nb, PROBES[stem]) if stem in PROBES else {}
+        code = PROBES.get(stem) if probe_code is None else probe_code
+        probe = _probe(client, nb, code) if code else {}
     return nb, seconds, probe
 
 
@@ -528,3 +530,31 @@ def test_aspp_vs_ocr_influence_line(run_notebook) -> None:
     pr = _probed(run_notebook, "03_aspp_vs_ocr")
     assert pr["inf_top_is_true"] == pr["inf_check"] and 0 <= pr["inf_top_is_true"] <= 1
     assert 0 < pr["inf_top_is_top"] < 1
+
+
+def test_your_model_notebook_opens_a_checkpoint_file(kernel_env, tmp_path) -> None:
+    """04's section 2 with a file at OCRVIZ_HRNET_CKPT (the headless run takes the no-file path): an
+    HRNet-OCR saved in the official release's layout ('model.' keys + 'loss.*', small width so that
+    it runs here) is loaded by from_checkpoint and opened in the explorer, Cityscapes names given."""
+    import torch
+
+    from ocrviz.models.hrnet import HRNetW48OCR
+
+    torch.manual_seed(0)
+    net = HRNetW48OCR(num_classes=19, width=4, ocr_mid_channels=16, ocr_key_channels=8)
+    state = {f"model.{k}": v for k, v in net.state_dict().items()}
+    state["loss.criterion.weight"] = torch.ones(19)
+    path = tmp_path / "hrnet_ocr_small.pth"
+    torch.save(state, path)
+    code = """
+_probe = {"layout": hrnet.checkpoint_layout, "width": int(hrnet.width), "where": hr_explorer.counterfactuals,
+          "names": list(hr_explorer.data.class_names[:3]), "shown": [int(v) for v in hr_explorer.data.image_hw]}
+"""
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    nb, _, pr = _execute("04_your_model_your_image", workdir, dict(kernel_env, OCRVIZ_HRNET_CKPT=str(path)), code)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                   if o.output_type == "stream")
+    assert pr["layout"] == "official" and pr["width"] == 4 and pr["names"] == ["road", "sidewalk", "building"]
+    assert f"loaded {path}" in text and "No checkpoint" not in text
+    assert f"Counterfactuals run {'in the page' if pr['where'] == 'browser' else 'in the kernel'}" in text
