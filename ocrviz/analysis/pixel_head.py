@@ -63,27 +63,50 @@ class PixelHead:
         aug = np.maximum(obj @ self.fuse_w[:, :c].T + pix, 0)                           # N x C
         return aug @ self.cls_w.T + self.cls_b                                          # N x K
 
-    def predict_all(self, rows: np.ndarray, chunk: int = 8192, device: Any = "cpu") -> np.ndarray:
-        """HW predicted classes (uint8) when cell p's sim row is ``rows[p]`` (HW x K), in float32
-        torch on ``device``, ``chunk`` cells at a time (memory: chunk x C floats, never HW x C x 2)."""
+    def _torch(self, device: Any) -> dict[str, torch.Tensor]:
         c = self.up_b.shape[0]
         f = lambda a: torch.from_numpy(np.array(a, np.float32)).to(device)  # noqa: E731  (a writable copy)
         # f_up's conv (before its ReLU) is linear in the context, which is linear in the row: fold
         # value and the conv into one K x C map (associativity: 10k instead of 131k multiply-adds a cell)
-        value_up = f(self.value @ self.up_w.T)                                              # K x C
-        up_b, cls_w, cls_b = map(f, (self.up_b, self.cls_w, self.cls_b))
-        fuse_obj, fuse_pix, fuse_b = f(self.fuse_w[:, :c]), f(self.fuse_w[:, c:]), f(self.fuse_b)
-        r_all = f(rows)
+        return {"value_up": f(self.value @ self.up_w.T), "up_b": f(self.up_b), "cls_w": f(self.cls_w),
+                "cls_b": f(self.cls_b), "fuse_obj": f(self.fuse_w[:, :c]), "fuse_pix": f(self.fuse_w[:, c:]),
+                "fuse_b": f(self.fuse_b)}
+
+    def _pixels(self) -> torch.Tensor:
         with warnings.catch_warnings():     # the (read-only) features are only read, never written
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            pix_all = torch.from_numpy(self.pixels)
+            return torch.from_numpy(self.pixels)                                           # HW x C
+
+    def pixel_part(self, chunk: int = 8192, device: Any = "cpu") -> torch.Tensor:
+        """HW x C float32 on ``device``: the fuse conv's bias plus its pixel half, for every cell: the part
+        of the head that no edit of the sim row changes (``predict_all(pixel_part=)`` reuses it)."""
+        t, pix_all = self._torch(device), self._pixels()
+        out = torch.empty(pix_all.shape, dtype=torch.float32, device=device)
+        with torch.no_grad():
+            for i in range(0, pix_all.shape[0], chunk):
+                out[i:i + chunk] = torch.addmm(t["fuse_b"], pix_all[i:i + chunk].to(device), t["fuse_pix"].T)
+        return out
+
+    def predict_all(self, rows: np.ndarray, chunk: int = 8192, device: Any = "cpu",
+                    pixel_part: torch.Tensor | None = None) -> np.ndarray:
+        """HW predicted classes (uint8) when cell p's sim row is ``rows[p]`` (HW x K), in float32
+        torch on ``device``, ``chunk`` cells at a time (memory: chunk x C floats, never HW x C x 2).
+        ``pixel_part``: ``self.pixel_part(device=device)``, when the caller keeps it for many edits
+        (half the work of each)."""
+        t = self._torch(device)
+        r_all = torch.from_numpy(np.array(rows, np.float32)).to(device)                   # HW x K
+        pix_all = self._pixels()
         out = np.empty(r_all.shape[0], np.uint8)
         with torch.no_grad():
             for i in range(0, r_all.shape[0], chunk):
-                r, pix = r_all[i:i + chunk], pix_all[i:i + chunk].to(device)             # n x K, n x C
-                obj = torch.relu(torch.addmm(up_b, r, value_up))                         # n x C
-                aug = torch.relu(torch.addmm(fuse_b, obj, fuse_obj.T) + pix @ fuse_pix.T)  # n x C
-                out[i:i + chunk] = torch.addmm(cls_b, aug, cls_w.T).max(1).indices.cpu().numpy()  # n
+                r = r_all[i:i + chunk]                                                     # n x K
+                if pixel_part is None:
+                    part = torch.addmm(t["fuse_b"], pix_all[i:i + chunk].to(device), t["fuse_pix"].T)  # n x C
+                else:
+                    part = pixel_part[i:i + chunk]
+                obj = torch.relu(torch.addmm(t["up_b"], r, t["value_up"]))                 # n x C
+                aug = torch.relu(torch.addmm(part, obj, t["fuse_obj"].T))                  # n x C
+                out[i:i + chunk] = torch.addmm(t["cls_b"], aug, t["cls_w"].T).max(1).indices.cpu().numpy()  # n
         return out
 
     def arrays(self) -> dict[str, np.ndarray]:

@@ -75,7 +75,9 @@ class KernelCounterfactuals:
 
     ``sim``: HW x K, the rows the page shows; ``feat_hw``: (h, w).  The classes of every cell
     without an edit are computed once, on the first whole-image answer; the last edit's map is
-    kept, so moving the pixel under a standing edit costs only the pixel's rows.  ``device``:
+    kept, so moving the pixel under a standing edit costs only the pixel's rows, and so is the part
+    of the head no edit changes (``PixelHead.pixel_part``: HW x C floats, as large as the pixel
+    features; half the work of each edit).  ``device``:
     where the whole-image re-runs go (the model's; the pixel's rows are float64 numpy).
     """
 
@@ -83,6 +85,7 @@ class KernelCounterfactuals:
         self.head, self.sim, self.feat_hw = head, np.asarray(sim), (int(feat_hw[0]), int(feat_hw[1]))
         self.device = device
         self._base_pred: np.ndarray | None = None
+        self._pixel_part: Any = None
         self._last: tuple[tuple, np.ndarray] | None = None
 
     def pixel(self, request: dict) -> dict[str, Any]:
@@ -109,10 +112,11 @@ class KernelCounterfactuals:
         _, dropped, gain = _request(request, self.feat_hw, k)
         edit = (tuple(dropped), None if gain is None else tuple(gain))
         if self._base_pred is None:
-            self._base_pred = self.head.predict_all(self.sim, device=self.device)
+            self._pixel_part = self.head.pixel_part(device=self.device)      # HW x C, kept for every edit
+            self._base_pred = self.head.predict_all(self.sim, device=self.device, pixel_part=self._pixel_part)
         if self._last is None or self._last[0] != edit:
             rows, _ = edit_rows(self.sim, dropped, gain)
-            self._last = (edit, self.head.predict_all(rows, device=self.device))
+            self._last = (edit, self.head.predict_all(rows, device=self.device, pixel_part=self._pixel_part))
         pred = self._last[1]
         return ({"key": request.get("key"), "edit": request.get("edit"), "changed": int((pred != self._base_pred).sum()),
                  "cells": int(pred.size)}, pred)

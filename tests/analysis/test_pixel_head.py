@@ -72,3 +72,18 @@ def test_models_without_the_head_give_none() -> None:
     model = ocrviz.create_model("aspp", num_classes=3).eval()
     _, cache = ocrviz.run_with_cache(model, torch.randn(1, 3, 32, 32))
     assert pixel_head(model, cache) is None
+
+
+def test_predict_all_equals_the_cached_head_with_or_without_a_kept_pixel_part(toy) -> None:
+    """Every cell's class from predict_all (float32 torch, value folded into f_up's conv, the pixel
+    half of the fuse conv recomputed or kept) is the cached head's argmax wherever it is not a tie."""
+    model, x, cache = toy
+    ph = pixel_head(model, cache)
+    hl = cache.head_logits[0].reshape(5, -1)                                        # K x HW
+    top2 = hl.topk(2, 0).values
+    clear = ((top2[0] - top2[1]) > 1e-4).numpy()
+    want = hl.argmax(0).numpy()
+    sim = cache.sim_map[0].numpy()
+    for got in (ph.predict_all(sim, chunk=100), ph.predict_all(sim, pixel_part=ph.pixel_part(chunk=77))):
+        np.testing.assert_array_equal(got[clear], want[clear])
+    assert clear.mean() > 0.9
