@@ -67,6 +67,8 @@ def _request(request: dict, feat_hw: tuple[int, int], k: int) -> tuple[int, list
     gain = request.get("gain")
     if any(not 0 <= d < k for d in dropped) or (gain is not None and not 0 <= int(gain[0]) < k):
         raise ValueError(f"region index out of range 0..{k - 1}: dropped={dropped}, gain={gain}")
+    if gain is not None and not (np.isfinite(float(gain[1])) and float(gain[1]) >= 0):
+        raise ValueError(f"gain factor {gain[1]!r}: allowed are finite factors >= 0 (the slider's 0..4)")
     return y * w + x, dropped, (None if gain is None else [int(gain[0]), float(gain[1])])
 
 
@@ -103,8 +105,9 @@ class KernelCounterfactuals:
         base, after = logits[0], logits[-1]
         c = int(np.argmax(base))
         influence = np.where(has, base[c] - logits[1:k + 1, c], 0.0)
-        return {"key": request.get("key"), "edit": request.get("edit"), "cell": list(request["cell"]), "base": base.tolist(),
-                "influence": influence.tolist(), "after": after.tolist() if applies[0] else None}
+        return {"key": request.get("key"), "edit": request.get("edit"), "cell": list(request["cell"]),
+                "base": base.tolist(), "influence": influence.tolist(),
+                "after": after.tolist() if applies[0] else None}
 
     def whole(self, request: dict) -> tuple[dict[str, Any], np.ndarray]:
         """The request's edit on every cell: ``({key, changed, cells}, h*w uint8 classes)``."""
@@ -118,5 +121,5 @@ class KernelCounterfactuals:
             rows, _ = edit_rows(self.sim, dropped, gain)
             self._last = (edit, self.head.predict_all(rows, device=self.device, pixel_part=self._pixel_part))
         pred = self._last[1]
-        return ({"key": request.get("key"), "edit": request.get("edit"), "changed": int((pred != self._base_pred).sum()),
-                 "cells": int(pred.size)}, pred)
+        return ({"key": request.get("key"), "edit": request.get("edit"),
+                 "changed": int((pred != self._base_pred).sum()), "cells": int(pred.size)}, pred)

@@ -96,6 +96,8 @@ def test_bad_request_is_answered_with_an_error_and_the_kernel_lives() -> None:
     assert "outside the" in ex.cf_answer["error"] and ex.cf_answer["key"] == "x"
     ex.cf_request = {"key": "y", "edit": "e", "cell": [0, 0], "dropped": [99], "gain": None}
     assert "out of range" in ex.cf_answer["error"]
+    ex.cf_request = {"key": "g", "edit": "e", "cell": [0, 0], "dropped": [], "gain": [1, -2.0]}
+    assert "allowed are finite factors >= 0" in ex.cf_answer["error"]
     ex.cf_request = {"key": "z", "edit": "e", "cell": [0, 0], "dropped": [1], "gain": None}
     assert "error" not in ex.cf_answer and ex.cf_answer["after"] is not None
 
