@@ -379,7 +379,11 @@ class Explorer(anywidget.AnyWidget):
         self._cf_handle = None
         if dict(self.cf_request) != request or self._kcf is None:
             return                                   # superseded: the newer request answers
-        whole, pred = self._kcf.whole(request)
+        try:
+            whole, pred = self._kcf.whole(request)
+        except Exception as e:  # e.g. out of memory on a huge image: said in the widget, the kernel lives
+            self.cf_answer = {**self.cf_answer, "whole_pending": False, "whole_error": f"{type(e).__name__}: {e}"}
+            return
         with self.hold_sync():
             self.cf_answer_pred = pred.tobytes()
             self.cf_answer = {**self.cf_answer, "whole": whole, "whole_pending": False}

@@ -135,3 +135,15 @@ def test_edit_rows_is_the_pages_rule() -> None:
     out, ok = edit_rows(rows, [], [2, 2.0])
     np.testing.assert_allclose(out[2], [0.2 / 1.6, 0.2 / 1.6, 1.2 / 1.6])
     assert not edit_rows(rows, [], [2, 1.0])[1].any()
+
+
+def test_a_failing_whole_image_rerun_is_reported_and_the_pixel_answer_stays(monkeypatch) -> None:
+    ex = Explorer(toy_ocr().eval(), _image(32, 48), counterfactuals="kernel")
+
+    def boom(*a, **k):
+        raise MemoryError("no room for the whole image")
+    monkeypatch.setattr(ex._kcf, "whole", boom)
+    ex.cf_request = {"key": "w", "edit": "e", "cell": [1, 1], "dropped": [0], "gain": None}
+    ans = ex.cf_answer
+    assert ans["after"] is not None and ans["whole"] is None and ans["whole_pending"] is False
+    assert ans["whole_error"] == "MemoryError: no room for the whole image"

@@ -694,9 +694,10 @@ async function render({ model, el: host }) {
       all.className = "ocrviz-cf-all";
       head.after(all);
       root.dataset.cfChanged = String(n);
-    } else if (kernelCf && kAnswer && kAnswer.whole_pending && kAnswer.edit === editSig()) {
+    } else if (kernelCf && kAnswer && kAnswer.edit === editSig() && (kAnswer.whole_pending || kAnswer.whole_error)) {
       const all = el("div", "ocrviz-cf-all");
-      all.textContent = "the same edit on every cell: re-running in the kernel…";
+      all.textContent = kAnswer.whole_error ? "the same edit on every cell failed in the kernel: " + kAnswer.whole_error
+        : "the same edit on every cell: re-running in the kernel…";
       head.after(all);
     }
     root.dataset.cfPred = String(a);
