@@ -113,10 +113,13 @@ class Canvas:
         return (slice(ya, yb), slice(xa, xb)), u, t
 
     def paint(self, reg, mask, colour, label: int, inst: int, amb=0) -> None:
-        """Paint ``mask`` (h x w bool) inside region ``reg`` with colour (h x w x 3 or 3,)."""
+        """Paint ``mask`` (h x w bool) inside region ``reg`` with colour (h x w x 3 or 3,, or
+        K x 3: one colour per pixel of the mask, K of them in row-major order)."""
         colour = np.asarray(colour)
         dst = pixels(self.img[reg])
         if colour.ndim == 1:
+            dst[mask] = pixels(colour)
+        elif colour.ndim == 2:
             dst[mask] = pixels(colour)
         else:
             dst[mask] = pixels(np.broadcast_to(colour, mask.shape + (3,)))[mask]

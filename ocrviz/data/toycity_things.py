@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .toycity_paint import (CAR, CAR_BODIES, PANEL, PANEL_COLOURS, PERSON, POLE, SIGN, VEGETATION, WINDOW,
-                            Canvas, paint_glass, paint_panel)
+                            Canvas, paint_glass, paint_panel, pixels)
 
 
 def paint_things(rng, cv: Canvas, c: dict, tex: np.ndarray, glass: np.ndarray, hl: float) -> None:
@@ -103,8 +103,9 @@ def _person(rng, cv, c, tex, X, z, p) -> None:
     torso = (t >= 0.47) & (t < 0.83) & (np.abs(u - 0.5) < 0.4 - 0.15 * (t < 0.6))
     head = ((u - 0.5) * 0.62) ** 2 + ((t - 0.91) * p["height"]) ** 2 < 0.115 ** 2
     mask = legs | torso | head
-    skin, shirt, legs = (np.asarray(p[k], np.float32) for k in ("skin", "shirt", "legs"))
-    cv.paint(reg, mask, np.where(head[..., None], skin, np.where(torso[..., None], shirt, legs)), PERSON, cv.new_id())
+    part = np.where(head, 2, torso.view(np.uint8))[mask]          # per painted pixel: legs 0, torso 1, head 2
+    kit = pixels(np.array([p["legs"], p["shirt"], p["skin"]], np.float32))
+    cv.paint(reg, mask, kit.take(part).view(np.float32).reshape(-1, 3), PERSON, cv.new_id())
 
 
 def _pole(rng, cv, c, tex, X, z, p) -> None:
@@ -139,6 +140,9 @@ def _tree(rng, cv, c, tex, X, z, p) -> None:
     trunk = (np.abs(u - 0.5) * 2 * r < 0.15) & (t * height < th + 0.5 * r)
     crown = ((u - 0.5) * 2) ** 2 + ((t * height - th - 0.9 * r) / (0.95 * r)) ** 2 < 1 + 0.35 * noise
     mask = trunk | crown
-    leaf = p["green"] * (1 + 0.25 * noise + 0.15 * rng.standard_normal(mask.shape, np.float32))[..., None]
-    col = np.where(crown[..., None], leaf, np.array([85, 65, 45], np.float32))
-    cv.paint(reg, mask, col.astype(np.float32), VEGETATION, cv.new_id())
+    vary = (1 + 0.25 * noise + 0.15 * rng.standard_normal(mask.shape, np.float32))[mask]   # K painted pixels
+    leaf = crown[mask]
+    col = np.empty((len(vary), 3), np.float32)                    # trunk brown, or the crown's leaves:
+    pixels(col)[...] = pixels(np.array([85, 65, 45], np.float32))
+    col[leaf] = p["green"] * vary[leaf][:, None]                  # green float64 x vary, as float32
+    cv.paint(reg, mask, col, VEGETATION, cv.new_id())
