@@ -114,8 +114,13 @@ class Canvas:
 
     def paint(self, reg, mask, colour, label: int, inst: int, amb=0) -> None:
         """Paint ``mask`` (h x w bool) inside region ``reg`` with colour (h x w x 3 or 3,, or
-        K x 3: one colour per pixel of the mask, K of them in row-major order)."""
+        K x 3: one colour per pixel of the mask, K of them in row-major order).  ``mask=None``
+        paints the whole region (colour h x w x 3, or anything that broadcasts to it)."""
         colour = np.asarray(colour)
+        if mask is None:
+            self.img[reg] = colour
+            self.lab[reg], self.inst[reg], self.amb[reg] = label, inst, amb
+            return
         dst = pixels(self.img[reg])
         if colour.ndim == 1:
             dst[mask] = pixels(colour)

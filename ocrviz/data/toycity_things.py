@@ -112,8 +112,8 @@ def _pole(rng, cv, c, tex, X, z, p) -> None:
     fr = _box(cv, c, X, z, max(0.3, MIN_POLE_PX / (c["f"] / z)), p["height"])
     if fr is not None:
         reg, u, t = fr
-        col = p["grey"] * (0.75 + 0.45 * np.sin(np.pi * np.clip(u, 0, 1)))[..., None] * np.ones_like(t)[..., None]
-        cv.paint(reg, np.ones(col.shape[:2], bool), col, POLE, cv.new_id())
+        col = p["grey"] * (0.75 + 0.45 * np.sin(np.pi * np.clip(u, 0, 1)))   # 1 x w: one colour per column
+        cv.paint(reg, None, col.astype(np.float32)[..., None], POLE, cv.new_id())
     s = max(p["size"], MIN_THING_PX / (c["f"] / z))
     fr = _box(cv, c, X, z, s, s, base=p["height"] - 1.05 * s) if p["sign"] else None
     if fr is None:
