@@ -62,11 +62,26 @@ def cue_free(ambiguity: np.ndarray, radius: int = CUE_FREE_RADIUS) -> np.ndarray
 def _any_within(x: np.ndarray, r: int, axis: int) -> np.ndarray:
     """bool x -> bool: whether x holds a True within r steps along ``axis`` (clipped to the array).
 
-    A running count (cumsum) padded by r on both sides, so that every window is one slice."""
+    x padded by r False on both sides, then a dilation by doubling: after k steps d[i] says
+    whether padded[i : i + 2**k] holds a True (one OR of two shifted slices per step), and the
+    window of 2r + 1 is the OR of two such spans that overlap.  Exact (booleans only); a few
+    fast ORs instead of a running count (numpy's cumsum is not vectorised)."""
     n = x.shape[axis]
-    dt = np.int16 if n < 2**15 else np.int32
-    x = np.moveaxis(x, axis, -1)
-    c = np.zeros(x.shape[:-1] + (n + 1 + 2 * r,), dt)           # [r zeros, 0, counts..., r x last]
-    np.cumsum(x, axis=-1, dtype=dt, out=c[..., r + 1:r + 1 + n])
-    c[..., r + 1 + n:] = c[..., r + n:r + n + 1]
-    return np.moveaxis(c[..., 2 * r + 1:2 * r + 1 + n] != c[..., :n], -1, axis)
+
+    def span(a: int, b: int) -> tuple:                     # [a, b) along axis
+        idx = [slice(None)] * x.ndim
+        idx[axis] = slice(a, b)
+        return tuple(idx)
+
+    shape = list(x.shape)
+    shape[axis] = n + 2 * r
+    d = np.zeros(shape, bool)
+    d[span(r, r + n)] = x
+    size, full, valid = 1, 2 * r + 1, n + 2 * r             # d[i] = any(padded[i : i + size])
+    while 2 * size <= full:
+        valid -= size
+        d = d[span(0, valid)] | d[span(size, size + valid)]
+        size *= 2
+    if size == full:
+        return d[span(0, n)]
+    return d[span(0, n)] | d[span(full - size, full - size + n)]
