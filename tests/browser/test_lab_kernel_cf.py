@@ -67,10 +67,11 @@ def reference():
 def page(lab_server, browser, shots):
     url, root = lab_server
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(CELL.format(seed=SEED, h=H, w=W))]
+    nb.cells = [nbformat.v4.new_code_cell(CELL.format(seed=SEED, h=H, w=W)),
+                nbformat.v4.new_code_cell("explorer   # a second view of the same widget: both ask the kernel")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nbformat.write(nb, str(root / "kernel_cf.ipynb"))
-    page, _, _ = run_notebook(browser, url, "kernel_cf.ipynb", ".ocrviz-explorer[data-y]", 1, shots)
+    page, _, _ = run_notebook(browser, url, "kernel_cf.ipynb", ".ocrviz-explorer[data-y]", 2, shots)
     yield page
     assert not page.errors, page.errors
     page.close()
@@ -148,4 +149,24 @@ def test_moving_the_pixel_under_an_edit_reanswers_that_pixel(page, reference) ->
     want = forward([0])
     np.testing.assert_allclose(json.loads(root.get_attribute("data-cf-logits")), want[:, y, x + 1].numpy(), atol=1e-4)
     np.testing.assert_allclose(json.loads(root.get_attribute("data-base-logits")), base_logits[:, y, x + 1].numpy(),
+                               atol=1e-4)
+
+
+def test_a_second_view_gets_its_own_answers(page, reference) -> None:
+    """Two views of one widget share its request trait; each still gets the answer to its own edit
+    (a view whose request was overtaken asks again)."""
+    sim, base_logits, forward = reference
+    k, h, w = base_logits.shape
+    first, second = page.locator(".ocrviz-explorer").nth(0), page.locator(".ocrviz-explorer").nth(1)
+    first.locator(".ocrviz-reset-btn").click()
+    y, x = int(second.get_attribute("data-y")), int(second.get_attribute("data-x"))    # the shared selection
+    top = int(np.argmax(sim[y * w + x]))
+    second.scroll_into_view_if_needed()
+    second.locator(f".ocrviz-region[data-k='{top}']").click()                 # an edit in the second view only
+    _settled(page, second)
+    np.testing.assert_allclose(json.loads(second.get_attribute("data-cf-logits")), forward([top])[:, y, x].numpy(),
+                               atol=1e-4)
+    first.scroll_into_view_if_needed()
+    _settled(page, first, "r.dataset.baseLogits !== undefined && r.dataset.cfLogits === undefined")
+    np.testing.assert_allclose(json.loads(first.get_attribute("data-base-logits")), base_logits[:, y, x].numpy(),
                                atol=1e-4)

@@ -206,13 +206,17 @@ async function render({ model, el: host }) {
   const cfOn = !!cf || kernelCf;
   const editSig = () => JSON.stringify([[...state.dropped].sort((a, b) => a - b),
     state.gain && state.gain.f !== 1 ? [state.gain.k, state.gain.f] : null]);
-  let kAnswer = null, kAsked = "";
-  {   // a view rendered again (a re-displayed widget) starts from the last answer: asking the same
-      // request again would change no trait, so no answer would come
-    const last = model.get("cf_answer") || {}, asked = model.get("cf_request") || {};
-    if (kernelCf && last.key && !last.error && last.cell) { kAnswer = { ...last, p: last.cell[0] * w + last.cell[1] }; }
-    if (kernelCf && asked.key) kAsked = asked.key;
-  }
+  // Views of one widget share its request and answer traits: a view takes an answer already there for
+  // its key, does not re-send a request already there (no trait would change, no answer would come),
+  // and asks again when another view's request overtook its own.
+  let kAnswer = null, kAsked = "", kRequest = null;
+  const adopt = (ans) => {          // take the kernel's answer to our request (and its whole image, once there)
+    kAnswer = { ...ans, p: ans.cell[0] * w + ans.cell[1] };
+    if (ans.whole && ans.edit === editSig()) {
+      editPred = Uint8Array.from(u8(model.get("cf_answer_pred")));
+      wholeChanged = ans.whole.changed;
+    }
+  };
   // {base, influence, after, edited, pending} of cell p under the current edit
   const cfAt = (p) => {
     const edit = editSig(), edited = edit !== "[[],null]";
@@ -225,8 +229,13 @@ async function render({ model, el: host }) {
     if (kAnswer && kAnswer.key === key) return { ...kAnswer, edited: kAnswer.after !== null, pending: false };
     if (kAsked !== key) {
       kAsked = key;
-      model.set("cf_request", { key, edit, cell: [Math.floor(p / w), p % w], dropped: JSON.parse(edit)[0], gain: JSON.parse(edit)[1] });
-      model.save_changes();
+      kRequest = { key, edit, cell: [Math.floor(p / w), p % w], dropped: JSON.parse(edit)[0], gain: JSON.parse(edit)[1] };
+      const last = model.get("cf_answer") || {};
+      if (last.key === key && !last.error) {          // already answered (for another view of this widget)
+        adopt(last);
+        return { ...kAnswer, edited: kAnswer.after !== null, pending: false };
+      }
+      if ((model.get("cf_request") || {}).key !== key) { model.set("cf_request", kRequest); model.save_changes(); }
     }
     const same = kAnswer && kAnswer.p === p;       // this cell's own numbers stay while the edit is re-run
     return { base: same ? kAnswer.base : null, influence: same ? kAnswer.influence : null, after: null, edited, pending: true };
@@ -882,12 +891,12 @@ async function render({ model, el: host }) {
   onModel("change:cf_answer", () => {
     const ans = model.get("cf_answer") || {};
     if (!kernelCf || !ans.key) return;
-    if (ans.error) { cfBox.textContent = "the kernel could not re-run the head: " + ans.error; delete root.dataset.cfPending; return; }
-    kAnswer = { ...ans, p: ans.cell[0] * w + ans.cell[1] };
-    if (ans.whole && ans.edit === editSig()) {
-      editPred = Uint8Array.from(u8(model.get("cf_answer_pred")));
-      wholeChanged = ans.whole.changed;
+    if (ans.key !== kAsked) {      // another view of this widget asked since: ask again while ours is unanswered
+      if (kRequest && !(kAnswer && kAnswer.key === kAsked)) { model.set("cf_request", { ...kRequest }); model.save_changes(); }
+      return;
     }
+    if (ans.error) { cfBox.textContent = "the kernel could not re-run the head: " + ans.error; delete root.dataset.cfPending; return; }
+    adopt(ans);
     if (ans.key === editSig() + "@" + (state.y * w + state.x)) redraw();
   });
   const erfChanged = () => { if (state.mode === "aspp") drawAsppContext(); };
