@@ -301,7 +301,9 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | 
 
     ``metadata`` (JSON-serialisable) is stored with the weights, together with
     the model's ``arch``, ``num_classes``, ``class_names``, ``palette``,
-    ``model_kwargs`` and, when set, ``input_mean`` / ``input_std`` (your keys win; :func:`ocrviz.from_checkpoint` rebuilds the model from them); :func:`load_checkpoint` returns it.  Torch files hold
+    ``model_kwargs`` and, when set, ``input_mean`` / ``input_std`` (your keys win;
+    :func:`ocrviz.from_checkpoint` rebuilds the model from them); :func:`load_checkpoint`
+    returns it.  Torch files hold
     ``{"state_dict": ..., "metadata": ...}`` and load with ``weights_only=True``.
     The file is written atomically (temporary file, then rename).
     """

@@ -158,7 +158,8 @@ if Path(HRNET_CKPT).is_file():
     k = hrnet.num_classes
     names = getattr(hrnet, "class_names", None) or (CITYSCAPES_CLASSES if k == len(CITYSCAPES_CLASSES) else None)
     hr_input, hr_prep = prepare_image(image, output_stride=hrnet.output_stride, max_side=1024)
-    print(f"loaded {HRNET_CKPT} ({getattr(hrnet, 'checkpoint_layout', 'ocrviz')} layout, {type(hrnet).__name__}, {k} classes); "
+    layout = getattr(hrnet, "checkpoint_layout", "ocrviz")
+    print(f"loaded {HRNET_CKPT} ({layout} layout, {type(hrnet).__name__}, {k} classes); "
           f"running on {hr_input.shape[0]} x {hr_input.shape[1]} (this takes a while on a CPU)")
     hr_explorer = ocrviz.Explorer(hrnet, hr_input, class_names=names,
                                   palette=CITYSCAPES_PALETTE if names is CITYSCAPES_CLASSES else None)
