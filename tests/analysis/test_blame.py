@@ -22,7 +22,7 @@ from ocrviz.analysis import CATEGORIES, error_blame
 from ocrviz.data.dataset import MEAN, STD
 from ocrviz.models import OCRHead, SegModel
 
-from _ocr_helpers import hooked_logits
+from ocr_helpers import hooked_logits
 
 K, S = 3, 8
 PERM = torch.eye(K)[[2, 0, 1]]          # PERM @ e_c = e_{(c+1) % 3}: the wrong class sigma(c)

@@ -7,7 +7,7 @@ import torch
 import ocrviz
 from ocrviz.analysis import rerun_head
 
-from _ocr_helpers import hooked_head_logits, small_hrnet, toy_ocr
+from ocr_helpers import hooked_head_logits, small_hrnet, toy_ocr
 
 ATOL = 1e-5
 

@@ -10,7 +10,7 @@ from ocrviz.analysis import aspp_branch_shares, context_flow, region_influence
 from ocrviz.analysis.context_share import aspp_tap_map, context_map
 from ocrviz.data.dataset import normalize
 
-from _ocr_helpers import randomise_bn, toy_ocr
+from ocr_helpers import randomise_bn, toy_ocr
 
 K, S, H, W = 5, 8, 32, 64
 

@@ -9,7 +9,7 @@ import ocrviz
 from ocrviz.analysis import region_influence
 from ocrviz.analysis.influence import dropped_rows
 
-from _ocr_helpers import hooked_head_logits, small_hrnet, toy_ocr
+from ocr_helpers import hooked_head_logits, small_hrnet, toy_ocr
 
 
 def _brute(model, x, cache, b, row, col, k) -> float:

@@ -13,7 +13,7 @@ from ocrviz.data.dataset import normalize
 from ocrviz.data.toycity import make_scene
 from ocrviz.evaluate import confusion_matrix, metrics_from_confusion
 
-from _ocr_helpers import hooked_logits
+from ocr_helpers import hooked_logits
 
 H, W = 64, 128
 

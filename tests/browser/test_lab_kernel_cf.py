@@ -7,8 +7,6 @@ model: the path an HRNet-size model takes automatically (its head does not fit t
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -17,9 +15,7 @@ import torch
 
 from dom import cell_point, read_state
 from lab_harness import run_notebook
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis"))
-from _ocr_helpers import hooked_head_logits  # noqa: E402
+from ocr_helpers import hooked_head_logits
 
 pytestmark = pytest.mark.browser
 

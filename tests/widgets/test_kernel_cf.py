@@ -3,18 +3,13 @@
 forward hook replaced the sim map by the same edited rows."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis"))
-from _ocr_helpers import hooked_head_logits, small_hrnet, toy_ocr  # noqa: E402
-
-from ocrviz.widgets import Explorer, payload  # noqa: E402
-from ocrviz.widgets.kernel_cf import edit_rows  # noqa: E402
+from ocr_helpers import hooked_head_logits, small_hrnet, toy_ocr
+from ocrviz.widgets import Explorer, payload
+from ocrviz.widgets.kernel_cf import edit_rows
 
 
 def _image(h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Shared helpers for the counterfactual tests: tiny OCR models and hooked full forwards."""
+"""Shared test helpers (imported by name from every tests folder): tiny OCR models and hooked full forwards."""
 from __future__ import annotations
 
 from typing import Callable
