@@ -1,6 +1,7 @@
 """Counterfactuals answered in the kernel at HRNet-W48-OCR size: prints a markdown table.
 
     .venv/bin/python benchmarks/bench_kernel_cf.py [--image 1024x2048] [--threads 2] [--repeats 5] [--explorer]
+                                                   [--lab 15]
 
 An HRNet-W48-OCR head (official config: 512 mid channels, 256 key channels, K = 19, output
 stride 4) does not fit the page (its pixel features at 1024 x 2048 are 256 MiB), so the explorer
@@ -13,6 +14,9 @@ head, float64) — what the page waits for after a click; "whole image" = the ed
 a further edit.  ``--explorer`` also builds ``ocrviz.Explorer`` on a real (random-weight)
 HRNet-W48-OCR at that size and sends one edit through the widget's traits: which side the
 counterfactuals run on, the time to build, the peak memory of the process, the answer times.
+``--lab N`` times N bar clicks in a real JupyterLab (Chromium): the shipped toy model on street_0,
+forced to the kernel path; from the click event to the pixel's numbers in the DOM (page, comm,
+the 50 ms debounce, the answer, the redraw) and to the whole image's count.
 """
 from __future__ import annotations
 
@@ -84,12 +88,76 @@ def explorer_run(H: int, W: int) -> None:
           f"{ex.cf_answer['whole']['changed']} of {ex.cf_answer['whole']['cells']} cells change_")
 
 
+# in the page: the click's event time, then the first time the view shows the kernel's logits / count
+ARM_JS = """
+(root) => {
+  const t = root.__cf = {click: null, logits: null, whole: null};
+  root.addEventListener('click', (ev) => { if (t.click === null) t.click = ev.timeStamp; }, {capture: true, once: true});
+  const mo = new MutationObserver(() => {
+    if (t.logits === null && root.dataset.cfLogits !== undefined && root.dataset.cfPending === undefined) t.logits = performance.now();
+    if (t.whole === null && root.dataset.cfChanged !== undefined) { t.whole = performance.now(); mo.disconnect(); }
+  });
+  mo.observe(root, {attributes: true, subtree: true});
+}
+"""
+
+
+def lab_round_trip(clicks: int) -> None:
+    import pathlib
+    import sys
+    import tempfile
+
+    import nbformat
+    from playwright.sync_api import sync_playwright
+
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(repo / "tests" / "browser"))
+    from lab_harness import run_notebook, start_lab, stop_lab
+
+    root_dir = pathlib.Path(tempfile.mkdtemp(prefix="ocrviz-bench-lab-"))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import ocrviz\nfrom ocrviz.data.samples import load_sample\nsample = load_sample('street_0')\n"
+        "explorer = ocrviz.Explorer(ocrviz.load_model('toycity-ocr'), sample.image, counterfactuals='kernel')\n"
+        "explorer.select(14, 20)\nexplorer")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nb, str(root_dir / "bench.ipynb"))
+    proc, url = start_lab(root_dir, root_dir / "lab")
+    logits, whole = [], []
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                         args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+            page, _, _ = run_notebook(browser, url, "bench.ipynb", ".ocrviz-explorer[data-y]", 1, root_dir)
+            root = page.locator(".ocrviz-explorer").first
+            idle = "(r) => r.dataset.cfPending === undefined && r.dataset.baseLogits !== undefined"
+            for i in range(clicks + 1):
+                page.wait_for_function(idle, arg=root.element_handle(), timeout=20_000)
+                root.evaluate(ARM_JS)
+                root.locator(f".ocrviz-region[data-k='{i % 9}']").click()
+                page.wait_for_function("(r) => r.__cf.whole !== null", arg=root.element_handle(), timeout=20_000)
+                t = root.evaluate("(r) => r.__cf")
+                if i:                                                   # the first click discarded
+                    logits.append(t["logits"] - t["click"])
+                    whole.append(t["whole"] - t["click"])
+                root.locator(".ocrviz-reset-btn").click()
+            browser.close()
+    finally:
+        stop_lab(proc)
+    print(f"\n_JupyterLab {clicks} bar clicks (toycity-ocr on street_0, forced to the kernel; debounce 50 ms)_\n")
+    print("| bar click -> | median ms | max ms | n |")
+    print("|---|---:|---:|---:|")
+    for name, v in [("the kernel's logits shown", logits), ("the whole image's changed-cell count shown", whole)]:
+        print(f"| {name} | {statistics.median(v):.1f} | {max(v):.1f} | {len(v)} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--image", default="1024x2048", help="H x W of the image (feature grid = image / 4)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--explorer", action="store_true", help="also an Explorer on a real HRNet-W48-OCR")
+    ap.add_argument("--lab", type=int, default=0, metavar="N", help="also N bar clicks timed in JupyterLab")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     H, W = (int(v) for v in args.image.lower().split("x"))
@@ -114,6 +182,8 @@ def main() -> None:
     if args.explorer:
         del kcf, head
         explorer_run(H, W)
+    if args.lab:
+        lab_round_trip(args.lab)
 
 
 if __name__ == "__main__":
