@@ -223,3 +223,13 @@ def test_stride_share_oracle(bench_modules):
                          capture_output=True, text=True, timeout=120, check=True).stdout
     row = next(line for line in out.splitlines() if line.startswith("| share oracle, stride 8 |"))
     assert 0.0 < float(row.split("|")[2]) <= 1.0
+
+
+def test_bench_kernel_cf_prints_its_table() -> None:
+    """At a tiny image: the three request rows, with positive times, at HRNet-W48-OCR's head shapes."""
+    out = subprocess.run([sys.executable, str(BENCH / "bench_kernel_cf.py"), "--image", "64x128", "--repeats", "1",
+                          "--threads", "1"], cwd=REPO, text=True, capture_output=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "C = 512, Ck = 256, K = 19" in out.stdout and "16 x 32 cells" in out.stdout
+    rows = [line for line in out.stdout.splitlines() if line.startswith(("| pixel", "| whole"))]
+    assert len(rows) == 3 and all(float(r.split("|")[2]) > 0 for r in rows)
