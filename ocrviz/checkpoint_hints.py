@@ -12,6 +12,7 @@ for an MMSeg checkpoint (1888 x 1890 keys); these take milliseconds.
 from __future__ import annotations
 
 import difflib
+from typing import Any, Sequence
 
 import torch
 
@@ -39,24 +40,25 @@ def diagnose(sd: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
         lines.append(f"  this looks like a checkpoint ocrviz cannot map: {layouts.unsupported_reason(stripped)}")
     if not unexpected or not missing:
         return lines
-    firsts: dict[str, int] = {}
-    for k in unexpected:
-        head, _, rest = k.partition(".")
-        if rest in target:
-            firsts[head] = firsts.get(head, 0) + 1
-    for head, n in sorted(firsts.items(), key=lambda t: -t[1])[:1]:
-        if n >= max(2, len(unexpected) // 4):
-            lines.append(f"  {n} unexpected keys are model keys behind the prefix {head + '.'!r}: strip it")
-    unexpected_set = set(unexpected)
-    heads: dict[str, int] = {}
-    for k in missing:
-        head, _, rest = k.partition(".")
-        if rest in unexpected_set:
-            heads[head] = heads.get(head, 0) + 1
-    for head, n in sorted(heads.items(), key=lambda t: -t[1])[:1]:
-        if n >= max(2, len(missing) // 4):
-            lines.append(f"  {n} missing keys are in the checkpoint without the prefix {head + '.'!r}: add it")
+    found = _common_prefix(unexpected, target)
+    if found:
+        lines.append(f"  {found[1]} unexpected keys are model keys behind the prefix {found[0] + '.'!r}: strip it")
+    found = _common_prefix(missing, set(unexpected))
+    if found:
+        lines.append(f"  {found[1]} missing keys are in the checkpoint without the prefix {found[0] + '.'!r}: add it")
     return lines
+
+
+def _common_prefix(keys: Sequence[str], others: Any) -> tuple[str, int] | None:
+    """(prefix, count): the first dotted component that, removed, turns most of ``keys`` into keys of
+    ``others`` (at least 2 and a quarter of them), else None."""
+    heads: dict[str, int] = {}
+    for k in keys:
+        head, _, rest = k.partition(".")
+        if rest in others:
+            heads[head] = heads.get(head, 0) + 1
+    best = max(heads.items(), key=lambda t: t[1], default=None)
+    return best if best is not None and best[1] >= max(2, len(keys) // 4) else None
 
 
 def suggest(sd: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
