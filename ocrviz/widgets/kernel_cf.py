@@ -96,10 +96,8 @@ class KernelCounterfactuals:
         k = self.sim.shape[1]
         p, dropped, gain = _request(request, self.feat_hw, k)
         row = self.sim[p].astype(np.float64)                                  # K
-        drop_k = np.repeat(row[None], k, 0) * (1 - np.eye(k))                  # K x K: row k without region k
-        tot = drop_k.sum(1)
-        has = tot > 0
-        drop_k[has] /= tot[has, None]
+        # K x K: row j without region j, by the page's rule (has[j]: some weight is left)
+        drop_k, has = map(np.concatenate, zip(*(edit_rows(row[None], [j]) for j in range(k))))
         edited, applies = edit_rows(row[None], dropped, gain)
         logits = self.head.logits_rows(np.concatenate([row[None], drop_k, edited]), p)   # (K + 2) x K
         base, after = logits[0], logits[-1]
