@@ -88,11 +88,15 @@ class Cache:
     ``detach=False``), not copies.
     """
 
-    def __init__(self, available: Sequence[str] = ()) -> None:
+    def __init__(self, available: Sequence[str] = (), model: torch.nn.Module | None = None) -> None:
         self._store: dict[str, torch.Tensor] = {}
         # Every name the capture could have produced, also those a ``names``
         # filter left out; only used to make error messages precise.
         self._available = tuple(available)
+        # The captured model (its sites' settings: ASPP rates, projection weights, class names)
+        # and the H x W of its input, read when the forward starts; None when unknown.
+        self.model = model
+        self.input_size: tuple[int, int] | None = None
 
     # -- filling (used by capture.py and foreign.py) -------------------------
     def _add(self, name: str, tensor: torch.Tensor) -> None:
@@ -266,6 +270,16 @@ class Cache:
             raise ValueError(f"sim_map has {sim.shape[1]} pixels but the feature map is {h} x {w} = {h * w}; "
                              f"the cache mixes tensors from different resolutions")
         return sim.transpose(1, 2).unflatten(2, (h, w))        # B x K x h x w
+
+    def module(self, path: str) -> torch.nn.Module:
+        """The captured model's submodule at ``path`` ("" = the model): a site's settings.
+
+        Raises ``ValueError`` when the cache was not filled by ``capture`` (no model known).
+        """
+        if self.model is None:
+            raise ValueError(f"this cache does not know its model, so the settings of {path or '<model>'} "
+                             f"cannot be read; build it with ocrviz.run_with_cache(model, x) or ocrviz.capture(model)")
+        return self.model.get_submodule(path)
 
     def __repr__(self) -> str:
         rows = [f"  {n}: {tuple(t.shape)}" for n, t in self._store.items()]

@@ -100,13 +100,13 @@ def capture(model: nn.Module, names: NameFilter = None, *, detach: bool = True,
                          f"nothing to capture. Build it with ocrviz.create_model(...) or place "
                          f"ocrviz.models.hook_point.HookPoint modules where tensors should be seen.")
     keep = _selector(names, available)
-    cache = Cache(available)
+    cache = Cache(available, model)
 
     def store(name: str, tensor: torch.Tensor) -> None:
         if keep(name):
             cache._add(name, tensor.detach() if detach else tensor)
 
-    handles: list[RemovableHandle] = []
+    handles: list[RemovableHandle] = [model.register_forward_pre_hook(_input_size(cache), with_kwargs=True)]
     try:
         for name, module in points:
             if keep(name):
@@ -119,6 +119,16 @@ def capture(model: nn.Module, names: NameFilter = None, *, detach: bool = True,
         for handle in handles:
             handle.remove()
         handles.clear()
+
+
+def _input_size(cache: Cache) -> Callable:
+    # The input image's H x W (the first tensor argument of 3 or more dims): pixels map to cells by it.
+    def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        for a in (*args, *kwargs.values()):
+            if isinstance(a, torch.Tensor) and a.ndim >= 3:
+                cache.input_size = (int(a.shape[-2]), int(a.shape[-1]))
+                return
+    return hook
 
 
 def _point_hook(name: str, store: Callable[[str, torch.Tensor], None]) -> Callable:
