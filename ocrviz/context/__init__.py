@@ -39,7 +39,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..capture.cache import Cache
+from ..capture.cache import Cache, resolve
 from . import dilated_taps, ocr
 from .erf import gradient_erf_map
 from .types import ContextMap, Site
@@ -125,9 +125,9 @@ def cell_classes(cache: Cache, site: Site | None = None, *, batch_index: int = 0
     site's producer derives (``head_logits``, e.g. ASPP's classifier on its
     projection); ``site`` defaults to the last one in forward order.
     """
-    logits = cache.get("head_logits")
-    if logits is not None:
-        return logits[batch_index].argmax(0).cpu().numpy()
+    found = resolve("head_logits", cache.names())
+    if len(found) == 1:
+        return cache[found[0]][batch_index].argmax(0).cpu().numpy()
     sites = find_sites(cache)
     chosen = [ps for ps in sites if site is None or ps[1] is site][-1:]
     for p, s in chosen:

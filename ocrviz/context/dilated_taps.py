@@ -127,7 +127,8 @@ def rates_of(cache: Cache, site: Site) -> tuple[int, ...]:
 
 
 def _project_weight(cache: Cache, site: Site) -> np.ndarray | None:
-    head = cache.model.get_submodule(site.path) if cache.model is not None else None
+    model = getattr(cache, "model", None)                  # duck-typed caches may not know it
+    head = model.get_submodule(site.path) if model is not None else None
     if not hasattr(head, "projection_weights"):
         return None
     return torch.cat(list(head.projection_weights().values()), dim=1).detach().double().cpu().numpy()

@@ -129,6 +129,8 @@ class Explorer(anywidget.AnyWidget):
     aspp_shares = t.Bytes(b"").tag(sync=True)
     aspp_pred = t.Bytes(b"").tag(sync=True)
     aspp_pred_hw = t.List(t.Int(), []).tag(sync=True)
+    cell_pred = t.Bytes(b"").tag(sync=True)          # h x w uint8: argmax of the main logits per cell
+    aspp_cell_pred = t.Bytes(b"").tag(sync=True)
     erf_cells = t.List(t.List(t.Int()), []).tag(sync=True)
     erf_maps = t.Bytes(b"").tag(sync=True)
     erf_scales = t.List(t.Float(), []).tag(sync=True)
@@ -400,7 +402,7 @@ class Explorer(anywidget.AnyWidget):
 # What the explorer draws: the OCR block's sim map and region weights and the prediction;
 # ASPP's branch outputs, pooling and prediction.  Nothing else is kept (an HRNet-W48 capture of
 # every hook at 1024 x 2048 holds about 1.5 GB).
-_OCR_DRAWN = frozenset({"sim_map", "region_weights", "logits", "value", "pixel_feats"})
+_OCR_DRAWN = frozenset({"sim_map", "region_weights", "logits", "value", "pixel_feats", "head_logits"})
 
 
 def _drawn_ocr(name: str) -> bool:
@@ -409,7 +411,8 @@ def _drawn_ocr(name: str) -> bool:
 
 def _drawn_aspp(name: str) -> bool:
     tail = name.rsplit(".", 1)[-1]
-    return tail in ("hook_pool", "hook_logits") or (tail.startswith("hook_branch") and tail[11:].isdigit())
+    return tail in ("hook_pool", "hook_logits", "hook_project") or (
+        tail.startswith("hook_branch") and tail[11:].isdigit())
 
 
 def _no_ocr_block(model: Any) -> ValueError:
