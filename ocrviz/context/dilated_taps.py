@@ -50,7 +50,8 @@ def tap_weights(row: int, col: int, shares_row: Sequence[float], rates: Sequence
     """Cell (row, col)'s tap map, h x w, and the weight on the padding: ``map.sum() + off_grid == 1``."""
     h, w = feat_hw
     m, off_grid = np.zeros((h, w)), 0.0
-    for branch, share in zip(aspp_taps(row, col, rates, 1, feat_hw, feat_hw), shares_row):
+    shares = np.asarray(shares_row, np.float64)              # float32 shares would round each 1/9 in float32
+    for branch, share in zip(aspp_taps(row, col, rates, 1, feat_hw, feat_hw), shares):
         if branch.kind == "pool":
             m += share / (h * w)
             continue
@@ -88,7 +89,7 @@ def from_arrays(shares_row: Sequence[float], rates: Sequence[int], cell: tuple[i
     """The ContextMap of one cell from its branch shares (len(rates) + 2) and the rates."""
     row, col = (int(v) for v in cell)
     m, off = tap_weights(row, col, shares_row, rates, feat_hw)
-    return ContextMap(weights=m, off_grid=off, cell=(row, col), exact=False, convention=convention,
+    return ContextMap(weights=m, off_grid=float(off), cell=(row, col), exact=False, convention=convention,
                       site=site, kind=KIND, sources=branch_names(rates),
                       source_weights=np.asarray(shares_row, np.float64), extra={"rates": tuple(rates)})
 
