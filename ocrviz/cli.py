@@ -199,7 +199,9 @@ def context_summary(data: Any, pixel_cell: tuple[int, int] | None = None, top: i
     ``effective_regions``: mean over cells of exp(entropy of the sim row), in [1, K] (1: one region
     supplies all context; K: all regions equally).  ``top_regions``: the regions with the largest
     mean sim weight over cells (their share of all context).  ``own_class_share``: mean sim weight
-    on the region of the cell's own predicted class.  With ``pixel_cell``: that cell's top regions.
+    on the region of the cell's own predicted class.  With ``pixel_cell``: that cell's top regions, and
+    per context panel the ``top`` classes holding most of its map's mass (``mass_by_class``, by the
+    cells' predicted class: the explorer's strips).
     """
     sim = np.asarray(data.sim_map, np.float64)                         # HW x K
     h, w = data.feat_hw
@@ -216,9 +218,16 @@ def context_summary(data: Any, pixel_cell: tuple[int, int] | None = None, top: i
     }
     if pixel_cell is not None:
         y, x = pixel_cell
+        ocr_map = data.panel_maps(y, x)["ocr-context"]                  # an ocrviz.context.ContextMap
+        order = np.argsort(-ocr_map.source_weights, kind="stable")[:top]
         out["pixel"] = {"cell": [y, x], "predicted": names[data.pred_at(y, x)],
                         "effective_regions": float(_entropy_exp(sim[y * w + x][None])[0]),
-                        "top_regions": [{"region": n, "share": v} for _, n, v in data.ranked_regions(y, x)[:top]]}
+                        "top_regions": [{"region": ocr_map.sources[k], "share": float(ocr_map.source_weights[k])}
+                                        for k in order],
+                        # where each map's mass lies, by the cells' predicted class (the explorer's strips)
+                        "mass_by_class": {panel: {n: v for n, v in sorted(m.items(), key=lambda nv: -nv[1])[:top]
+                                                  if v > 0}
+                                          for panel, m in data.panel_masses(y, x).items()}}
     return out
 
 
@@ -232,6 +241,9 @@ def _summary_html(s: dict) -> str:
         ptops = ", ".join(f"{html.escape(r['region'])} {100 * r['share']:.0f} %" for r in p["top_regions"])
         rows.append((f"selected cell {tuple(p['cell'])} (predicted {html.escape(p['predicted'])})",
                      f"{p['effective_regions']:.2f} effective regions; {ptops}"))
+        for panel, masses in p.get("mass_by_class", {}).items():
+            strip = " · ".join(f"{100 * v:.0f} % {html.escape(n)}" for n, v in masses.items())
+            rows.append((f"{panel}: where its mass lies (by predicted class)", strip))
     body = "".join(f"<tr><th>{html.escape(a)}</th><td>{b}</td></tr>" for a, b in rows)
     return f'<table class="ocrviz-summary">{body}</table>'
 
