@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..context import ocr as ocr_context
 from ..evaluate import _confusion, metrics_from_confusion
 from .cells import class_fractions, labels_at_cells
 from .counterfactual import ocr_parts, rerun_head
@@ -192,7 +193,8 @@ def attention_report(model: torch.nn.Module, images: Iterable[np.ndarray], label
                 frac = class_fractions(lab, k, p.feat_hw)                  # K x h x w
                 rw = c.region_weights[0].double().cpu().numpy()            # K x h x w
                 present = frac.sum((1, 2)) > 0
-                roc_sum += np.where(present, (rw * frac).sum((1, 2)), 0.0)
+                on_own = np.diag(ocr_context.region_mass(rw, frac))          # K: region k's mass on class k
+                roc_sum += np.where(present, on_own, 0.0)
                 roc_n += present
                 target = torch.from_numpy(lab)
                 conf["model"] += _confusion(p.pred, target, k)
