@@ -37,20 +37,6 @@ COUNTERFACTUALS = ("auto", "browser", "kernel", "off")
 ErfFn = Callable[[int, int], Any]
 
 
-def _project_weight(aspp_model: Any) -> Any:
-    """C x 5C weight of the ASPP projection, from ``ASPPHead.projection_weights()`` (branch order).
-
-    None for an ASPP head ocrviz did not write: the branch shares then fall
-    back to the branch outputs' own norms (``aspp_branch_shares``).
-    """
-    import torch
-
-    head = getattr(aspp_model, "head", aspp_model)
-    if not hasattr(head, "projection_weights"):
-        return None
-    return torch.cat(list(head.projection_weights().values()), dim=1).detach()   # C x 5C
-
-
 def _kernel_loop() -> asyncio.AbstractEventLoop | None:
     """The kernel's running event loop when inside a Jupyter kernel, else None.
 
@@ -528,8 +514,7 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
         if rates is None:
             raise ValueError("could not find the ASPP rates on aspp_model (head.rates); pass aspp_rates=(...)")
         aspp_cache, aspp_logits = _run_drawn(aspp_model, x, _drawn_aspp, None, align_corners)
-        kw.update(aspp_cache=aspp_cache, aspp_rates=tuple(int(r) for r in rates), aspp_logits=aspp_logits,
-                  aspp_project_weight=_project_weight(aspp_model))
+        kw.update(aspp_cache=aspp_cache, aspp_rates=tuple(int(r) for r in rates), aspp_logits=aspp_logits)
     from ocrviz.analysis.pixel_head import pixel_head
 
     own_names, own_pal = _names_from(model)

@@ -245,7 +245,7 @@ def _cell_pred(cache: Any, b: int) -> np.ndarray | None:
 def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Sequence[str] | None = None,
                palette: Any = None, output_stride: int | None = None, batch_index: int = 0,
                aspp_cache: Any = None, aspp_rates: Sequence[int] | None = None,
-               aspp_project_weight: Any = None,
+               aspp_project_weight: Any = "model",
                erf_maps: Mapping[tuple[int, int], Any] | None = None,
                mark: Any = None, mark_name: str = "marked", logits: Any = None,
                aspp_logits: Any = None, pixel_head: Any = None, blame: Any = None) -> ExplorerData:
@@ -256,8 +256,10 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
     ``batch_index``.  ``image`` is the displayed image (H x W x 3 uint8 or a
     3 x H x W tensor), ``labels`` optional H x W ground truth (255 = ignore).
     With ``aspp_cache`` (captured from an ASPP model on the same input):
-    branch shares from hooks ``hook_branch0..n`` + ``hook_pool`` (weighted by
-    ``aspp_project_weight`` when given) and the ASPP prediction.  ``mark``:
+    branch shares from hooks ``hook_branch0..n`` + ``hook_pool``
+    (``ocrviz.context.dilated_taps.branch_shares``: weighted by
+    ``aspp_project_weight``; "model" = the captured head's projection when the
+    cache knows it, None = the branch outputs' own norms) and the ASPP prediction.  ``mark``:
     an optional H x W bool map shown by the overlay named ``mark_name``.
     ``logits`` / ``aspp_logits`` (B x K x H x W): the prediction to show when
     the cache holds none (captures of foreign trees hold no ``logits``).
@@ -287,7 +289,8 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
         from ocrviz.context import dilated_taps
 
         site = _aspp_site(aspp_cache)
-        pw = None if aspp_project_weight is None else _np(aspp_project_weight)
+        pw = aspp_project_weight if aspp_project_weight is None or isinstance(aspp_project_weight, str) \
+            else _np(aspp_project_weight)
         shares, _ = dilated_taps.branch_shares(aspp_cache, site, b, project_weight=pw)      # HW x nb
         kw.update(aspp_rates=tuple(aspp_rates), aspp_shares=shares,
                   aspp_pred=_np(aspp_cache.logits if aspp_logits is None else aspp_logits)[b].argmax(0),
