@@ -113,6 +113,17 @@ def test_ocr_map_on_ocrviz_model_equals_sum_of_regions(stride) -> None:
     check_ocr_maps(cache, (40, 56), f"{blk}.hook_sim_map", "head.ocr_gather_head.hook_region_weights", 2, blk)
 
 
+def test_ocr_map_on_ocrviz_hrnet_ocr_equals_sum_of_regions() -> None:
+    from ocrviz.models.hrnet import HRNetW48OCR
+
+    model = randomise_(HRNetW48OCR(num_classes=5, width=8, ocr_mid_channels=32, ocr_key_channels=16), seed=4)
+    x = torch.randn(1, 3, 64, 96)
+    _, cache = ocrviz.run_with_cache(model, x)
+    assert cache.input_size == (64, 96) and cache.feature_size == (16, 24)
+    (site,) = [s for _, s in context.find_sites(cache)]
+    check_ocr_maps(cache, (64, 96), site.hooks["sim_map"], site.hooks["region_weights"], 1, site.path)
+
+
 def test_ocr_sources_are_the_models_class_names() -> None:
     model = tiny_ocrnet()
     model.class_names = ["road", "car", "sky", "tree"]
