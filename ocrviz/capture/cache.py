@@ -85,7 +85,10 @@ class Cache:
     no ``sim_map``) or several (two OCR heads: use ``cache[name]``).
 
     Tensors are the model's own tensors (detached unless capture ran with
-    ``detach=False``), not copies.
+    ``detach=False``), not copies.  ``cache.input_size`` is the (H, W) of the
+    input the forward started from (``ocrviz.context_maps`` maps pixels to
+    cells with it) and ``cache.model`` the captured model, whose settings
+    (ASPP rates, projection weights, class names) ``cache.module(path)`` reads.
     """
 
     def __init__(self, available: Sequence[str] = (), model: torch.nn.Module | None = None) -> None:
