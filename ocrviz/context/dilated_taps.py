@@ -136,14 +136,16 @@ def _project_weight(cache: Cache, site: Site) -> np.ndarray | None:
 
 
 def branch_shares(cache: Cache, site: Site, batch_index: int = 0,
-                  project_weight: Any = "model") -> tuple[np.ndarray, str]:
-    """(HW x nb branch shares, the convention they rest on).
+                  project_weight: Any = "model", cell: tuple[int, int] | None = None) -> tuple[np.ndarray, str]:
+    """(HW x nb branch shares, the convention they rest on); 1 x nb for ``cell`` only.
 
     ``project_weight``: "model" (the captured head's ``projection_weights()``
     when it has them, else the branch outputs' own norms), None (the norms) or
     a C x sum(C_b) array.
     """
-    arrays = [cache[n][batch_index].detach().double().cpu().numpy() for n in site.hooks.values()]  # C x h x w
+    r, c = (slice(None), slice(None)) if cell is None else (slice(cell[0], cell[0] + 1), slice(cell[1], cell[1] + 1))
+    arrays = [cache[n][batch_index][:, r, c].detach().double().cpu().numpy()     # C x h x w (or C x 1 x 1)
+              for n in site.hooks.values()]
     pw = _project_weight(cache, site) if isinstance(project_weight, str) and project_weight == "model" \
         else project_weight
     pw = None if pw is None else (pw.detach().cpu().numpy() if hasattr(pw, "detach") else np.asarray(pw))
@@ -152,9 +154,8 @@ def branch_shares(cache: Cache, site: Site, batch_index: int = 0,
 
 def read(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
     """Cell ``(row, col)``'s tap map at ``site``."""
-    shares, convention = branch_shares(cache, site, batch_index)
-    h, w = site.grid
-    return from_arrays(shares[cell[0] * w + cell[1]], rates_of(cache, site), cell, site.grid,
+    shares, convention = branch_shares(cache, site, batch_index, cell=cell)       # 1 x nb
+    return from_arrays(shares[0], rates_of(cache, site), cell, site.grid,
                        site=site.path, convention=convention)
 
 
