@@ -95,7 +95,13 @@ def context_maps(cache: Cache, pixel: Sequence[int], *, batch_index: int = 0,
         m.weights.sum() + m.off_grid          # 1.0
     """
     hw = _image_hw(cache, image_hw)
-    return [p.read(cache, s, cell_of(pixel, hw, s.grid), batch_index) for p, s in find_sites(cache)]
+    sites = find_sites(cache)
+    for _, s in sites:
+        n = len(cache[next(iter(s.hooks.values()))])
+        if isinstance(batch_index, bool) or not isinstance(batch_index, (int, np.integer)) or not 0 <= batch_index < n:
+            raise ValueError(f"batch_index={batch_index!r}, but the cache holds a batch of {n} at {s.path!r}; "
+                             f"give 0..{n - 1}")
+    return [p.read(cache, s, cell_of(pixel, hw, s.grid), batch_index) for p, s in sites]
 
 
 def context_masses(cache: Cache, frac: np.ndarray, *, batch_index: int = 0, kind: str | None = None

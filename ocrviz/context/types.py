@@ -75,6 +75,8 @@ class ContextMap:
             raise ValueError(f"ContextMap.weights must be h x w, got shape {w.shape}")
         if not np.isfinite(w).all() or (w < -1e-12).any():
             raise ValueError(f"ContextMap.weights at {self.site} must be finite and >= 0")
+        if not np.isfinite(self.off_grid) or self.off_grid < -1e-12:
+            raise ValueError(f"ContextMap.off_grid at {self.site} is {self.off_grid}; it is a mass, >= 0")
         total = float(w.sum()) + float(self.off_grid)
         if abs(total - 1.0) > MASS_TOLERANCE:
             raise ValueError(f"ContextMap at {self.site}: weights.sum() + off_grid = {total:.6f}, must be 1")

@@ -253,6 +253,8 @@ def test_a_model_without_context_sites_gives_no_maps_and_a_cache_without_size_sa
     with pytest.raises(ValueError, match="image_hw"):
         ocrviz.context_maps(cache, (3, 3))
     assert ocrviz.context_maps(cache, (3, 3), image_hw=(32, 48))[0].cell == (0, 0)
+    with pytest.raises(ValueError, match="batch of 1"):
+        ocrviz.context_maps(cache, (3, 3), batch_index=1, image_hw=(32, 48))
 
 
 def test_contextmap_refuses_a_map_that_does_not_sum_to_one_or_hides_its_convention() -> None:
@@ -260,4 +262,6 @@ def test_contextmap_refuses_a_map_that_does_not_sum_to_one_or_hides_its_conventi
         ContextMap(np.full((2, 3), 0.1), 0.0, (0, 0), True, "", "s", "ocr")
     with pytest.raises(ValueError, match="convention"):
         ContextMap(np.full((2, 2), 0.25), 0.0, (0, 0), False, "", "s", "aspp")
+    with pytest.raises(ValueError, match="off_grid"):
+        ContextMap(np.full((2, 2), 0.3), -0.2, (0, 0), True, "", "s", "ocr")
     assert MASS_TOLERANCE <= 1e-4
