@@ -135,7 +135,8 @@ def bars(groups: Sequence[str], series: Sequence[tuple[str, Sequence[float | Non
                 out.append(f'<path d="M{xm:.1f},{y1:.1f}V{y2:.1f}M{xm - 4:.1f},{y1:.1f}h8M{xm - 4:.1f},{y2:.1f}h8" '
                            f'stroke="#222" fill="none"/>')
                 label_y = min(label_y, y2 - 4)
-            out.append(f'<text x="{x + bw / 2:.1f}" y="{label_y:.1f}" font-size="10" text-anchor="middle">{v:.3f}</text>')
+            out.append(f'<text x="{x + bw / 2:.1f}" y="{label_y:.1f}" font-size="10" text-anchor="middle" '
+                       f'stroke="#fff" stroke-width="3" paint-order="stroke">{v:.3f}</text>')
         out.append(f'<text x="{left + gw * g + gw / 2:.1f}" y="{top + ph + 15}" font-size="11" '
                    f'text-anchor="middle">{_esc(group)}</text>')
     if reference is not None:

@@ -135,8 +135,8 @@ def _attention_section(m: Mapping[str, Any]) -> str:
                                 [None] * len(cls))],
                          title="Soft region k: share of its weight on class-k pixels", y_label="share", width=620))
     parts.append('<div class="figs">' + "".join(figs) + "</div>")
-    drops = [f"{e} rows {_num(d['miou'] - d[f'miou_{e}_sim'])}{_ci(drop.get(f'{e}_drop'))}"
-             for e in ("uniform", "onehot", "shuffled")]
+    drops = [f"{label} rows {_num(d['miou'] - d[f'miou_{e}_sim'])}{_ci(drop.get(f'{e}_drop'))}"
+             for e, label in (("uniform", "uniform"), ("onehot", "one-hot"), ("shuffled", "shuffled"))]
     parts.append(f'<p class="note">mIoU drop (own rows minus edited rows) [95 % CI, paired]: {"; ".join(drops)}. '
                  f'{_e(defs["region_on_class"])}.</p>')
     return "\n".join(parts)
@@ -157,11 +157,13 @@ def _flow_section(m: Mapping[str, Any]) -> str:
             heatmap(infl, names, names, title="OCR influence: mean drop of the predicted logit without region c",
                     diverging=True, col_axis="region removed (logit units; negative = removing it helps)")]
     if f.get("aspp_mass") is not None:
-        figs.append(heatmap(nan(f["aspp_mass"]), names, names, title="ASPP tap mass: share of a class-t cell's taps "
-                            "on class c", vmin=0, vmax=1, col_axis="class the taps land on (rows sum to 1)"))
+        figs.append(heatmap(nan(f["aspp_mass"]), names, names, title=f"ASPP tap mass ({entry.get('aspp_name', 'ASPP')}): "
+                            "share of a class-t cell's taps on class c", vmin=0, vmax=1,
+                            col_axis="class the taps land on (rows sum to 1)"))
     diag = lambda a: float(np.nanmean(np.diag(a)))  # noqa: E731
     line = (f"Own-class share of the context (mean of the diagonal): OCR {diag(mass):.2f} against {diag(even):.2f} "
-            "for context spread evenly" + (f", ASPP {diag(nan(f['aspp_mass'])):.2f}" if f.get("aspp_mass") else "") + ".")
+            "for context spread evenly" + (f", ASPP ({entry.get('aspp_name', 'ASPP')}) {diag(nan(f['aspp_mass'])):.2f}"
+                                           if f.get("aspp_mass") else "") + ".")
     cells = ", ".join(f"{n} {c}" for n, c in zip(names, f["cells"]))
     return (f"<h2>Where each class's context comes from: {_e(m['name'])}</h2><ul class=verdict><li>{_e(line)}</li></ul>"
             f'<div class="figs">{"".join(figs)}</div><p class="note">Rows: the true class of a feature cell '

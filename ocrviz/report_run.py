@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -100,7 +101,7 @@ def _clean(x: Any) -> Any:
     return x
 
 
-def _attention(model: torch.nn.Module, scenes: Scenes, n: int, rs: Resamples, aspp: torch.nn.Module | None,
+def _attention(model: torch.nn.Module, scenes: Scenes, n: int, rs: Resamples, aspp: tuple[str, torch.nn.Module] | None,
                k: int, progress: bool, warn: Callable[[str], None]) -> tuple[dict, list[dict]]:
     """attention_report + context_flow of one OCR model -> (analyses entry, per-image extras)."""
     from ocrviz.analysis import attention_report, context_flow
@@ -125,7 +126,7 @@ def _attention(model: torch.nn.Module, scenes: Scenes, n: int, rs: Resamples, as
                           "top_is_true": s[col["true"]] / s[col["true_n"]] if s[col["true_n"]] else None,
                           "miou_uniform_sim": float(miou_of(conf[i, 1]))})
     flow = None
-    for partner in ([aspp, None] if aspp is not None else [None]):
+    for partner in ([aspp[1], None] if aspp is not None else [None]):
         try:
             flow = context_flow(model, *split(scenes, n), aspp_model=partner, progress=progress)
             break
@@ -135,7 +136,8 @@ def _attention(model: torch.nn.Module, scenes: Scenes, n: int, rs: Resamples, as
             else:
                 warn(f"context flow drawn without the ASPP model ({e})")
     if flow is not None:
-        entry["context_flow"] = {"dict": flow.to_dict(), "even_spread": even_spread_flow(scenes, k)}
+        entry["context_flow"] = {"dict": flow.to_dict(), "even_spread": even_spread_flow(scenes, k),
+                                 "aspp_name": aspp[0] if aspp is not None and flow.aspp_mass is not None else None}
     return entry, per_image
 
 
@@ -160,12 +162,14 @@ def run_report(models: Sequence[tuple[str, torch.nn.Module]], dataset: Any, scen
         raise ValueError("run_report got no models; give at least one (name, model) pair")
     n = len(image_names)
     rs = Resamples(n_images=n, n_boot=n_boot, seed=seed)
-    aspp = next((m for _, m in models if getattr(m, "arch", None) == "aspp"), None)
+    aspp = next(((name, m) for name, m in models if getattr(m, "arch", None) == "aspp"), None)
     out: dict[str, Any] = {"data": data, "n_images": n, "device": str(device or "cpu"),
                            "bootstrap": {"n_boot": n_boot, "seed": seed, "level": rs.level, "text": rs.describe()},
                            "models": [], "deltas": []}
     boots: list[tuple[np.ndarray, np.ndarray]] = []
     for name, model in models:
+        if progress:
+            print(f"{name}:", file=sys.stderr)
         k = int(getattr(model, "num_classes", 0) or len(class_names or []))
         names = list(class_names or getattr(model, "class_names", None) or [str(i) for i in range(k)])
         metrics = evaluate(model, dataset, k, names, batch_size=batch_size, device=device, progress=progress,
