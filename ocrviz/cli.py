@@ -3,6 +3,7 @@
     ocrviz explain street.png --model toycity-ocr -o street.html          # explorer + where context comes from
     ocrviz explain a.png b.png --model ocrnet_hr18.pth --labels a_gt.png b_gt.png --pixel 120,300 -o ab.html
     ocrviz report toycity --model toycity-ocr --images 50 -o report.html --json report.json
+    ocrviz report toycity --model toycity-ocr --model toycity-aspp --images 50 -o both.html   # side by side
     ocrviz report /data/cityscapes --model ocrnet_hr48_cityscapes.pth --device cuda -o cs.html
     ocrviz train --arch ocrnet --steps 3000 --out data/checkpoints/toycity-ocr   # = python -m ocrviz.train
     ocrviz evaluate toycity-ocr toycity-aspp --images 100                          # = python -m ocrviz.evaluate

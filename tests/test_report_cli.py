@@ -141,3 +141,14 @@ def test_explain_on_several_images_heads_the_page_with_an_index(tmp_path, capsys
         assert f'href="#image-{i}"' in page and f'<section id="image-{i}">' in page and p.name in page
     assert "chance 1/K = 11.1 %" in page and "1/K = 11.1 %" in page
     assert page.count("what it is") == 2          # each image's summary table defines its fields
+
+
+def test_progress_bars_know_their_total(tmp_path, capsys) -> None:
+    argv = ["report", "toycity", "--model", "toycity-ocr", "--images", "2", "--height", str(H), "--width", str(W),
+            "--bootstrap", "50", "--explain-worst", "0", "-o", str(tmp_path / "p.html")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    for bar in ("evaluate", "attention_report", "context_flow"):
+        assert re.search(bar + r": 100%.*2/2", err), (bar, err[-600:])
+    assert not re.search(r"\d+img \[", err)                  # a bar without a total reads "0img [00:00, ?img/s]"
+    assert not list(tmp_path.glob("*_explain"))               # --explain-worst 0: no pages
