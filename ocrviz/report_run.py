@@ -62,6 +62,11 @@ def no_ocr_reason(model: torch.nn.Module) -> str | None:
     try:
         ocr_parts(model)
     except ValueError:
+        ocr_like = [type(m).__name__ for m in model.modules()
+                    if any(t in type(m).__name__ for t in ("OCR", "SpatialGather", "ObjectAttention"))]
+        if ocr_like:
+            return (f"its OCR head ({ocr_like[0]}) is a layout the counterfactual re-run does not read (it reads "
+                    "ocrviz's, official HRNet-OCR's and openseg's)")
         arch = getattr(model, "arch", None) or type(getattr(model, "head", model)).__name__
         return f"its head is {arch}, not OCR"
     return None
@@ -193,8 +198,8 @@ def run_report(models: Sequence[tuple[str, torch.nn.Module]], dataset: Any, scen
         if not analyses:
             entry["skipped"] = "attention report and context flow skipped (--no-analyses)"
         elif reason is not None:
-            entry["skipped"] = (f"attention report and context flow skipped: {reason}, and both read OCR's "
-                                "similarity map (pixel -> object regions)")
+            entry["skipped"] = (f"attention report and context flow skipped: {reason}; both re-run OCR's head "
+                                "on edited similarity maps (pixel -> object regions)")
         else:
             entry["analyses"], extra = _attention(model, scenes, n, rs, aspp, k, progress,
                                                   lambda line, name=name: warn(f"{name}: {line}"))

@@ -42,4 +42,4 @@ def test_no_ocr_reason(name: str, has_ocr: bool) -> None:
     reason = no_ocr_reason(ocrviz.load_model(name))
     assert (reason is None) == has_ocr
     if reason:
-        assert "not OCR" in reason and len(reason) < 60
+        assert "not OCR" in reason and len(reason) < 60          # ASPP, FCN: no OCR head at all
