@@ -132,9 +132,11 @@ def index_html(summaries: Sequence[dict], anchors: Sequence[str]) -> str:
     for s, a in zip(summaries, anchors):
         k = s["num_regions"]
         top = s["top_regions"][0] if s["top_regions"] else {"region": "-", "share": float("nan")}
-        rows.append(f'<tr><td><a href="#{html.escape(a)}">{html.escape(str(s["image"]))}</a></td>'
+        name = str(s["image"]).replace("\\", "/").rsplit("/", 1)[-1]
+        rows.append(f'<tr><td><a href="#{html.escape(a)}">{html.escape(name)}</a></td>'
                     f'<td class="num">{s["effective_regions"]:.2f} of {k}</td>'
-                    f'<td>{html.escape(top["region"])} {100 * top["share"]:.0f} %</td>'
+                    f'<td>{html.escape(top["region"])} {100 * top["share"]:.0f} % '
+                    f'({_against_chance(top["share"], 1 / k)})</td>'
                     f'<td class="num">{100 * s["own_class_share"]:.1f} % '
                     f'({_against_chance(s["own_class_share"], 1 / k)})</td></tr>')
     k = summaries[0]["num_regions"] if summaries else 0
