@@ -26,7 +26,7 @@ def shipped():
 
 
 def test_summary_mass_strip_equals_the_float_tensors(shipped) -> None:
-    from ocrviz.cli import context_summary
+    from ocrviz.explain_page import context_summary
     from ocrviz.normalisation import input_normalisation, normalise
 
     ocr, aspp, scene, data = shipped
@@ -53,9 +53,9 @@ def test_summary_mass_strip_equals_the_float_tensors(shipped) -> None:
 
 
 def test_summary_html_states_each_panels_strip(shipped) -> None:
-    from ocrviz.cli import _summary_html, context_summary
+    from ocrviz.explain_page import context_summary, summary_html as _summary_html
 
     *_, data = shipped
     page = _summary_html(context_summary(data, (5, 9)))
-    assert "ocr-context: where its mass lies (by predicted class)" in page
+    assert "ocr-context: where its mass lies" in page
     assert "aspp-context: where its mass lies" in page and " % " in page
