@@ -5,9 +5,16 @@ Accepted files (recognised by their content, not their name):
 * ``.safetensors`` - tensors plus str -> str metadata (ocrviz stores its
   metadata as JSON under the key ``"ocrviz"``);
 * torch files (``.pth``, ``.pt``, ``.bin``, ``.ckpt``; zip or legacy format),
-  read ONLY with ``torch.load(..., weights_only=True)``.  A file that needs
-  pickle code execution (custom classes, ``os.system``...) is refused with
-  :class:`UnsafeCheckpointError`; ocrviz never executes pickle code.
+  read ONLY with ``torch.load(..., weights_only=True)``; the training state
+  that mmengine's Runner and others store beside the weights (``message_hub``
+  ``HistoryBuffer`` objects, numpy arrays) is built as inert stand-ins and
+  ignored (:mod:`ocrviz.checkpoint_pickle`).  A file whose pickle would call
+  anything else (``os.system``...), or whose zip entries would inflate out of
+  proportion, is refused with :class:`UnsafeCheckpointError`; ocrviz never
+  executes pickle code.
+
+Weights holding NaN or inf are refused (:class:`BrokenWeightsError`, naming
+the tensors); damaged metadata is a :class:`CheckpointFormatError`.
 
 Layouts found in the wild: a raw state dict, ``{"state_dict": ...}`` (MMSeg,
 Lightning), ``{"model": ...}``; keys behind ``model.`` (official HRNet-OCR
@@ -33,7 +40,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import struct
 import warnings
 from pathlib import Path
@@ -42,42 +48,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from .checkpoint_errors import (ACCEPTED, BrokenWeightsError, CheckpointError, CheckpointFormatError,
+                                CheckpointMismatchError, CheckpointNotFoundError, UnsafeCheckpointError)
 from .checkpoint_hints import diagnose, suggest
+from .checkpoint_pickle import load_torch, plain
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 SAFETENSORS_SUFFIX = ".safetensors"
-ACCEPTED = "safetensors (.safetensors) or a torch state dict saved with torch.save (.pth, .pt, .bin, .ckpt)"
 _PREFIXES = ("module.", "model.", "module.model.", "model.module.")
 _TRAINING_EXTRAS = ("loss.", "criterion.")  # official FullModel(model, loss) stores the loss weights too
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
 _MAX_LISTED = 20
 
-
-class CheckpointError(ValueError):
-    """Base class of every checkpoint problem ocrviz reports."""
-
-
-class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """The path does not exist or is not a file."""
-
-
-class CheckpointFormatError(CheckpointError):
-    """The file is not a checkpoint ocrviz can read (an image, text, a corrupt file...)."""
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """The torch file holds Python objects whose unpickling would run code."""
-
-
-class CheckpointMismatchError(CheckpointError):
-    """Checkpoint keys or shapes do not fit the model; nothing was loaded."""
-
-    def __init__(self, message: str, missing: list[str], unexpected: list[str],
-                 shape_conflicts: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> None:
-        super().__init__(message)
-        self.missing = missing
-        self.unexpected = unexpected
-        self.shape_conflicts = shape_conflicts  # (key, checkpoint shape, model shape)
+__all__ = ["load_checkpoint", "save_checkpoint", "checkpoint_metadata", "CheckpointError", "CheckpointNotFoundError",
+           "CheckpointFormatError", "UnsafeCheckpointError", "CheckpointMismatchError", "BrokenWeightsError",
+           "ACCEPTED"]
 
 
 # ---------------------------------------------------------------- reading files
@@ -106,39 +91,31 @@ def _read_safetensors(path: Path, map_location: Any) -> tuple[dict[str, torch.Te
         with safe_open(str(path), framework="pt", device=device) as f:
             raw_meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except SafetensorError as e:
-        raise CheckpointFormatError(f"{path} is not a valid safetensors file ({e}); accepted formats: {ACCEPTED}") from e
-    meta: dict = json.loads(raw_meta["ocrviz"]) if "ocrviz" in raw_meta else dict(raw_meta)
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as e:
+        raise CheckpointFormatError(f"{path} is not a valid safetensors file ({type(e).__name__}: "
+                                    f"{str(e).strip()[:200]}); accepted formats: {ACCEPTED}") from e
+    if "ocrviz" not in raw_meta:
+        return tensors, dict(raw_meta)
+    try:
+        meta = json.loads(raw_meta["ocrviz"])
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise CheckpointFormatError(f"{path}: its ocrviz metadata is damaged (not JSON: {e}); the weights may be "
+                                    f"fine: load them into a model you build with ocrviz.load_checkpoint") from None
+    if not isinstance(meta, dict):
+        raise CheckpointFormatError(f"{path}: its ocrviz metadata is a JSON {type(meta).__name__}, not an object "
+                                    f"(damaged); load the weights into a model you build with ocrviz.load_checkpoint")
     return tensors, meta
 
 
-def _unsafe_message(path: Path, err: Exception) -> str:
-    detail = [ln.strip() for ln in str(err).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
-    return (f"{path} contains Python objects beyond tensors"
-            f"{' (' + detail[0] + ')' if detail else ''}; ocrviz never executes pickle code, so it will not "
-            f"load this file.  To convert it, load it yourself in a trusted environment "
-            f"(full unpickling only if you trust its origin), put the weights into "
-            f"the model and save them with ocrviz.save_checkpoint(model, 'weights.safetensors') "
-            f"(or safetensors.torch.save_file(state_dict, 'weights.safetensors')).")
-
-
 def _read_torch(path: Path, map_location: Any) -> tuple[dict[str, Any], dict]:
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*pickle protocol.*")
-            payload = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise UnsafeCheckpointError(_unsafe_message(path, e)) from None
-    except (RuntimeError, EOFError, KeyError, ValueError, OSError) as e:
-        raise CheckpointFormatError(f"{path} could not be read as a torch checkpoint ({type(e).__name__}: "
-                                    f"{str(e).strip()[:200]}); accepted formats: {ACCEPTED}") from e
+    payload = load_torch(path, map_location)
     meta: dict = {}
     if isinstance(payload, dict):
         for key in _WRAPPER_KEYS:
             if isinstance(payload.get(key), dict):
                 for meta_key in ("metadata", "meta"):
                     if isinstance(payload.get(meta_key), dict):
-                        meta = dict(payload[meta_key])
+                        meta = plain(payload[meta_key])      # training-state stand-ins dropped
                         break
                 payload = payload[key]
                 break
@@ -154,15 +131,32 @@ def _read_torch(path: Path, map_location: Any) -> tuple[dict[str, Any], dict]:
     return dict(payload), meta
 
 
-def _read(path: str | os.PathLike, map_location: Any) -> tuple[dict[str, torch.Tensor], dict]:
+def check_finite(sd: dict[str, torch.Tensor], path: Any) -> None:
+    """Refuse weights holding NaN or inf, naming the tensors (a diverged run gives a model that predicts noise)."""
+    bad = []
+    for key, value in sd.items():
+        if value.is_floating_point() or value.is_complex():
+            finite = torch.isfinite(value)
+            if not bool(finite.all()):
+                bad.append((key, int(torch.isnan(value).sum()), int((~finite).sum())))
+    if bad:
+        listed = "; ".join(f"{k}: {n} NaN, {m - n} inf of {sd[k].numel():,}" for k, n, m in bad[:8])
+        raise BrokenWeightsError(
+            f"{path}: {len(bad)} tensors hold NaN or inf values ({listed}{' ...' if len(bad) > 8 else ''}); "
+            f"such a model predicts noise (a diverged training run or a damaged file), so it is not loaded. "
+            f"Use an earlier checkpoint of the run", [k for k, _, _ in bad])
+
+
+def _read(path: str | os.PathLike, map_location: Any, finite: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
     p = Path(path)
     if not p.exists():
         raise CheckpointNotFoundError(f"checkpoint {p} does not exist; expected {ACCEPTED}")
     if not p.is_file():
         raise CheckpointNotFoundError(f"checkpoint {p} is not a file; expected {ACCEPTED}")
-    if _sniff(p) == "safetensors":
-        return _read_safetensors(p, map_location)
-    return _read_torch(p, map_location)
+    sd, meta = (_read_safetensors if _sniff(p) == "safetensors" else _read_torch)(p, map_location)
+    if finite:
+        check_finite(sd, p)
+    return sd, meta
 
 
 # ---------------------------------------------------------------- matching keys
@@ -282,7 +276,7 @@ def checkpoint_metadata(path: str | os.PathLike) -> dict:
 
     Same safety rules as :func:`load_checkpoint` (safetensors, or ``weights_only`` torch files).
     """
-    return _read(path, "cpu")[1]
+    return _read(path, "cpu", finite=False)[1]
 
 
 def _model_metadata(model: nn.Module) -> dict:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 import warnings
 from typing import Any, NamedTuple, Sequence
 
@@ -38,7 +39,9 @@ __all__ = ["Normalisation", "from_config", "from_meta", "normalisation_of", "inp
 Triple = tuple[float, float, float]
 IMAGENET_MEAN: Triple = (123.675, 116.28, 103.53)     # 0..255 units: ocrviz.data.dataset.MEAN * 255
 IMAGENET_STD: Triple = (58.395, 57.12, 57.375)
-MAX_CONFIG_CHARS = 2_000_000                           # MMSeg configs are ~10-30 kB
+MAX_STATEMENT_CHARS = 200_000       # one top-level assignment; MMSeg's `model = dict(...)` is ~2-10 kB
+_WANTED = ("model", "data_preprocessor", "img_norm_cfg", "test_pipeline", "train_pipeline", "data")
+_TOP_ASSIGNMENT = re.compile(r"^([A-Za-z_]\w*)[ \t]*=(?!=)", re.MULTILINE)
 
 
 class Normalisation(NamedTuple):
@@ -112,17 +115,33 @@ def _literal_fields(node: ast.AST | None) -> dict[str, Any] | None:
     return out
 
 
-def _from_text(text: str) -> Normalisation | None:
-    if len(text) > MAX_CONFIG_CHARS:
-        return None
-    try:
-        tree = ast.parse(text, mode="exec")       # parsing runs nothing
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-    top: dict[str, ast.AST] = {}
-    for stmt in tree.body:                       # the last assignment wins, as when a config is run
+def top_level_statements(text: str, names: Sequence[str] = _WANTED) -> dict[str, ast.AST]:
+    """The value nodes of the top-level assignments ``name = ...`` for ``names``, the last one of each.
+
+    Linear in the text: the statements are cut at the lines that start with
+    ``identifier =`` (how configs and mmengine's ``pretty_text`` write them),
+    and only the wanted ones, each at most ``MAX_STATEMENT_CHARS``, are
+    parsed.  A 2 MB config costs a regex scan, not a 1 GB syntax tree; an
+    unrelated statement that is not Python (a ``<object at 0x...>`` repr in
+    ``pretty_text``) does not hide the rest.  Parsing runs nothing.
+    """
+    starts = [(m.start(), m.group(1)) for m in _TOP_ASSIGNMENT.finditer(text)]
+    found: dict[str, ast.AST] = {}
+    for (begin, name), (end, _) in zip(starts, starts[1:] + [(len(text), "")]):
+        if name not in names or end - begin > MAX_STATEMENT_CHARS:
+            continue
+        try:
+            tree = ast.parse(text[begin:end], mode="exec")          # parsing runs nothing
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        stmt = tree.body[0] if tree.body else None         # what follows on lines not `name =`: ignored
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            top[stmt.targets[0].id] = stmt.value
+            found[name] = stmt.value                 # the last assignment wins, as when a config is run
+    return found
+
+
+def _from_text(text: str) -> Normalisation | None:
+    top = top_level_statements(text)
     model = _fields(top.get("model")) or {}
     for node, preprocessor in ((model.get("data_preprocessor"), True), (top.get("data_preprocessor"), True),
                                (top.get("img_norm_cfg"), False)):
@@ -131,8 +150,8 @@ def _from_text(text: str) -> Normalisation | None:
             found = _from_fields(fields, preprocessor)
             if found is not None:
                 return found
-    pipeline = top.get("test_pipeline", tree)    # 0.x: dict(type='Normalize', ...) in the pipelines
-    for node in ast.walk(pipeline):
+    pipelines = [top["test_pipeline"]] if "test_pipeline" in top else list(top.values())
+    for node in (n for p in pipelines for n in ast.walk(p)):   # 0.x: dict(type='Normalize', ...) in the pipelines
         fields = _literal_fields(node)
         if fields is not None and fields.get("type") == "Normalize":
             found = _from_fields(fields, False)
