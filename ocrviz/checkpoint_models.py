@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from . import checkpoint_layouts as layouts
 from . import normalisation
@@ -44,14 +45,20 @@ def _names_and_palette(meta: dict, num_classes: int) -> tuple[list[str] | None, 
             continue
         names = names or src.get("class_names") or src.get("CLASSES") or src.get("classes")
         palette = palette or src.get("palette") or src.get("PALETTE")
+    if names is not None and not (isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names)):
+        warnings.warn(f"the checkpoint's class names are not a list of strings ({str(names)[:80]!r}); ignored",
+                      stacklevel=3)
+        names = None
     if names is not None and len(names) != num_classes:
         warnings.warn(f"the checkpoint names {len(names)} classes but its weights have {num_classes}; "
                       f"class names ignored", stacklevel=3)
         names = None
-    if palette is not None and len(palette) != num_classes:
+    if palette is not None and not (isinstance(palette, (list, tuple)) and len(palette) == num_classes and all(
+            isinstance(c, (list, tuple)) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
+            for c in palette)):
         palette = None
-    return ([str(n) for n in names] if names is not None else None,
-            [tuple(int(c) for c in rgb) for rgb in palette] if palette is not None else None)
+    return (list(names) if names is not None else None,
+            [tuple(rgb) for rgb in palette] if palette is not None else None)
 
 
 def _set_normalisation(model: nn.Module, norm: normalisation.Normalisation | None) -> nn.Module:
@@ -74,28 +81,84 @@ def _load(model: nn.Module, sd: dict[str, torch.Tensor], path: Any) -> nn.Module
     return model.eval()
 
 
+def _damaged(path: Any, what: str) -> CheckpointFormatError:
+    return CheckpointFormatError(f"{path}: its ocrviz metadata is damaged ({what}); the weights may be fine: build "
+                                 f"the model yourself and use ocrviz.load_checkpoint(model, path)")
+
+
+def _declared(path: Any, meta: dict, card: dict) -> tuple[str, int, dict]:
+    """(arch, num_classes, model_kwargs) the metadata declares, each checked for type."""
+    from .models import MODELS
+
+    arch = meta.get("arch") or card.get("arch")
+    if not isinstance(arch, str) or arch not in MODELS:
+        raise _damaged(path, f"arch={arch!r}; ocrviz builds {', '.join(MODELS)}")
+    kwargs = meta.get("model_kwargs") or card.get("model_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise _damaged(path, f"model_kwargs is a {type(kwargs).__name__}, not a mapping")
+    found = meta.get("num_classes") or card.get("num_classes")
+    if arch != "hrnet_w48_ocr" and (not isinstance(found, int) or isinstance(found, bool) or found < 1):
+        raise _damaged(path, f"num_classes={found!r}, not a positive integer")
+    return arch, found, dict(kwargs)
+
+
+class _SkipInit(TorchFunctionMode):
+    """In-place ops on meta tensors (the weight initialisers) do nothing: a shape-only model builds in
+    milliseconds instead of seconds (torch's meta kernels for normal_ and friends are slow)."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        name = getattr(func, "__name__", "")
+        if name.endswith("_") and not name.endswith("__") and args and isinstance(args[0], torch.Tensor) \
+                and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
+def _fits_before_building(path: Any, sd: dict[str, torch.Tensor], arch: str, num_classes: int,
+                          kwargs: dict) -> None:
+    """Build the declared model on the meta device (shapes only, no memory) and check the file's tensors
+    against it, so that a metadata claim (num_classes=2000000) never allocates the model it describes."""
+    from .models import create_model
+
+    try:
+        with torch.device("meta"), _SkipInit():
+            skeleton = create_model(arch, num_classes=num_classes, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise _damaged(path, f"{arch}(num_classes={num_classes}, **{kwargs!r}) cannot be built: {e}") from None
+    target = skeleton.state_dict()
+    wrong = [(k, tuple(v.shape), tuple(target[k].shape)) for k, v in sd.items()
+             if k in target and tuple(v.shape) != tuple(target[k].shape)]
+    if wrong:
+        k, have, want = wrong[0]
+        raise CheckpointMismatchError(
+            f"{path}: its metadata declares {arch} with num_classes={num_classes} and {kwargs or 'default'} "
+            f"options, but its tensors do not fit that model ({len(wrong)} shape conflicts, e.g. {k}: file "
+            f"{'x'.join(map(str, have))} vs declared {'x'.join(map(str, want))}); nothing was built. The "
+            f"metadata is damaged or was edited", [], [], wrong)
+    _check(skeleton, sd, True, str(path))          # missing / unexpected keys, still before building
+
+
 def _own(path: Any, sd: dict[str, torch.Tensor], meta: dict, num_classes: int | None) -> nn.Module:
-    from .models import MODELS, create_model
+    from .models import create_model
 
     card = meta.get("model_card") if isinstance(meta.get("model_card"), dict) else {}
-    arch = meta.get("arch") or card.get("arch")
-    if arch not in MODELS:
-        raise _not_recognised(path, sd, f"its metadata names arch={arch!r}, which ocrviz does not build "
-                                        f"(known: {', '.join(MODELS)})")
-    kwargs = dict(meta.get("model_kwargs") or card.get("model_kwargs") or {})
-    found = int(meta.get("num_classes") or card.get("num_classes") or 0)
+    arch, found, kwargs = _declared(path, meta, card)
     if arch == "hrnet_w48_ocr":
-        geometry = layouts.hrnet_geometry(sd)
+        try:
+            geometry = layouts.hrnet_geometry(sd)
+        except ValueError as err:
+            raise _not_recognised(path, sd, f"its metadata names {arch}, but {err}") from None
         found = geometry.pop("num_classes")
         kwargs = {**geometry, **kwargs}
-    if not found:
-        raise _not_recognised(path, sd, "its ocrviz metadata has no num_classes")
     _check_classes(path, found, num_classes, "num_classes (metadata)", (found,))
+    _fits_before_building(path, sd, arch, found, kwargs)
     names, palette = _names_and_palette(meta, found)
+    mean, std = (normalisation._triple(meta.get(k) or card.get(k)) for k in ("input_mean", "input_std"))
+    if std is not None and min(std) <= 0:
+        raise _damaged(path, f"input_std={list(std)} has a value <= 0 (the input would be divided by it)")
     model = create_model(arch, num_classes=found, class_names=names, palette=palette, **kwargs)
     if card:
         model.card = card
-    mean, std = (normalisation._triple(meta.get(k) or card.get(k)) for k in ("input_mean", "input_std"))
     if mean is not None and std is not None:
         _set_normalisation(model, normalisation.Normalisation(mean, std))
     return _load(model, sd, path)
