@@ -20,7 +20,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from . import checkpoint_layouts as layouts
-from . import normalisation
+from . import download, normalisation
 from .checkpoints import CheckpointFormatError, CheckpointMismatchError, _check, _read
 
 __all__ = ["from_checkpoint"]
@@ -200,6 +200,8 @@ def from_checkpoint(path: str | os.PathLike, *, num_classes: int | None = None,
         model = ocrviz.from_checkpoint("hrnet_ocr_cs_8162_torch11.pth")   # official W48, 19 classes
         logits, cache = ocrviz.run_with_cache(model, x)
     """
+    if isinstance(path, str) and path.startswith(download.PREFIX):
+        path = download.fetch(path)
     sd, meta = _read(path, map_location)
     if "ocrviz_version" in meta or isinstance(meta.get("model_card"), dict):
         return _own(path, sd, meta, num_classes)
