@@ -187,7 +187,11 @@ def from_checkpoint(path: str | os.PathLike, *, num_classes: int | None = None,
       model takes RGB like every ocrviz model (``model.checkpoint_input_order
       == "bgr"``); without a readable config both stay unset (ImageNet's);
     * openseg.pytorch HRNet_W48_OCR (3x3 aux conv; OCR conv biases folded into
-      the BatchNorms that follow them: the same function).
+      the BatchNorms that follow them: the same function); its ``config_dict``
+      (read as data) gives the input order (``data.input_mode``, BGR in most
+      configs: conv1 reversed as for MMSeg) and ``normalize`` mean / std;
+    * ``"mmseg:NAME"``: an official MMSeg checkpoint, downloaded once into the
+      cache and verified (:mod:`ocrviz.download`).
 
     Official, MMSeg and openseg files become an
     :class:`~ocrviz.models.hrnet.HRNetW48OCR` at the file's width.  ``num_classes``,
@@ -219,9 +223,13 @@ def from_checkpoint(path: str | os.PathLike, *, num_classes: int | None = None,
     found = geometry.pop("num_classes")
     _check_classes(path, found, num_classes, "cls_head.weight", tuple(mapped["cls_head.weight"].shape))
     names, palette = _names_and_palette(meta, found)
-    norm = normalisation.from_meta(meta) if layout == "mmseg" else None
+    norm = (normalisation.from_meta(meta) if layout == "mmseg" else
+            normalisation.from_openseg(meta.get("config_dict")) if layout == "openseg" else None)
     if layout == "mmseg" and norm is None:
         normalisation.warn_if_unread(meta)
+    if layout == "openseg" and norm is None and "config_dict" in meta:
+        warnings.warn("the checkpoint's openseg config_dict has no readable data.input_mode / normalize "
+                      "(mean, std, div_value); the explorer will use ImageNet's RGB statistics", stacklevel=2)
     if norm is not None and not norm.rgb:      # trained on BGR: conv1 reordered to take RGB, the same function
         mapped["conv1.weight"] = mapped["conv1.weight"].flip(1)
     from .models.hrnet import HRNetW48OCR

@@ -117,6 +117,8 @@ def _read_torch(path: Path, map_location: Any) -> tuple[dict[str, Any], dict]:
                     if isinstance(payload.get(meta_key), dict):
                         meta = plain(payload[meta_key])      # training-state stand-ins dropped
                         break
+                if not meta and isinstance(payload.get("config_dict"), (dict, str)):   # openseg.pytorch
+                    meta = {"config_dict": plain(payload["config_dict"])}
                 payload = payload[key]
                 break
     if not isinstance(payload, dict) or not payload:

@@ -28,12 +28,13 @@ explorer and ``ocrviz explain`` normalise with when the caller gives none.
 from __future__ import annotations
 
 import ast
+import json
 import math
 import re
 import warnings
 from typing import Any, NamedTuple, Sequence
 
-__all__ = ["Normalisation", "from_config", "from_meta", "normalisation_of", "input_normalisation", "normalise",
+__all__ = ["Normalisation", "from_config", "from_meta", "from_openseg", "normalisation_of", "input_normalisation", "normalise",
            "IMAGENET_MEAN", "IMAGENET_STD"]
 
 Triple = tuple[float, float, float]
@@ -198,6 +199,36 @@ def from_meta(meta: dict) -> Normalisation | None:
         if found is not None:
             return found
     return None
+
+
+def from_openseg(config: Any) -> Normalisation | None:
+    """The input an openseg.pytorch checkpoint's ``config_dict`` (its JSON config, saved with the weights) trains on.
+
+    openseg reads images in ``data.input_mode`` order ("BGR" in 39 of its 41
+    configs: ``cv2.imread`` as is), then ``ToTensor`` and ``Normalize``:
+    ``(x / div_value - mean) / std`` channel by channel in THAT order, so in
+    0..255 units mean * div_value and std * div_value, in the network's order.
+    A dict (or its JSON text) is only read, never run; anything missing or not
+    a number -> None.
+
+        >>> from_openseg({"data": {"input_mode": "BGR"}, "normalize": {"div_value": 255.0,
+        ...     "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}}).rgb
+        False
+    """
+    if isinstance(config, str) and len(config) <= MAX_STATEMENT_CHARS:
+        try:
+            config = json.loads(config)
+        except (ValueError, RecursionError):
+            return None
+    if not isinstance(config, dict) or not isinstance(config.get("data"), dict) \
+            or not isinstance(config.get("normalize"), dict):
+        return None
+    mode, norm = config["data"].get("input_mode"), config["normalize"]
+    mean, std, div = _triple(norm.get("mean")), _triple(norm.get("std")), norm.get("div_value", 1.0)
+    if mode not in ("RGB", "BGR") or mean is None or std is None or min(std) <= 0 \
+            or not isinstance(div, (int, float)) or isinstance(div, bool) or not 0 < div < math.inf:
+        return None
+    return Normalisation(tuple(m * div for m in mean), tuple(v * div for v in std), rgb=mode == "RGB")
 
 
 # ---------------------------------------------------------------- on models
