@@ -164,6 +164,36 @@ def _own(path: Any, sd: dict[str, torch.Tensor], meta: dict, num_classes: int | 
     return _load(model, sd, path)
 
 
+def _is_mmseg(sd: dict[str, torch.Tensor], meta: dict) -> bool:
+    """An MMSeg segmentor's state dict (backbone / decode_head) with its config in meta."""
+    return any(k.startswith("decode_head.") for k in sd) and any(k.startswith("backbone.") for k in sd) \
+        and isinstance(meta.get("cfg") or meta.get("config"), str)
+
+
+def _mmseg_native(path: Any, sd: dict[str, torch.Tensor], meta: dict, num_classes: int | None, why: str) -> nn.Module:
+    """MMSeg's own model from the config in meta (:mod:`ocrviz.checkpoint_mmseg`), with ocrviz's attributes."""
+    from . import checkpoint_mmseg
+
+    model = checkpoint_mmseg.build(path, sd, meta, why)
+    heads = model.decode_head if isinstance(model.decode_head, nn.ModuleList) else [model.decode_head]
+    found = int(heads[-1].num_classes)
+    _check_classes(path, found, num_classes, "decode_head.num_classes", (found,))
+    names, palette = _names_and_palette(meta, found)
+    model.num_classes, model.class_names, model.palette = found, names, palette
+    model.align_corners = bool(getattr(heads[-1], "align_corners", False))
+    model.checkpoint_layout = "mmseg-native"
+    norm = normalisation.from_meta(meta)
+    if norm is None:
+        normalisation.warn_if_unread(meta)
+    else:
+        model.checkpoint_input_order = "rgb" if norm.rgb else "bgr"
+        conv = checkpoint_mmseg.first_rgb_conv(model)
+        if not norm.rgb and conv is not None:      # trained on BGR: take RGB instead, the same function
+            with torch.no_grad():
+                conv.weight.copy_(conv.weight.flip(1))
+    return _set_normalisation(model, norm)
+
+
 def from_checkpoint(path: str | os.PathLike, *, num_classes: int | None = None,
                     map_location: Any = "cpu") -> nn.Module:
     """Build the model a checkpoint file holds, load it, and return it in eval mode.
@@ -213,12 +243,16 @@ def from_checkpoint(path: str | os.PathLike, *, num_classes: int | None = None,
     layout = layouts.detect(stripped)
     if layout is None:
         reason = layouts.unsupported_reason(stripped)
+        if _is_mmseg(stripped, meta):
+            return _mmseg_native(path, stripped, meta, num_classes, reason or "it is not an MMSeg OCRNet on HRNetV2")
         raise _not_recognised(path, sd, f"not a layout ocrviz can map: {reason}" if reason
                               else "not a checkpoint layout ocrviz recognises")
     mapped = layouts.to_ocrviz(stripped, layout)
     try:
         geometry = layouts.hrnet_geometry(mapped)
     except ValueError as err:
+        if layout == "mmseg" and _is_mmseg(stripped, meta):
+            return _mmseg_native(path, stripped, meta, num_classes, f"its HRNet is not ocrviz's: {err}")
         raise _not_recognised(path, sd, f"it looks like the {layout} layout, but {err}") from None
     found = geometry.pop("num_classes")
     _check_classes(path, found, num_classes, "cls_head.weight", tuple(mapped["cls_head.weight"].shape))

@@ -116,8 +116,8 @@ def _literal_fields(node: ast.AST | None) -> dict[str, Any] | None:
     return out
 
 
-def top_level_statements(text: str, names: Sequence[str] = _WANTED) -> dict[str, ast.AST]:
-    """The value nodes of the top-level assignments ``name = ...`` for ``names``, the last one of each.
+def top_level_statements(text: str, names: Sequence[str] | None = _WANTED) -> dict[str, ast.AST]:
+    """The value nodes of the top-level assignments ``name = ...`` for ``names`` (None: all), the last of each.
 
     Linear in the text: the statements are cut at the lines that start with
     ``identifier =`` (how configs and mmengine's ``pretty_text`` write them),
@@ -129,7 +129,7 @@ def top_level_statements(text: str, names: Sequence[str] = _WANTED) -> dict[str,
     starts = [(m.start(), m.group(1)) for m in _TOP_ASSIGNMENT.finditer(text)]
     found: dict[str, ast.AST] = {}
     for (begin, name), (end, _) in zip(starts, starts[1:] + [(len(text), "")]):
-        if name not in names or end - begin > MAX_STATEMENT_CHARS:
+        if (names is not None and name not in names) or end - begin > MAX_STATEMENT_CHARS:
             continue
         try:
             tree = ast.parse(text[begin:end], mode="exec")          # parsing runs nothing
