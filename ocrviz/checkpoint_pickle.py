@@ -138,6 +138,9 @@ def load_torch(path: Path, map_location: Any) -> Any:
         except pickle.UnpicklingError as first:
             if not is_zip:                  # legacy format: several pickles, no static listing
                 raise UnsafeCheckpointError(unsafe_message(path, _first_detail(first))) from None
+            if not hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint"):    # torch < 2.6
+                raise UnsafeCheckpointError(unsafe_message(path, _first_detail(first) + "; reading training "
+                                                           "state as inert stand-ins needs torch >= 2.6"))
             names = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(os.fspath(path)))
             refused = [n for n in names if not is_inert(n)]
             if refused or not names:
