@@ -83,6 +83,19 @@ def test_mmseg_name_downloads_verifies_caches_and_loads(tmp_path, monkeypatch, s
     assert load_model_arg(f"mmseg:{NAME}").num_classes == 3 and len(log) == 1   # the CLI's --model
 
 
+def test_the_command_line_from_mmseg_name_to_a_page(tmp_path, monkeypatch, served, capsys):
+    from PIL import Image
+
+    root, log = served
+    publish(root, monkeypatch, checkpoint_bytes(tmp_path))
+    image = tmp_path / "street.png"
+    Image.new("RGB", (64, 48), (90, 120, 30)).save(image)
+    out = tmp_path / "street.html"
+    code = main(["explain", "--model", f"mmseg:{NAME}", str(image), "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert out.stat().st_size > 10_000 and len(log) == 1
+
+
 def test_a_download_that_does_not_match_its_checksum_is_not_kept(tmp_path, monkeypatch, served):
     root, _ = served
     publish(root, monkeypatch, checkpoint_bytes(tmp_path), claimed_sha="0badc0de")
