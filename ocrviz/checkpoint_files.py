@@ -96,8 +96,10 @@ def check_finite(sd: dict[str, torch.Tensor], path: Any) -> None:
     """Refuse weights holding NaN or inf, naming the tensors (a diverged run gives a model that predicts noise)."""
     bad = []
     for key, value in sd.items():
-        if value.is_floating_point() or value.is_complex():
-            finite = torch.isfinite(value)
+        if (value.is_floating_point() or value.is_complex()) and value.numel():
+            if bool(torch.isfinite(value.sum())):     # a NaN or inf anywhere makes the sum non-finite
+                continue
+            finite = torch.isfinite(value)             # (or an overflow: then count exactly)
             if not bool(finite.all()):
                 bad.append((key, int(torch.isnan(value).sum()), int((~finite).sum())))
     if bad:

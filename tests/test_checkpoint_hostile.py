@@ -227,3 +227,13 @@ def test_u5_a_2_mb_mmseg_config_parses_in_linear_time_and_little_memory():
     tracemalloc.stop()
     assert found == Normalisation((1.0, 2.0, 3.0), (4.0, 5.0, 6.0), True) == from_config(head)
     assert elapsed < 1.0 and peak < 50 * 2**20, (elapsed, peak)
+
+
+def test_w2_large_finite_weights_whose_sum_overflows_are_accepted():
+    from ocrviz.checkpoint_files import check_finite
+
+    big = torch.full((10,), 60000.0, dtype=torch.float16)            # finite, but the fp16 sum is inf
+    assert not torch.isfinite(big.sum())
+    check_finite({"w": big, "empty": torch.zeros(0)}, "x.pth")
+    with pytest.raises(BrokenWeightsError, match=r"w: 0 NaN, 1 inf of 10"):
+        check_finite({"w": torch.cat([big[:9], torch.tensor([float("inf")], dtype=torch.float16)])}, "x.pth")
