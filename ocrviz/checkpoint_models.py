@@ -17,9 +17,10 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from . import checkpoint_layouts as layouts
-from . import normalisation
+from . import download, normalisation
 from .checkpoints import CheckpointFormatError, CheckpointMismatchError, _check, _read
 
 __all__ = ["from_checkpoint"]
@@ -44,14 +45,20 @@ def _names_and_palette(meta: dict, num_classes: int) -> tuple[list[str] | None, 
             continue
         names = names or src.get("class_names") or src.get("CLASSES") or src.get("classes")
         palette = palette or src.get("palette") or src.get("PALETTE")
+    if names is not None and not (isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names)):
+        warnings.warn(f"the checkpoint's class names are not a list of strings ({str(names)[:80]!r}); ignored",
+                      stacklevel=3)
+        names = None
     if names is not None and len(names) != num_classes:
         warnings.warn(f"the checkpoint names {len(names)} classes but its weights have {num_classes}; "
                       f"class names ignored", stacklevel=3)
         names = None
-    if palette is not None and len(palette) != num_classes:
+    if palette is not None and not (isinstance(palette, (list, tuple)) and len(palette) == num_classes and all(
+            isinstance(c, (list, tuple)) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
+            for c in palette)):
         palette = None
-    return ([str(n) for n in names] if names is not None else None,
-            [tuple(int(c) for c in rgb) for rgb in palette] if palette is not None else None)
+    return (list(names) if names is not None else None,
+            [tuple(rgb) for rgb in palette] if palette is not None else None)
 
 
 def _set_normalisation(model: nn.Module, norm: normalisation.Normalisation | None) -> nn.Module:
@@ -74,31 +81,117 @@ def _load(model: nn.Module, sd: dict[str, torch.Tensor], path: Any) -> nn.Module
     return model.eval()
 
 
+def _damaged(path: Any, what: str) -> CheckpointFormatError:
+    return CheckpointFormatError(f"{path}: its ocrviz metadata is damaged ({what}); the weights may be fine: build "
+                                 f"the model yourself and use ocrviz.load_checkpoint(model, path)")
+
+
+def _declared(path: Any, meta: dict, card: dict) -> tuple[str, int, dict]:
+    """(arch, num_classes, model_kwargs) the metadata declares, each checked for type."""
+    from .models import MODELS
+
+    arch = meta.get("arch") or card.get("arch")
+    if not isinstance(arch, str) or arch not in MODELS:
+        raise _damaged(path, f"arch={arch!r}; ocrviz builds {', '.join(MODELS)}")
+    kwargs = meta.get("model_kwargs") or card.get("model_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise _damaged(path, f"model_kwargs is a {type(kwargs).__name__}, not a mapping")
+    found = meta.get("num_classes") or card.get("num_classes")
+    if arch != "hrnet_w48_ocr" and (not isinstance(found, int) or isinstance(found, bool) or found < 1):
+        raise _damaged(path, f"num_classes={found!r}, not a positive integer")
+    return arch, found, dict(kwargs)
+
+
+class _SkipInit(TorchFunctionMode):
+    """In-place ops on meta tensors (the weight initialisers) do nothing: a shape-only model builds in
+    milliseconds instead of seconds (torch's meta kernels for normal_ and friends are slow)."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        name = getattr(func, "__name__", "")
+        if name.endswith("_") and not name.endswith("__") and args and isinstance(args[0], torch.Tensor) \
+                and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
+def _fits_before_building(path: Any, sd: dict[str, torch.Tensor], arch: str, num_classes: int,
+                          kwargs: dict) -> None:
+    """Build the declared model on the meta device (shapes only, no memory) and check the file's tensors
+    against it, so that a metadata claim (num_classes=2000000) never allocates the model it describes."""
+    from .models import create_model
+
+    try:
+        with torch.device("meta"), _SkipInit():
+            skeleton = create_model(arch, num_classes=num_classes, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise _damaged(path, f"{arch}(num_classes={num_classes}, **{kwargs!r}) cannot be built: {e}") from None
+    target = skeleton.state_dict()
+    wrong = [(k, tuple(v.shape), tuple(target[k].shape)) for k, v in sd.items()
+             if k in target and tuple(v.shape) != tuple(target[k].shape)]
+    if wrong:
+        k, have, want = wrong[0]
+        raise CheckpointMismatchError(
+            f"{path}: its metadata declares {arch} with num_classes={num_classes} and {kwargs or 'default'} "
+            f"options, but its tensors do not fit that model ({len(wrong)} shape conflicts, e.g. {k}: file "
+            f"{'x'.join(map(str, have))} vs declared {'x'.join(map(str, want))}); nothing was built. The "
+            f"metadata is damaged or was edited", [], [], wrong)
+    _check(skeleton, sd, True, str(path))          # missing / unexpected keys, still before building
+
+
 def _own(path: Any, sd: dict[str, torch.Tensor], meta: dict, num_classes: int | None) -> nn.Module:
-    from .models import MODELS, create_model
+    from .models import create_model
 
     card = meta.get("model_card") if isinstance(meta.get("model_card"), dict) else {}
-    arch = meta.get("arch") or card.get("arch")
-    if arch not in MODELS:
-        raise _not_recognised(path, sd, f"its metadata names arch={arch!r}, which ocrviz does not build "
-                                        f"(known: {', '.join(MODELS)})")
-    kwargs = dict(meta.get("model_kwargs") or card.get("model_kwargs") or {})
-    found = int(meta.get("num_classes") or card.get("num_classes") or 0)
+    arch, found, kwargs = _declared(path, meta, card)
     if arch == "hrnet_w48_ocr":
-        geometry = layouts.hrnet_geometry(sd)
+        try:
+            geometry = layouts.hrnet_geometry(sd)
+        except ValueError as err:
+            raise _not_recognised(path, sd, f"its metadata names {arch}, but {err}") from None
         found = geometry.pop("num_classes")
         kwargs = {**geometry, **kwargs}
-    if not found:
-        raise _not_recognised(path, sd, "its ocrviz metadata has no num_classes")
     _check_classes(path, found, num_classes, "num_classes (metadata)", (found,))
+    _fits_before_building(path, sd, arch, found, kwargs)
     names, palette = _names_and_palette(meta, found)
+    mean, std = (normalisation._triple(meta.get(k) or card.get(k)) for k in ("input_mean", "input_std"))
+    if std is not None and min(std) <= 0:
+        raise _damaged(path, f"input_std={list(std)} has a value <= 0 (the input would be divided by it)")
     model = create_model(arch, num_classes=found, class_names=names, palette=palette, **kwargs)
     if card:
         model.card = card
-    mean, std = (normalisation._triple(meta.get(k) or card.get(k)) for k in ("input_mean", "input_std"))
     if mean is not None and std is not None:
         _set_normalisation(model, normalisation.Normalisation(mean, std))
     return _load(model, sd, path)
+
+
+def _is_mmseg(sd: dict[str, torch.Tensor], meta: dict) -> bool:
+    """An MMSeg segmentor's state dict (backbone / decode_head) with its config in meta."""
+    return any(k.startswith("decode_head.") for k in sd) and any(k.startswith("backbone.") for k in sd) \
+        and isinstance(meta.get("cfg") or meta.get("config"), str)
+
+
+def _mmseg_native(path: Any, sd: dict[str, torch.Tensor], meta: dict, num_classes: int | None, why: str) -> nn.Module:
+    """MMSeg's own model from the config in meta (:mod:`ocrviz.checkpoint_mmseg`), with ocrviz's attributes."""
+    from . import checkpoint_mmseg
+
+    model = checkpoint_mmseg.build(path, sd, meta, why)
+    heads = model.decode_head if isinstance(model.decode_head, nn.ModuleList) else [model.decode_head]
+    found = int(heads[-1].num_classes)
+    _check_classes(path, found, num_classes, "decode_head.num_classes", (found,))
+    names, palette = _names_and_palette(meta, found)
+    model.num_classes, model.class_names, model.palette = found, names, palette
+    model.align_corners = bool(getattr(heads[-1], "align_corners", False))
+    model.checkpoint_layout = "mmseg-native"
+    norm = normalisation.from_meta(meta)
+    if norm is None:
+        normalisation.warn_if_unread(meta)
+    else:
+        model.checkpoint_input_order = "rgb" if norm.rgb else "bgr"
+        conv = checkpoint_mmseg.first_rgb_conv(model)
+        if not norm.rgb and conv is not None:      # trained on BGR: take RGB instead, the same function
+            with torch.no_grad():
+                conv.weight.copy_(conv.weight.flip(1))
+    return _set_normalisation(model, norm)
 
 
 def from_checkpoint(path: str | os.PathLike, *, num_classes: int | None = None,
@@ -124,7 +217,11 @@ def from_checkpoint(path: str | os.PathLike, *, num_classes: int | None = None,
       model takes RGB like every ocrviz model (``model.checkpoint_input_order
       == "bgr"``); without a readable config both stay unset (ImageNet's);
     * openseg.pytorch HRNet_W48_OCR (3x3 aux conv; OCR conv biases folded into
-      the BatchNorms that follow them: the same function).
+      the BatchNorms that follow them: the same function); its ``config_dict``
+      (read as data) gives the input order (``data.input_mode``, BGR in most
+      configs: conv1 reversed as for MMSeg) and ``normalize`` mean / std;
+    * ``"mmseg:NAME"``: an official MMSeg checkpoint, downloaded once into the
+      cache and verified (:mod:`ocrviz.download`).
 
     Official, MMSeg and openseg files become an
     :class:`~ocrviz.models.hrnet.HRNetW48OCR` at the file's width.  ``num_classes``,
@@ -137,6 +234,8 @@ def from_checkpoint(path: str | os.PathLike, *, num_classes: int | None = None,
         model = ocrviz.from_checkpoint("hrnet_ocr_cs_8162_torch11.pth")   # official W48, 19 classes
         logits, cache = ocrviz.run_with_cache(model, x)
     """
+    if isinstance(path, str) and path.startswith(download.PREFIX):
+        path = download.fetch(path)
     sd, meta = _read(path, map_location)
     if "ocrviz_version" in meta or isinstance(meta.get("model_card"), dict):
         return _own(path, sd, meta, num_classes)
@@ -144,19 +243,27 @@ def from_checkpoint(path: str | os.PathLike, *, num_classes: int | None = None,
     layout = layouts.detect(stripped)
     if layout is None:
         reason = layouts.unsupported_reason(stripped)
+        if _is_mmseg(stripped, meta):
+            return _mmseg_native(path, stripped, meta, num_classes, reason or "it is not an MMSeg OCRNet on HRNetV2")
         raise _not_recognised(path, sd, f"not a layout ocrviz can map: {reason}" if reason
                               else "not a checkpoint layout ocrviz recognises")
     mapped = layouts.to_ocrviz(stripped, layout)
     try:
         geometry = layouts.hrnet_geometry(mapped)
     except ValueError as err:
+        if layout == "mmseg" and _is_mmseg(stripped, meta):
+            return _mmseg_native(path, stripped, meta, num_classes, f"its HRNet is not ocrviz's: {err}")
         raise _not_recognised(path, sd, f"it looks like the {layout} layout, but {err}") from None
     found = geometry.pop("num_classes")
     _check_classes(path, found, num_classes, "cls_head.weight", tuple(mapped["cls_head.weight"].shape))
     names, palette = _names_and_palette(meta, found)
-    norm = normalisation.from_meta(meta) if layout == "mmseg" else None
+    norm = (normalisation.from_meta(meta) if layout == "mmseg" else
+            normalisation.from_openseg(meta.get("config_dict")) if layout == "openseg" else None)
     if layout == "mmseg" and norm is None:
         normalisation.warn_if_unread(meta)
+    if layout == "openseg" and norm is None and "config_dict" in meta:
+        warnings.warn("the checkpoint's openseg config_dict has no readable data.input_mode / normalize "
+                      "(mean, std, div_value); the explorer will use ImageNet's RGB statistics", stacklevel=2)
     if norm is not None and not norm.rgb:      # trained on BGR: conv1 reordered to take RGB, the same function
         mapped["conv1.weight"] = mapped["conv1.weight"].flip(1)
     from .models.hrnet import HRNetW48OCR

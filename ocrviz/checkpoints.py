@@ -5,9 +5,16 @@ Accepted files (recognised by their content, not their name):
 * ``.safetensors`` - tensors plus str -> str metadata (ocrviz stores its
   metadata as JSON under the key ``"ocrviz"``);
 * torch files (``.pth``, ``.pt``, ``.bin``, ``.ckpt``; zip or legacy format),
-  read ONLY with ``torch.load(..., weights_only=True)``.  A file that needs
-  pickle code execution (custom classes, ``os.system``...) is refused with
-  :class:`UnsafeCheckpointError`; ocrviz never executes pickle code.
+  read ONLY with ``torch.load(..., weights_only=True)``; the training state
+  that mmengine's Runner and others store beside the weights (``message_hub``
+  ``HistoryBuffer`` objects, numpy arrays) is built as inert stand-ins and
+  ignored (:mod:`ocrviz.checkpoint_pickle`).  A file whose pickle would call
+  anything else (``os.system``...), or whose zip entries would inflate out of
+  proportion, is refused with :class:`UnsafeCheckpointError`; ocrviz never
+  executes pickle code.
+
+Weights holding NaN or inf are refused (:class:`BrokenWeightsError`, naming
+the tensors); damaged metadata is a :class:`CheckpointFormatError`.
 
 Layouts found in the wild: a raw state dict, ``{"state_dict": ...}`` (MMSeg,
 Lightning), ``{"model": ...}``; keys behind ``model.`` (official HRNet-OCR
@@ -33,8 +40,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-import struct
 import warnings
 from pathlib import Path
 from typing import Any
@@ -42,127 +47,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from .checkpoint_errors import (ACCEPTED, BrokenWeightsError, CheckpointError, CheckpointFormatError,
+                                CheckpointMismatchError, CheckpointNotFoundError, UnsafeCheckpointError)
+from .checkpoint_files import _read, check_finite  # noqa: F401  (re-exported: from_checkpoint reads with it)
 from .checkpoint_hints import diagnose, suggest
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 SAFETENSORS_SUFFIX = ".safetensors"
-ACCEPTED = "safetensors (.safetensors) or a torch state dict saved with torch.save (.pth, .pt, .bin, .ckpt)"
 _PREFIXES = ("module.", "model.", "module.model.", "model.module.")
 _TRAINING_EXTRAS = ("loss.", "criterion.")  # official FullModel(model, loss) stores the loss weights too
-_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
 _MAX_LISTED = 20
 
-
-class CheckpointError(ValueError):
-    """Base class of every checkpoint problem ocrviz reports."""
-
-
-class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """The path does not exist or is not a file."""
-
-
-class CheckpointFormatError(CheckpointError):
-    """The file is not a checkpoint ocrviz can read (an image, text, a corrupt file...)."""
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """The torch file holds Python objects whose unpickling would run code."""
-
-
-class CheckpointMismatchError(CheckpointError):
-    """Checkpoint keys or shapes do not fit the model; nothing was loaded."""
-
-    def __init__(self, message: str, missing: list[str], unexpected: list[str],
-                 shape_conflicts: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> None:
-        super().__init__(message)
-        self.missing = missing
-        self.unexpected = unexpected
-        self.shape_conflicts = shape_conflicts  # (key, checkpoint shape, model shape)
-
-
-# ---------------------------------------------------------------- reading files
-def _sniff(path: Path) -> str:
-    """'safetensors' | 'torch' from the first bytes, else raise CheckpointFormatError."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(9)
-    if len(head) == 9:
-        (header_len,) = struct.unpack("<Q", head[:8])
-        if head[8:9] == b"{" and 0 < header_len <= size - 8:
-            return "safetensors"
-    if head[:4] == b"PK\x03\x04":               # torch >= 1.6 zip format
-        return "torch"
-    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):  # pickle / legacy torch
-        return "torch"
-    what = "an empty file" if size == 0 else f"a file starting with {head[:8]!r}"
-    raise CheckpointFormatError(f"{path} is not a checkpoint ({what}); accepted formats: {ACCEPTED}")
-
-
-def _read_safetensors(path: Path, map_location: Any) -> tuple[dict[str, torch.Tensor], dict]:
-    from safetensors import SafetensorError, safe_open
-
-    device = str(map_location) if isinstance(map_location, (str, torch.device)) else "cpu"
-    try:
-        with safe_open(str(path), framework="pt", device=device) as f:
-            raw_meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except SafetensorError as e:
-        raise CheckpointFormatError(f"{path} is not a valid safetensors file ({e}); accepted formats: {ACCEPTED}") from e
-    meta: dict = json.loads(raw_meta["ocrviz"]) if "ocrviz" in raw_meta else dict(raw_meta)
-    return tensors, meta
-
-
-def _unsafe_message(path: Path, err: Exception) -> str:
-    detail = [ln.strip() for ln in str(err).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
-    return (f"{path} contains Python objects beyond tensors"
-            f"{' (' + detail[0] + ')' if detail else ''}; ocrviz never executes pickle code, so it will not "
-            f"load this file.  To convert it, load it yourself in a trusted environment "
-            f"(full unpickling only if you trust its origin), put the weights into "
-            f"the model and save them with ocrviz.save_checkpoint(model, 'weights.safetensors') "
-            f"(or safetensors.torch.save_file(state_dict, 'weights.safetensors')).")
-
-
-def _read_torch(path: Path, map_location: Any) -> tuple[dict[str, Any], dict]:
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*pickle protocol.*")
-            payload = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise UnsafeCheckpointError(_unsafe_message(path, e)) from None
-    except (RuntimeError, EOFError, KeyError, ValueError, OSError) as e:
-        raise CheckpointFormatError(f"{path} could not be read as a torch checkpoint ({type(e).__name__}: "
-                                    f"{str(e).strip()[:200]}); accepted formats: {ACCEPTED}") from e
-    meta: dict = {}
-    if isinstance(payload, dict):
-        for key in _WRAPPER_KEYS:
-            if isinstance(payload.get(key), dict):
-                for meta_key in ("metadata", "meta"):
-                    if isinstance(payload.get(meta_key), dict):
-                        meta = dict(payload[meta_key])
-                        break
-                payload = payload[key]
-                break
-    if not isinstance(payload, dict) or not payload:
-        what = "an empty state dict" if isinstance(payload, dict) else f"a {type(payload).__name__}"
-        raise CheckpointFormatError(f"{path} holds {what}, not model weights; expected a dict of "
-                                    f"tensors, or one under 'state_dict' or 'model'")
-    bad = [k for k, v in payload.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise CheckpointFormatError(f"{path}: {len(bad)} entries are not tensors (e.g. {bad[0]!r}: "
-                                    f"{type(payload[bad[0]]).__name__}); expected a state dict of tensors, or one "
-                                    f"under 'state_dict' or 'model' (top-level keys: {list(payload)[:8]})")
-    return dict(payload), meta
-
-
-def _read(path: str | os.PathLike, map_location: Any) -> tuple[dict[str, torch.Tensor], dict]:
-    p = Path(path)
-    if not p.exists():
-        raise CheckpointNotFoundError(f"checkpoint {p} does not exist; expected {ACCEPTED}")
-    if not p.is_file():
-        raise CheckpointNotFoundError(f"checkpoint {p} is not a file; expected {ACCEPTED}")
-    if _sniff(p) == "safetensors":
-        return _read_safetensors(p, map_location)
-    return _read_torch(p, map_location)
+__all__ = ["load_checkpoint", "save_checkpoint", "checkpoint_metadata", "CheckpointError", "CheckpointNotFoundError",
+           "CheckpointFormatError", "UnsafeCheckpointError", "CheckpointMismatchError", "BrokenWeightsError",
+           "ACCEPTED"]
 
 
 # ---------------------------------------------------------------- matching keys
@@ -282,7 +180,7 @@ def checkpoint_metadata(path: str | os.PathLike) -> dict:
 
     Same safety rules as :func:`load_checkpoint` (safetensors, or ``weights_only`` torch files).
     """
-    return _read(path, "cpu")[1]
+    return _read(path, "cpu", finite=False)[1]
 
 
 def _model_metadata(model: nn.Module) -> dict:

@@ -108,9 +108,10 @@ def load_model_arg(spec: str, *, flag: str = "--model", num_classes: int | None 
             return load_model(spec)
         except FileNotFoundError as e:
             raise InputError(f"{flag} {spec}: {one_line(e)}") from None
-    if not _looks_like_file(spec):
+    official = spec.startswith("mmseg:")                  # downloaded once by from_checkpoint (ocrviz.download)
+    if not official and not _looks_like_file(spec):
         raise InputError(f"{flag} {spec!r} is neither {allowed.replace(') or a', ') nor a')}")
-    if not os.path.isfile(spec):
+    if not official and not os.path.isfile(spec):
         raise InputError(f"{flag} {spec!r}: no such file; give {allowed}")
     try:
         from ocrviz import from_checkpoint

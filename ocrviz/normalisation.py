@@ -28,17 +28,21 @@ explorer and ``ocrviz explain`` normalise with when the caller gives none.
 from __future__ import annotations
 
 import ast
+import json
 import math
+import re
 import warnings
 from typing import Any, NamedTuple, Sequence
 
-__all__ = ["Normalisation", "from_config", "from_meta", "normalisation_of", "input_normalisation", "normalise",
+__all__ = ["Normalisation", "from_config", "from_meta", "from_openseg", "normalisation_of", "input_normalisation", "normalise",
            "IMAGENET_MEAN", "IMAGENET_STD"]
 
 Triple = tuple[float, float, float]
 IMAGENET_MEAN: Triple = (123.675, 116.28, 103.53)     # 0..255 units: ocrviz.data.dataset.MEAN * 255
 IMAGENET_STD: Triple = (58.395, 57.12, 57.375)
-MAX_CONFIG_CHARS = 2_000_000                           # MMSeg configs are ~10-30 kB
+MAX_STATEMENT_CHARS = 200_000       # one top-level assignment; MMSeg's `model = dict(...)` is ~2-10 kB
+_WANTED = ("model", "data_preprocessor", "img_norm_cfg", "test_pipeline", "train_pipeline", "data")
+_TOP_ASSIGNMENT = re.compile(r"^([A-Za-z_]\w*)[ \t]*=(?!=)", re.MULTILINE)
 
 
 class Normalisation(NamedTuple):
@@ -112,17 +116,33 @@ def _literal_fields(node: ast.AST | None) -> dict[str, Any] | None:
     return out
 
 
-def _from_text(text: str) -> Normalisation | None:
-    if len(text) > MAX_CONFIG_CHARS:
-        return None
-    try:
-        tree = ast.parse(text, mode="exec")       # parsing runs nothing
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-    top: dict[str, ast.AST] = {}
-    for stmt in tree.body:                       # the last assignment wins, as when a config is run
+def top_level_statements(text: str, names: Sequence[str] | None = _WANTED) -> dict[str, ast.AST]:
+    """The value nodes of the top-level assignments ``name = ...`` for ``names`` (None: all), the last of each.
+
+    Linear in the text: the statements are cut at the lines that start with
+    ``identifier =`` (how configs and mmengine's ``pretty_text`` write them),
+    and only the wanted ones, each at most ``MAX_STATEMENT_CHARS``, are
+    parsed.  A 2 MB config costs a regex scan, not a 1 GB syntax tree; an
+    unrelated statement that is not Python (a ``<object at 0x...>`` repr in
+    ``pretty_text``) does not hide the rest.  Parsing runs nothing.
+    """
+    starts = [(m.start(), m.group(1)) for m in _TOP_ASSIGNMENT.finditer(text)]
+    found: dict[str, ast.AST] = {}
+    for (begin, name), (end, _) in zip(starts, starts[1:] + [(len(text), "")]):
+        if (names is not None and name not in names) or end - begin > MAX_STATEMENT_CHARS:
+            continue
+        try:
+            tree = ast.parse(text[begin:end], mode="exec")          # parsing runs nothing
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        stmt = tree.body[0] if tree.body else None         # what follows on lines not `name =`: ignored
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            top[stmt.targets[0].id] = stmt.value
+            found[name] = stmt.value                 # the last assignment wins, as when a config is run
+    return found
+
+
+def _from_text(text: str) -> Normalisation | None:
+    top = top_level_statements(text)
     model = _fields(top.get("model")) or {}
     for node, preprocessor in ((model.get("data_preprocessor"), True), (top.get("data_preprocessor"), True),
                                (top.get("img_norm_cfg"), False)):
@@ -131,8 +151,8 @@ def _from_text(text: str) -> Normalisation | None:
             found = _from_fields(fields, preprocessor)
             if found is not None:
                 return found
-    pipeline = top.get("test_pipeline", tree)    # 0.x: dict(type='Normalize', ...) in the pipelines
-    for node in ast.walk(pipeline):
+    pipelines = [top["test_pipeline"]] if "test_pipeline" in top else list(top.values())
+    for node in (n for p in pipelines for n in ast.walk(p)):   # 0.x: dict(type='Normalize', ...) in the pipelines
         fields = _literal_fields(node)
         if fields is not None and fields.get("type") == "Normalize":
             found = _from_fields(fields, False)
@@ -179,6 +199,36 @@ def from_meta(meta: dict) -> Normalisation | None:
         if found is not None:
             return found
     return None
+
+
+def from_openseg(config: Any) -> Normalisation | None:
+    """The input an openseg.pytorch checkpoint's ``config_dict`` (its JSON config, saved with the weights) trains on.
+
+    openseg reads images in ``data.input_mode`` order ("BGR" in 39 of its 41
+    configs: ``cv2.imread`` as is), then ``ToTensor`` and ``Normalize``:
+    ``(x / div_value - mean) / std`` channel by channel in THAT order, so in
+    0..255 units mean * div_value and std * div_value, in the network's order.
+    A dict (or its JSON text) is only read, never run; anything missing or not
+    a number -> None.
+
+        >>> from_openseg({"data": {"input_mode": "BGR"}, "normalize": {"div_value": 255.0,
+        ...     "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}}).rgb
+        False
+    """
+    if isinstance(config, str) and len(config) <= MAX_STATEMENT_CHARS:
+        try:
+            config = json.loads(config)
+        except (ValueError, RecursionError):
+            return None
+    if not isinstance(config, dict) or not isinstance(config.get("data"), dict) \
+            or not isinstance(config.get("normalize"), dict):
+        return None
+    mode, norm = config["data"].get("input_mode"), config["normalize"]
+    mean, std, div = _triple(norm.get("mean")), _triple(norm.get("std")), norm.get("div_value", 1.0)
+    if mode not in ("RGB", "BGR") or mean is None or std is None or min(std) <= 0 \
+            or not isinstance(div, (int, float)) or isinstance(div, bool) or not 0 < div < math.inf:
+        return None
+    return Normalisation(tuple(m * div for m in mean), tuple(v * div for v in std), rgb=mode == "RGB")
 
 
 # ---------------------------------------------------------------- on models

@@ -26,7 +26,8 @@ def data_dir() -> Path:
 def model_card(name: str) -> dict:
     if name not in SHIPPED:
         raise ValueError(f"unknown shipped model {name!r}; available: {', '.join(SHIPPED)}. "
-                         "For your own checkpoint (ocrviz, official HRNet-OCR, MMSeg or openseg OCRNet) use ocrviz.from_checkpoint(path)")
+                         "For your own checkpoint (ocrviz, official HRNet-OCR, MMSeg or openseg OCRNet) use ocrviz.from_checkpoint(path); "
+                         "for an official MMSeg one, ocrviz.from_checkpoint('mmseg:ocrnet_hr48_4xb2-160k_cityscapes-512x1024')")
     path = data_dir() / "checkpoints" / f"{name}.json"
     if not path.exists():
         raise FileNotFoundError(f"model card {path} is missing; train it with "

@@ -7,6 +7,7 @@ raise if called is put in its place (the recipe of the team's reference notes).
 """
 from __future__ import annotations
 
+import importlib.machinery
 import sys
 import types
 from pathlib import Path
@@ -44,6 +45,7 @@ def documented_hr18_model(num_classes: int = 19) -> dict:
 
 def _stand_in_ext() -> types.ModuleType:
     ext = types.ModuleType("mmcv._ext")
+    ext.__spec__ = importlib.machinery.ModuleSpec("mmcv._ext", None)   # no loader: mmengine's mmcv_full_available() is False
 
     def __getattr__(name: str):
         if name.startswith("__"):
