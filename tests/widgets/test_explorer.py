@@ -1,6 +1,8 @@
 """Explorer (Python side): traits, static files, selection checks, ERF on demand."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -22,8 +24,10 @@ def test_public_name_and_static_files(data) -> None:
     ex = Explorer.from_data(data)
     esm = (STATIC / "explorer.js").read_text()
     assert ex._esm == esm and ex._css == (STATIC / "explorer.css").read_text()
-    assert "export default { render, decode }" in esm
-    assert "import " not in esm.split("export default")[0].split("\n", 1)[0]    # no imports, no CDN
+    # one ESM bundle (make js): an IIFE whose result is the one default export {render, decode}
+    assert esm.rstrip().endswith("export default __ocrviz_bundle.default;") and esm.count("export default") == 1
+    assert "var index_default = { render, decode };" in esm
+    assert not re.search(r"^\s*import\s", esm, flags=re.M)                   # no imports, no CDN
     assert "cdn" not in esm.lower() and "https://" not in esm
 
 
