@@ -110,6 +110,9 @@ class ExplorerData:
         pixel_head:     optional ``ocrviz.analysis.pixel_head.PixelHead``: OCR's
                         head after the sim map, per pixel, so that the view can
                         re-run a pixel with an edited sim row (counterfactuals)
+        cell_class:     optional h x w int: each feature cell's predicted class,
+                        the argmax of the main logits at feature resolution (the
+                        classes the mass strips count by); default ``cell_classes()``
 
     Example:
         >>> from ocrviz.widgets.synthetic import synthetic_data
@@ -135,6 +138,7 @@ class ExplorerData:
     mark_name: str = "marked"
     pixel_head: Any = None
     blame: np.ndarray | None = None
+    cell_class: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen: normalise once)
@@ -206,6 +210,8 @@ class ExplorerData:
                 raise ValueError(f"blame has shape {bl.shape}; expected an int map of {grids} with values -1.."
                                  f"{len(BLAME_CATEGORIES) - 1} (ocrviz.analysis.error_blame(...).category)")
             put("blame", _readonly(bl.astype(np.int8)))
+        if self.cell_class is not None:
+            put("cell_class", _int_map("cell_class", self.cell_class, [(h, w)], k, allow_ignore=False))
         ph = self.pixel_head
         if ph is not None and (ph.pixels.shape[0] != h * w or ph.value.shape[0] != k or ph.cls_w.shape[0] != k):
             raise ValueError(f"pixel_head holds {ph.pixels.shape[0]} cells and {ph.value.shape[0]} regions; "
@@ -257,6 +263,14 @@ class ExplorerData:
         row = self.sim_map[y * self.feat_hw[1] + x].astype(np.float64)
         return np.tensordot(row, self.region_weights.astype(np.float64), axes=1)  # h x w
 
+    def cell_classes(self) -> np.ndarray:
+        """h x w uint8: each feature cell's predicted class: ``cell_class`` when given (the argmax of the
+        main logits at feature resolution), else the prediction at the cell's centre pixel (``pred_at``)."""
+        h, w = self.feat_hw
+        if self.cell_class is not None:
+            return np.asarray(self.cell_class, np.uint8)
+        return np.array([[self.pred_at(y, x) for x in range(w)] for y in range(h)], np.uint8)
+
     def to_npz(self, path: str) -> None:
         """Save the arrays the explorer shows (tests compare the DOM with these)."""
         h, w = self.feat_hw
@@ -275,6 +289,7 @@ class ExplorerData:
             extra["mark_name"] = np.array(self.mark_name)
         np.savez(path, sim_map=self.sim_map, region_weights=self.region_weights,
                  pred_cells=np.array([self.pred_at(y, x) for y, x in cells], np.int32).reshape(h, w),
+                 cell_class=self.cell_classes(),
                  feat_hw=np.array(self.feat_hw), output_stride=np.array(self.output_stride),
                  image_hw=np.array(self.image_hw), class_names=np.array(self.class_names), **extra)
 

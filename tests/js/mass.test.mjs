@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ocrContext } from "../../ocrviz/widgets/js/context_maps.js";
-import { asppTapsMap, massByClass, massJSON, massText } from "../../ocrviz/widgets/js/mass.js";
+import { asppTapsMap, massByClass, massFromShares, massJSON, massText, ocrShares } from "../../ocrviz/widgets/js/mass.js";
 import { fixtures } from "./fixtures.mjs";
 
 const { names, h, w, cell_class: cellClass } = fixtures.mass;
@@ -43,4 +43,12 @@ test("the strip names the largest shares and sums the rest", () => {
 test("a map with no mass says zero everywhere (no NaN)", () => {
   const got = massByClass(new Float64Array(hw), 0, cellClass, names);
   assert.ok(Object.values(got).every((v) => v === 0));
+});
+
+test("OCR's exact strip: sim row @ region_mass (each region's mass on each class) = the map's own mass", () => {
+  const { sim, region, mass } = fixtures.mass.ocr, K = names.length;
+  const regionMass = new Float64Array(K * K);                      // what payload.py sends as region_mass
+  for (let k = 0; k < K; k++) for (let i = 0; i < hw; i++) regionMass[k * K + cellClass[i]] += region[k * hw + i];
+  close(massFromShares(ocrShares(sim, regionMass, K), 0, names), mass, 1e-12, "ocr via region_mass");
+  close(massFromShares([0.2, 0.2, 0.1, 0.1], 0.4, names), { road: 0.2, pole: 0.2, car: 0.1, sky: 0.1, "off-grid": 0.4 }, 1e-15, "shares");
 });

@@ -4,9 +4,9 @@ import { test } from "node:test";
 import { createStore, HOVER_SYNC_MS, initialState } from "../../ocrviz/widgets/js/store.js";
 import { fakeModel, fakeTimers } from "./fake_model.mjs";
 
-const dims = { h: 4, w: 9, hasAspp: false };                       // a non-square grid
+const dims = { h: 4, w: 9 };                                       // a non-square grid
 const make = (traits = {}) => {
-  const model = fakeModel({ selected: [1, 2], mode: "ocr", overlay: "image", hover_region: -1, pinned: false, scale: "sqrt",
+  const model = fakeModel({ selected: [1, 2], context_view: "mass", overlay: "image", hover_region: -1, pinned: false, scale: "sqrt",
     shared_scale: false, ...traits });
   const timers = fakeTimers(), store = createStore(model, initialState(model, dims), dims, timers), seen = [];
   store.subscribe((changed) => seen.push([...changed].sort()));
@@ -14,12 +14,12 @@ const make = (traits = {}) => {
 };
 
 test("initial state: the model's traits, clamped to the grid, invalid values replaced", () => {
-  const model = fakeModel({ selected: [10, -3], mode: "aspp", overlay: "nonsense", scale: "cubic", pinned: 1 });
+  const model = fakeModel({ selected: [10, -3], context_view: "pretty", overlay: "nonsense", scale: "cubic", pinned: 1 });
   const st = initialState(model, dims);
   assert.deepEqual([st.y, st.x], [3, 0]);
-  assert.equal(st.mode, "ocr");                                   // no ASPP data: OCR
+  assert.equal(st.view, "mass");                                  // the default view: by class
   assert.equal(st.overlay, "image"); assert.equal(st.scale, "sqrt"); assert.equal(st.pinned, true);
-  assert.equal(initialState(fakeModel({ mode: "aspp" }), { ...dims, hasAspp: true }).mode, "aspp");
+  assert.equal(initialState(fakeModel({ context_view: "density" }), dims).view, "density");
 });
 
 test("a click sends selected and pinned at once; subscribers hear what changed", () => {
@@ -48,8 +48,8 @@ test("Python -> view: a cell set from Python is pinned, invalid values are ignor
   const { model, store, seen } = make();
   model.python("selected", [3, 7]);
   assert.deepEqual([store.state.y, store.state.x, store.state.pinned], [3, 7, true]);
-  model.python("scale", "log"); model.python("scale", "cubic"); model.python("mode", "aspp"); model.python("overlay", "errors");
-  assert.equal(store.state.scale, "log"); assert.equal(store.state.mode, "ocr"); assert.equal(store.state.overlay, "errors");
+  model.python("scale", "log"); model.python("scale", "cubic"); model.python("context_view", "x"); model.python("overlay", "errors");
+  assert.equal(store.state.scale, "log"); assert.equal(store.state.view, "mass"); assert.equal(store.state.overlay, "errors");
   model.python("hover_region", 2); model.python("shared_scale", true);
   assert.equal(store.state.hover, 2); assert.equal(store.state.shared, true);
   assert.equal(model.sent.length, 0);
@@ -58,9 +58,9 @@ test("Python -> view: a cell set from Python is pinned, invalid values are ignor
 
 test("view-only keys are not synced; dispose removes every model listener", () => {
   const { model, store } = make();
-  store.set({ sort: "influence", dropped: new Set([1]), hover: 2, shared: true, mode: "ocr" });
-  assert.deepEqual(model.sent, [["hover_region", 2], ["shared_scale", true]]);
+  store.set({ sort: "influence", dropped: new Set([1]), hover: 2, shared: true, view: "density" });
+  assert.deepEqual(model.sent, [["hover_region", 2], ["shared_scale", true], ["context_view", "density"]]);
   assert.ok(model.listeners("change:selected") > 0);
   store.dispose();
-  for (const t of ["selected", "pinned", "scale", "shared_scale", "mode", "overlay", "hover_region"]) assert.equal(model.listeners("change:" + t), 0);
+  for (const t of ["selected", "pinned", "scale", "shared_scale", "context_view", "overlay", "hover_region"]) assert.equal(model.listeners("change:" + t), 0);
 });

@@ -83,7 +83,7 @@ def test_selection_is_checked_and_pixels_map_to_cells(data) -> None:
         Explorer.from_data({"sim_map": 1})
 
 
-def test_erf_is_computed_only_in_aspp_mode_with_show_erf_and_cached(data) -> None:
+def test_erf_is_computed_only_with_show_erf_and_cached_with_its_exact_class_mass(data) -> None:
     calls = []
 
     def erf_fn(y: int, x: int) -> np.ndarray:
@@ -95,19 +95,23 @@ def test_erf_is_computed_only_in_aspp_mode_with_show_erf_and_cached(data) -> Non
 
     ex = Explorer.from_data(data, erf_fn=erf_fn)
     ex.select(1, 2)
-    assert calls == []                          # OCR mode: nothing
-    ex.mode = "aspp"
-    assert calls == []                          # show_erf off: nothing
+    assert calls == []                          # show_erf off: nothing (OCR and ASPP are shown side by side)
     ex.show_erf = True
     assert calls == [(1, 2)] and ex.erf_cell == [1, 2] and ex.erf_status == ""
     got = np.frombuffer(ex.erf_map, np.uint8).reshape(6, 10) * ex.erf_scale
     want = np.zeros((6, 10))
     want[1, 2] = want[0, 0] = 0.5
     np.testing.assert_allclose(got, want, atol=0.5 / 510)
+    # the strip's numbers travel with it: half on cell (1, 2)'s class, half on cell (0, 0)'s
+    cls = data.cell_classes()
+    mass = np.zeros(data.num_classes)
+    mass[cls[1, 2]] += 0.5
+    mass[cls[0, 0]] += 0.5
+    np.testing.assert_allclose(ex.erf_mass, mass, atol=1e-12)
     ex.select(4, 4)
     ex.select(1, 2)                             # back to a cached cell: no new call
     assert calls == [(1, 2), (4, 4)] and ex.erf_cell == [1, 2]
-    ex.mode = "ocr"
+    ex.show_erf = False
     ex.select(5, 5)
     assert calls == [(1, 2), (4, 4)]
 

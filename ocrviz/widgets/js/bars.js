@@ -64,9 +64,8 @@ export function regionBars(v) {
     nodes: [tools, gainRow, head, list],
     watches: ["hover"],
     draw(f) {
-      const { st } = f, aspp = st.mode === "aspp";
-      list.hidden = aspp; head.hidden = aspp;
-      tools.hidden = gainRow.hidden = aspp || !cf.on;
+      const { st } = f;
+      tools.hidden = gainRow.hidden = !cf.on;
       if (f.only && f.only.has("hover")) { rows.forEach((r, j) => r.r.classList.toggle("ocrviz-hovered", j === st.hover)); return; }
       const row = f.row, res = f.cf(), influence = res && res.influence;
       const key = st.sort === "influence" && influence ? influence : row;

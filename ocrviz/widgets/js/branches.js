@@ -5,6 +5,8 @@ import { branchColour } from "./taps.js";
 export function branchBars(v) {
   const { data } = v, { rates, nBranch, shares, s, w } = data;
   const part = el("div", "ocrviz-branches");
+  const head = el("div", "ocrviz-note"); head.textContent = "ASPP branches: the share of each in its 1x1 projection at this cell";
+  head.hidden = !rates.length;
   const rows = [];
   for (let b = 0; b < nBranch && rates.length; b++) {
     const r = el("div", "ocrviz-branch-share", { "data-branch": b });
@@ -20,14 +22,12 @@ export function branchBars(v) {
   }
   const note = el("div", "ocrviz-note");
   return {
-    nodes: [part, note],
+    nodes: [head, part, note],
     draw(f) {
-      const aspp = f.st.mode === "aspp";
-      part.hidden = !aspp;
-      if (!aspp) { note.textContent = ""; return; }
+      part.hidden = note.hidden = !rates.length;
+      if (!rates.length) return;
       const p = f.st.y * w + f.st.x;
       if (!shares.length) { note.textContent = "no per-branch shares in the data"; return; }
-      note.textContent = "share of each branch in ASPP's 1x1 projection at this cell";
       rows.forEach((row, b) => {
         const val = shares[p * nBranch + b];
         row.r.dataset.share = val.toFixed(6);

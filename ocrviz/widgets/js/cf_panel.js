@@ -11,9 +11,8 @@ export function cfPanel(v) {
   return {
     nodes: [box],
     draw(f) {
-      box.hidden = f.st.mode === "aspp";
       const res = cf.on ? f.cf() : null;
-      if (!res) { box.textContent = ""; return; }
+      if (!res) { box.textContent = data.unavailable.counterfactuals || (cf.on ? "" : "No counterfactuals for this model."); return; }
       const { base, after, edited, pending } = res, st = f.st;
       root.dataset.cfSource = cf.page ? "page" : "kernel";
       if (pending) root.dataset.cfPending = "1"; else delete root.dataset.cfPending;

@@ -1,104 +1,103 @@
-// The context panel: where the selected pixel's context comes from, as a heat map over the image.
-// OCR: sum_k sim[p,k] * region_k (or one region while its bar is hovered); ASPP: the gradient ERF
-// with the taps for reference.  States its scale and top value (data-vmax, data-scale).
-import { ocrContext } from "./context_maps.js";
-import { el, fmt, canvas } from "./dom.js";
-import { asppTaps, branchColour } from "./taps.js";
-import { VIRIDIS, colourise, describeScale, maxOf } from "./scales.js";
+// A context panel: where the selected pixel's context comes from, as one map over the feature grid,
+// drawn over the dimmed image, with the strip that says where its mass lies by class.
+// `source` says what the map is (ocr_context.js, aspp_context.js, erf_context.js):
+//   {id, title(f), map(f, out) -> {off, topWhat, shares?} | {why} (out: HW), draw?(ctx, f), nodes?}
+//   (shares: the map's exact K class shares when the drawn map is only 8-bit)
+// Two views: "mass" (each cell in its predicted class's colour; a class's opacity is its share of
+// the mass relative to the largest share, each class drawn relative to its own peak) and "density"
+// (the map's value per cell in viridis).  Carries data-panel, data-vmax, data-scale, data-mass.
+import { el, canvas } from "./dom.js";
+import { massByClass, massFromShares, massJSON, massParts, pct } from "./mass.js";
+import { VIRIDIS, colourise, describeScale, maxOf, rgba, scaled } from "./scales.js";
 
-export function contextPanel(v) {
-  const { data, layers, size, lut } = v, { H, W, h, w, s, hw, K, names, sim, region, regionScale, rates, preErf } = data;
-  const panel = el("div", "ocrviz-panel ocrviz-panel-context");
+export function contextPanel(v, source) {
+  const { data, layers, size, lut } = v, { h, w, hw, names, palette, cellClass } = data;
+  const panel = el("div", "ocrviz-panel ocrviz-panel-context", { "data-panel": source.id });
   const title = el("div", "ocrviz-title");
+  const stack = el("div", "ocrviz-stack");
   const cv = el("canvas", "ocrviz-context");
+  const why = el("div", "ocrviz-unavailable"); why.hidden = true;
+  stack.append(cv, ...(source.nodes || []), why);
+  if (source.attach) source.attach(stack);
   const legend = el("div", "ocrviz-legend");
   const grad = el("span", "ocrviz-legend-bar");
-  grad.style.background = `linear-gradient(to right, ${VIRIDIS.map((c) => `rgb(${c.join(",")})`).join(", ")})`;
   const legendText = el("span", "ocrviz-legend-text");
   legend.append(grad, legendText);
-  panel.append(title, cv, legend);
+  const strip = el("div", "ocrviz-mass", { title: "where this map's mass lies: its share on cells the model predicts as each class" });
+  panel.append(title, stack, strip, legend);
 
-  const heatSmall = canvas(h, w), heatCtx = heatSmall.getContext("2d"), heatImg = heatCtx.createImageData(w, h);
-  const heatPx = new Uint32Array(heatImg.data.buffer), vals = new Float32Array(hw), other = new Float32Array(hw);
-  const regionHeat = new Map();                          // k:scale -> colourised ImageData (made on first hover)
-  const contextOf = (f, out) => ocrContext(region, v.cf.edit(f.p, f.st) || f.row, hw, out);
+  const small = canvas(h, w), sctx = small.getContext("2d"), img = sctx.createImageData(w, h);
+  const px = new Uint32Array(img.data.buffer), vals = new Float32Array(hw);
+  const peak = new Float64Array(names.length);
+  const VIRIDIS_CSS = `linear-gradient(to right, ${VIRIDIS.map((c) => `rgb(${c.join(",")})`).join(", ")})`;
 
-  function showScale(top, what, scale) {
-    legendText.textContent = describeScale(top, what, scale);
-    for (const e of [panel, cv]) { e.dataset.vmax = String(top); e.dataset.scale = scale; e.dataset.scaleOf = what; }
-  }
-  function heat(m, top, scale) {
-    const ctx = cv.getContext("2d");
-    ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(layers.dim(), 0, 0);
-    if (m) { colourise(m, heatPx, top, scale, lut); heatCtx.putImageData(heatImg, 0, 0); ctx.drawImage(heatSmall, 0, 0, size.bw, size.bh); }
-    return ctx;
-  }
-  // the larger of this pixel's OCR context maximum and ASPP ERF maximum ("same scale for OCR & ASPP")
-  const sharedTop = (f, erf) => Math.max(maxOf(contextOf(f, other)), erf ? maxOf(erf) : 0);
-  const SHARED = "largest of this pixel's OCR context and ASPP ERF";
-
-  function drawOcr(f) {
-    const { st, p } = f, k = st.hover;
-    if (k >= 0 && k < K) {
-      const top = 255 * regionScale[k], key = k + ":" + st.scale;
-      if (!regionHeat.has(key)) {
-        const id = new ImageData(w, h);
-        colourise(region.subarray(k * hw, (k + 1) * hw), new Uint32Array(id.data.buffer), top, st.scale, lut);
-        regionHeat.set(key, id);
-      }
-      const ctx = cv.getContext("2d");
-      ctx.imageSmoothingEnabled = false;
-      ctx.drawImage(layers.dim(), 0, 0);
-      heatCtx.putImageData(regionHeat.get(key), 0, 0); ctx.drawImage(heatSmall, 0, 0, size.bw, size.bh);
-      layers.outline(ctx, st.y, st.x);
-      title.textContent = `region “${names[k]}”: its spatial-softmax weights (sum to 1 over the image); this pixel gives it ${fmt(sim[p * K + k], 4)}`;
-      showScale(top, `region “${names[k]}”'s largest weight`, st.scale);
-      cv.dataset.region = String(k); cv.dataset.map = "region";
-      return;
+  // the mass view: class colour, opacity = (share / largest share) x the cell's value on its class's own scale
+  function massView(m, mass, scale) {
+    peak.fill(0);
+    for (let i = 0; i < hw; i++) if (m[i] > peak[cellClass[i]]) peak[cellClass[i]] = m[i];
+    let most = 0;
+    names.forEach((n) => { if (mass[n] > most) most = mass[n]; });
+    for (let i = 0; i < hw; i++) {
+      const c = cellClass[i], a = most > 0 ? (mass[names[c]] / most) * scaled(m[i], peak[c], scale) : 0;
+      px[i] = rgba(palette[c] || [255, 255, 255], Math.round(255 * a));
     }
-    const m = contextOf(f, vals), own = maxOf(m);
-    const top = st.shared ? Math.max(own, sharedTop(f, data.erfFor(st.y, st.x))) : own;
-    layers.outline(heat(m, top, st.scale), st.y, st.x);
-    title.textContent = "where this pixel's context comes from: Σₖ sim[p,k] · region weightsₖ (sums to 1 over the image)"
-      + (v.cf.edit(p, st) ? " — with the edited row" : "");
-    showScale(top, st.shared ? SHARED : "this pixel's largest context weight", st.scale);
-    cv.dataset.region = "all"; cv.dataset.map = "context";
   }
-
-  function drawErf(f) {
-    const { st } = f, erf = data.erfFor(st.y, st.x);
-    const own = erf ? maxOf(erf) : 0, top = st.shared ? Math.max(own, maxOf(contextOf(f, other))) : own;
-    const ctx = heat(erf, top, st.scale), sx = size.bw / W, sy = size.bh / H, dpr = size.dpr;
-    layers.outline(ctx, st.y, st.x);
-    for (const br of asppTaps(st.y, st.x, rates, s, h, w, H, W)) {   // taps, for reference
-      ctx.fillStyle = branchColour(br.branch);
-      for (const t of br.taps) if (t.inside) ctx.fillRect(t.x * sx - 1.5 * dpr, t.y * sy - 1.5 * dpr, 3 * dpr, 3 * dpr);
-    }
-    const status = v.model.get("erf_status") || "";
-    const missing = data.standalone
-      ? `no ERF stored for this cell in this page (${preErf.size} cell${preErf.size === 1 ? " has" : "s have"} one)`
-      : "no ERF for this cell: Explorer(..., erf_fn=...) with show_erf=True computes it";
-    title.textContent = erf ? "ASPP's effective receptive field of this cell (|∂ output / ∂ input|, share per cell; sums to 1)"
-      : status || missing;
-    if (erf || st.shared) showScale(top || 1, st.shared ? SHARED : "this cell's largest ERF share", st.scale);
-    else { legendText.textContent = "no map"; for (const e of [panel, cv]) { e.dataset.vmax = ""; e.dataset.scale = st.scale; } }
-    cv.dataset.region = String(st.hover >= 0 ? st.hover : "all");
-    cv.dataset.map = erf ? "erf" : "none";
+  function setStrip(mass) {
+    strip.replaceChildren(...massParts(mass).flatMap((p, i) => {
+      const e = el("span", "ocrviz-mass-part", { "data-class": p.name });
+      const k = names.indexOf(p.name);
+      if (k >= 0) { const sw = el("span", "ocrviz-swatch"); sw.style.background = `rgb(${palette[k].join(",")})`; e.append(sw); }
+      e.append(document.createTextNode(`${pct(p.share)} ${p.name}`));
+      return i ? [document.createTextNode(" · "), e] : [e];
+    }));
   }
 
   return {
     el: panel,
-    watches: ["hover", "erf"],
+    watches: source.watches || [],
     resize() {
       if (cv.width !== size.bw || cv.height !== size.bh) { cv.width = size.bw; cv.height = size.bh; }
       cv.style.width = size.dispW + "px"; cv.style.height = size.dispH + "px";
+      for (const n of source.nodes || []) { n.style.width = size.dispW + "px"; n.style.height = size.dispH + "px"; }
       panel.style.width = size.dispW + 2 + "px";
     },
+    // the largest value of this panel's map at the current pixel ("same scale for every map")
+    top: (f) => { const r = source.map(f, vals); return r.why ? 0 : maxOf(vals); },
     draw(f) {
-      if (f.only && f.only.has("erf") && f.st.mode !== "aspp") return;     // an ERF arrived for the other mode
-      if (f.only && f.only.has("hover") && f.st.mode !== "ocr") return;
-      if (f.st.mode === "aspp") drawErf(f); else drawOcr(f);
+      const st = f.st, r = source.map(f, vals), ctx = cv.getContext("2d");
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(st.view === "density" || r.why ? layers.dim() : layers.faded(), 0, 0);
+      title.textContent = source.title(f, r);
+      cv.dataset.map = r.map || "none";
+      if (r.why) {
+        layers.outline(ctx, st.y, st.x);
+        why.hidden = false; why.textContent = r.why;
+        strip.textContent = "\u00a0"; legendText.textContent = "no map"; grad.style.background = "none";
+        for (const e of [panel, cv]) { e.dataset.vmax = ""; e.dataset.scale = st.scale; }
+        panel.dataset.mass = "";
+        if (source.draw) source.draw(ctx, f);
+        return;
+      }
+      why.hidden = true;
+      const own = maxOf(vals), top = st.shared ? Math.max(own, ...v.contextTops(f)) : own;
+      const mass = r.shares ? massFromShares(r.shares, r.off, names) : massByClass(vals, r.off, cellClass, names);
+      if (st.view === "density") colourise(vals, px, top, st.scale, lut); else massView(vals, mass, st.scale);
+      sctx.putImageData(img, 0, 0); ctx.drawImage(small, 0, 0, size.bw, size.bh);
+      layers.outline(ctx, st.y, st.x);
+      if (source.draw) source.draw(ctx, f);
+      setStrip(mass);
+      panel.dataset.mass = massJSON(mass);
+      const what = st.shared ? "largest of this pixel's context maps" : r.topWhat;
+      if (st.view === "density") {
+        grad.style.background = VIRIDIS_CSS; grad.hidden = false;
+        legendText.textContent = "density: the value per cell · " + describeScale(top, what, st.scale);
+      } else {
+        grad.hidden = true;
+        legendText.textContent = `mass by class: colour = the cell's predicted class, strength = that class's share `
+          + `(the strip) × the cell's value (${st.scale === "sqrt" ? "√" : st.scale}, to the class's own peak)`;
+      }
+      for (const e of [panel, cv]) { e.dataset.vmax = String(top); e.dataset.scale = st.scale; e.dataset.scaleOf = what; }
+      panel.dataset.view = st.view;
     },
   };
 }

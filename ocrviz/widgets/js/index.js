@@ -9,6 +9,9 @@ import { loadData } from "./data.js";
 import { el, listeners } from "./dom.js";
 import { imagePanel } from "./image_panel.js";
 import { contextPanel } from "./context_panel.js";
+import { ocrSource } from "./ocr_context.js";
+import { asppSource } from "./aspp_context.js";
+import { erfSource } from "./erf_context.js";
 import { regionBars } from "./bars.js";
 import { branchBars } from "./branches.js";
 import { cfPanel } from "./cf_panel.js";
@@ -24,22 +27,25 @@ const PARTIAL = new Set(["hover", "pinned", "erf"]);     // changes that redraw 
 async function render({ model, el: host }) {
   const listen = listeners();
   const data = await loadData(model), { h, w } = data;
-  const dims = { h, w, hasAspp: data.rates.length > 0 };
+  const dims = { h, w };
   const store = createStore(model, initialState(model, dims), dims);
   listen.add(() => store.dispose());
-  const size = sizing(data), root = el("div", "ocrviz-explorer");
+  // the context maps shown side by side: OCR's, and with an ASPP model its taps and its ERF
+  const sources = (v) => [ocrSource(v), ...(data.rates.length ? [asppSource(v), erfSource(v)] : [])];
+  const size = sizing(data, 1 + (data.rates.length ? 3 : 1)), root = el("div", "ocrviz-explorer");
   const v = { model, data, store, size, listen, root, cf: counterfactuals(data, model), lut: heatLut(), layers: createLayers(data, size) };
   v.refocus = () => v.image.focus({ preventScroll: true });   // after a button, arrow keys still reach the image
 
   const bar = toolbar(v), image = imagePanel(v), cfBox = cfPanel(v), side = sideColumn(v, [regionBars(v), branchBars(v), cfBox]);
-  const context = contextPanel(v), info = infoLine(v);
+  const contexts = sources(v).map((src) => contextPanel(v, src)), info = infoLine(v);
+  v.contextTops = (f) => contexts.map((c) => c.top(f));      // "same scale for all maps"
   const panels = el("div", "ocrviz-panels");
-  panels.append(image.el, side.el, context.el);
+  panels.append(image.el, ...contexts.map((c) => c.el), side.el);
   root.append(bar.el, panels, info.el);
   root.setAttribute("data-lm-suppress-shortcuts", "true");   // keys inside the explorer are ours, not JupyterLab's
   host.append(root);
   listen.add(() => root.remove());
-  const drawn = [bar, image, side, context, info];
+  const drawn = [bar, image, side, ...contexts, info];
 
   function redraw(only) {
     const t0 = performance.now(), st = store.state, p = st.y * w + st.x;
@@ -47,12 +53,14 @@ async function render({ model, el: host }) {
     const f = { st, p, only, row: data.rowOf(p), cf: () => (res === undefined ? (res = v.cf.on ? v.cf.at(p, st) : null) : res) };
     for (const panel of drawn) if (!only || (panel.watches || []).some((k) => only.has(k))) panel.draw(f);
     if (only) return;
-    root.dataset.mode = st.mode; root.dataset.overlay = st.overlay;
+    root.dataset.view = st.view; root.dataset.overlay = st.overlay;
     root.dataset.drawMs = (performance.now() - t0).toFixed(2);
     root.dataset.y = String(st.y); root.dataset.x = String(st.x);   // last: observers see a finished frame
   }
   function resize() {
-    const changed = size.fit(root.clientWidth || host.clientWidth || 0, model.get("width") || 0);
+    const large = model.get("size") === "large";
+    root.classList.toggle("ocrviz-large", large);
+    const changed = size.fit(root.clientWidth || host.clientWidth || 0, model.get("width") || 0, large);
     for (const panel of drawn) if (panel.resize) panel.resize();
     root.dataset.cellPx = (size.dispW * data.s / data.W).toFixed(2);          // CSS px per feature cell
     root.dataset.layout = size.stacked ? "stacked" : "row";
@@ -90,6 +98,7 @@ async function render({ model, el: host }) {
   const onModel = (ev, fn) => { model.on(ev, fn); listen.add(() => model.off(ev, fn)); };
   const resized = () => { if (resize()) { v.layers.clear(); redraw(); } };
   onModel("change:width", resized);
+  onModel("change:size", resized);
   if (typeof ResizeObserver !== "undefined") {
     let raf = 0;
     const ro = new ResizeObserver(() => { cancelAnimationFrame(raf); raf = requestAnimationFrame(resized); });

@@ -32,7 +32,7 @@ export function infoLine(v) {
       parts.push(`top region: ${names[v.topRegion] ?? "?"}`);
       const bl = at(maps.blame);          // at the cell's centre pixel
       root.dataset.blame = bl === null || bl === IGNORE || !BLAME[bl] ? "" : BLAME[bl][0];
-      if (st.overlay === "errors" && st.mode === "ocr" && root.dataset.blame) parts.push(`error blame: ${BLAME[bl][0]} — ${BLAME[bl][1]}`);
+      if (st.overlay === "errors" && root.dataset.blame) parts.push(`error blame: ${BLAME[bl][0]} — ${BLAME[bl][1]}`);
       info.textContent = parts.join(" · ");
       v.pin.textContent = st.pinned ? "pinned: click it again or press Esc to follow the mouse" : "following the mouse: click to pin";
       root.dataset.pinned = String(st.pinned);

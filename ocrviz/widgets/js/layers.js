@@ -63,6 +63,8 @@ export function createLayers(data, size) {
       return layer("image", () => {});
     },
     dim: () => layer("dim", (ctx) => { ctx.fillStyle = "rgba(0,0,0,0.62)"; ctx.fillRect(0, 0, size.bw, size.bh); }),
+    // the image faded towards white, under the class colours of the mass view
+    faded: () => layer("faded", (ctx) => { ctx.fillStyle = "rgba(255,255,255,0.78)"; ctx.fillRect(0, 0, size.bw, size.bh); }),
     // the selected cell (y, x), black then white
     outline(ctx, y, x) {
       const { bw, bh, dpr } = size, sx = bw / W, sy = bh / H;

@@ -4,25 +4,30 @@
 import { el } from "./dom.js";
 
 export const BAR_W = 260, GAP = 10;        // the bars panel's width and the gap between panels (CSS px)
+export const LARGE = 1.35;                 // size="large" (a projector): type and bars this much larger
 
-// {side: CSS px of a picture's width, stacked: bars below the pictures} for `avail` CSS px
-export function layoutFor(avail, { W, s }, fixed) {
+// {side: CSS px of a picture's width, stacked: bars below the pictures} for `avail` CSS px and
+// n pictures in a row (the image and its context maps), bars `barW` wide
+export function layoutFor(avail, { W, s }, fixed, n = 2, barW = BAR_W) {
   const crisp = (side) => { const px = Math.floor(side * s / W); return px >= 1 ? px * W / s : Math.max(60, side); };
-  if (fixed > 0) return { side: Math.max(120, fixed), stacked: false };
-  if (!(avail > 0)) return { side: 300, stacked: false };
-  const row = crisp((avail - BAR_W - 2 * GAP - 8) / 2), two = crisp((avail - GAP - 6) / 2);
+  if (fixed > 0) return { side: Math.max(120, fixed), stacked: n > 2 };
+  if (!(avail > 0)) return { side: 300, stacked: n > 2 };
+  const row = crisp((avail - barW - n * GAP - 4 * n) / n), two = crisp((avail - (n - 1) * GAP - 3 * n) / n);
   const cell = (side) => side * s / W;
   if (row >= 120 && cell(row) >= Math.min(8, cell(two))) return { side: row, stacked: false };   // bars beside
-  if (two >= 160) return { side: two, stacked: true };                                           // bars below
-  return { side: crisp(avail - 4), stacked: true };                                              // one column
+  if (two >= 120) return { side: two, stacked: true };                                           // bars below
+  const half = crisp((avail - GAP - 6) / 2);
+  return half >= 160 ? { side: half, stacked: true } : { side: crisp(avail - 4), stacked: true }; // two or one a row
 }
 
 // the size every picture shares (CSS px and canvas px); fit() recomputes it and says if it changed
-export function sizing(data) {
+export function sizing(data, n) {
   const dpr = Math.min(2, (globalThis.devicePixelRatio || 1));
-  const size = { dpr, dispW: 300, dispH: Math.round(300 * data.H / data.W), bw: 0, bh: 0, stacked: false };
-  size.fit = (avail, fixed) => {
-    const lay = layoutFor(avail, data, fixed), changed = lay.side !== size.dispW || lay.stacked !== size.stacked || !size.bw;
+  const size = { dpr, dispW: 300, dispH: Math.round(300 * data.H / data.W), bw: 0, bh: 0, stacked: false, barW: BAR_W };
+  size.fit = (avail, fixed, large) => {
+    size.barW = Math.round(BAR_W * (large ? LARGE : 1));
+    const lay = layoutFor(avail, data, fixed, n, size.barW);
+    const changed = lay.side !== size.dispW || lay.stacked !== size.stacked || !size.bw;
     size.dispW = lay.side; size.dispH = Math.round(lay.side * data.H / data.W); size.stacked = lay.stacked;
     size.bw = Math.round(size.dispW * dpr); size.bh = Math.round(size.dispH * dpr);
     return changed;
@@ -40,11 +45,10 @@ export function sideColumn(v, parts) {
     watches: ["hover", "pinned"],
     resize() {
       const { size } = v;
-      panel.style.width = size.stacked ? Math.max(BAR_W, Math.min(2 * BAR_W, size.dispW + 2)) + "px" : BAR_W + "px";
-      panel.style.order = size.stacked ? "3" : "";                               // bars below the two pictures
+      panel.style.width = size.stacked ? Math.max(size.barW, Math.min(2 * size.barW, size.dispW + 2)) + "px" : size.barW + "px";
     },
     draw(f) {
-      if (!f.only) title.textContent = f.st.mode === "aspp" ? "ASPP branches: fixed context of this cell" : "object regions this pixel draws context from (sim map row)";
+      if (!f.only) title.textContent = "object regions this pixel draws context from (its sim map row)";
       for (const p of parts) if (!f.only || (p.watches || []).some((k) => f.only.has(k))) p.draw(f);
     },
   };

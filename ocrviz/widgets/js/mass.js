@@ -17,6 +17,22 @@ export function massByClass(weights, offGrid, cellClass, names) {
   return out;
 }
 
+// the same from K class shares computed elsewhere (exact numbers sent with a map drawn from 8-bit codes)
+export function massFromShares(shares, offGrid, names) {
+  const total = shares.reduce((a, b) => a + b, 0) + Math.max(0, offGrid);
+  const out = {};
+  names.forEach((n, k) => { out[n] = total > 0 ? shares[k] / total : 0; });
+  out["off-grid"] = total > 0 ? Math.max(0, offGrid) / total : 0;
+  return out;
+}
+
+// OCR's class shares for sim row `row`: row @ regionMass (K x K, region k's mass on class c's cells)
+export function ocrShares(row, regionMass, K) {
+  const out = new Array(K).fill(0);
+  for (let k = 0; k < row.length; k++) for (let c = 0; c < K; c++) out[c] += row[k] * regionMass[k * K + c];
+  return out;
+}
+
 // ASPP's taps of cell (y, x) weighted by the branch shares (a convention, as ocrviz.analysis.context_flow):
 // branch 0 (1x1) all on the cell, each dilated branch 1/9 on each of its nine taps (taps off the grid
 // read zero padding: off-grid mass), image pooling spread evenly over every cell.  Writes HW into

@@ -319,10 +319,14 @@ var __ocrviz_bundle = (() => {
     let markCount = 0;
     for (let i = 0; i < maps.mark.data.length; i++) markCount += maps.mark.data[i];
     const rates = model.get("aspp_rates") || [];
-    const preErf = /* @__PURE__ */ new Map();
+    const preErf = /* @__PURE__ */ new Map(), preErfMass = /* @__PURE__ */ new Map();
     {
       const cells = model.get("erf_cells") || [], all = dequantise(u8(model.get("erf_maps")), model.get("erf_scales") || [], hw);
-      cells.forEach(([cy, cx], n) => preErf.set(cy + "," + cx, all.subarray(n * hw, (n + 1) * hw)));
+      const masses = model.get("erf_class_mass") || [];
+      cells.forEach(([cy, cx], n) => {
+        preErf.set(cy + "," + cx, all.subarray(n * hw, (n + 1) * hw));
+        if (masses[n]) preErfMass.set(cy + "," + cx, masses[n]);
+      });
     }
     let bitmap = null;
     try {
@@ -332,6 +336,11 @@ var __ocrviz_bundle = (() => {
       console.warn("ocrviz: image decode failed", e);
     }
     const sim = f32(buf("sim_map"));
+    let cellClass = u8(buf("cell_class"));
+    if (cellClass.length !== hw) {
+      cellClass = new Uint8Array(hw);
+      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) cellClass[y * w + x] = classAt(maps.pred, y, x, h, w, s);
+    }
     return {
       H,
       W,
@@ -348,6 +357,11 @@ var __ocrviz_bundle = (() => {
       preErf,
       regionScale,
       sim,
+      cellClass,
+      regionMass: f32(buf("region_mass")),
+      // K x K: region k's mass on class c's cells (exact strips)
+      unavailable: model.get("unavailable") || {},
+      // {panel: one plain sentence}: why it is not drawn
       region: dequantise(u8(buf("region_q")), regionScale, hw),
       // K x HW
       markName: model.get("mark_name") || "marked",
@@ -368,6 +382,12 @@ var __ocrviz_bundle = (() => {
           if (q.length === hw) return dequantise(q, [model.get("erf_scale")], hw);
         }
         return preErf.get(y + "," + x) || null;
+      },
+      // its K class shares, sent with it (the map itself travels as 8-bit codes); null when not sent
+      erfMassFor(y, x) {
+        const cell = model.get("erf_cell") || [-1, -1], m = model.get("erf_mass") || [];
+        if (cell[0] === y && cell[1] === x) return m.length === K ? m : null;
+        return preErfMass.get(y + "," + x) || null;
       }
     };
   }
@@ -412,6 +432,376 @@ var __ocrviz_bundle = (() => {
       },
       dispose() {
         for (const f of cleanups.splice(0).reverse()) f();
+      }
+    };
+  }
+
+  // ocrviz/widgets/js/image_panel.js
+  var REST_MS = 120;
+  function imagePanel(v) {
+    const { data, store, layers, size } = v, { H, W, h, w, s, maps, names, palette, markName, markPct, colours } = data;
+    const panel = el("div", "ocrviz-panel ocrviz-panel-image");
+    const title = el("div", "ocrviz-title");
+    const stack = el("div", "ocrviz-stack");
+    const image = el("canvas", "ocrviz-image");
+    image.tabIndex = 0;
+    image.setAttribute("data-lm-suppress-shortcuts", "true");
+    image.setAttribute("aria-label", "image: click or hover to pick a pixel; arrow keys move it");
+    stack.append(image);
+    const classes = el("div", "ocrviz-classes");
+    const legend = el("div", "ocrviz-overlay-legend");
+    panel.append(title, stack, classes, legend);
+    v.image = image;
+    function drawLegend(o) {
+      const keys = [];
+      if (o === "errors") keys.push(
+        swatch(colours.error.rgb, `${colours.error.name}: wrong`),
+        swatch(colours.right.rgb, `${colours.right.name}: right`),
+        swatch(colours.ignore.rgb, `${colours.ignore.name}: not scored`)
+      );
+      else if (o === "marked") keys.push(swatch(colours.mark.rgb, `${colours.mark.name}: ${markName} pixels (${markPct}%)`));
+      else if (o === "prediction" || o === "ground truth") keys.push(document.createTextNode("class colours as in the region bars"));
+      else keys.push(document.createTextNode(" "));
+      legend.replaceChildren(...keys);
+      legend.dataset.overlay = o;
+    }
+    function drawClasses(st) {
+      const at = (m) => classAt(m, st.y, st.x, h, w, s), parts = [];
+      const key = (label, k) => {
+        if (k === null) return;
+        const e = k < names.length ? swatch(palette[k], `${label} ${names[k]}`) : el("span", "ocrviz-key");
+        if (k >= names.length) e.textContent = `${label} ignore`;
+        parts.push(e);
+      };
+      key("OCR:", at(maps.pred));
+      if (maps.aspp.data.length) key("ASPP:", at(maps.aspp));
+      key("true:", at(maps.gt));
+      classes.replaceChildren(...parts);
+    }
+    const cellOf = (ev) => {
+      const px = Math.min(W - 1, Math.max(0, Math.floor(ev.offsetX / image.clientWidth * W)));
+      const py = Math.min(H - 1, Math.max(0, Math.floor(ev.offsetY / image.clientHeight * H)));
+      return [Math.min(h - 1, Math.floor(py / s)), Math.min(w - 1, Math.floor(px / s))];
+    };
+    let rested = null, restTimer = 0;
+    v.listen.add(() => clearTimeout(restTimer));
+    v.listen.on(image, "mouseenter", () => {
+      rested = [store.state.y, store.state.x];
+    });
+    v.listen.add(store.subscribe((changed) => {
+      if (changed.has("pinned")) rested = [store.state.y, store.state.x];
+    }));
+    v.listen.on(image, "mousemove", (ev) => {
+      if (store.state.pinned) return;
+      const [y, x] = cellOf(ev);
+      store.set({ y, x }, { push: "debounce" });
+      clearTimeout(restTimer);
+      restTimer = setTimeout(() => {
+        rested = [y, x];
+      }, REST_MS);
+    });
+    v.listen.on(image, "mouseleave", () => {
+      clearTimeout(restTimer);
+      if (!store.state.pinned && rested) store.set({ y: rested[0], x: rested[1] }, { push: "debounce" });
+    });
+    v.listen.on(image, "mousedown", (ev) => {
+      if (ev.button !== 0) return;
+      clearTimeout(restTimer);
+      const [y, x] = cellOf(ev), st = store.state;
+      store.set({ pinned: !(st.pinned && y === st.y && x === st.x), y, x });
+      rested = [y, x];
+      image.focus({ preventScroll: true });
+    });
+    return {
+      el: panel,
+      resize() {
+        if (image.width !== size.bw || image.height !== size.bh) {
+          image.width = size.bw;
+          image.height = size.bh;
+        }
+        image.style.width = size.dispW + "px";
+        image.style.height = size.dispH + "px";
+        panel.style.width = size.dispW + 2 + "px";
+      },
+      draw(f) {
+        const st = f.st, ctx = image.getContext("2d");
+        ctx.drawImage(layers.overlay(st.overlay, maps.pred, "ocr", v.cf.editPred), 0, 0);
+        layers.outline(ctx, st.y, st.x);
+        const shown = st.overlay === "marked" ? `${markName}: ${markPct}% of the image` : st.overlay === "prediction" && v.cf.editPred ? "OCR's prediction with the edit, per cell" : st.overlay === "prediction" || st.overlay === "errors" ? `${st.overlay}, OCR` : st.overlay;
+        drawLegend(st.overlay);
+        drawClasses(st);
+        title.textContent = `image (${shown}) · selected cell = ${s}x${s} px`;
+      }
+    };
+  }
+
+  // ocrviz/widgets/js/mass.js
+  function massByClass(weights, offGrid, cellClass, names) {
+    const sums = new Float64Array(names.length);
+    let total = offGrid > 0 ? offGrid : 0;
+    for (let i = 0; i < weights.length; i++) {
+      const m = weights[i];
+      if (m > 0) {
+        const c = cellClass[i];
+        if (c < names.length) sums[c] += m;
+        total += m;
+      }
+    }
+    const out = {};
+    names.forEach((n, k) => {
+      out[n] = total > 0 ? sums[k] / total : 0;
+    });
+    out["off-grid"] = total > 0 ? Math.max(0, offGrid) / total : 0;
+    return out;
+  }
+  function massFromShares(shares, offGrid, names) {
+    const total = shares.reduce((a, b) => a + b, 0) + Math.max(0, offGrid);
+    const out = {};
+    names.forEach((n, k) => {
+      out[n] = total > 0 ? shares[k] / total : 0;
+    });
+    out["off-grid"] = total > 0 ? Math.max(0, offGrid) / total : 0;
+    return out;
+  }
+  function ocrShares(row, regionMass, K) {
+    const out = new Array(K).fill(0);
+    for (let k = 0; k < row.length; k++) for (let c = 0; c < K; c++) out[c] += row[k] * regionMass[k * K + c];
+    return out;
+  }
+  function asppTapsMap(y, x, shares, rates, h, w, out) {
+    out.fill(0);
+    let off = 0;
+    out[y * w + x] += shares[0];
+    rates.forEach((r, n) => {
+      const a = shares[n + 1] / 9;
+      for (const dy of [-1, 0, 1]) for (const dx of [-1, 0, 1]) {
+        const ti = y + dy * r, tj = x + dx * r;
+        if (ti >= 0 && ti < h && tj >= 0 && tj < w) out[ti * w + tj] += a;
+        else off += a;
+      }
+    });
+    const pool = shares[rates.length + 1] / (h * w);
+    for (let i = 0; i < out.length; i++) out[i] += pool;
+    return off;
+  }
+  function massParts(mass, { most = 4, least = 0.03 } = {}) {
+    const entries = Object.entries(mass).sort((a, b) => b[1] - a[1]);
+    const shown = entries.filter(([, v], i) => i < most && v >= least);
+    const rest = 1 - shown.reduce((a, [, v]) => a + v, 0);
+    const parts = shown.map(([name, v]) => ({ name, share: v }));
+    if (rest >= 5e-3) parts.push({ name: "other", share: rest });
+    return parts;
+  }
+  var pct = (v) => `${Math.round(100 * v)} %`;
+  function massJSON(mass) {
+    const out = {};
+    for (const [k, v] of Object.entries(mass)) out[k] = +v.toFixed(6);
+    return JSON.stringify(out);
+  }
+
+  // ocrviz/widgets/js/scales.js
+  var VIRIDIS = [
+    [68, 1, 84],
+    [71, 44, 122],
+    [59, 81, 139],
+    [44, 113, 142],
+    [33, 144, 141],
+    [39, 173, 129],
+    [92, 200, 99],
+    [170, 220, 50],
+    [253, 231, 37]
+  ];
+  var SCALES = { sqrt: "√", log: "log", linear: "linear" };
+  var LOG_DECADES = 3;
+  function scaled(v, top, scale) {
+    if (!(top > 0) || !(v > 0)) return 0;
+    const r = v / top;
+    if (r >= 1) return 1;
+    if (scale === "linear") return r;
+    if (scale === "log") return Math.max(0, 1 + Math.log10(r) / LOG_DECADES);
+    return Math.sqrt(r);
+  }
+  function viridis(t) {
+    const x = Math.max(0, Math.min(1, t)) * (VIRIDIS.length - 1);
+    const i = Math.min(VIRIDIS.length - 2, Math.floor(x)), f = x - i;
+    return VIRIDIS[i].map((c, n) => Math.round(c + f * (VIRIDIS[i + 1][n] - c)));
+  }
+  var rgba = ([r, g, b], a) => (a << 24 | b << 16 | g << 8 | r) >>> 0;
+  function heatLut() {
+    const lut = new Uint32Array(256);
+    for (let i = 0; i < 256; i++) lut[i] = rgba(viridis(i / 255), Math.round(70 + 185 * i / 255));
+    return lut;
+  }
+  function colourise(vals, out, top, scale, lut) {
+    for (let i = 0; i < vals.length; i++) out[i] = lut[scaled(vals[i], top, scale) * 255 | 0];
+  }
+  function maxOf(vals) {
+    let m = 0;
+    for (let i = 0; i < vals.length; i++) if (vals[i] > m) m = vals[i];
+    return m;
+  }
+  function describeScale(top, what, scale) {
+    const name = { sqrt: "√ scale", log: "log scale", linear: "linear scale" }[scale];
+    const bottom = scale === "log" ? `≤ ${(top * 10 ** -LOG_DECADES).toPrecision(2)} (1/${10 ** LOG_DECADES} of the top)` : "0";
+    return `top colour = ${top.toPrecision(3)} (${what}); bottom = ${bottom}; ${name}`;
+  }
+
+  // ocrviz/widgets/js/context_panel.js
+  function contextPanel(v, source) {
+    const { data, layers, size, lut } = v, { h, w, hw, names, palette, cellClass } = data;
+    const panel = el("div", "ocrviz-panel ocrviz-panel-context", { "data-panel": source.id });
+    const title = el("div", "ocrviz-title");
+    const stack = el("div", "ocrviz-stack");
+    const cv = el("canvas", "ocrviz-context");
+    const why = el("div", "ocrviz-unavailable");
+    why.hidden = true;
+    stack.append(cv, ...source.nodes || [], why);
+    if (source.attach) source.attach(stack);
+    const legend = el("div", "ocrviz-legend");
+    const grad = el("span", "ocrviz-legend-bar");
+    const legendText = el("span", "ocrviz-legend-text");
+    legend.append(grad, legendText);
+    const strip = el("div", "ocrviz-mass", { title: "where this map's mass lies: its share on cells the model predicts as each class" });
+    panel.append(title, stack, strip, legend);
+    const small = canvas(h, w), sctx = small.getContext("2d"), img = sctx.createImageData(w, h);
+    const px = new Uint32Array(img.data.buffer), vals = new Float32Array(hw);
+    const peak = new Float64Array(names.length);
+    const VIRIDIS_CSS = `linear-gradient(to right, ${VIRIDIS.map((c) => `rgb(${c.join(",")})`).join(", ")})`;
+    function massView(m, mass, scale) {
+      peak.fill(0);
+      for (let i = 0; i < hw; i++) if (m[i] > peak[cellClass[i]]) peak[cellClass[i]] = m[i];
+      let most = 0;
+      names.forEach((n) => {
+        if (mass[n] > most) most = mass[n];
+      });
+      for (let i = 0; i < hw; i++) {
+        const c = cellClass[i], a = most > 0 ? mass[names[c]] / most * scaled(m[i], peak[c], scale) : 0;
+        px[i] = rgba(palette[c] || [255, 255, 255], Math.round(255 * a));
+      }
+    }
+    function setStrip(mass) {
+      strip.replaceChildren(...massParts(mass).flatMap((p, i) => {
+        const e = el("span", "ocrviz-mass-part", { "data-class": p.name });
+        const k = names.indexOf(p.name);
+        if (k >= 0) {
+          const sw = el("span", "ocrviz-swatch");
+          sw.style.background = `rgb(${palette[k].join(",")})`;
+          e.append(sw);
+        }
+        e.append(document.createTextNode(`${pct(p.share)} ${p.name}`));
+        return i ? [document.createTextNode(" · "), e] : [e];
+      }));
+    }
+    return {
+      el: panel,
+      watches: source.watches || [],
+      resize() {
+        if (cv.width !== size.bw || cv.height !== size.bh) {
+          cv.width = size.bw;
+          cv.height = size.bh;
+        }
+        cv.style.width = size.dispW + "px";
+        cv.style.height = size.dispH + "px";
+        for (const n of source.nodes || []) {
+          n.style.width = size.dispW + "px";
+          n.style.height = size.dispH + "px";
+        }
+        panel.style.width = size.dispW + 2 + "px";
+      },
+      // the largest value of this panel's map at the current pixel ("same scale for every map")
+      top: (f) => {
+        const r = source.map(f, vals);
+        return r.why ? 0 : maxOf(vals);
+      },
+      draw(f) {
+        const st = f.st, r = source.map(f, vals), ctx = cv.getContext("2d");
+        ctx.imageSmoothingEnabled = false;
+        ctx.drawImage(st.view === "density" || r.why ? layers.dim() : layers.faded(), 0, 0);
+        title.textContent = source.title(f, r);
+        cv.dataset.map = r.map || "none";
+        if (r.why) {
+          layers.outline(ctx, st.y, st.x);
+          why.hidden = false;
+          why.textContent = r.why;
+          strip.textContent = " ";
+          legendText.textContent = "no map";
+          grad.style.background = "none";
+          for (const e of [panel, cv]) {
+            e.dataset.vmax = "";
+            e.dataset.scale = st.scale;
+          }
+          panel.dataset.mass = "";
+          if (source.draw) source.draw(ctx, f);
+          return;
+        }
+        why.hidden = true;
+        const own = maxOf(vals), top = st.shared ? Math.max(own, ...v.contextTops(f)) : own;
+        const mass = r.shares ? massFromShares(r.shares, r.off, names) : massByClass(vals, r.off, cellClass, names);
+        if (st.view === "density") colourise(vals, px, top, st.scale, lut);
+        else massView(vals, mass, st.scale);
+        sctx.putImageData(img, 0, 0);
+        ctx.drawImage(small, 0, 0, size.bw, size.bh);
+        layers.outline(ctx, st.y, st.x);
+        if (source.draw) source.draw(ctx, f);
+        setStrip(mass);
+        panel.dataset.mass = massJSON(mass);
+        const what = st.shared ? "largest of this pixel's context maps" : r.topWhat;
+        if (st.view === "density") {
+          grad.style.background = VIRIDIS_CSS;
+          grad.hidden = false;
+          legendText.textContent = "density: the value per cell · " + describeScale(top, what, st.scale);
+        } else {
+          grad.hidden = true;
+          legendText.textContent = `mass by class: colour = the cell's predicted class, strength = that class's share (the strip) × the cell's value (${st.scale === "sqrt" ? "√" : st.scale}, to the class's own peak)`;
+        }
+        for (const e of [panel, cv]) {
+          e.dataset.vmax = String(top);
+          e.dataset.scale = st.scale;
+          e.dataset.scaleOf = what;
+        }
+        panel.dataset.view = st.view;
+      }
+    };
+  }
+
+  // ocrviz/widgets/js/context_maps.js
+  function ocrContext(region, row, hw, out) {
+    out.fill(0);
+    for (let k = 0; k < row.length; k++) {
+      const a = row[k];
+      if (a === 0) continue;
+      const o = k * hw;
+      for (let i = 0; i < hw; i++) out[i] += a * region[o + i];
+    }
+    return out;
+  }
+
+  // ocrviz/widgets/js/ocr_context.js
+  function ocrSource(v) {
+    const { data } = v, { K, hw, names, sim, region, regionMass } = data;
+    const exact = regionMass.length === K * K;
+    return {
+      id: "ocr-context",
+      watches: ["hover"],
+      map(f, out) {
+        const k = f.st.hover;
+        if (k >= 0 && k < K) {
+          out.set(region.subarray(k * hw, (k + 1) * hw));
+          return {
+            off: 0,
+            map: "region",
+            topWhat: `region “${names[k]}”'s largest weight`,
+            shares: exact ? Array.from(regionMass.subarray(k * K, (k + 1) * K)) : null
+          };
+        }
+        const row = v.cf.edit(f.p, f.st) || f.row;
+        ocrContext(region, row, hw, out);
+        return { off: 0, map: "context", topWhat: "this pixel's largest context weight", shares: exact ? ocrShares(row, regionMass, K) : null };
+      },
+      title(f) {
+        const k = f.st.hover;
+        if (k >= 0 && k < K) return `OCR: region “${names[k]}”'s spatial-softmax weights (sum to 1); this pixel gives it ${fmt(sim[f.p * K + k], 4)}`;
+        return "OCR: where this pixel's context comes from, Σₖ sim[p,k] · regionₖ (sums to 1)" + (v.cf.edit(f.p, f.st) ? " — with the edited row" : "");
       }
     };
   }
@@ -511,246 +901,54 @@ var __ocrviz_bundle = (() => {
     return tip;
   }
 
-  // ocrviz/widgets/js/image_panel.js
-  function imagePanel(v) {
-    const { data, store, layers, size } = v, { H, W, h, w, s, maps, markName, markPct, colours } = data;
-    const panel = el("div", "ocrviz-panel ocrviz-panel-image");
-    const title = el("div", "ocrviz-title");
-    const stack = el("div", "ocrviz-stack");
-    const image = el("canvas", "ocrviz-image");
-    image.tabIndex = 0;
-    image.setAttribute("data-lm-suppress-shortcuts", "true");
-    image.setAttribute("aria-label", "image: click or hover to pick a pixel; arrow keys move it");
-    const taps = tapsLayer(data), tip = tooltip(taps, image, data);
-    stack.append(image, taps, tip);
-    const legend = el("div", "ocrviz-overlay-legend");
-    panel.append(title, stack, legend);
-    v.image = image;
-    function drawLegend(o) {
-      const keys = [];
-      if (o === "errors") keys.push(
-        swatch(colours.error.rgb, `${colours.error.name}: wrong`),
-        swatch(colours.right.rgb, `${colours.right.name}: right`),
-        swatch(colours.ignore.rgb, `${colours.ignore.name}: not scored`)
-      );
-      else if (o === "marked") keys.push(swatch(colours.mark.rgb, `${colours.mark.name}: ${markName} pixels (${markPct}%)`));
-      else if (o === "prediction" || o === "ground truth") keys.push(document.createTextNode("class colours as in the region bars"));
-      else keys.push(document.createTextNode(" "));
-      legend.replaceChildren(...keys);
-      legend.dataset.overlay = o;
-    }
-    const cellOf = (ev) => {
-      const px = Math.min(W - 1, Math.max(0, Math.floor(ev.offsetX / image.clientWidth * W)));
-      const py = Math.min(H - 1, Math.max(0, Math.floor(ev.offsetY / image.clientHeight * H)));
-      return [Math.min(h - 1, Math.floor(py / s)), Math.min(w - 1, Math.floor(px / s))];
-    };
-    v.listen.on(image, "mousemove", (ev) => {
-      const st = store.state;
-      if (!st.pinned) {
-        const [y, x] = cellOf(ev);
-        store.set({ y, x }, { push: "debounce" });
-      }
-      tip.show(ev, st.mode === "aspp", size.dispW);
-    });
-    v.listen.on(image, "mouseleave", () => {
-      tip.hidden = true;
-    });
-    v.listen.on(image, "mousedown", (ev) => {
-      if (ev.button !== 0) return;
-      const [y, x] = cellOf(ev), st = store.state;
-      store.set({ pinned: !(st.pinned && y === st.y && x === st.x), y, x });
-      image.focus({ preventScroll: true });
-    });
-    return {
-      el: panel,
-      resize() {
-        if (image.width !== size.bw || image.height !== size.bh) {
-          image.width = size.bw;
-          image.height = size.bh;
-        }
-        image.style.width = taps.style.width = size.dispW + "px";
-        image.style.height = taps.style.height = size.dispH + "px";
-        panel.style.width = size.dispW + 2 + "px";
+  // ocrviz/widgets/js/aspp_context.js
+  function asppSource(v) {
+    const { data, listen, size } = v, { rates, nBranch, shares, h, w } = data;
+    const taps = tapsLayer(data);
+    const row = new Float64Array(nBranch);
+    const source = {
+      id: "aspp-context",
+      nodes: [taps],
+      map(f, out) {
+        if (!shares.length) return { why: data.unavailable["aspp-context"] || "This page has no ASPP branch shares to weight the taps with." };
+        for (let b = 0; b < nBranch; b++) row[b] = shares[f.p * nBranch + b];
+        const off = asppTapsMap(f.st.y, f.st.x, row, rates, h, w, out);
+        return { off, map: "taps", topWhat: "this cell's largest tap weight" };
       },
-      draw(f) {
-        const st = f.st, aspp = st.mode === "aspp" && maps.aspp.data.length;
-        const ctx = image.getContext("2d");
-        ctx.drawImage(layers.overlay(st.overlay, aspp ? maps.aspp : maps.pred, aspp ? "aspp" : "ocr", v.cf.editPred), 0, 0);
-        layers.outline(ctx, st.y, st.x);
-        const shown = st.overlay === "marked" ? `${markName}: ${markPct}% of the image` : st.overlay === "prediction" && st.mode === "ocr" && v.cf.editPred ? "prediction with the edit, per cell" : st.overlay;
-        drawLegend(st.overlay);
-        title.textContent = st.mode === "aspp" ? `image (${shown}) · ASPP taps of the selected cell (${s}px cells)` : `image (${shown}) · selected cell = ${s}x${s} px`;
-        taps.draw(st.y, st.x, st.mode === "aspp");
-      }
+      title: () => "ASPP: its taps × the branch shares (1x1 on the cell, 1/9 per dilated tap, pooling everywhere)",
+      draw: (ctx, f) => taps.draw(f.st.y, f.st.x, true)
     };
+    source.attach = (stack) => {
+      const tip = tooltip(taps, taps, data);
+      stack.append(tip);
+      listen.on(stack, "mousemove", (ev) => {
+        const r = taps.getBoundingClientRect();
+        tip.show({ offsetX: ev.clientX - r.left, offsetY: ev.clientY - r.top }, true, size.dispW);
+      });
+      listen.on(stack, "mouseleave", () => {
+        tip.hidden = true;
+      });
+    };
+    return source;
   }
 
-  // ocrviz/widgets/js/context_maps.js
-  function ocrContext(region, row, hw, out) {
-    out.fill(0);
-    for (let k = 0; k < row.length; k++) {
-      const a = row[k];
-      if (a === 0) continue;
-      const o = k * hw;
-      for (let i = 0; i < hw; i++) out[i] += a * region[o + i];
-    }
-    return out;
-  }
-
-  // ocrviz/widgets/js/scales.js
-  var VIRIDIS = [
-    [68, 1, 84],
-    [71, 44, 122],
-    [59, 81, 139],
-    [44, 113, 142],
-    [33, 144, 141],
-    [39, 173, 129],
-    [92, 200, 99],
-    [170, 220, 50],
-    [253, 231, 37]
-  ];
-  var SCALES = { sqrt: "√", log: "log", linear: "linear" };
-  var LOG_DECADES = 3;
-  function scaled(v, top, scale) {
-    if (!(top > 0) || !(v > 0)) return 0;
-    const r = v / top;
-    if (r >= 1) return 1;
-    if (scale === "linear") return r;
-    if (scale === "log") return Math.max(0, 1 + Math.log10(r) / LOG_DECADES);
-    return Math.sqrt(r);
-  }
-  function viridis(t) {
-    const x = Math.max(0, Math.min(1, t)) * (VIRIDIS.length - 1);
-    const i = Math.min(VIRIDIS.length - 2, Math.floor(x)), f = x - i;
-    return VIRIDIS[i].map((c, n) => Math.round(c + f * (VIRIDIS[i + 1][n] - c)));
-  }
-  var rgba = ([r, g, b], a) => (a << 24 | b << 16 | g << 8 | r) >>> 0;
-  function heatLut() {
-    const lut = new Uint32Array(256);
-    for (let i = 0; i < 256; i++) lut[i] = rgba(viridis(i / 255), Math.round(70 + 185 * i / 255));
-    return lut;
-  }
-  function colourise(vals, out, top, scale, lut) {
-    for (let i = 0; i < vals.length; i++) out[i] = lut[scaled(vals[i], top, scale) * 255 | 0];
-  }
-  function maxOf(vals) {
-    let m = 0;
-    for (let i = 0; i < vals.length; i++) if (vals[i] > m) m = vals[i];
-    return m;
-  }
-  function describeScale(top, what, scale) {
-    const name = { sqrt: "√ scale", log: "log scale", linear: "linear scale" }[scale];
-    const bottom = scale === "log" ? `≤ ${(top * 10 ** -LOG_DECADES).toPrecision(2)} (1/${10 ** LOG_DECADES} of the top)` : "0";
-    return `top colour = ${top.toPrecision(3)} (${what}); bottom = ${bottom}; ${name}`;
-  }
-
-  // ocrviz/widgets/js/context_panel.js
-  function contextPanel(v) {
-    const { data, layers, size, lut } = v, { H, W, h, w, s, hw, K, names, sim, region, regionScale, rates, preErf } = data;
-    const panel = el("div", "ocrviz-panel ocrviz-panel-context");
-    const title = el("div", "ocrviz-title");
-    const cv = el("canvas", "ocrviz-context");
-    const legend = el("div", "ocrviz-legend");
-    const grad = el("span", "ocrviz-legend-bar");
-    grad.style.background = `linear-gradient(to right, ${VIRIDIS.map((c) => `rgb(${c.join(",")})`).join(", ")})`;
-    const legendText = el("span", "ocrviz-legend-text");
-    legend.append(grad, legendText);
-    panel.append(title, cv, legend);
-    const heatSmall = canvas(h, w), heatCtx = heatSmall.getContext("2d"), heatImg = heatCtx.createImageData(w, h);
-    const heatPx = new Uint32Array(heatImg.data.buffer), vals = new Float32Array(hw), other = new Float32Array(hw);
-    const regionHeat = /* @__PURE__ */ new Map();
-    const contextOf = (f, out) => ocrContext(region, v.cf.edit(f.p, f.st) || f.row, hw, out);
-    function showScale(top, what, scale) {
-      legendText.textContent = describeScale(top, what, scale);
-      for (const e of [panel, cv]) {
-        e.dataset.vmax = String(top);
-        e.dataset.scale = scale;
-        e.dataset.scaleOf = what;
-      }
-    }
-    function heat(m, top, scale) {
-      const ctx = cv.getContext("2d");
-      ctx.imageSmoothingEnabled = false;
-      ctx.drawImage(layers.dim(), 0, 0);
-      if (m) {
-        colourise(m, heatPx, top, scale, lut);
-        heatCtx.putImageData(heatImg, 0, 0);
-        ctx.drawImage(heatSmall, 0, 0, size.bw, size.bh);
-      }
-      return ctx;
-    }
-    const sharedTop = (f, erf) => Math.max(maxOf(contextOf(f, other)), erf ? maxOf(erf) : 0);
-    const SHARED = "largest of this pixel's OCR context and ASPP ERF";
-    function drawOcr(f) {
-      const { st, p } = f, k = st.hover;
-      if (k >= 0 && k < K) {
-        const top2 = 255 * regionScale[k], key = k + ":" + st.scale;
-        if (!regionHeat.has(key)) {
-          const id = new ImageData(w, h);
-          colourise(region.subarray(k * hw, (k + 1) * hw), new Uint32Array(id.data.buffer), top2, st.scale, lut);
-          regionHeat.set(key, id);
-        }
-        const ctx = cv.getContext("2d");
-        ctx.imageSmoothingEnabled = false;
-        ctx.drawImage(layers.dim(), 0, 0);
-        heatCtx.putImageData(regionHeat.get(key), 0, 0);
-        ctx.drawImage(heatSmall, 0, 0, size.bw, size.bh);
-        layers.outline(ctx, st.y, st.x);
-        title.textContent = `region “${names[k]}”: its spatial-softmax weights (sum to 1 over the image); this pixel gives it ${fmt(sim[p * K + k], 4)}`;
-        showScale(top2, `region “${names[k]}”'s largest weight`, st.scale);
-        cv.dataset.region = String(k);
-        cv.dataset.map = "region";
-        return;
-      }
-      const m = contextOf(f, vals), own = maxOf(m);
-      const top = st.shared ? Math.max(own, sharedTop(f, data.erfFor(st.y, st.x))) : own;
-      layers.outline(heat(m, top, st.scale), st.y, st.x);
-      title.textContent = "where this pixel's context comes from: Σₖ sim[p,k] · region weightsₖ (sums to 1 over the image)" + (v.cf.edit(p, st) ? " — with the edited row" : "");
-      showScale(top, st.shared ? SHARED : "this pixel's largest context weight", st.scale);
-      cv.dataset.region = "all";
-      cv.dataset.map = "context";
-    }
-    function drawErf(f) {
-      const { st } = f, erf = data.erfFor(st.y, st.x);
-      const own = erf ? maxOf(erf) : 0, top = st.shared ? Math.max(own, maxOf(contextOf(f, other))) : own;
-      const ctx = heat(erf, top, st.scale), sx = size.bw / W, sy = size.bh / H, dpr = size.dpr;
-      layers.outline(ctx, st.y, st.x);
-      for (const br of asppTaps(st.y, st.x, rates, s, h, w, H, W)) {
-        ctx.fillStyle = branchColour(br.branch);
-        for (const t of br.taps) if (t.inside) ctx.fillRect(t.x * sx - 1.5 * dpr, t.y * sy - 1.5 * dpr, 3 * dpr, 3 * dpr);
-      }
-      const status = v.model.get("erf_status") || "";
-      const missing = data.standalone ? `no ERF stored for this cell in this page (${preErf.size} cell${preErf.size === 1 ? " has" : "s have"} one)` : "no ERF for this cell: Explorer(..., erf_fn=...) with show_erf=True computes it";
-      title.textContent = erf ? "ASPP's effective receptive field of this cell (|∂ output / ∂ input|, share per cell; sums to 1)" : status || missing;
-      if (erf || st.shared) showScale(top || 1, st.shared ? SHARED : "this cell's largest ERF share", st.scale);
-      else {
-        legendText.textContent = "no map";
-        for (const e of [panel, cv]) {
-          e.dataset.vmax = "";
-          e.dataset.scale = st.scale;
-        }
-      }
-      cv.dataset.region = String(st.hover >= 0 ? st.hover : "all");
-      cv.dataset.map = erf ? "erf" : "none";
-    }
+  // ocrviz/widgets/js/erf_context.js
+  function erfSource(v) {
+    const { data, model } = v, { preErf } = data;
     return {
-      el: panel,
-      watches: ["hover", "erf"],
-      resize() {
-        if (cv.width !== size.bw || cv.height !== size.bh) {
-          cv.width = size.bw;
-          cv.height = size.bh;
+      id: "aspp-erf",
+      watches: ["erf"],
+      map(f, out) {
+        const erf = data.erfFor(f.st.y, f.st.x);
+        if (!erf) {
+          const status = model.get("erf_status") || "";
+          const stored = preErf.size ? ` (${preErf.size} cell${preErf.size === 1 ? " has" : "s have"} one)` : "";
+          return { why: status || data.unavailable["aspp-erf"] && data.unavailable["aspp-erf"] + stored || (data.standalone ? `This page holds no ERF for this cell${stored}.` : model.get("show_erf") ? "No ERF for this cell yet." : "The ERF is computed for each clicked cell when show_erf is on.") };
         }
-        cv.style.width = size.dispW + "px";
-        cv.style.height = size.dispH + "px";
-        panel.style.width = size.dispW + 2 + "px";
+        out.set(erf);
+        return { off: 0, map: "erf", topWhat: "this cell's largest ERF share", shares: data.erfMassFor(f.st.y, f.st.x) };
       },
-      draw(f) {
-        if (f.only && f.only.has("erf") && f.st.mode !== "aspp") return;
-        if (f.only && f.only.has("hover") && f.st.mode !== "ocr") return;
-        if (f.st.mode === "aspp") drawErf(f);
-        else drawOcr(f);
-      }
+      title: () => "ASPP's effective receptive field (|∂ output / ∂ input| per cell; sums to 1)"
     };
   }
 
@@ -858,10 +1056,8 @@ var __ocrviz_bundle = (() => {
       nodes: [tools, gainRow, head, list],
       watches: ["hover"],
       draw(f) {
-        const { st } = f, aspp = st.mode === "aspp";
-        list.hidden = aspp;
-        head.hidden = aspp;
-        tools.hidden = gainRow.hidden = aspp || !cf.on;
+        const { st } = f;
+        tools.hidden = gainRow.hidden = !cf.on;
         if (f.only && f.only.has("hover")) {
           rows.forEach((r, j) => r.r.classList.toggle("ocrviz-hovered", j === st.hover));
           return;
@@ -899,6 +1095,9 @@ var __ocrviz_bundle = (() => {
   function branchBars(v) {
     const { data } = v, { rates, nBranch, shares, s, w } = data;
     const part = el("div", "ocrviz-branches");
+    const head = el("div", "ocrviz-note");
+    head.textContent = "ASPP branches: the share of each in its 1x1 projection at this cell";
+    head.hidden = !rates.length;
     const rows = [];
     for (let b = 0; b < nBranch && rates.length; b++) {
       const r = el("div", "ocrviz-branch-share", { "data-branch": b });
@@ -916,20 +1115,15 @@ var __ocrviz_bundle = (() => {
     }
     const note = el("div", "ocrviz-note");
     return {
-      nodes: [part, note],
+      nodes: [head, part, note],
       draw(f) {
-        const aspp = f.st.mode === "aspp";
-        part.hidden = !aspp;
-        if (!aspp) {
-          note.textContent = "";
-          return;
-        }
+        part.hidden = note.hidden = !rates.length;
+        if (!rates.length) return;
         const p = f.st.y * w + f.st.x;
         if (!shares.length) {
           note.textContent = "no per-branch shares in the data";
           return;
         }
-        note.textContent = "share of each branch in ASPP's 1x1 projection at this cell";
         rows.forEach((row, b) => {
           const val = shares[p * nBranch + b];
           row.r.dataset.share = val.toFixed(6);
@@ -948,10 +1142,9 @@ var __ocrviz_bundle = (() => {
     return {
       nodes: [box],
       draw(f) {
-        box.hidden = f.st.mode === "aspp";
         const res = cf.on ? f.cf() : null;
         if (!res) {
-          box.textContent = "";
+          box.textContent = data.unavailable.counterfactuals || (cf.on ? "" : "No counterfactuals for this model.");
           return;
         }
         const { base, after, edited, pending } = res, st = f.st;
@@ -1030,7 +1223,7 @@ var __ocrviz_bundle = (() => {
         parts.push(`top region: ${names[v.topRegion] ?? "?"}`);
         const bl = at(maps.blame);
         root.dataset.blame = bl === null || bl === IGNORE || !BLAME[bl] ? "" : BLAME[bl][0];
-        if (st.overlay === "errors" && st.mode === "ocr" && root.dataset.blame) parts.push(`error blame: ${BLAME[bl][0]} — ${BLAME[bl][1]}`);
+        if (st.overlay === "errors" && root.dataset.blame) parts.push(`error blame: ${BLAME[bl][0]} — ${BLAME[bl][1]}`);
         info.textContent = parts.join(" · ");
         v.pin.textContent = st.pinned ? "pinned: click it again or press Esc to follow the mouse" : "following the mouse: click to pin";
         root.dataset.pinned = String(st.pinned);
@@ -1113,6 +1306,11 @@ var __ocrviz_bundle = (() => {
         ctx.fillStyle = "rgba(0,0,0,0.62)";
         ctx.fillRect(0, 0, size.bw, size.bh);
       }),
+      // the image faded towards white, under the class colours of the mass view
+      faded: () => layer("faded", (ctx) => {
+        ctx.fillStyle = "rgba(255,255,255,0.78)";
+        ctx.fillRect(0, 0, size.bw, size.bh);
+      }),
       // the selected cell (y, x), black then white
       outline(ctx, y, x) {
         const { bw, bh, dpr } = size, sx = bw / W, sy = bh / H;
@@ -1128,24 +1326,28 @@ var __ocrviz_bundle = (() => {
   // ocrviz/widgets/js/layout.js
   var BAR_W = 260;
   var GAP = 10;
-  function layoutFor(avail, { W, s }, fixed) {
+  var LARGE = 1.35;
+  function layoutFor(avail, { W, s }, fixed, n = 2, barW = BAR_W) {
     const crisp = (side) => {
       const px = Math.floor(side * s / W);
       return px >= 1 ? px * W / s : Math.max(60, side);
     };
-    if (fixed > 0) return { side: Math.max(120, fixed), stacked: false };
-    if (!(avail > 0)) return { side: 300, stacked: false };
-    const row = crisp((avail - BAR_W - 2 * GAP - 8) / 2), two = crisp((avail - GAP - 6) / 2);
+    if (fixed > 0) return { side: Math.max(120, fixed), stacked: n > 2 };
+    if (!(avail > 0)) return { side: 300, stacked: n > 2 };
+    const row = crisp((avail - barW - n * GAP - 4 * n) / n), two = crisp((avail - (n - 1) * GAP - 3 * n) / n);
     const cell = (side) => side * s / W;
     if (row >= 120 && cell(row) >= Math.min(8, cell(two))) return { side: row, stacked: false };
-    if (two >= 160) return { side: two, stacked: true };
-    return { side: crisp(avail - 4), stacked: true };
+    if (two >= 120) return { side: two, stacked: true };
+    const half = crisp((avail - GAP - 6) / 2);
+    return half >= 160 ? { side: half, stacked: true } : { side: crisp(avail - 4), stacked: true };
   }
-  function sizing(data) {
+  function sizing(data, n) {
     const dpr = Math.min(2, globalThis.devicePixelRatio || 1);
-    const size = { dpr, dispW: 300, dispH: Math.round(300 * data.H / data.W), bw: 0, bh: 0, stacked: false };
-    size.fit = (avail, fixed) => {
-      const lay = layoutFor(avail, data, fixed), changed = lay.side !== size.dispW || lay.stacked !== size.stacked || !size.bw;
+    const size = { dpr, dispW: 300, dispH: Math.round(300 * data.H / data.W), bw: 0, bh: 0, stacked: false, barW: BAR_W };
+    size.fit = (avail, fixed, large) => {
+      size.barW = Math.round(BAR_W * (large ? LARGE : 1));
+      const lay = layoutFor(avail, data, fixed, n, size.barW);
+      const changed = lay.side !== size.dispW || lay.stacked !== size.stacked || !size.bw;
       size.dispW = lay.side;
       size.dispH = Math.round(lay.side * data.H / data.W);
       size.stacked = lay.stacked;
@@ -1164,11 +1366,10 @@ var __ocrviz_bundle = (() => {
       watches: ["hover", "pinned"],
       resize() {
         const { size } = v;
-        panel.style.width = size.stacked ? Math.max(BAR_W, Math.min(2 * BAR_W, size.dispW + 2)) + "px" : BAR_W + "px";
-        panel.style.order = size.stacked ? "3" : "";
+        panel.style.width = size.stacked ? Math.max(size.barW, Math.min(2 * size.barW, size.dispW + 2)) + "px" : size.barW + "px";
       },
       draw(f) {
-        if (!f.only) title.textContent = f.st.mode === "aspp" ? "ASPP branches: fixed context of this cell" : "object regions this pixel draws context from (sim map row)";
+        if (!f.only) title.textContent = "object regions this pixel draws context from (its sim map row)";
         for (const p of parts) if (!f.only || (p.watches || []).some((k) => f.only.has(k))) p.draw(f);
       }
     };
@@ -1176,15 +1377,16 @@ var __ocrviz_bundle = (() => {
 
   // ocrviz/widgets/js/store.js
   var OVERLAYS = ["image", "prediction", "ground truth", "errors", "marked"];
-  var TRAIT = { mode: "mode", overlay: "overlay", hover: "hover_region", pinned: "pinned", scale: "scale", shared: "shared_scale" };
+  var VIEWS = ["mass", "density"];
+  var TRAIT = { overlay: "overlay", hover: "hover_region", pinned: "pinned", scale: "scale", shared: "shared_scale", view: "context_view" };
   var HOVER_SYNC_MS = 200;
   var clamp = (v, n) => Math.min(n - 1, Math.max(0, v | 0));
-  function initialState(model, { h, w, hasAspp }) {
+  function initialState(model, { h, w }) {
     const sel = model.get("selected") || [0, 0];
     return {
       y: clamp(sel[0], h),
       x: clamp(sel[1], w),
-      mode: model.get("mode") === "aspp" && hasAspp ? "aspp" : "ocr",
+      view: VIEWS.includes(model.get("context_view")) ? model.get("context_view") : "mass",
       overlay: OVERLAYS.includes(model.get("overlay")) ? model.get("overlay") : "image",
       hover: model.get("hover_region") ?? -1,
       pinned: !!model.get("pinned"),
@@ -1195,7 +1397,7 @@ var __ocrviz_bundle = (() => {
       gain: null
     };
   }
-  function createStore(model, state, { h, w, hasAspp }, timers = globalThis) {
+  function createStore(model, state, { h, w }, timers = globalThis) {
     const subs = /* @__PURE__ */ new Set(), offs = [];
     let syncTimer = null;
     const send = (trait, value) => {
@@ -1251,8 +1453,8 @@ var __ocrviz_bundle = (() => {
       if (SCALES[v]) store.set({ scale: v }, { push: false });
     });
     onModel("shared_scale", (v) => store.set({ shared: !!v }, { push: false }));
-    onModel("mode", (v) => {
-      if (v === "ocr" || v === "aspp" && hasAspp) store.set({ mode: v }, { push: false });
+    onModel("context_view", (v) => {
+      if (VIEWS.includes(v)) store.set({ view: v }, { push: false });
     });
     onModel("overlay", (v) => {
       if (OVERLAYS.includes(v)) store.set({ overlay: v }, { push: false });
@@ -1263,7 +1465,7 @@ var __ocrviz_bundle = (() => {
 
   // ocrviz/widgets/js/toolbar.js
   function toolbar(v) {
-    const { data, store, listen } = v, { rates, standalone, maps, markName } = data;
+    const { data, store, listen } = v, { maps, markName } = data;
     const bar = el("div", "ocrviz-toolbar");
     const group = (cls, title) => el("span", cls, title ? { title } : {});
     const buttons = [];
@@ -1278,14 +1480,9 @@ var __ocrviz_bundle = (() => {
       });
       return b;
     };
-    const modes = group("ocrviz-modes");
-    for (const [m, label] of [["ocr", "OCR: object regions"], ["aspp", "ASPP: dilated taps"]]) {
-      const b = button(modes, "ocrviz-mode-btn", "data-mode", "mode", m, label);
-      if (m === "aspp" && !rates.length) {
-        b.disabled = true;
-        b.title = standalone ? "this page was exported without ASPP data" : "no ASPP data: pass aspp_model= (or aspp_rates) to the Explorer";
-      }
-    }
+    const views = group("ocrviz-views", "how the context maps are drawn");
+    const VIEW_LABELS = { mass: "by class (mass)", density: "per cell (density)" };
+    for (const m of VIEWS) button(views, "ocrviz-view-btn", "data-view", "view", m, VIEW_LABELS[m]);
     const overlays = group("ocrviz-overlays");
     for (const o of OVERLAYS) {
       const b = button(overlays, "ocrviz-overlay-btn", "data-overlay", "overlay", o, o === "marked" ? markName : o);
@@ -1295,20 +1492,20 @@ var __ocrviz_bundle = (() => {
       }
       if (o === "marked" && !maps.mark.data.length) b.hidden = true;
     }
-    const scales = group("ocrviz-scales", "colour scale of the maps on the right");
+    const scales = group("ocrviz-scales", "colour scale of the context maps");
     for (const [sc, label] of Object.entries(SCALES)) button(scales, "ocrviz-scale-btn", "data-scale", "scale", sc, label);
     const shared = el("button", "ocrviz-shared-btn", {
       type: "button",
-      title: "one colour scale for OCR's context and ASPP's ERF at this pixel (the larger maximum of the two at the top)"
+      title: "one colour scale for every context map at this pixel (the largest maximum at the top)"
     });
-    shared.textContent = "same scale for OCR & ASPP";
+    shared.textContent = "same scale for all maps";
     scales.append(shared);
     listen.on(shared, "click", () => {
       store.set({ shared: !store.state.shared });
       v.refocus();
     });
     v.pin = el("span", "ocrviz-pin");
-    bar.append(modes, overlays, scales, v.pin);
+    bar.append(overlays, views, scales, v.pin);
     return {
       el: bar,
       draw(f) {
@@ -1323,35 +1520,39 @@ var __ocrviz_bundle = (() => {
   async function render({ model, el: host }) {
     const listen = listeners();
     const data = await loadData(model), { h, w } = data;
-    const dims = { h, w, hasAspp: data.rates.length > 0 };
+    const dims = { h, w };
     const store = createStore(model, initialState(model, dims), dims);
     listen.add(() => store.dispose());
-    const size = sizing(data), root = el("div", "ocrviz-explorer");
+    const sources = (v2) => [ocrSource(v2), ...data.rates.length ? [asppSource(v2), erfSource(v2)] : []];
+    const size = sizing(data, 1 + (data.rates.length ? 3 : 1)), root = el("div", "ocrviz-explorer");
     const v = { model, data, store, size, listen, root, cf: counterfactuals(data, model), lut: heatLut(), layers: createLayers(data, size) };
     v.refocus = () => v.image.focus({ preventScroll: true });
     const bar = toolbar(v), image = imagePanel(v), cfBox = cfPanel(v), side = sideColumn(v, [regionBars(v), branchBars(v), cfBox]);
-    const context = contextPanel(v), info = infoLine(v);
+    const contexts = sources(v).map((src) => contextPanel(v, src)), info = infoLine(v);
+    v.contextTops = (f) => contexts.map((c) => c.top(f));
     const panels = el("div", "ocrviz-panels");
-    panels.append(image.el, side.el, context.el);
+    panels.append(image.el, ...contexts.map((c) => c.el), side.el);
     root.append(bar.el, panels, info.el);
     root.setAttribute("data-lm-suppress-shortcuts", "true");
     host.append(root);
     listen.add(() => root.remove());
-    const drawn = [bar, image, side, context, info];
+    const drawn = [bar, image, side, ...contexts, info];
     function redraw(only) {
       const t0 = performance.now(), st = store.state, p = st.y * w + st.x;
       let res;
       const f = { st, p, only, row: data.rowOf(p), cf: () => res === void 0 ? res = v.cf.on ? v.cf.at(p, st) : null : res };
       for (const panel of drawn) if (!only || (panel.watches || []).some((k) => only.has(k))) panel.draw(f);
       if (only) return;
-      root.dataset.mode = st.mode;
+      root.dataset.view = st.view;
       root.dataset.overlay = st.overlay;
       root.dataset.drawMs = (performance.now() - t0).toFixed(2);
       root.dataset.y = String(st.y);
       root.dataset.x = String(st.x);
     }
     function resize() {
-      const changed = size.fit(root.clientWidth || host.clientWidth || 0, model.get("width") || 0);
+      const large = model.get("size") === "large";
+      root.classList.toggle("ocrviz-large", large);
+      const changed = size.fit(root.clientWidth || host.clientWidth || 0, model.get("width") || 0, large);
       for (const panel of drawn) if (panel.resize) panel.resize();
       root.dataset.cellPx = (size.dispW * data.s / data.W).toFixed(2);
       root.dataset.layout = size.stacked ? "stacked" : "row";
@@ -1397,6 +1598,7 @@ var __ocrviz_bundle = (() => {
       }
     };
     onModel("change:width", resized);
+    onModel("change:size", resized);
     if (typeof ResizeObserver !== "undefined") {
       let raf = 0;
       const ro = new ResizeObserver(() => {
