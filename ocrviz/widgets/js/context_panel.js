@@ -69,6 +69,7 @@ export function contextPanel(v, source) {
       ctx.drawImage(st.view === "density" || r.why ? layers.dim() : layers.faded(), 0, 0);
       title.textContent = source.title(f, r);
       cv.dataset.map = r.map || "none";
+      cv.dataset.region = r.region ?? "all";
       if (r.why) {
         layers.outline(ctx, st.y, st.x);
         why.hidden = false; why.textContent = r.why;

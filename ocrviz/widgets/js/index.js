@@ -17,7 +17,7 @@ import { branchBars } from "./branches.js";
 import { cfPanel } from "./cf_panel.js";
 import { infoLine } from "./info.js";
 import { createLayers } from "./layers.js";
-import { sideColumn, sizing } from "./layout.js";
+import { arrange, sideColumn, sizing } from "./layout.js";
 import { heatLut } from "./scales.js";
 import { createStore, initialState } from "./store.js";
 import { toolbar } from "./toolbar.js";
@@ -32,7 +32,7 @@ async function render({ model, el: host }) {
   listen.add(() => store.dispose());
   // the context maps shown side by side: OCR's, and with an ASPP model its taps and its ERF
   const sources = (v) => [ocrSource(v), ...(data.rates.length ? [asppSource(v), erfSource(v)] : [])];
-  const size = sizing(data, 1 + (data.rates.length ? 3 : 1)), root = el("div", "ocrviz-explorer");
+  const size = sizing(data, 2), root = el("div", "ocrviz-explorer");      // two pictures a row (layout.arrange)
   const v = { model, data, store, size, listen, root, cf: counterfactuals(data, model), lut: heatLut(), layers: createLayers(data, size) };
   v.refocus = () => v.image.focus({ preventScroll: true });   // after a button, arrow keys still reach the image
 
@@ -40,7 +40,7 @@ async function render({ model, el: host }) {
   const contexts = sources(v).map((src) => contextPanel(v, src)), info = infoLine(v);
   v.contextTops = (f) => contexts.map((c) => c.top(f));      // "same scale for all maps"
   const panels = el("div", "ocrviz-panels");
-  panels.append(image.el, ...contexts.map((c) => c.el), side.el);
+  panels.append(image.el, contexts[0].el, side.el, ...contexts.slice(1).map((c) => c.el));
   root.append(bar.el, panels, info.el);
   root.setAttribute("data-lm-suppress-shortcuts", "true");   // keys inside the explorer are ours, not JupyterLab's
   host.append(root);
@@ -62,6 +62,7 @@ async function render({ model, el: host }) {
     root.classList.toggle("ocrviz-large", large);
     const changed = size.fit(root.clientWidth || host.clientWidth || 0, model.get("width") || 0, large);
     for (const panel of drawn) if (panel.resize) panel.resize();
+    arrange(panels, image, contexts, side, size);
     root.dataset.cellPx = (size.dispW * data.s / data.W).toFixed(2);          // CSS px per feature cell
     root.dataset.layout = size.stacked ? "stacked" : "row";
     return changed;

@@ -10,11 +10,12 @@ export const LARGE = 1.35;                 // size="large" (a projector): type a
 // n pictures in a row (the image and its context maps), bars `barW` wide
 export function layoutFor(avail, { W, s }, fixed, n = 2, barW = BAR_W) {
   const crisp = (side) => { const px = Math.floor(side * s / W); return px >= 1 ? px * W / s : Math.max(60, side); };
-  if (fixed > 0) return { side: Math.max(120, fixed), stacked: n > 2 };
-  if (!(avail > 0)) return { side: 300, stacked: n > 2 };
+  if (fixed > 0) return { side: Math.max(120, fixed), stacked: false };
+  if (!(avail > 0)) return { side: 300, stacked: false };
   const row = crisp((avail - barW - n * GAP - 4 * n) / n), two = crisp((avail - (n - 1) * GAP - 3 * n) / n);
   const cell = (side) => side * s / W;
-  if (row >= 120 && cell(row) >= Math.min(8, cell(two))) return { side: row, stacked: false };   // bars beside
+  // bars beside the pictures (reachable without scrolling) unless that leaves fewer than 6 CSS px a cell
+  if (row >= 120 && cell(row) >= Math.min(6, cell(two))) return { side: row, stacked: false };
   if (two >= 120) return { side: two, stacked: true };                                           // bars below
   const half = crisp((avail - GAP - 6) / 2);
   return half >= 160 ? { side: half, stacked: true } : { side: crisp(avail - 4), stacked: true }; // two or one a row
@@ -33,6 +34,23 @@ export function sizing(data, n) {
     return changed;
   };
   return size;
+}
+
+// Two pictures a row: the image and OCR's context, then (with an ASPP model) ASPP's taps and its ERF
+// under them; the bars beside both rows (a grid), or, when the width is short, below everything.
+export function arrange(container, image, contexts, side, size) {
+  const items = [image, ...contexts, side].map((p) => p.el);
+  for (const e of items) { e.style.gridColumn = e.style.gridRow = ""; e.style.order = ""; }
+  if (size.stacked) {
+    container.style.display = ""; container.style.gridTemplateColumns = "";
+    side.el.style.order = "10";                                                  // the bars after the pictures
+    return;
+  }
+  const col = size.dispW + 2 + "px";
+  container.style.display = "grid";
+  container.style.gridTemplateColumns = `${col} ${col} ${size.barW}px`;
+  [image, ...contexts].forEach((p, i) => { p.el.style.gridColumn = String(1 + (i % 2)); p.el.style.gridRow = String(1 + Math.floor(i / 2)); });
+  side.el.style.gridColumn = "3"; side.el.style.gridRow = `1 / span ${Math.ceil((1 + contexts.length) / 2)}`;
 }
 
 // the column beside (or below) the pictures: a title over the parts' nodes

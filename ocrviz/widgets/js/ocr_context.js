@@ -14,7 +14,7 @@ export function ocrSource(v) {
       const k = f.st.hover;
       if (k >= 0 && k < K) {
         out.set(region.subarray(k * hw, (k + 1) * hw));
-        return { off: 0, map: "region", topWhat: `region “${names[k]}”'s largest weight`,
+        return { off: 0, map: "region", region: String(k), topWhat: `region “${names[k]}”'s largest weight`,
           shares: exact ? Array.from(regionMass.subarray(k * K, (k + 1) * K)) : null };
       }
       const row = v.cf.edit(f.p, f.st) || f.row;

@@ -719,6 +719,7 @@ var __ocrviz_bundle = (() => {
         ctx.drawImage(st.view === "density" || r.why ? layers.dim() : layers.faded(), 0, 0);
         title.textContent = source.title(f, r);
         cv.dataset.map = r.map || "none";
+        cv.dataset.region = r.region ?? "all";
         if (r.why) {
           layers.outline(ctx, st.y, st.x);
           why.hidden = false;
@@ -790,6 +791,7 @@ var __ocrviz_bundle = (() => {
           return {
             off: 0,
             map: "region",
+            region: String(k),
             topWhat: `region “${names[k]}”'s largest weight`,
             shares: exact ? Array.from(regionMass.subarray(k * K, (k + 1) * K)) : null
           };
@@ -1332,11 +1334,11 @@ var __ocrviz_bundle = (() => {
       const px = Math.floor(side * s / W);
       return px >= 1 ? px * W / s : Math.max(60, side);
     };
-    if (fixed > 0) return { side: Math.max(120, fixed), stacked: n > 2 };
-    if (!(avail > 0)) return { side: 300, stacked: n > 2 };
+    if (fixed > 0) return { side: Math.max(120, fixed), stacked: false };
+    if (!(avail > 0)) return { side: 300, stacked: false };
     const row = crisp((avail - barW - n * GAP - 4 * n) / n), two = crisp((avail - (n - 1) * GAP - 3 * n) / n);
     const cell = (side) => side * s / W;
-    if (row >= 120 && cell(row) >= Math.min(8, cell(two))) return { side: row, stacked: false };
+    if (row >= 120 && cell(row) >= Math.min(6, cell(two))) return { side: row, stacked: false };
     if (two >= 120) return { side: two, stacked: true };
     const half = crisp((avail - GAP - 6) / 2);
     return half >= 160 ? { side: half, stacked: true } : { side: crisp(avail - 4), stacked: true };
@@ -1356,6 +1358,28 @@ var __ocrviz_bundle = (() => {
       return changed;
     };
     return size;
+  }
+  function arrange(container, image, contexts, side, size) {
+    const items = [image, ...contexts, side].map((p) => p.el);
+    for (const e of items) {
+      e.style.gridColumn = e.style.gridRow = "";
+      e.style.order = "";
+    }
+    if (size.stacked) {
+      container.style.display = "";
+      container.style.gridTemplateColumns = "";
+      side.el.style.order = "10";
+      return;
+    }
+    const col = size.dispW + 2 + "px";
+    container.style.display = "grid";
+    container.style.gridTemplateColumns = `${col} ${col} ${size.barW}px`;
+    [image, ...contexts].forEach((p, i) => {
+      p.el.style.gridColumn = String(1 + i % 2);
+      p.el.style.gridRow = String(1 + Math.floor(i / 2));
+    });
+    side.el.style.gridColumn = "3";
+    side.el.style.gridRow = `1 / span ${Math.ceil((1 + contexts.length) / 2)}`;
   }
   function sideColumn(v, parts) {
     const panel = el("div", "ocrviz-panel ocrviz-panel-bars");
@@ -1524,14 +1548,14 @@ var __ocrviz_bundle = (() => {
     const store = createStore(model, initialState(model, dims), dims);
     listen.add(() => store.dispose());
     const sources = (v2) => [ocrSource(v2), ...data.rates.length ? [asppSource(v2), erfSource(v2)] : []];
-    const size = sizing(data, 1 + (data.rates.length ? 3 : 1)), root = el("div", "ocrviz-explorer");
+    const size = sizing(data, 2), root = el("div", "ocrviz-explorer");
     const v = { model, data, store, size, listen, root, cf: counterfactuals(data, model), lut: heatLut(), layers: createLayers(data, size) };
     v.refocus = () => v.image.focus({ preventScroll: true });
     const bar = toolbar(v), image = imagePanel(v), cfBox = cfPanel(v), side = sideColumn(v, [regionBars(v), branchBars(v), cfBox]);
     const contexts = sources(v).map((src) => contextPanel(v, src)), info = infoLine(v);
     v.contextTops = (f) => contexts.map((c) => c.top(f));
     const panels = el("div", "ocrviz-panels");
-    panels.append(image.el, ...contexts.map((c) => c.el), side.el);
+    panels.append(image.el, contexts[0].el, side.el, ...contexts.slice(1).map((c) => c.el));
     root.append(bar.el, panels, info.el);
     root.setAttribute("data-lm-suppress-shortcuts", "true");
     host.append(root);
@@ -1554,6 +1578,7 @@ var __ocrviz_bundle = (() => {
       root.classList.toggle("ocrviz-large", large);
       const changed = size.fit(root.clientWidth || host.clientWidth || 0, model.get("width") || 0, large);
       for (const panel of drawn) if (panel.resize) panel.resize();
+      arrange(panels, image, contexts, side, size);
       root.dataset.cellPx = (size.dispW * data.s / data.W).toFixed(2);
       root.dataset.layout = size.stacked ? "stacked" : "row";
       return changed;
