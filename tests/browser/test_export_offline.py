@@ -310,6 +310,28 @@ def test_standalone_page_shows_no_python_only_hints(page) -> None:
             assert hint not in text, (hint, text[:300])
 
 
+def test_large_size_for_a_projector(browser, data, tmp_path) -> None:
+    """size="large": larger type and wider bars than the default, the same numbers."""
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    try:
+        found = {}
+        for size in ("normal", "large"):
+            page.goto(Explorer.from_data(data, size=size).save_html(tmp_path / f"{size}.html").as_uri())
+            page.wait_for_selector("#ocrviz-root[data-ready=true]", timeout=20_000)
+            root = _root(page)
+            found[size] = root.evaluate("""(r) => ({font: parseFloat(getComputedStyle(r).fontSize),
+                bars: r.querySelector('.ocrviz-panel-bars').getBoundingClientRect().width,
+                info: parseFloat(getComputedStyle(r.querySelector('.ocrviz-info')).fontSize),
+                large: r.classList.contains('ocrviz-large')})""")
+            found[size]["regions"] = [(r["k"], r["weight"]) for r in read_state(root)["regions"]]
+        assert not found["normal"]["large"] and found["large"]["large"]
+        assert found["large"]["font"] >= 1.3 * found["normal"]["font"]
+        assert found["large"]["info"] > found["normal"]["info"] and found["large"]["bars"] > 1.3 * found["normal"]["bars"]
+        assert found["large"]["regions"] == found["normal"]["regions"]
+    finally:
+        page.close()
+
+
 def test_width_option_sets_the_picture_size(page, data) -> None:
     root = _root(page)
     assert root.get_attribute("data-cell-px") == f"{384 * data.output_stride / data.image_hw[1]:.2f}"  # width=384 given
@@ -386,6 +408,12 @@ def test_dropping_a_region_changes_prediction_and_logits_as_a_hooked_forward_say
         want = forward_with(only)
         np.testing.assert_allclose(json.loads(root.get_attribute("data-cf-logits")), want, atol=1e-4)
         assert int(root.get_attribute("data-cf-pred")) == int(np.argmax(want))
+        head = root.locator(".ocrviz-cf-head")
+        name = ex.data.class_names[other]
+        assert head.text_content().startswith(f"only {name}: predicts "), head.text_content()
+        # the headline is never clipped: all of it inside the fixed-height box, none of it hidden
+        assert head.evaluate("(e) => e.scrollHeight <= e.clientHeight + 1 && e.scrollWidth <= e.clientWidth + 1 && "
+                             "e.getBoundingClientRect().bottom <= e.parentElement.getBoundingClientRect().bottom + 0.5")
         root.locator(".ocrviz-reset-btn").click()
         assert root.get_attribute("data-cf-logits") is None
         # the slider: scale one region's weight (x2.5), then renormalise
