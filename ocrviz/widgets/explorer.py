@@ -26,14 +26,16 @@ import numpy as np
 import traitlets as t
 
 from .kernel_cf import KernelCounterfactuals
-from .payload import (ExplorerData, cf_fits_page, encode_erf, erf_to_cells, from_cache, pack_for_widget, png_bytes,
-                      to_payload, to_uint8_image)
+from .payload import (ExplorerData, cf_fits_page, class_mass, encode_erf, erf_to_cells, from_cache, pack_for_widget,
+                      png_bytes, to_payload, to_uint8_image)
 
 STATIC = pathlib.Path(__file__).parent / "static"
 MODES = ("ocr", "aspp")
 OVERLAYS = ("image", "prediction", "ground truth", "errors", "marked")
 SCALES = ("sqrt", "log", "linear")
 COUNTERFACTUALS = ("auto", "browser", "kernel", "off")
+SIZES = ("normal", "large")
+VIEWS = ("mass", "density")
 ErfFn = Callable[[int, int], Any]
 
 
@@ -66,19 +68,26 @@ class Explorer(anywidget.AnyWidget):
     itself; ``Explorer.from_data(data)`` / ``Explorer.from_cache(cache, image)``
     skip the model.
 
-    Synced state: ``selected`` ([row, col] feature cell), ``mode`` ("ocr" |
-    "aspp"), ``overlay`` ("image" | "prediction" | "ground truth" | "errors" |
-    "marked", the ``mark`` pixels, labelled by ``mark_name``),
-    ``hover_region`` (-1 or k), ``show_erf`` (compute the ASPP ERF of the
-    selected cell with ``erf_fn`` while in ASPP mode), ``pinned`` (the mouse
-    no longer moves the selection; ``select()`` pins), ``scale`` ("sqrt" |
-    "log" | "linear": the colour scale of the right-hand map, whose top colour
-    is that map's own maximum), ``shared_scale`` (one scale for OCR's context
-    and ASPP's ERF at the selected pixel: the larger maximum of the two),
+    Synced state: ``selected`` ([row, col] feature cell), ``overlay``
+    ("image" | "prediction" | "ground truth" | "errors" | "marked", the
+    ``mark`` pixels, labelled by ``mark_name``), ``hover_region`` (-1 or k),
+    ``show_erf`` (compute the ASPP ERF of the selected cell with ``erf_fn``),
+    ``pinned`` (the mouse no longer moves the selection; ``select()`` pins),
+    ``context_view`` ("mass": each source cell in its predicted class's
+    colour, the classes weighted by their share of the map's mass, each drawn
+    relative to its own peak; "density": the map's value per cell),
+    ``scale`` ("sqrt" | "log" | "linear": the colour scale of the context
+    maps, whose top colour is each map's own maximum), ``shared_scale`` (one
+    scale for every context map at the selected pixel: the largest maximum),
     ``width`` (CSS px per picture; 0, the default, fills the output area's
-    width, with whole CSS px per feature cell so that cells stay crisp).
-    The context panel carries ``data-vmax`` (the value at the top colour)
-    and ``data-scale``.
+    width, with whole CSS px per feature cell so that cells stay crisp),
+    ``size`` ("normal" | "large": larger type and bars for a projector).
+    ``mode`` is kept for old notebooks: OCR's context, ASPP's taps and its
+    ERF are shown side by side.  Each context panel carries ``data-panel``
+    ("ocr-context", "aspp-context", "aspp-erf"), ``data-vmax`` (the value at
+    the top colour), ``data-scale`` and ``data-mass`` (JSON {class name:
+    share of the drawn map's mass on cells predicted as that class,
+    "off-grid": share outside the image}; sums to 1).
 
     Counterfactuals (click a region bar to drop it, shift-click to keep only
     it, the slider to scale it; OCR models whose head after the sim map is
@@ -115,8 +124,6 @@ class Explorer(anywidget.AnyWidget):
     aspp_shares = t.Bytes(b"").tag(sync=True)
     aspp_pred = t.Bytes(b"").tag(sync=True)
     aspp_pred_hw = t.List(t.Int(), []).tag(sync=True)
-    cell_pred = t.Bytes(b"").tag(sync=True)          # h x w uint8: argmax of the main logits per cell
-    aspp_cell_pred = t.Bytes(b"").tag(sync=True)
     erf_cells = t.List(t.List(t.Int()), []).tag(sync=True)
     erf_maps = t.Bytes(b"").tag(sync=True)
     erf_scales = t.List(t.Float(), []).tag(sync=True)
@@ -125,6 +132,9 @@ class Explorer(anywidget.AnyWidget):
     mark_name = t.Unicode("marked").tag(sync=True)
     blame = t.Bytes(b"").tag(sync=True)                 # error_blame category per pixel, 255 = no error
     blame_hw = t.List(t.Int(), []).tag(sync=True)
+    cell_class = t.Bytes(b"").tag(sync=True)            # h*w uint8: each cell's predicted class (mass strips)
+    region_mass = t.Bytes(b"").tag(sync=True)           # K x K float32: region k's mass on class c's cells
+    erf_class_mass = t.List(t.List(t.Float()), []).tag(sync=True)   # per stored ERF: its K class shares
     packed = t.Dict({}).tag(sync=True)   # {trait: {buf, deflate, shuffle, fixed}}: large buffers, compressed
     # OCR's head after the sim map, per pixel (float32; empty for models without it): counterfactuals
     cf_value = t.Bytes(b"").tag(sync=True)
@@ -150,6 +160,8 @@ class Explorer(anywidget.AnyWidget):
     scale = t.Enum(SCALES, "sqrt").tag(sync=True)
     shared_scale = t.Bool(False).tag(sync=True)
     width = t.Int(0, min=0).tag(sync=True)
+    size = t.Enum(SIZES, "normal").tag(sync=True)        # "large": larger type and bars, for a projector
+    context_view = t.Enum(VIEWS, "mass").tag(sync=True)  # the context maps: by class (mass) or per cell (density)
     overlay_colours = t.Dict({}).tag(sync=True)
     standalone = t.Bool(False).tag(sync=True)
     # on-demand ERF of one cell (Python -> JS)
@@ -157,6 +169,7 @@ class Explorer(anywidget.AnyWidget):
     erf_scale = t.Float(0.0).tag(sync=True)
     erf_cell = t.List(t.Int(), [-1, -1]).tag(sync=True)
     erf_status = t.Unicode("").tag(sync=True)
+    erf_mass = t.List(t.Float(), []).tag(sync=True)     # the on-demand ERF's K class shares (exact strip)
 
     def __init__(self, model: Any, image: Any, labels: Any = None, *, aspp_model: Any = None,
                  class_names: Sequence[str] | None = None, palette: Any = None,
@@ -174,8 +187,7 @@ class Explorer(anywidget.AnyWidget):
         ignore.  ``class_names``/``palette`` default to the model's.  With
         ``aspp_model`` and no ``erf_fn``, the ERF is Captum's gradient
         saliency of the ASPP model (``ocrviz.analysis.erf.make_erf_fn``),
-        computed only for cells selected while ``mode="aspp"`` and
-        ``show_erf=True``.  ``mark``: an H x W bool map that the overlay
+        computed only for cells selected while ``show_erf=True``.  ``mark``: an H x W bool map that the overlay
         button ``mark_name`` highlights (e.g. ``ocrviz.data.ambiguity.cue_free``).
 
         Any model in which ``ocrviz.capture`` finds an OCR block works: ocrviz's
@@ -281,7 +293,8 @@ class Explorer(anywidget.AnyWidget):
         erfs.update(self._erf_cache)          # ERFs computed on demand travel too
         state = {"selected": list(self.selected), "mode": self.mode, "overlay": self.overlay,
                  "width": self.width, "show_erf": self.show_erf, "pinned": self.pinned,
-                 "scale": self.scale, "shared_scale": self.shared_scale}
+                 "scale": self.scale, "shared_scale": self.shared_scale, "size": self.size,
+                 "context_view": self.context_view}
         return save_html(self._data, path, state=state, title=title, image_format=image_format,
                          erf_maps=erfs, **options)
 
@@ -294,9 +307,9 @@ class Explorer(anywidget.AnyWidget):
                                f"give [row, col] in feature cells (pixel // {self.output_stride})")
         return [int(y), int(x)]
 
-    # ---- ERF on demand (debounced; only in ASPP mode with show_erf) ----
+    # ---- ERF on demand (debounced; only with show_erf) ----
     def _on_erf_inputs(self, change: dict | None = None) -> None:
-        if self._erf_fn is None or not self.show_erf or self.mode != "aspp":
+        if self._erf_fn is None or not self.show_erf:
             return
         cell = (int(self.selected[0]), int(self.selected[1]))
         if list(cell) == list(self.erf_cell):
@@ -315,7 +328,7 @@ class Explorer(anywidget.AnyWidget):
 
     def _compute_erf(self) -> None:
         self._erf_handle = None
-        if self._erf_fn is None or not self.show_erf or self.mode != "aspp":
+        if self._erf_fn is None or not self.show_erf:
             return
         cell = (int(self.selected[0]), int(self.selected[1]))
         try:
@@ -378,7 +391,11 @@ class Explorer(anywidget.AnyWidget):
 
     def _send_erf(self, cell: tuple[int, int], cells: np.ndarray) -> None:
         buf, scale = encode_erf(cells)
+        if getattr(self, "_cell_class", None) is None:
+            self._cell_class = self._data.cell_classes()
+        mass = class_mass(cells, self._cell_class, self._data.num_classes)
         with self.hold_sync():
+            self.erf_mass = mass
             self.erf_map = buf
             self.erf_scale = scale
             self.erf_cell = list(cell)

@@ -110,11 +110,9 @@ class ExplorerData:
         pixel_head:     optional ``ocrviz.analysis.pixel_head.PixelHead``: OCR's
                         head after the sim map, per pixel, so that the view can
                         re-run a pixel with an edited sim row (counterfactuals)
-        cell_pred:      optional h x w int: each cell's predicted class, the argmax
-                        of OCR's main logits at feature resolution (the classes
-                        the context panels' mass strips sum over)
-        aspp_cell_pred: optional h x w int: the same for the ASPP model (its
-                        context and ERF panels' mass strips)
+        cell_class:     optional h x w int: each feature cell's predicted class,
+                        the argmax of the main logits at feature resolution (the
+                        classes the mass strips count by); default ``cell_classes()``
 
     Example:
         >>> from ocrviz.widgets.synthetic import synthetic_data
@@ -140,8 +138,7 @@ class ExplorerData:
     mark_name: str = "marked"
     pixel_head: Any = None
     blame: np.ndarray | None = None
-    cell_pred: np.ndarray | None = None
-    aspp_cell_pred: np.ndarray | None = None
+    cell_class: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen: normalise once)
@@ -193,9 +190,8 @@ class ExplorerData:
                                              f"each row (over the {n} branches 1x1, dilated, pool)"))
         if self.aspp_pred is not None:
             put("aspp_pred", _int_map("aspp_pred", self.aspp_pred, grids, k, allow_ignore=False))
-        for name in ("cell_pred", "aspp_cell_pred"):
-            if getattr(self, name) is not None:
-                put(name, _int_map(name, getattr(self, name), [(h, w)], k, allow_ignore=False))
+        if self.cell_class is not None:
+            put("cell_class", _int_map("cell_class", self.cell_class, [(h, w)], k, allow_ignore=False))
         if self.erf_maps is not None:
             erfs = {}
             for key, m in dict(self.erf_maps).items():
@@ -288,15 +284,18 @@ class ExplorerData:
     def panel_masses(self, y: int, x: int, erf: np.ndarray | None = None) -> dict[str, dict[str, float]]:
         """{panel: {class name: mass, "off-grid": mass}} of cell (y, x): each panel's ``data-mass``.
 
-        A cell's class is its model's ``cell_pred`` (OCR panel) or ``aspp_cell_pred`` (ASPP
-        panels); without them, the class of the cell's centre pixel (``pred_at``)."""
+        Every panel counts by the same partition, :meth:`cell_classes` (the OCR model's class per
+        cell), so the three strips can be compared class by class."""
+        cls = self.cell_classes()
+        return {panel: m.mass_by_class(cls, self.class_names) for panel, m in self.panel_maps(y, x, erf).items()}
+
+    def cell_classes(self) -> np.ndarray:
+        """h x w uint8: each feature cell's predicted class: ``cell_class`` when given (the argmax of the
+        main logits at feature resolution), else the prediction at the cell's centre pixel (``pred_at``)."""
         h, w = self.feat_hw
-        centre = lambda a: np.array([[self._at(a, i, j) for j in range(w)] for i in range(h)])  # noqa: E731
-        ocr_cls = self.cell_pred if self.cell_pred is not None else centre(self.pred)
-        aspp_cls = self.aspp_cell_pred if self.aspp_cell_pred is not None else \
-            (centre(self.aspp_pred) if self.aspp_pred is not None else ocr_cls)
-        return {panel: m.mass_by_class(ocr_cls if panel == "ocr-context" else aspp_cls, self.class_names)
-                for panel, m in self.panel_maps(y, x, erf).items()}
+        if self.cell_class is not None:
+            return np.asarray(self.cell_class, np.uint8)
+        return np.array([[self.pred_at(y, x) for x in range(w)] for y in range(h)], np.uint8)
 
     def to_npz(self, path: str) -> None:
         """Save the arrays the explorer shows (tests compare the DOM with these)."""
@@ -311,14 +310,12 @@ class ExplorerData:
             extra["aspp_shares"] = np.asarray(self.aspp_shares)                  # HW x 5
         if self.aspp_pred is not None:
             extra["aspp_pred"] = np.asarray(self.aspp_pred)
-        for name in ("cell_pred", "aspp_cell_pred"):
-            if getattr(self, name) is not None:
-                extra[name] = np.asarray(getattr(self, name))
         if self.mark is not None:
             extra["mark"] = np.asarray(self.mark)
             extra["mark_name"] = np.array(self.mark_name)
         np.savez(path, sim_map=self.sim_map, region_weights=self.region_weights,
                  pred_cells=np.array([self.pred_at(y, x) for y, x in cells], np.int32).reshape(h, w),
+                 cell_class=self.cell_classes(),
                  feat_hw=np.array(self.feat_hw), output_stride=np.array(self.output_stride),
                  image_hw=np.array(self.image_hw), class_names=np.array(self.class_names), **extra)
 

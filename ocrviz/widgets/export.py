@@ -32,7 +32,8 @@ from ocrviz.atomic import write_atomic
 from .payload import PRECISIONS, ExplorerData, encode_buffer, encode_numbers, png_bytes, to_payload
 
 STATIC = pathlib.Path(__file__).parent / "static"
-VIEW_KEYS = ("selected", "mode", "overlay", "hover_region", "width", "show_erf", "pinned", "scale", "shared_scale")
+VIEW_KEYS = ("selected", "mode", "overlay", "hover_region", "width", "show_erf", "pinned", "scale", "shared_scale",
+             "size", "context_view")
 
 _BOOT = r"""
 const __ocrviz_data = JSON.parse(document.getElementById("__DATA_ID__").textContent);
@@ -185,6 +186,7 @@ def _page_data(data: ExplorerData, state: Mapping[str, Any] | None, image_format
     h, w = data.feat_hw
     view = {"selected": [h // 2, w // 2], "mode": "ocr", "overlay": "image", "hover_region": -1,
             "width": 0, "show_erf": False, "pinned": False, "scale": "sqrt", "shared_scale": False,
+            "size": "normal", "context_view": "mass",
             "standalone": True, "erf_map": {"b64": "", "deflate": False, "shuffle": 1, "fixed": 0},
             "erf_scale": 0.0, "erf_cell": [-1, -1], "erf_status": ""}
     view.update({k: v for k, v in (state or {}).items() if k in VIEW_KEYS})

@@ -69,7 +69,7 @@ def pack_for_widget(payload: dict[str, Any], data: ExplorerData, precision: str 
     packed: dict[str, Any] = {"sim_map": encode_numbers(data.sim_map, precision)}
     if data.aspp_shares is not None:
         packed["aspp_shares"] = encode_numbers(data.aspp_shares, precision)
-    for key in ("region_q", "cf_pixels", "pred", "gt", "aspp_pred", "mark", "blame", "cell_pred", "aspp_cell_pred"):
+    for key in ("region_q", "cf_pixels", "pred", "gt", "aspp_pred", "mark", "blame", "cell_class"):
         if out.get(key):
             packed[key] = encode_buffer(out[key], shuffle=4 if key == "cf_pixels" else 1)
     for key in packed:
@@ -130,6 +130,15 @@ def jpeg_bytes(image: np.ndarray, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
+def class_mass(m: np.ndarray, cell_class: np.ndarray, k: int) -> list[float]:
+    """K shares of a non-negative h x w map's mass on the cells of each class (``cell_class``), summing
+    to 1 (all 0 for an empty map): sent with maps the page draws from 8-bit codes, so that its mass
+    strip is exact (``ContextMap.mass_by_class`` without the off-grid entry)."""
+    sums = np.bincount(np.asarray(cell_class).ravel(), weights=np.asarray(m, np.float64).ravel(), minlength=k)[:k]
+    total = sums.sum()
+    return (sums / total if total > 0 else sums).tolist()
+
+
 def encode_erf(erf_cells: np.ndarray) -> tuple[bytes, float]:
     """h x w distribution -> (uint8 bytes, scale)."""
     q, scale = quantise_u8(erf_cells)
@@ -162,6 +171,7 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
         erf_cells.append([y, x])
         erf_q.append(q)
         erf_scales.append(sc)
+    cell_class = data.cell_classes()                                      # h x w
     shown = data.image if image_override is None else image_override
     image = png_bytes(shown) if image_format == "png" else jpeg_bytes(shown)
     f32 = lambda a: np.ascontiguousarray(a, dtype="<f4").tobytes()  # noqa: E731
@@ -195,9 +205,11 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
         "overlay_colours": overlay_colours(),
         "blame": b"" if data.blame is None else u8(np.where(data.blame < 0, 255, data.blame.astype(np.int64))),
         "blame_hw": [] if data.blame is None else list(data.blame.shape),
-        # h x w predicted class per cell (argmax of the main logits at feature resolution): the mass strips
-        "cell_pred": u8(data.cell_pred),
-        "aspp_cell_pred": u8(data.aspp_cell_pred),
+        "cell_class": u8(cell_class),                         # h x w: what the mass strips count by
+        # K x K float32: region k's mass on the cells of class c (the OCR strip, exact: sim row @ this)
+        "region_mass": f32(np.stack([np.bincount(cell_class.ravel(), weights=m.ravel(), minlength=k)[:k]
+                                     for m in data.region_weights.astype(np.float64)])),
+        "erf_class_mass": [class_mass(m, cell_class, k) for m in (data.erf_maps or {}).values()],
         # OCR's head after the sim map (counterfactual re-runs in the view); float32, row-major
         **{f"cf_{name}": (b"" if a is None else f32(a)) for name, a in _cf_arrays(data, cf_in_page).items()},
     }
@@ -293,10 +305,14 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
             else _np(aspp_project_weight)
         shares, _ = dilated_taps.branch_shares(aspp_cache, site, b, project_weight=pw)      # HW x nb
         kw.update(aspp_rates=tuple(aspp_rates), aspp_shares=shares,
-                  aspp_pred=_np(aspp_cache.logits if aspp_logits is None else aspp_logits)[b].argmax(0),
-                  aspp_cell_pred=_cell_pred(aspp_cache, b))
+                  aspp_pred=_np(aspp_cache.logits if aspp_logits is None else aspp_logits)[b].argmax(0))
+    # each cell's class: the argmax of OCR's main logits at feature resolution (the head_logits hook), else
+    # what the pixel head computes exactly (the head after the sim map is per cell), else the centre pixel's
+    cell_class = _cell_pred(cache, b)
+    if cell_class is None and pixel_head is not None:
+        cell_class = pixel_head.predict_all(sim).reshape(h, w)
     return ExplorerData(image=img, feat_hw=(h, w), output_stride=int(output_stride),
                         class_names=tuple(class_names), palette=pal, pred=logits.argmax(0),
                         sim_map=sim, region_weights=rw, gt=gt, erf_maps=erf_maps,
                         mark=None if mark is None else _np(mark).astype(bool), mark_name=mark_name,
-                        pixel_head=pixel_head, blame=blame, cell_pred=_cell_pred(cache, b), **kw)
+                        pixel_head=pixel_head, blame=blame, cell_class=cell_class, **kw)

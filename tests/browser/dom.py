@@ -6,10 +6,10 @@ from typing import Any
 READ_JS = """
 (root) => {
   const a = (e, k) => e.getAttribute(k);
-  const ctx = root.querySelector('.ocrviz-context');
+  const ctx = root.querySelector('[data-panel=ocr-context] .ocrviz-context');
   return {
     y: +a(root, 'data-y'), x: +a(root, 'data-x'), pred: a(root, 'data-pred'), predName: a(root, 'data-pred-name'),
-    true: a(root, 'data-true'), mode: a(root, 'data-mode'), overlay: a(root, 'data-overlay'),
+    true: a(root, 'data-true'), view: a(root, 'data-view'), overlay: a(root, 'data-overlay'),
     pinned: a(root, 'data-pinned'), drawMs: +a(root, 'data-draw-ms'),
     region: a(ctx, 'data-region'), map: a(ctx, 'data-map'),
     regions: [...root.querySelectorAll('.ocrviz-region')].map((e) => ({
@@ -19,6 +19,13 @@ READ_JS = """
     pool: [...root.querySelectorAll('.ocrviz-pool')].map((e) => +a(e, 'data-branch')),
     shares: [...root.querySelectorAll('.ocrviz-branch-share')].map((e) => ({
       branch: +a(e, 'data-branch'), share: a(e, 'data-share')})),
+    // each context panel: what it draws, its scale and where its mass lies (JSON {class: share, "off-grid"})
+    panels: Object.fromEntries([...root.querySelectorAll('.ocrviz-panel-context')].map((e) => [a(e, 'data-panel'), {
+      map: a(e.querySelector('canvas'), 'data-map'), vmax: a(e, 'data-vmax'), scale: a(e, 'data-scale'),
+      mass: a(e, 'data-mass') ? JSON.parse(a(e, 'data-mass')) : null,
+      strip: e.querySelector('.ocrviz-mass').textContent, why: e.querySelector('.ocrviz-unavailable').hidden ? '' :
+        e.querySelector('.ocrviz-unavailable').textContent}])),
+    height: root.getBoundingClientRect().height,
   };
 }
 """

@@ -61,7 +61,7 @@ def _check_regions(state: dict, data, y: int, x: int) -> None:
 
 def test_hover_two_pixels_updates_every_panel(page, data, shots) -> None:
     root, canvas = _root(page), page.locator("canvas.ocrviz-image")
-    ctx_canvas = page.locator("canvas.ocrviz-context")
+    ctx_canvas = page.locator("[data-panel=ocr-context] canvas.ocrviz-context")
     state0 = read_state(root)
     assert (state0["y"], state0["x"]) == (8, 16) and state0["pinned"] == "false"
     _check_regions(state0, data, 8, 16)
@@ -96,7 +96,7 @@ def test_click_pins_and_escape_releases(page, data) -> None:
 
 def test_hovering_a_bar_shows_that_region(page, data, shots) -> None:
     root = _root(page)
-    ctx_canvas = page.locator("canvas.ocrviz-context")
+    ctx_canvas = page.locator("[data-panel=ocr-context] canvas.ocrviz-context")
     before = ctx_canvas.evaluate("(c) => c.toDataURL()")
     second = page.locator(".ocrviz-region[data-rank='2']")
     k = int(second.get_attribute("data-k"))
@@ -107,13 +107,13 @@ def test_hovering_a_bar_shows_that_region(page, data, shots) -> None:
     assert read_state(root)["region"] == "all"
 
 
-def test_aspp_mode_draws_the_taps_of_aspp_taps(page, data, shots) -> None:
+def test_aspp_taps_beside_ocr_draw_the_taps_of_aspp_taps(page, data, shots) -> None:
     root, canvas = _root(page), page.locator("canvas.ocrviz-image")
     y, x = 1, 30                                   # near the top-right corner: many taps off the grid
     canvas.click(position=cell_point(canvas, y, x, data.output_stride, data.image_hw))
-    page.locator(".ocrviz-mode-btn[data-mode=aspp]").click()
     state = read_state(root)
-    assert state["mode"] == "aspp" and (state["y"], state["x"]) == (y, x)
+    assert (state["y"], state["x"]) == (y, x)
+    assert set(state["panels"]) == {"ocr-context", "aspp-context", "aspp-erf"}       # together, no mode
     want = aspp_taps(y, x, data.aspp_rates, data.output_stride, data.feat_hw, data.image_hw)
     want_taps = [(b.index, t.pixel[0], t.pixel[1], "true" if t.inside else "false") for b in want for t in b.taps]
     got_taps = [(t["branch"], t["y"], t["x"], t["inside"]) for t in state["taps"]]
@@ -123,8 +123,105 @@ def test_aspp_mode_draws_the_taps_of_aspp_taps(page, data, shots) -> None:
     row = data.aspp_shares[y * data.feat_hw[1] + x]
     np.testing.assert_allclose([float(s["share"]) for s in state["shares"]], row, atol=1e-5)
     page.screenshot(path=str(shots / "export_aspp.png"))
-    page.locator(".ocrviz-mode-btn[data-mode=ocr]").click()
-    assert read_state(root)["taps"] == []
+
+
+def _mass(m: np.ndarray, off: float, cls: np.ndarray, names) -> dict[str, float]:
+    """{class: share of m's mass on cells of that class, "off-grid": off's share}, from float maps."""
+    total = float(m.sum()) + off
+    out = {n: float(m[cls == k].sum()) / total for k, n in enumerate(names)}
+    out["off-grid"] = off / total
+    return out
+
+
+def _aspp_taps_map(y: int, x: int, shares: np.ndarray, rates, h: int, w: int) -> tuple[np.ndarray, float]:
+    """ASPP's taps of cell (y, x) weighted by the branch shares: 1x1 on the cell, 1/9 of each dilated
+    branch on each of its taps (off the grid: off-grid mass), pooling spread over every cell."""
+    m, off = np.zeros((h, w)), 0.0
+    m[y, x] += shares[0]
+    for b, r in enumerate(rates, start=1):
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                ty, tx = y + dy * r, x + dx * r
+                if 0 <= ty < h and 0 <= tx < w:
+                    m[ty, tx] += shares[b] / 9
+                else:
+                    off += shares[b] / 9
+    m += shares[len(rates) + 1] / (h * w)
+    return m, off
+
+
+def test_each_panels_mass_equals_the_float_maps(page, data, shots) -> None:
+    """data-mass of the OCR and ASPP panels, for several pixels, against the masses computed here from
+    the float sim map, region weights and branch shares; every strip's values sum to 1."""
+    root, canvas = _root(page), page.locator("canvas.ocrviz-image")
+    h, w = data.feat_hw
+    cls = data.cell_classes()
+    names = list(data.class_names)
+    for y, x in [(1, 30), (8, 3), (15, 16), (0, 0)]:
+        canvas.click(position=cell_point(canvas, y, x, data.output_stride, data.image_hw))
+        if read_state(root)["pinned"] != "true":
+            canvas.click(position=cell_point(canvas, y, x, data.output_stride, data.image_hw))
+        st = read_state(root)
+        assert (st["y"], st["x"]) == (y, x)
+        row = data.sim_map[y * w + x].astype(np.float64)
+        ocr = _mass(np.tensordot(row, data.region_weights.astype(np.float64), axes=1), 0.0, cls, names)
+        aspp = _mass(*_aspp_taps_map(y, x, data.aspp_shares[y * w + x].astype(np.float64), data.aspp_rates, h, w),
+                     cls, names)
+        for panel, want in (("ocr-context", ocr), ("aspp-context", aspp)):
+            got = st["panels"][panel]["mass"]
+            assert list(got) == names + ["off-grid"], got
+            np.testing.assert_allclose([got[k] for k in want], list(want.values()), atol=2e-6, err_msg=f"{panel} {y},{x}")
+            assert abs(sum(got.values()) - 1) < 1e-5
+        top = max(ocr, key=ocr.get)
+        assert st["panels"]["ocr-context"]["strip"].startswith(f"{round(100 * ocr[top])} % {top}")
+    assert st["panels"]["aspp-context"]["mass"]["off-grid"] > 0.05       # the corner's taps read zero padding
+
+
+def test_bars_are_reached_without_the_selection_following_the_pointer(page, data) -> None:
+    """Unpinned, the selection follows the pointer; the cells it crosses on its way out of the picture to
+    the bars do not count: the selection stays where the pointer rested."""
+    root, canvas = _root(page), page.locator("canvas.ocrviz-image")
+    s, hw = data.output_stride, data.image_hw
+    canvas.click(position=cell_point(canvas, 4, 6, s, hw))
+    if read_state(root)["pinned"] == "true":
+        canvas.press("Escape")
+    canvas.hover(position=cell_point(canvas, 5, 7, s, hw))
+    page.wait_for_timeout(400)                                               # the pointer rests on (5, 7)
+    assert (read_state(root)["y"], read_state(root)["x"], read_state(root)["pinned"]) == (5, 7, "false")
+    bar = root.locator(".ocrviz-region[data-rank='3']")
+    box = bar.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=15)   # across the picture
+    st = read_state(root)
+    assert (st["y"], st["x"]) == (5, 7), st
+    assert st["region"] == bar.get_attribute("data-k") and st["map"] == "region"
+
+
+def test_page_height_never_changes(page, data) -> None:
+    root, canvas = _root(page), page.locator("canvas.ocrviz-image")
+    s, hw = data.output_stride, data.image_hw
+    height = read_state(root)["height"]
+    acts = [lambda: canvas.click(position=cell_point(canvas, 2, 3, s, hw)),
+            lambda: canvas.click(position=cell_point(canvas, 14, 30, s, hw)),
+            lambda: root.locator(".ocrviz-region[data-rank='1']").hover(),
+            lambda: root.locator(".ocrviz-region[data-rank='1']").click(),
+            lambda: root.locator(".ocrviz-region[data-rank='2']").click(modifiers=["Shift"]),
+            lambda: root.locator(".ocrviz-reset-btn").click() if root.locator(".ocrviz-reset-btn").is_visible() else None,
+            lambda: root.locator(".ocrviz-view-btn[data-view=density]").click(),
+            lambda: root.locator(".ocrviz-scale-btn[data-scale=log]").click(),
+            lambda: root.locator(".ocrviz-shared-btn").click(),
+            lambda: root.locator(".ocrviz-overlay-btn[data-overlay=errors]").click(),
+            lambda: root.locator(".ocrviz-overlay-btn[data-overlay=prediction]").click(),
+            lambda: root.locator(".ocrviz-shared-btn").click(),
+            lambda: root.locator(".ocrviz-scale-btn[data-scale=sqrt]").click(),
+            lambda: root.locator(".ocrviz-view-btn[data-view=mass]").click(),
+            lambda: root.locator(".ocrviz-overlay-btn[data-overlay=image]").click(),
+            lambda: canvas.press("Escape"),
+            lambda: canvas.hover(position=cell_point(canvas, 9, 9, s, hw))]
+    for i, act in enumerate(acts):
+        act()
+        page.wait_for_timeout(30)
+        got = read_state(root)["height"]
+        assert abs(got - height) <= 2, f"interaction {i} changed the explorer's height {height} -> {got}"
 
 
 def test_offline_and_no_errors(page) -> None:
@@ -201,17 +298,38 @@ def test_real_model_end_to_end(browser, tmp_path) -> None:
 
 
 def test_standalone_page_shows_no_python_only_hints(page) -> None:
-    """A reader of an exported page has no kernel: no `erf_fn=` / `aspp_model=` advice, in any mode."""
+    """A reader of an exported page has no kernel: no `erf_fn=` / `aspp_model=` advice; where a panel has
+    no map (the ERF of a cell the page does not hold) one plain sentence says why."""
     root = _root(page)
     texts = [root.inner_text()]
-    if not root.locator(".ocrviz-mode-btn[data-mode=aspp]").is_disabled():
-        root.locator(".ocrviz-mode-btn[data-mode=aspp]").click()
-        texts.append(root.inner_text())
-        root.locator(".ocrviz-mode-btn[data-mode=ocr]").click()
+    why = read_state(root)["panels"]["aspp-erf"]["why"]
+    assert why.endswith(".") and "page" in why, why
     titles = root.evaluate("(r) => [...r.querySelectorAll('[title]')].map((e) => e.title).join(' ')")
     for text in texts + [titles]:
         for hint in ("erf_fn", "aspp_model=", "show_erf", "Explorer("):
             assert hint not in text, (hint, text[:300])
+
+
+def test_large_size_for_a_projector(browser, data, tmp_path) -> None:
+    """size="large": larger type and wider bars than the default, the same numbers."""
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    try:
+        found = {}
+        for size in ("normal", "large"):
+            page.goto(Explorer.from_data(data, size=size).save_html(tmp_path / f"{size}.html").as_uri())
+            page.wait_for_selector("#ocrviz-root[data-ready=true]", timeout=20_000)
+            root = _root(page)
+            found[size] = root.evaluate("""(r) => ({font: parseFloat(getComputedStyle(r).fontSize),
+                bars: r.querySelector('.ocrviz-panel-bars').getBoundingClientRect().width,
+                info: parseFloat(getComputedStyle(r.querySelector('.ocrviz-info')).fontSize),
+                large: r.classList.contains('ocrviz-large')})""")
+            found[size]["regions"] = [(r["k"], r["weight"]) for r in read_state(root)["regions"]]
+        assert not found["normal"]["large"] and found["large"]["large"]
+        assert found["large"]["font"] >= 1.3 * found["normal"]["font"]
+        assert found["large"]["info"] > found["normal"]["info"] and found["large"]["bars"] > 1.3 * found["normal"]["bars"]
+        assert found["large"]["regions"] == found["normal"]["regions"]
+    finally:
+        page.close()
 
 
 def test_width_option_sets_the_picture_size(page, data) -> None:
@@ -290,6 +408,12 @@ def test_dropping_a_region_changes_prediction_and_logits_as_a_hooked_forward_say
         want = forward_with(only)
         np.testing.assert_allclose(json.loads(root.get_attribute("data-cf-logits")), want, atol=1e-4)
         assert int(root.get_attribute("data-cf-pred")) == int(np.argmax(want))
+        head = root.locator(".ocrviz-cf-head")
+        name = ex.data.class_names[other]
+        assert head.text_content().startswith(f"only {name}: predicts "), head.text_content()
+        # the headline is never clipped: all of it inside the fixed-height box, none of it hidden
+        assert head.evaluate("(e) => e.scrollHeight <= e.clientHeight + 1 && e.scrollWidth <= e.clientWidth + 1 && "
+                             "e.getBoundingClientRect().bottom <= e.parentElement.getBoundingClientRect().bottom + 0.5")
         root.locator(".ocrviz-reset-btn").click()
         assert root.get_attribute("data-cf-logits") is None
         # the slider: scale one region's weight (x2.5), then renormalise

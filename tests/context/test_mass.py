@@ -129,20 +129,20 @@ def test_explorer_data_panel_masses_equal_the_float_tensors(models, x) -> None:
                               transform=None, aspp_rates=None)
     _, oc = ocrviz.run_with_cache(ocr_model, xin)
     _, ac = ocrviz.run_with_cache(aspp, xin)
-    assert (data.cell_pred == own_head_classes(ocr_model, oc)).all()
-    assert (data.aspp_cell_pred == own_head_classes(aspp, ac)).all()
+    cls = own_head_classes(ocr_model, oc)              # one partition for every panel: OCR's own classes
+    assert (data.cell_classes() == cls).all()
     h, w = data.feat_hw
     erf = np.random.default_rng(1).random((h, w))
     for cell in [(0, 0), (2, 4), (h - 1, w - 1)]:
         got = data.panel_masses(*cell, erf=erf)
         assert sorted(got) == ["aspp-context", "aspp-erf", "ocr-context"]
         px = (cell[0] * 8, cell[1] * 8)
-        for panel, cache, cls in (("ocr-context", oc, data.cell_pred), ("aspp-context", ac, data.aspp_cell_pred)):
+        for panel, cache in (("ocr-context", oc), ("aspp-context", ac)):
             (want,) = ocrviz.context_maps(cache, px)
             want_mass = context.mass_by_class(want, cls, NAMES)
             assert max(abs(got[panel][n] - want_mass[n]) for n in want_mass) <= 1e-6
         e = erf / erf.sum()
-        assert got["aspp-erf"] == pytest.approx({**{n: float(e[data.aspp_cell_pred == k].sum())
+        assert got["aspp-erf"] == pytest.approx({**{n: float(e[cls == k].sum())
                                                     for k, n in enumerate(NAMES)}, "off-grid": 0.0}, abs=1e-12)
         for masses in got.values():
             assert sum(masses.values()) == pytest.approx(1.0, abs=1e-6)

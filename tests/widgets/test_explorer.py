@@ -1,6 +1,8 @@
 """Explorer (Python side): traits, static files, selection checks, ERF on demand."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -22,8 +24,10 @@ def test_public_name_and_static_files(data) -> None:
     ex = Explorer.from_data(data)
     esm = (STATIC / "explorer.js").read_text()
     assert ex._esm == esm and ex._css == (STATIC / "explorer.css").read_text()
-    assert "export default { render, decode }" in esm
-    assert "import " not in esm.split("export default")[0].split("\n", 1)[0]    # no imports, no CDN
+    # one ESM bundle (make js): an IIFE whose result is the one default export {render, decode}
+    assert esm.rstrip().endswith("export default __ocrviz_bundle.default;") and esm.count("export default") == 1
+    assert "var index_default = { render, decode };" in esm
+    assert not re.search(r"^\s*import\s", esm, flags=re.M)                   # no imports, no CDN
     assert "cdn" not in esm.lower() and "https://" not in esm
 
 
@@ -79,7 +83,7 @@ def test_selection_is_checked_and_pixels_map_to_cells(data) -> None:
         Explorer.from_data({"sim_map": 1})
 
 
-def test_erf_is_computed_only_in_aspp_mode_with_show_erf_and_cached(data) -> None:
+def test_erf_is_computed_only_with_show_erf_and_cached_with_its_exact_class_mass(data) -> None:
     calls = []
 
     def erf_fn(y: int, x: int) -> np.ndarray:
@@ -91,19 +95,23 @@ def test_erf_is_computed_only_in_aspp_mode_with_show_erf_and_cached(data) -> Non
 
     ex = Explorer.from_data(data, erf_fn=erf_fn)
     ex.select(1, 2)
-    assert calls == []                          # OCR mode: nothing
-    ex.mode = "aspp"
-    assert calls == []                          # show_erf off: nothing
+    assert calls == []                          # show_erf off: nothing (OCR and ASPP are shown side by side)
     ex.show_erf = True
     assert calls == [(1, 2)] and ex.erf_cell == [1, 2] and ex.erf_status == ""
     got = np.frombuffer(ex.erf_map, np.uint8).reshape(6, 10) * ex.erf_scale
     want = np.zeros((6, 10))
     want[1, 2] = want[0, 0] = 0.5
     np.testing.assert_allclose(got, want, atol=0.5 / 510)
+    # the strip's numbers travel with it: half on cell (1, 2)'s class, half on cell (0, 0)'s
+    cls = data.cell_classes()
+    mass = np.zeros(data.num_classes)
+    mass[cls[1, 2]] += 0.5
+    mass[cls[0, 0]] += 0.5
+    np.testing.assert_allclose(ex.erf_mass, mass, atol=1e-12)
     ex.select(4, 4)
     ex.select(1, 2)                             # back to a cached cell: no new call
     assert calls == [(1, 2), (4, 4)] and ex.erf_cell == [1, 2]
-    ex.mode = "ocr"
+    ex.show_erf = False
     ex.select(5, 5)
     assert calls == [(1, 2), (4, 4)]
 

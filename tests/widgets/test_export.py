@@ -29,7 +29,7 @@ def test_file_is_self_contained(tmp_path, small) -> None:
     assert "https://" not in text and "@import" not in text and "url(" not in text
     assert "default-src 'none'" in text
     # the ESM is inlined with its export rewritten; render is called with an in-page model
-    assert "export default" not in text and "const __ocrviz_widget = { render, decode }" in text
+    assert "export default" not in text and "const __ocrviz_widget = __ocrviz_bundle.default;" in text
     assert "__ocrviz_widget.render({ model: __ocrviz_model(state), el: host })" in text
     assert not list(tmp_path.glob(".*tmp"))                    # no temp file left behind
 

@@ -232,3 +232,37 @@ def test_mark_travels_to_the_payload_and_the_npz(tmp_path, data: ExplorerData) -
     np.testing.assert_array_equal(z["mark"], mark)
     assert str(z["mark_name"]) == "cue-free"
     assert to_payload(data)["mark"] == b"" and to_payload(data)["mark_hw"] == []
+
+
+def test_cell_class_is_the_argmax_of_the_main_logits_at_feature_resolution_and_region_mass_counts_by_it() -> None:
+    """The classes the mass strips count by: the head's own main logits at h x w (read by a forward hook,
+    independently of the pixel head that from_cache uses), and region_mass = each region's mass on them."""
+    import torch
+
+    import ocrviz
+    from ocrviz.data.dataset import normalize
+    from ocrviz.data.samples import load_sample
+    from ocrviz.widgets.payload import to_payload
+
+    torch.set_num_threads(1)
+    model = ocrviz.load_model("toycity-ocr")
+    sample = load_sample("street_0")
+    x = normalize(sample.image)[None]
+    main = {}
+    hook = model.head.register_forward_hook(lambda m, i, o: main.update(logits=o[1]))   # (aux, main): B x K x h x w
+    try:
+        ex = ocrviz.Explorer(model, sample.image, sample.labels)
+    finally:
+        hook.remove()
+    want = main["logits"][0].argmax(0).numpy()                                      # h x w
+    data = ex.data
+    assert want.shape == data.feat_hw
+    assert (data.cell_classes() == want).mean() == 1.0
+    payload = to_payload(data)
+    k = data.num_classes
+    got = np.frombuffer(payload["region_mass"], "<f4").reshape(k, k)
+    rw = data.region_weights.astype(np.float64)                                      # K x h x w
+    expect = np.array([[rw[r][want == c].sum() for c in range(k)] for r in range(k)])
+    np.testing.assert_allclose(got, expect, atol=1e-6)
+    np.testing.assert_allclose(got.sum(1), 1, atol=1e-5)                             # each region sums to 1
+    assert np.frombuffer(payload["cell_class"], np.uint8).tolist() == want.ravel().tolist()

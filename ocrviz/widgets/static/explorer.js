@@ -1,420 +1,76 @@
-// ocrviz explorer view: vanilla ESM, no imports, no network.
-// All state lives inside render()'s closure, so several explorers on one page
-// stay independent.  Data arrive once as binary buffers (see payload.py);
-// every per-pixel picture is computed here, so a click redraws in one frame.
-
-const VIRIDIS = [[68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
-  [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37]];
-const BRANCH_COLOURS = ["#a8a8a8", "#ff9f1c", "#f038ff", "#2ec4f1", "#9be564", "#ffd166", "#ef476f"];
-const OVERLAYS = ["image", "prediction", "ground truth", "errors", "marked"];
-const SCALES = { sqrt: "√", log: "log", linear: "linear" };
-const LOG_DECADES = 3;              // log scale: the bottom colour is 10^-3 of the top
-const IGNORE = 255;
-// ocrviz.analysis.error_blame's categories (payload "blame": their index per pixel, 255 = no error)
-const BLAME = [["region", "the ground truth's soft regions alone repair it"],
-  ["relation", "a one-hot relation on its true class alone repairs it"],
-  ["both", "either edit alone repairs it"],
-  ["neither", "neither edit repairs it: the pixel features or the classifier"]];
-// overlay colours: sent by Python (ocrviz.widgets.colours); these fallbacks match it
-const COLOURS = { error: { rgb: [228, 26, 28], name: "red" }, right: { rgb: [60, 170, 70], name: "green" },
-  ignore: { rgb: [128, 128, 128], name: "grey" }, mark: { rgb: [255, 215, 0], name: "yellow" } };
-const BAR_W = 260, GAP = 10;        // the bars panel's width and the gap between panels (CSS px)
-const rgba = ([r, g, b], a) => ((a << 24) | (b << 16) | (g << 8) | r) >>> 0;   // little-endian RGBA
-// t in [0, 1] for a value v on a scale whose top colour is `top`
-function scaled(v, top, scale) {
-  if (!(top > 0) || !(v > 0)) return 0;
-  const r = v / top;
-  if (r >= 1) return 1;
-  if (scale === "linear") return r;
-  if (scale === "log") return Math.max(0, 1 + Math.log10(r) / LOG_DECADES);
-  return Math.sqrt(r);
-}
-
-function u8(dv) {
-  if (!dv || !dv.byteLength) return new Uint8Array(0);
-  return new Uint8Array(dv.buffer, dv.byteOffset, dv.byteLength);
-}
-function f32(dv) {  // copy: a DataView's offset need not be 4-aligned
-  if (!dv || !dv.byteLength) return new Float32Array(0);
-  return new Float32Array(dv.buffer.slice(dv.byteOffset, dv.byteOffset + dv.byteLength));
-}
-// A compact buffer {buf: DataView, deflate, shuffle, fixed} (ocrviz.widgets.payload.encode_buffer)
-// -> a DataView of the raw little-endian bytes (fixed point becomes float32).
-async function decode(spec) {
-  let bytes = u8(spec.buf);
-  if (spec.deflate) {
-    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
-    bytes = new Uint8Array(await new Response(stream).arrayBuffer());
-  }
-  const n = spec.shuffle || 1;
-  if (n > 1) {                                  // byte planes -> items
-    const items = bytes.length / n, out = new Uint8Array(bytes.length);
-    for (let b = 0; b < n; b++) for (let i = 0; i < items; i++) out[i * n + b] = bytes[b * items + i];
-    bytes = out;
-  }
-  if (spec.fixed) {                             // little-endian fixed point -> float32
-    const nb = spec.fixed / 8, items = bytes.length / nb, denom = 2 ** spec.fixed - 1, f = new Float32Array(items);
-    for (let i = 0; i < items; i++) { let q = 0; for (let b = nb - 1; b >= 0; b--) q = q * 256 + bytes[i * nb + b]; f[i] = q / denom; }
-    bytes = new Uint8Array(f.buffer);
-  }
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-function viridis(t) {
-  const x = Math.max(0, Math.min(1, t)) * (VIRIDIS.length - 1);
-  const i = Math.min(VIRIDIS.length - 2, Math.floor(x)), f = x - i;
-  return VIRIDIS[i].map((c, n) => Math.round(c + f * (VIRIDIS[i + 1][n] - c)));
-}
-function heatLut() {  // 256 RGBA entries packed little-endian for Uint32 ImageData writes
-  const lut = new Uint32Array(256);
-  for (let i = 0; i < 256; i++) {
-    const [r, g, b] = viridis(i / 255), a = Math.round(70 + 185 * i / 255);
-    lut[i] = ((a << 24) | (b << 16) | (g << 8) | r) >>> 0;
-  }
-  return lut;
-}
-function el(tag, cls, attrs) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-  return e;
-}
-const SVGNS = "http://www.w3.org/2000/svg";  // a namespace name, never fetched
-function svg(tag, attrs) {
-  const e = document.createElementNS(SVGNS, tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
-  return e;
-}
-function fmt(v, d) { return Number.isFinite(v) ? v.toFixed(d) : String(v); }
-
-// ASPP taps of feature cell (y, x): mirrors ocrviz.analysis.aspp_taps.
-function asppTaps(y, x, rates, s, h, w, H, W) {
-  const tap = (dy, dx, r) => {
-    const ti = y + dy * r, tj = x + dx * r;
-    return { cell: [ti, tj], y: (ti + 0.5) * s, x: (tj + 0.5) * s, inside: ti >= 0 && ti < h && tj >= 0 && tj < w };
+// GENERATED by `make js` from ocrviz/widgets/js/*.js (esbuild, package.json): edit those, not this file.
+var __ocrviz_bundle = (() => {
+  var __defProp = Object.defineProperty;
+  var __getOwnPropDesc = Object.getOwnPropertyDescriptor;
+  var __getOwnPropNames = Object.getOwnPropertyNames;
+  var __hasOwnProp = Object.prototype.hasOwnProperty;
+  var __export = (target, all) => {
+    for (var name in all)
+      __defProp(target, name, { get: all[name], enumerable: true });
   };
-  const out = [{ branch: 0, kind: "1x1", rate: null, taps: [tap(0, 0, 0)] }];
-  rates.forEach((r, n) => {
-    const taps = [];
-    for (const dy of [-1, 0, 1]) for (const dx of [-1, 0, 1]) taps.push(tap(dy, dx, r));
-    out.push({ branch: n + 1, kind: "dilated", rate: r, taps });
+  var __copyProps = (to, from, except, desc) => {
+    if (from && typeof from === "object" || typeof from === "function") {
+      for (let key of __getOwnPropNames(from))
+        if (!__hasOwnProp.call(to, key) && key !== except)
+          __defProp(to, key, { get: () => from[key], enumerable: !(desc = __getOwnPropDesc(from, key)) || desc.enumerable });
+    }
+    return to;
+  };
+  var __toCommonJS = (mod) => __copyProps(__defProp({}, "__esModule", { value: true }), mod);
+
+  // ocrviz/widgets/js/index.js
+  var index_exports = {};
+  __export(index_exports, {
+    default: () => index_default
   });
-  out.push({ branch: rates.length + 1, kind: "pool", rate: null, taps: [], extent: [0, 0, H, W] });
-  return out;
-}
 
-async function render({ model, el: host }) {
-  const cleanups = [];
-  const on = (target, ev, fn, opts) => { target.addEventListener(ev, fn, opts); cleanups.push(() => target.removeEventListener(ev, fn, opts)); };
-  const onModel = (ev, fn) => { model.on(ev, fn); cleanups.push(() => model.off(ev, fn)); };
-
-  // ---------------------------------------------------------------- data
-  const [H, W] = model.get("image_hw"), [h, w] = model.get("feat_hw"), s = model.get("output_stride");
-  const hw = h * w, names = model.get("class_names"), K = names.length, palette = model.get("palette");
-  const unpacked = {};                                       // the compressed buffers, decoded once
-  for (const [k, spec] of Object.entries(model.get("packed") || {})) unpacked[k] = await decode(spec);
-  const buf = (k) => unpacked[k] || model.get(k);
-  const sim = f32(buf("sim_map"));                           // HW x K
-  const regionQ = u8(buf("region_q")), regionScale = model.get("region_scale");
-  const region = new Float32Array(K * hw);                   // K x HW, de-quantised once
-  for (let k = 0; k < K; k++) { const sc = regionScale[k], o = k * hw; for (let i = 0; i < hw; i++) region[o + i] = regionQ[o + i] * sc; }
-  const maps = {
-    pred: { data: u8(buf("pred")), hw: model.get("pred_hw") },
-    gt: { data: u8(buf("gt")), hw: model.get("gt_hw") },
-    aspp: { data: u8(buf("aspp_pred")), hw: model.get("aspp_pred_hw") },
-    mark: { data: u8(buf("mark")), hw: model.get("mark_hw") },
-    blame: { data: u8(buf("blame")), hw: model.get("blame_hw") || [] },
-  };
-  const markName = model.get("mark_name") || "marked";
-  let markCount = 0;
-  for (let i = 0; i < maps.mark.data.length; i++) markCount += maps.mark.data[i];
-  const markPct = maps.mark.data.length ? (100 * markCount / maps.mark.data.length).toFixed(1) : "0.0";
-  const rates = model.get("aspp_rates") || [];
-  const shares = f32(buf("aspp_shares"));
-  const nBranch = rates.length + 2;
-  const colours = { ...COLOURS, ...(model.get("overlay_colours") || {}) };
-  const standalone = !!model.get("standalone");       // an exported page: no kernel, no Python hints
-  const preErf = new Map();                                  // "y,x" -> Float32Array(hw)
-  {
-    const cells = model.get("erf_cells") || [], q = u8(model.get("erf_maps")), sc = model.get("erf_scales") || [];
-    cells.forEach(([cy, cx], n) => { const m = new Float32Array(hw); for (let i = 0; i < hw; i++) m[i] = q[n * hw + i] * sc[n]; preErf.set(cy + "," + cx, m); });
+  // ocrviz/widgets/js/codecs.js
+  function u8(dv) {
+    if (!dv || !dv.byteLength) return new Uint8Array(0);
+    return new Uint8Array(dv.buffer, dv.byteOffset, dv.byteLength);
   }
-  const lut = heatLut();
-
-  // ---------------------------------------------------------------- counterfactuals
-  // OCR's head after the sim map is per pixel (ocrviz.analysis.pixel_head): an edited sim row of
-  // one cell is re-run here, in float64, without a kernel.  null when the payload has no head.
-  const cf = (() => {
-    const get = (n) => f32(buf("cf_" + n));
-    const value = get("value");
-    if (!value.length) return null;
-    const pixels = get("pixels"), upW = get("up_w"), upB = get("up_b"), fuseW = get("fuse_w"), fuseB = get("fuse_b");
-    const clsW = get("cls_w"), clsB = get("cls_b"), C = upB.length, Ck = value.length / K;
-    const ctx = new Float64Array(Ck), obj = new Float64Array(C), aug = new Float64Array(C);
-    let pixPart = null;                          // fuse bias + the pixel half of the fuse conv, per cell (lazy)
-    const pixelPart = () => {
-      if (pixPart) return pixPart;
-      pixPart = new Float64Array(hw * C);
-      for (let p = 0; p < hw; p++) {
-        const pc = p * C;
-        for (let i = 0; i < C; i++) {
-          let a = fuseB[i]; const o = i * 2 * C + C;
-          for (let j = 0; j < C; j++) a += fuseW[o + j] * pixels[pc + j];
-          pixPart[pc + i] = a;
-        }
+  function f32(dv) {
+    if (!dv || !dv.byteLength) return new Float32Array(0);
+    return new Float32Array(dv.buffer.slice(dv.byteOffset, dv.byteOffset + dv.byteLength));
+  }
+  async function decode(spec) {
+    let bytes = u8(spec.buf);
+    if (spec.deflate) {
+      const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+      bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+    }
+    const n = spec.shuffle || 1;
+    if (n > 1) {
+      const items = bytes.length / n, out = new Uint8Array(bytes.length);
+      for (let b = 0; b < n; b++) for (let i = 0; i < items; i++) out[i * n + b] = bytes[b * items + i];
+      bytes = out;
+    }
+    if (spec.fixed) {
+      const nb = spec.fixed / 8, items = bytes.length / nb, denom = 2 ** spec.fixed - 1, f = new Float32Array(items);
+      for (let i = 0; i < items; i++) {
+        let q = 0;
+        for (let b = nb - 1; b >= 0; b--) q = q * 256 + bytes[i * nb + b];
+        f[i] = q / denom;
       }
-      return pixPart;
-    };
-    const logits = (row, p) => {                 // K logits of cell p for sim row `row`
-      for (let j = 0; j < Ck; j++) { let a = 0; for (let k = 0; k < K; k++) a += row[k] * value[k * Ck + j]; ctx[j] = a; }
-      for (let i = 0; i < C; i++) { let a = upB[i]; const o = i * Ck; for (let j = 0; j < Ck; j++) a += upW[o + j] * ctx[j]; obj[i] = a > 0 ? a : 0; }
-      const pp = pixelPart(), pc = p * C;
-      for (let i = 0; i < C; i++) {
-        let a = pp[pc + i]; const o = i * 2 * C;
-        for (let j = 0; j < C; j++) a += fuseW[o + j] * obj[j];
-        aug[i] = a > 0 ? a : 0;
-      }
-      const out = new Array(K);
-      for (let k = 0; k < K; k++) { let a = clsB[k]; const o = k * C; for (let i = 0; i < C; i++) a += clsW[o + i] * aug[i]; out[k] = a; }
-      return out;
-    };
-    // the class of every cell when its row is rowFn(p): the edit applied to the whole image
-    logits.predictAll = (rowFn) => {
-      const out = new Uint8Array(hw);
-      for (let p = 0; p < hw; p++) { const l = logits(rowFn(p), p); let b = 0; for (let k = 1; k < K; k++) if (l[k] > l[b]) b = k; out[p] = b; }
-      return out;
-    };
-    return logits;
-  })();
-  const argmax = (v) => v.reduce((b, x, i) => (x > v[b] ? i : b), 0);
-  const rowOf = (p) => Array.from(sim.subarray(p * K, (p + 1) * K));
-  // the sim row of cell p with the regions in `dropped` removed, region gain.k scaled by gain.f, and the
-  // rest renormalised (null: no edit)
-  const editedRow = (p, dropped, gain) => {
-    const scaled = gain && gain.f !== 1;
-    if (!dropped.size && !scaled) return null;
-    const r = rowOf(p).map((v, k) => (dropped.has(k) ? 0 : scaled && k === gain.k ? v * gain.f : v));
-    const t = r.reduce((a, b) => a + b, 0);
-    return t > 0 ? r.map((v) => v / t) : null;
-  };
-  const currentEdit = (p) => editedRow(p, state.dropped, state.gain);
-  let basePred = null, editPred = null;          // every cell's class without / with the current edit
-  let wholeChanged = null;                       // how many cells the current edit changes (null: not known yet)
-
-  // Models too large for the page (ocrviz.widgets.kernel_cf): the page asks the kernel, which answers
-  // the pixel (cf_answer) and then the whole image (cf_answer_pred); the same arithmetic as `cf`.
-  const kernelCf = !cf && !!model.get("cf_kernel") && !standalone;
-  const cfOn = !!cf || kernelCf;
-  const editSig = () => JSON.stringify([[...state.dropped].sort((a, b) => a - b),
-    state.gain && state.gain.f !== 1 ? [state.gain.k, state.gain.f] : null]);
-  // Views of one widget share its request and answer traits: a view takes an answer already there for
-  // its key, does not re-send a request already there (no trait would change, no answer would come),
-  // and asks again when another view's request overtook its own.
-  let kAnswer = null, kAsked = "", kRequest = null;
-  const adopt = (ans) => {          // take the kernel's answer to our request (and its whole image, once there)
-    kAnswer = { ...ans, p: ans.cell[0] * w + ans.cell[1] };
-    if (ans.whole && ans.edit === editSig()) {
-      editPred = Uint8Array.from(u8(model.get("cf_answer_pred")));
-      wholeChanged = ans.whole.changed;
+      bytes = new Uint8Array(f.buffer);
     }
-  };
-  // {base, influence, after, edited, pending} of cell p under the current edit
-  const cfAt = (p) => {
-    const edit = editSig(), edited = edit !== "[[],null]";
-    if (cf) {
-      const row = rowOf(p), base = cf(row, p), c = argmax(base), e = currentEdit(p);
-      const influence = row.map((_, k) => { const r = editedRow(p, new Set([k])); return r ? base[c] - cf(r, p)[c] : 0; });
-      return { base, influence, after: e ? cf(e, p) : null, edited: !!e, pending: false };
+    return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  function dequantise(q, scales, size) {
+    const out = new Float32Array(scales.length * size);
+    for (let k = 0; k < scales.length; k++) {
+      const sc = scales[k], o = k * size;
+      for (let i = 0; i < size; i++) out[o + i] = q[o + i] * sc;
     }
-    const key = edit + "@" + p;
-    if (kAnswer && kAnswer.key === key) return { ...kAnswer, edited: kAnswer.after !== null, pending: false };
-    if (kAsked !== key) {
-      kAsked = key;
-      kRequest = { key, edit, cell: [Math.floor(p / w), p % w], dropped: JSON.parse(edit)[0], gain: JSON.parse(edit)[1] };
-      const last = model.get("cf_answer") || {};
-      if (last.key === key && !last.error) {          // already answered (for another view of this widget)
-        adopt(last);
-        return { ...kAnswer, edited: kAnswer.after !== null, pending: false };
-      }
-      if ((model.get("cf_request") || {}).key !== key) { model.set("cf_request", kRequest); model.save_changes(); }
-    }
-    const same = kAnswer && kAnswer.p === p;       // this cell's own numbers stay while the edit is re-run
-    return { base: same ? kAnswer.base : null, influence: same ? kAnswer.influence : null, after: null, edited, pending: true };
-  };
-
-  // ---------------------------------------------------------------- DOM
-  const root = el("div", "ocrviz-explorer");
-  const toolbar = el("div", "ocrviz-toolbar");
-  const modes = el("span", "ocrviz-modes");
-  const modeBtn = {};
-  for (const [m, label] of [["ocr", "OCR: object regions"], ["aspp", "ASPP: dilated taps"]]) {
-    const b = el("button", "ocrviz-mode-btn", { "data-mode": m, type: "button" });
-    b.textContent = label; modeBtn[m] = b; modes.append(b);
-    if (m === "aspp" && !rates.length) {
-      b.disabled = true;
-      b.title = standalone ? "this page was exported without ASPP data" : "no ASPP data: pass aspp_model= (or aspp_rates) to the Explorer";
-    }
+    return out;
   }
-  const overlays = el("span", "ocrviz-overlays");
-  const overlayBtn = {};
-  for (const o of OVERLAYS) {
-    const b = el("button", "ocrviz-overlay-btn", { "data-overlay": o, type: "button" });
-    b.textContent = o === "marked" ? markName : o; overlayBtn[o] = b; overlays.append(b);
-    if ((o === "ground truth" || o === "errors") && !maps.gt.data.length) { b.disabled = true; b.title = "no labels given"; }
-    if (o === "marked" && !maps.mark.data.length) b.hidden = true;        // only with a mark= map
-  }
-  const scales = el("span", "ocrviz-scales", { title: "colour scale of the maps on the right" });
-  const scaleBtn = {};
-  for (const [sc, label] of Object.entries(SCALES)) {
-    const b = el("button", "ocrviz-scale-btn", { "data-scale": sc, type: "button" });
-    b.textContent = label; scaleBtn[sc] = b; scales.append(b);
-  }
-  const sharedBtn = el("button", "ocrviz-shared-btn", { type: "button",
-    title: "one colour scale for OCR's context and ASPP's ERF at this pixel (the larger maximum of the two at the top)" });
-  sharedBtn.textContent = "same scale for OCR & ASPP";
-  scales.append(sharedBtn);
-  const pin = el("span", "ocrviz-pin");
-  toolbar.append(modes, overlays, scales, pin);
-
-  const panels = el("div", "ocrviz-panels");
-  // Picture size: `width` CSS px when given, else as wide as the output area allows (responsive),
-  // rounded down to whole CSS px per feature cell so that cells stay crisp.
-  const dpr = Math.min(2, (globalThis.devicePixelRatio || 1));
-  let dispW = 300, dispH = Math.round(300 * H / W), bw = Math.round(dispW * dpr), bh = Math.round(dispH * dpr), stacked = false;
-  const crisp = (side) => { const px = Math.floor(side * s / W); return px >= 1 ? px * W / s : Math.max(60, side); };
-  function layoutFor(avail) {
-    const fixed = model.get("width") || 0;
-    if (fixed > 0) return { side: Math.max(120, fixed), stacked: false };
-    if (!(avail > 0)) return { side: 300, stacked: false };
-    const row = crisp((avail - BAR_W - 2 * GAP - 8) / 2), two = crisp((avail - GAP - 6) / 2);
-    const cell = (side) => side * s / W;
-    if (row >= 120 && cell(row) >= Math.min(8, cell(two))) return { side: row, stacked: false };   // bars beside
-    if (two >= 160) return { side: two, stacked: true };                                           // bars below
-    return { side: crisp(avail - 4), stacked: true };                                              // one column
-  }
-  const mkCanvas = (cls) => el("canvas", cls);
-
-  const pA = el("div", "ocrviz-panel ocrviz-panel-image");
-  const titleA = el("div", "ocrviz-title");
-  const stack = el("div", "ocrviz-stack");
-  const cImg = mkCanvas("ocrviz-image");
-  cImg.tabIndex = 0;
-  cImg.setAttribute("data-lm-suppress-shortcuts", "true");   // arrow keys move the pixel, not notebook cells
-  cImg.setAttribute("aria-label", "image: click or hover to pick a pixel; arrow keys move it");
-  const tapsSvg = svg("svg", { class: "ocrviz-taps", viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none" });
-  const tip = el("div", "ocrviz-tooltip");                    // ASPP tap tooltips (SVG titles never show: no pointer events)
-  tip.hidden = true;
-  stack.append(cImg, tapsSvg, tip);
-  const overlayLegend = el("div", "ocrviz-overlay-legend");
-  pA.append(titleA, stack, overlayLegend);
-
-  const pB = el("div", "ocrviz-panel ocrviz-panel-bars");
-  const titleB = el("div", "ocrviz-title");
-  const regionList = el("div", "ocrviz-regions");
-  const rows = [];
-  for (let k = 0; k < K; k++) {
-    const r = el("div", "ocrviz-region", { "data-k": k, "data-name": names[k] });
-    const sw = el("span", "ocrviz-swatch"); sw.style.background = `rgb(${palette[k].join(",")})`;
-    const nm = el("span", "ocrviz-name"); nm.textContent = names[k];
-    const bar = el("span", "ocrviz-bar"), fill = el("span", "ocrviz-bar-fill"); bar.append(fill);
-    fill.style.background = `rgb(${palette[k].join(",")})`;
-    const val = el("span", "ocrviz-value"), inf = el("span", "ocrviz-value ocrviz-influence");
-    r.append(sw, nm, bar, val, inf);
-    if (cfOn) r.title = "click: drop this region from the pixel's sim row (again: put it back); shift-click: keep only it";
-    rows.push({ r, fill, val, inf });
-    regionList.append(r);
-  }
-  const branchList = el("div", "ocrviz-branches");
-  const brows = [];
-  for (let b = 0; b < nBranch && rates.length; b++) {
-    const r = el("div", "ocrviz-branch-share", { "data-branch": b });
-    const sw = el("span", "ocrviz-swatch"); sw.style.background = BRANCH_COLOURS[b % BRANCH_COLOURS.length];
-    const nm = el("span", "ocrviz-name");
-    nm.textContent = b === 0 ? "1x1 (the cell)" : b === nBranch - 1 ? "image pooling (all)" : `3x3 rate ${rates[b - 1]} = ${rates[b - 1] * s}px`;
-    const bar = el("span", "ocrviz-bar"), fill = el("span", "ocrviz-bar-fill"); bar.append(fill);
-    fill.style.background = BRANCH_COLOURS[b % BRANCH_COLOURS.length];
-    const val = el("span", "ocrviz-value");
-    r.append(sw, nm, bar, val);
-    brows.push({ r, fill, val });
-    branchList.append(r);
-  }
-  const noteB = el("div", "ocrviz-note");
-  const barTools = el("div", "ocrviz-bar-tools");
-  const sortBtn = {};
-  for (const [k, label] of [["attention", "sort by sim"], ["influence", "by Δlogit"]]) {
-    const b = el("button", "ocrviz-sort-btn", { "data-sort": k, type: "button" }); b.textContent = label; sortBtn[k] = b; barTools.append(b);
-  }
-  const resetBtn = el("button", "ocrviz-reset-btn", { type: "button" }); resetBtn.textContent = "undo";
-  barTools.append(resetBtn);
-  const gainRow = el("div", "ocrviz-gain");
-  const gainPick = el("select", "ocrviz-gain-region", { "aria-label": "region to scale" });
-  names.forEach((n, k) => { const o = el("option", "", { value: k }); o.textContent = n; gainPick.append(o); });
-  const gainSlider = el("input", "ocrviz-gain-slider", { type: "range", min: "0", max: "4", step: "0.05", value: "1",
-    "aria-label": "scale this region's weight in the pixel's sim row" });
-  const gainText = el("span", "ocrviz-gain-text"); gainText.textContent = "×1.00";
-  const gainLabel = el("span"); gainLabel.textContent = "scale ";
-  gainRow.append(gainLabel, gainPick, gainSlider, gainText);
-  const barHead = el("div", "ocrviz-bar-head");
-  barHead.append(el("span"), el("span"), el("span"), el("span"), el("span"));
-  barHead.children[3].textContent = "sim"; barHead.children[4].textContent = cfOn ? "Δlogit" : "";
-  barHead.children[4].title = "influence: how much the predicted class's logit drops when this region is removed from the row (renormalised)";
-  const cfBox = el("div", "ocrviz-cf");
-  if (!cfOn) { barTools.hidden = true; }
-  pB.append(titleB, barTools, gainRow, barHead, regionList, branchList, noteB, cfBox);
-
-  const pC = el("div", "ocrviz-panel ocrviz-panel-context");
-  const titleC = el("div", "ocrviz-title");
-  const cCtx = mkCanvas("ocrviz-context");
-  const legend = el("div", "ocrviz-legend");
-  const grad = el("span", "ocrviz-legend-bar");
-  grad.style.background = `linear-gradient(to right, ${VIRIDIS.map((c) => `rgb(${c.join(",")})`).join(", ")})`;
-  const legendText = el("span", "ocrviz-legend-text");
-  legend.append(grad, legendText);
-  pC.append(titleC, cCtx, legend);
-
-  panels.append(pA, pB, pC);
-  const info = el("div", "ocrviz-info");
-  root.append(toolbar, panels, info);
-  root.setAttribute("data-lm-suppress-shortcuts", "true");   // keys inside the explorer are ours, not JupyterLab's
-  host.append(root);
-  cleanups.push(() => root.remove());
-
-  function applySize() {
-    const lay = layoutFor(root.clientWidth || host.clientWidth || 0);
-    const nw = lay.side, nh = Math.round(nw * H / W);
-    const changed = nw !== dispW || lay.stacked !== stacked || !cImg.width;
-    dispW = nw; dispH = nh; stacked = lay.stacked;
-    bw = Math.round(dispW * dpr); bh = Math.round(dispH * dpr);
-    for (const c of [cImg, cCtx]) {
-      if (c.width !== bw || c.height !== bh) { c.width = bw; c.height = bh; }
-      c.style.width = dispW + "px"; c.style.height = dispH + "px";
-    }
-    tapsSvg.style.width = dispW + "px"; tapsSvg.style.height = dispH + "px";   // over the canvas' content box
-    pA.style.width = pC.style.width = dispW + 2 + "px";                       // titles wrap inside the picture's width
-    pB.style.width = stacked ? Math.max(BAR_W, Math.min(2 * BAR_W, dispW + 2)) + "px" : BAR_W + "px";
-    pB.style.order = stacked ? "3" : "";                                      // bars below the two pictures
-    root.dataset.cellPx = (dispW * s / W).toFixed(2);                         // CSS px per feature cell
-    root.dataset.layout = stacked ? "stacked" : "row";
-    return changed;
-  }
-  applySize();
-
-  // ---------------------------------------------------------------- image + cached layers
-  let bitmap = null;
-  try {
-    const blob = new Blob([u8(model.get("image"))], { type: model.get("image_mime") || "image/png" });
-    bitmap = await createImageBitmap(blob);
-  } catch (e) { console.warn("ocrviz: image decode failed", e); }
-
-  const small = (ph, pw) => { const c = document.createElement("canvas"); c.width = pw; c.height = ph; return c; };
-  // class index of feature cell (y, x) in a class map: same rule as ExplorerData._at
-  const classAt = (m, y, x) => {
+  function classAt(m, y, x, h, w, s) {
     if (!m.data.length) return null;
     if (m.hw[0] === h && m.hw[1] === w) return m.data[y * w + x];
     const py = Math.min(m.hw[0] - 1, y * s + (s >> 1)), px = Math.min(m.hw[1] - 1, x * s + (s >> 1));
     return m.data[py * m.hw[1] + px];
-  };
-  // nearest resampling of a class map to another grid (feature <-> image)
-  const resample = (m, th, tw) => {
+  }
+  function resample(m, th, tw, s) {
     const [mh, mw] = m.hw;
     if (mh === th && mw === tw) return m.data;
     const out = new Uint8Array(th * tw);
@@ -426,485 +82,1572 @@ async function render({ model, el: host }) {
       }
     }
     return out;
-  };
-  const classCanvas = (m, alpha) => {
-    const [mh, mw] = m.hw, c = small(mh, mw), ctx = c.getContext("2d"), id = ctx.createImageData(mw, mh);
-    const px = new Uint32Array(id.data.buffer), lutc = new Uint32Array(256);
-    for (let k = 0; k < K; k++) { const [r, g, b] = palette[k]; lutc[k] = ((alpha << 24) | (b << 16) | (g << 8) | r) >>> 0; }
-    for (let i = 0; i < m.data.length; i++) px[i] = lutc[m.data[i]];   // ignore (255) stays transparent
-    ctx.putImageData(id, 0, 0); return c;
-  };
-  const errorCanvas = (pm) => {
-    const [gh, gw] = maps.gt.hw, p = resample(pm, gh, gw), g = maps.gt.data;
-    const c = small(gh, gw), ctx = c.getContext("2d"), id = ctx.createImageData(gw, gh), px = new Uint32Array(id.data.buffer);
-    const wrong = rgba(colours.error.rgb, 235), ign = rgba(colours.ignore.rgb, 120), right = rgba(colours.right.rgb, 90);
-    for (let i = 0; i < g.length; i++) px[i] = g[i] === IGNORE ? ign : (p[i] === g[i] ? right : wrong);
-    ctx.putImageData(id, 0, 0); return c;
-  };
-  const markCanvas = () => {      // marked pixels in the mark colour, the rest dimmed
-    const [mh, mw] = maps.mark.hw, c = small(mh, mw), ctx = c.getContext("2d"), id = ctx.createImageData(mw, mh);
-    const px = new Uint32Array(id.data.buffer), on = rgba(colours.mark.rgb, 170), off = (110 << 24) >>> 0;
-    for (let i = 0; i < maps.mark.data.length; i++) px[i] = maps.mark.data[i] ? on : off;
-    ctx.putImageData(id, 0, 0); return c;
-  };
-  const layers = new Map();
-  const layer = (key, paint) => {
-    if (!layers.has(key)) {
-      const c = small(bh, bw), ctx = c.getContext("2d");
-      ctx.fillStyle = "#222"; ctx.fillRect(0, 0, bw, bh);
-      if (bitmap) { ctx.imageSmoothingQuality = "high"; ctx.drawImage(bitmap, 0, 0, bw, bh); }
-      ctx.imageSmoothingEnabled = false;
-      paint(ctx);
-      layers.set(key, c);
-    }
-    return layers.get(key);
-  };
-  const predMap = () => (state.mode === "aspp" && maps.aspp.data.length ? maps.aspp : maps.pred);
-  const overlayLayer = () => {
-    const o = state.overlay, which = predMap() === maps.aspp ? "aspp" : "ocr";
-    if (o === "prediction" && which === "ocr" && editPred) {      // the edit applied to every cell (not cached)
-      const c = small(bh, bw), ctx = c.getContext("2d");
-      ctx.drawImage(layer("image", () => {}), 0, 0); ctx.imageSmoothingEnabled = false;
-      ctx.drawImage(classCanvas({ data: editPred, hw: [h, w] }, 150), 0, 0, bw, bh);
-      return c;
-    }
-    if (o === "prediction") return layer("pred:" + which, (ctx) => ctx.drawImage(classCanvas(predMap(), 150), 0, 0, bw, bh));
-    if (o === "ground truth" && maps.gt.data.length) return layer("gt", (ctx) => ctx.drawImage(classCanvas(maps.gt, 150), 0, 0, bw, bh));
-    if (o === "errors" && maps.gt.data.length) return layer("err:" + which, (ctx) => {
-      ctx.fillStyle = "rgba(255,255,255,0.35)"; ctx.fillRect(0, 0, bw, bh); ctx.drawImage(errorCanvas(predMap()), 0, 0, bw, bh);
-    });
-    if (o === "marked" && maps.mark.data.length) return layer("mark", (ctx) => ctx.drawImage(markCanvas(), 0, 0, bw, bh));
-    return layer("image", () => {});
-  };
-  const dimLayer = () => layer("dim", (ctx) => { ctx.fillStyle = "rgba(0,0,0,0.62)"; ctx.fillRect(0, 0, bw, bh); });
-
-  // heat maps over the h x w grid, drawn scaled with smoothing off
-  const heatSmall = small(h, w), heatCtx = heatSmall.getContext("2d"), heatImg = heatCtx.createImageData(w, h);
-  const heatPx = new Uint32Array(heatImg.data.buffer), ctxValsBuf = new Float32Array(hw), ctxOther = new Float32Array(hw);
-  const regionHeat = new Map();                          // k -> colourised ImageData (precomputed on first hover)
-  const colourise = (vals, out, top) => {
-    for (let i = 0; i < hw; i++) out[i] = lut[(scaled(vals[i], top, state.scale) * 255) | 0];
-  };
-  const maxOf = (vals) => { let m = 0; for (let i = 0; i < vals.length; i++) if (vals[i] > m) m = vals[i]; return m; };
-  const contextOf = (p, out) => {     // sum_k sim[p, k] * region_k, the pixel's context map (edited row if any)
-    const ctxVals = out || ctxValsBuf, row = currentEdit(p) || rowOf(p);
-    ctxVals.fill(0);
-    for (let k = 0; k < K; k++) {
-      const a = row[k]; if (a === 0) continue;
-      const o = k * hw; for (let i = 0; i < hw; i++) ctxVals[i] += a * region[o + i];
-    }
-    return ctxVals;
-  };
-
-  // ---------------------------------------------------------------- state
-  const sel0 = model.get("selected") || [0, 0];
-  const state = {
-    y: Math.min(h - 1, Math.max(0, sel0[0] | 0)), x: Math.min(w - 1, Math.max(0, sel0[1] | 0)),
-    mode: model.get("mode") === "aspp" && rates.length ? "aspp" : "ocr",
-    overlay: OVERLAYS.includes(model.get("overlay")) ? model.get("overlay") : "image",
-    hover: model.get("hover_region") ?? -1, pinned: !!model.get("pinned"),
-    scale: SCALES[model.get("scale")] ? model.get("scale") : "sqrt", shared: !!model.get("shared_scale"),
-    sort: "attention", dropped: new Set(), gain: null,
-  };
-  let syncTimer = null;
-  cleanups.push(() => clearTimeout(syncTimer));
-
-  // ---------------------------------------------------------------- drawing
-  const cellRect = (ctx, y, x, colour, lw) => {
-    const sx = bw / W, sy = bh / H;
-    ctx.lineWidth = lw; ctx.strokeStyle = colour;
-    ctx.strokeRect(x * s * sx, y * s * sy, Math.max(2, s * sx), Math.max(2, s * sy));
-  };
-  const outline = (ctx) => { cellRect(ctx, state.y, state.x, "#000", 3 * dpr); cellRect(ctx, state.y, state.x, "#fff", 1.2 * dpr); };
-
-  function drawImagePanel() {
-    const ctx = cImg.getContext("2d");
-    ctx.drawImage(overlayLayer(), 0, 0);
-    outline(ctx);
-    const shown = state.overlay === "marked" ? `${markName}: ${markPct}% of the image`
-      : state.overlay === "prediction" && state.mode === "ocr" && editPred ? "prediction with the edit, per cell" : state.overlay;
-    drawOverlayLegend();
-    titleA.textContent = state.mode === "aspp"
-      ? `image (${shown}) · ASPP taps of the selected cell (${s}px cells)`
-      : `image (${shown}) · selected cell = ${s}x${s} px`;
   }
 
-  // The colour scale of the right-hand map: its top colour is the shown map's own maximum, or with
-  // "same scale" the larger of this pixel's OCR context maximum and ASPP ERF maximum.
-  function showScale(top, what) {
-    const sc = state.scale, name = { sqrt: "√ scale", log: "log scale", linear: "linear scale" }[sc];
-    const bottom = sc === "log" ? `≤ ${(top * 10 ** -LOG_DECADES).toPrecision(2)} (1/${10 ** LOG_DECADES} of the top)` : "0";
-    legendText.textContent = `top colour = ${top.toPrecision(3)} (${what}); bottom = ${bottom}; ${name}`;
-    for (const e of [pC, cCtx]) { e.dataset.vmax = String(top); e.dataset.scale = sc; e.dataset.scaleOf = what; }
+  // ocrviz/widgets/js/edits.js
+  function editRow(row, dropped, gain) {
+    const scaledK = gain && gain.f !== 1;
+    if (!dropped.size && !scaledK) return null;
+    const r = row.map((v, k) => dropped.has(k) ? 0 : scaledK && k === gain.k ? v * gain.f : v);
+    const t = r.reduce((a, b) => a + b, 0);
+    return t > 0 ? r.map((v) => v / t) : null;
   }
-  function sharedTop(p) {     // max of this pixel's OCR context map and of its ASPP ERF (when there is one)
-    const erf = erfFor(state.y, state.x);
-    return Math.max(maxOf(contextOf(p, ctxOther)), erf ? maxOf(erf) : 0);
+  function editSig(dropped, gain) {
+    return JSON.stringify([[...dropped].sort((a, b) => a - b), gain && gain.f !== 1 ? [gain.k, gain.f] : null]);
+  }
+  var NO_EDIT = "[[],null]";
+  var argmax = (v) => v.reduce((b, x, i) => x > v[b] ? i : b, 0);
+  function describeEdit(dropped, gain, names) {
+    const what = [], K = names.length;
+    if (dropped.size === K - 1) {
+      const kept = names.findIndex((_, k) => !dropped.has(k));
+      what.push("only " + names[kept]);
+    } else if (dropped.size) what.push("without " + [...dropped].sort((x, y) => x - y).map((k) => names[k]).join(", "));
+    if (gain && gain.f !== 1) what.push(`${names[gain.k]} ×${gain.f.toFixed(2)}`);
+    return what.join("; ");
   }
 
-  const swatch = (rgb, text) => {
+  // ocrviz/widgets/js/kernel.js
+  function kernelClient(model, w) {
+    let answer = null, asked = "", request = null;
+    const client = {
+      wholePred: null,
+      wholeChanged: null,
+      // every cell's class under the answered edit, and how many changed
+      get answer() {
+        return answer;
+      },
+      adopt(ans, edit) {
+        answer = { ...ans, p: ans.cell[0] * w + ans.cell[1] };
+        if (ans.whole && ans.edit === edit) {
+          client.wholePred = Uint8Array.from(u8(model.get("cf_answer_pred")));
+          client.wholeChanged = ans.whole.changed;
+        }
+      },
+      // {base, influence, after, edited, pending} of cell p under the edit `edit` (editSig)
+      at(p, edit) {
+        const key = edit + "@" + p;
+        if (answer && answer.key === key) return { ...answer, edited: answer.after !== null, pending: false };
+        if (asked !== key) {
+          asked = key;
+          const [dropped, gain] = JSON.parse(edit);
+          request = { key, edit, cell: [Math.floor(p / w), p % w], dropped, gain };
+          const last = model.get("cf_answer") || {};
+          if (last.key === key && !last.error) {
+            client.adopt(last, edit);
+            return { ...answer, edited: answer.after !== null, pending: false };
+          }
+          if ((model.get("cf_request") || {}).key !== key) {
+            model.set("cf_request", request);
+            model.save_changes();
+          }
+        }
+        const same = answer && answer.p === p;
+        return {
+          base: same ? answer.base : null,
+          influence: same ? answer.influence : null,
+          after: null,
+          edited: edit !== "[[],null]",
+          pending: true
+        };
+      },
+      // a new cf_answer arrived: "redraw" (ours, for the cell and edit shown: `current` = edit@p), "error"
+      // (ours failed: {error}), or "none" (not ours: asked again when our own is unanswered)
+      onAnswer(current, edit) {
+        const ans = model.get("cf_answer") || {};
+        if (!ans.key) return { type: "none" };
+        if (ans.key !== asked) {
+          if (request && !(answer && answer.key === asked)) {
+            model.set("cf_request", { ...request });
+            model.save_changes();
+          }
+          return { type: "none" };
+        }
+        if (ans.error) return { type: "error", error: ans.error };
+        client.adopt(ans, edit);
+        return { type: ans.key === current ? "redraw" : "none" };
+      }
+    };
+    return client;
+  }
+
+  // ocrviz/widgets/js/pixel_head.js
+  function pixelHead(get, K, hw) {
+    const value = get("value");
+    if (!value.length) return null;
+    const pixels = get("pixels"), upW = get("up_w"), upB = get("up_b"), fuseW = get("fuse_w"), fuseB = get("fuse_b");
+    const clsW = get("cls_w"), clsB = get("cls_b"), C = upB.length, Ck = value.length / K;
+    const ctx = new Float64Array(Ck), obj = new Float64Array(C), aug = new Float64Array(C);
+    let pixPart = null;
+    const pixelPart = () => {
+      if (pixPart) return pixPart;
+      pixPart = new Float64Array(hw * C);
+      for (let p = 0; p < hw; p++) {
+        const pc = p * C;
+        for (let i = 0; i < C; i++) {
+          let a = fuseB[i];
+          const o = i * 2 * C + C;
+          for (let j = 0; j < C; j++) a += fuseW[o + j] * pixels[pc + j];
+          pixPart[pc + i] = a;
+        }
+      }
+      return pixPart;
+    };
+    const logits = (row, p) => {
+      for (let j = 0; j < Ck; j++) {
+        let a = 0;
+        for (let k = 0; k < K; k++) a += row[k] * value[k * Ck + j];
+        ctx[j] = a;
+      }
+      for (let i = 0; i < C; i++) {
+        let a = upB[i];
+        const o = i * Ck;
+        for (let j = 0; j < Ck; j++) a += upW[o + j] * ctx[j];
+        obj[i] = a > 0 ? a : 0;
+      }
+      const pp = pixelPart(), pc = p * C;
+      for (let i = 0; i < C; i++) {
+        let a = pp[pc + i];
+        const o = i * 2 * C;
+        for (let j = 0; j < C; j++) a += fuseW[o + j] * obj[j];
+        aug[i] = a > 0 ? a : 0;
+      }
+      const out = new Array(K);
+      for (let k = 0; k < K; k++) {
+        let a = clsB[k];
+        const o = k * C;
+        for (let i = 0; i < C; i++) a += clsW[o + i] * aug[i];
+        out[k] = a;
+      }
+      return out;
+    };
+    logits.predictAll = (rowFn) => {
+      const out = new Uint8Array(hw);
+      for (let p = 0; p < hw; p++) {
+        const l = logits(rowFn(p), p);
+        let b = 0;
+        for (let k = 1; k < K; k++) if (l[k] > l[b]) b = k;
+        out[p] = b;
+      }
+      return out;
+    };
+    return logits;
+  }
+
+  // ocrviz/widgets/js/counterfactuals.js
+  function counterfactuals(data, model) {
+    const { K, w, hw, rowOf } = data;
+    const page = pixelHead(data.cfArrays, K, hw);
+    const kernel = !page && !!model.get("cf_kernel") && !data.standalone ? kernelClient(model, w) : null;
+    let basePred = null;
+    const cf = {
+      on: !!page || !!kernel,
+      page: !!page,
+      kernel,
+      editPred: null,
+      wholeChanged: null,
+      // every cell's class with the current edit, how many changed
+      edit: (p, st) => editRow(rowOf(p), st.dropped, st.gain),
+      sig: (st) => editSig(st.dropped, st.gain),
+      // {base, influence, after, edited, pending} of cell p under the state's edit
+      at(p, st) {
+        if (page) {
+          const row = rowOf(p), base = page(row, p), c = argmax(base), e = cf.edit(p, st);
+          const influence = row.map((_, k) => {
+            const r = editRow(row, /* @__PURE__ */ new Set([k]));
+            return r ? base[c] - page(r, p)[c] : 0;
+          });
+          return { base, influence, after: e ? page(e, p) : null, edited: !!e, pending: false };
+        }
+        const res = kernel.at(p, cf.sig(st));
+        cf.editPred = kernel.wholePred;
+        cf.wholeChanged = kernel.wholeChanged;
+        return res;
+      },
+      clearWhole() {
+        cf.editPred = null;
+        cf.wholeChanged = null;
+        if (kernel) {
+          kernel.wholePred = null;
+          kernel.wholeChanged = null;
+        }
+      },
+      // the edit applied to every cell (about 20k multiply-adds per cell: on a click or a slider release)
+      wholeImage(st) {
+        if (!page) return;
+        if (cf.sig(st) === NO_EDIT) {
+          cf.editPred = null;
+          return;
+        }
+        if (!basePred) basePred = page.predictAll(rowOf);
+        cf.editPred = page.predictAll((p) => cf.edit(p, st) || rowOf(p));
+        let n = 0;
+        for (let i = 0; i < hw; i++) n += cf.editPred[i] !== basePred[i];
+        cf.wholeChanged = n;
+      },
+      onAnswer(p, st) {
+        const r = kernel.onAnswer(cf.sig(st) + "@" + p, cf.sig(st));
+        cf.editPred = kernel.wholePred;
+        cf.wholeChanged = kernel.wholeChanged;
+        return r;
+      }
+    };
+    return cf;
+  }
+
+  // ocrviz/widgets/js/data.js
+  var COLOURS = {
+    error: { rgb: [228, 26, 28], name: "red" },
+    right: { rgb: [60, 170, 70], name: "green" },
+    ignore: { rgb: [128, 128, 128], name: "grey" },
+    mark: { rgb: [255, 215, 0], name: "yellow" }
+  };
+  async function loadData(model) {
+    const [H, W] = model.get("image_hw"), [h, w] = model.get("feat_hw"), s = model.get("output_stride");
+    const hw = h * w, names = model.get("class_names"), K = names.length, palette = model.get("palette");
+    const unpacked = {};
+    for (const [k, spec] of Object.entries(model.get("packed") || {})) unpacked[k] = await decode(spec);
+    const buf = (k) => unpacked[k] || model.get(k);
+    const regionScale = model.get("region_scale");
+    const maps = {
+      pred: { data: u8(buf("pred")), hw: model.get("pred_hw") },
+      gt: { data: u8(buf("gt")), hw: model.get("gt_hw") },
+      aspp: { data: u8(buf("aspp_pred")), hw: model.get("aspp_pred_hw") },
+      mark: { data: u8(buf("mark")), hw: model.get("mark_hw") },
+      blame: { data: u8(buf("blame")), hw: model.get("blame_hw") || [] }
+    };
+    let markCount = 0;
+    for (let i = 0; i < maps.mark.data.length; i++) markCount += maps.mark.data[i];
+    const rates = model.get("aspp_rates") || [];
+    const preErf = /* @__PURE__ */ new Map(), preErfMass = /* @__PURE__ */ new Map();
+    {
+      const cells = model.get("erf_cells") || [], all = dequantise(u8(model.get("erf_maps")), model.get("erf_scales") || [], hw);
+      const masses = model.get("erf_class_mass") || [];
+      cells.forEach(([cy, cx], n) => {
+        preErf.set(cy + "," + cx, all.subarray(n * hw, (n + 1) * hw));
+        if (masses[n]) preErfMass.set(cy + "," + cx, masses[n]);
+      });
+    }
+    let bitmap = null;
+    try {
+      const blob = new Blob([u8(model.get("image"))], { type: model.get("image_mime") || "image/png" });
+      bitmap = await createImageBitmap(blob);
+    } catch (e) {
+      console.warn("ocrviz: image decode failed", e);
+    }
+    const sim = f32(buf("sim_map"));
+    let cellClass = u8(buf("cell_class"));
+    if (cellClass.length !== hw) {
+      cellClass = new Uint8Array(hw);
+      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) cellClass[y * w + x] = classAt(maps.pred, y, x, h, w, s);
+    }
+    return {
+      H,
+      W,
+      h,
+      w,
+      s,
+      hw,
+      names,
+      K,
+      palette,
+      bitmap,
+      maps,
+      rates,
+      preErf,
+      regionScale,
+      sim,
+      cellClass,
+      regionMass: f32(buf("region_mass")),
+      // K x K: region k's mass on class c's cells (exact strips)
+      unavailable: model.get("unavailable") || {},
+      // {panel: one plain sentence}: why it is not drawn
+      region: dequantise(u8(buf("region_q")), regionScale, hw),
+      // K x HW
+      markName: model.get("mark_name") || "marked",
+      markPct: maps.mark.data.length ? (100 * markCount / maps.mark.data.length).toFixed(1) : "0.0",
+      shares: f32(buf("aspp_shares")),
+      nBranch: rates.length + 2,
+      colours: { ...COLOURS, ...model.get("overlay_colours") || {} },
+      standalone: !!model.get("standalone"),
+      // an exported page: no kernel, no Python hints
+      cfArrays: (n) => f32(buf("cf_" + n)),
+      rowOf: (p) => Array.from(sim.subarray(p * K, (p + 1) * K)),
+      // the sim row of cell p
+      // the ASPP ERF of cell (y, x): the one computed on demand by the kernel, else one stored in the page
+      erfFor(y, x) {
+        const cell = model.get("erf_cell") || [-1, -1];
+        if (cell[0] === y && cell[1] === x) {
+          const q = u8(model.get("erf_map"));
+          if (q.length === hw) return dequantise(q, [model.get("erf_scale")], hw);
+        }
+        return preErf.get(y + "," + x) || null;
+      },
+      // its K class shares, sent with it (the map itself travels as 8-bit codes); null when not sent
+      erfMassFor(y, x) {
+        const cell = model.get("erf_cell") || [-1, -1], m = model.get("erf_mass") || [];
+        if (cell[0] === y && cell[1] === x) return m.length === K ? m : null;
+        return preErfMass.get(y + "," + x) || null;
+      }
+    };
+  }
+
+  // ocrviz/widgets/js/dom.js
+  function el(tag, cls, attrs) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+    return e;
+  }
+  var SVGNS = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs) {
+    const e = document.createElementNS(SVGNS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+    return e;
+  }
+  function fmt(v, d) {
+    return Number.isFinite(v) ? v.toFixed(d) : String(v);
+  }
+  function canvas(h, w) {
+    const c = document.createElement("canvas");
+    c.width = w;
+    c.height = h;
+    return c;
+  }
+  function swatch(rgb, text) {
     const e = el("span", "ocrviz-key"), sw = el("span", "ocrviz-swatch");
-    sw.style.background = `rgb(${rgb.join(",")})`; e.append(sw, document.createTextNode(text)); return e;
-  };
-  function drawOverlayLegend() {     // names the colours of the overlay shown (same height for every overlay)
-    const o = state.overlay, keys = [];
-    if (o === "errors") keys.push(swatch(colours.error.rgb, `${colours.error.name}: wrong`),
-      swatch(colours.right.rgb, `${colours.right.name}: right`), swatch(colours.ignore.rgb, `${colours.ignore.name}: not scored`));
-    else if (o === "marked") keys.push(swatch(colours.mark.rgb, `${colours.mark.name}: ${markName} pixels (${markPct}%)`));
-    else if (o === "prediction" || o === "ground truth") keys.push(document.createTextNode("class colours as in the region bars"));
-    else keys.push(document.createTextNode("\u00a0"));
-    overlayLegend.replaceChildren(...keys);
-    overlayLegend.dataset.overlay = o;
+    sw.style.background = `rgb(${rgb.join(",")})`;
+    e.append(sw, document.createTextNode(text));
+    return e;
   }
-
-  function drawHeat(vals, top) {
-    const ctx = cCtx.getContext("2d");
-    ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(dimLayer(), 0, 0);
-    if (vals) { colourise(vals, heatPx, top); heatCtx.putImageData(heatImg, 0, 0); ctx.drawImage(heatSmall, 0, 0, bw, bh); }
-    outline(ctx);
-  }
-
-  function drawContext() {
-    const p = state.y * w + state.x, k = state.hover;
-    if (k >= 0 && k < K) {
-      const top = 255 * regionScale[k], key = k + ":" + state.scale;
-      if (!regionHeat.has(key)) {
-        const id = new ImageData(w, h);
-        colourise(region.subarray(k * hw, (k + 1) * hw), new Uint32Array(id.data.buffer), top);
-        regionHeat.set(key, id);
+  function listeners() {
+    const cleanups = [];
+    return {
+      on(target, ev, fn, opts) {
+        target.addEventListener(ev, fn, opts);
+        cleanups.push(() => target.removeEventListener(ev, fn, opts));
+      },
+      add(fn) {
+        cleanups.push(fn);
+      },
+      dispose() {
+        for (const f of cleanups.splice(0).reverse()) f();
       }
-      const ctx = cCtx.getContext("2d");
-      ctx.imageSmoothingEnabled = false;
-      ctx.drawImage(dimLayer(), 0, 0);
-      heatCtx.putImageData(regionHeat.get(key), 0, 0); ctx.drawImage(heatSmall, 0, 0, bw, bh);
-      outline(ctx);
-      titleC.textContent = `region “${names[k]}”: its spatial-softmax weights (sum to 1 over the image); this pixel gives it ${fmt(sim[p * K + k], 4)}`;
-      showScale(top, `region “${names[k]}”'s largest weight`);
-      cCtx.dataset.region = String(k); cCtx.dataset.map = "region";
-    } else {
-      const vals = contextOf(p), own = maxOf(vals);
-      const top = state.shared ? Math.max(own, sharedTop(p)) : own;
-      drawHeat(vals, top);
-      titleC.textContent = "where this pixel's context comes from: Σₖ sim[p,k] · region weightsₖ (sums to 1 over the image)"
-        + (currentEdit(p) ? " — with the edited row" : "");
-      showScale(top, state.shared ? "largest of this pixel's OCR context and ASPP ERF" : "this pixel's largest context weight");
-      cCtx.dataset.region = "all"; cCtx.dataset.map = "context";
-    }
+    };
   }
 
-  function erfFor(y, x) {
-    const cell = model.get("erf_cell") || [-1, -1];
-    if (cell[0] === y && cell[1] === x) {
-      const q = u8(model.get("erf_map")), sc = model.get("erf_scale");
-      if (q.length === hw) { const m = new Float32Array(hw); for (let i = 0; i < hw; i++) m[i] = q[i] * sc; return m; }
+  // ocrviz/widgets/js/image_panel.js
+  var REST_MS = 120;
+  function imagePanel(v) {
+    const { data, store, layers, size } = v, { H, W, h, w, s, maps, names, palette, markName, markPct, colours } = data;
+    const panel = el("div", "ocrviz-panel ocrviz-panel-image");
+    const title = el("div", "ocrviz-title");
+    const stack = el("div", "ocrviz-stack");
+    const image = el("canvas", "ocrviz-image");
+    image.tabIndex = 0;
+    image.setAttribute("data-lm-suppress-shortcuts", "true");
+    image.setAttribute("aria-label", "image: click or hover to pick a pixel; arrow keys move it");
+    stack.append(image);
+    const classes = el("div", "ocrviz-classes");
+    const legend = el("div", "ocrviz-overlay-legend");
+    panel.append(title, stack, classes, legend);
+    v.image = image;
+    function drawLegend(o) {
+      const keys = [];
+      if (o === "errors") keys.push(
+        swatch(colours.error.rgb, `${colours.error.name}: wrong`),
+        swatch(colours.right.rgb, `${colours.right.name}: right`),
+        swatch(colours.ignore.rgb, `${colours.ignore.name}: not scored`)
+      );
+      else if (o === "marked") keys.push(swatch(colours.mark.rgb, `${colours.mark.name}: ${markName} pixels (${markPct}%)`));
+      else if (o === "prediction" || o === "ground truth") keys.push(document.createTextNode("class colours as in the region bars"));
+      else keys.push(document.createTextNode(" "));
+      legend.replaceChildren(...keys);
+      legend.dataset.overlay = o;
     }
-    return preErf.get(y + "," + x) || null;
-  }
-
-  function drawAsppContext() {
-    const erf = erfFor(state.y, state.x), p = state.y * w + state.x;
-    const own = erf ? maxOf(erf) : 0, top = state.shared ? Math.max(own, maxOf(contextOf(p, ctxOther))) : own;
-    drawHeat(erf, top);
-    const ctx = cCtx.getContext("2d"), sx = bw / W, sy = bh / H;
-    for (const br of asppTaps(state.y, state.x, rates, s, h, w, H, W)) {   // taps, for reference
-      ctx.fillStyle = BRANCH_COLOURS[br.branch % BRANCH_COLOURS.length];
-      for (const t of br.taps) if (t.inside) ctx.fillRect(t.x * sx - 1.5 * dpr, t.y * sy - 1.5 * dpr, 3 * dpr, 3 * dpr);
+    function drawClasses(st) {
+      const at = (m) => classAt(m, st.y, st.x, h, w, s), parts = [];
+      const key = (label, k) => {
+        if (k === null) return;
+        const e = k < names.length ? swatch(palette[k], `${label} ${names[k]}`) : el("span", "ocrviz-key");
+        if (k >= names.length) e.textContent = `${label} ignore`;
+        parts.push(e);
+      };
+      key("OCR:", at(maps.pred));
+      if (maps.aspp.data.length) key("ASPP:", at(maps.aspp));
+      key("true:", at(maps.gt));
+      classes.replaceChildren(...parts);
     }
-    const status = model.get("erf_status") || "";
-    const missing = standalone
-      ? `no ERF stored for this cell in this page (${preErf.size} cell${preErf.size === 1 ? " has" : "s have"} one)`
-      : "no ERF for this cell: Explorer(..., erf_fn=...) with show_erf=True computes it";
-    titleC.textContent = erf ? "ASPP's effective receptive field of this cell (|∂ output / ∂ input|, share per cell; sums to 1)"
-      : status || missing;
-    if (erf || state.shared) showScale(top || 1, state.shared ? "largest of this pixel's OCR context and ASPP ERF" : "this cell's largest ERF share");
-    else { legendText.textContent = "no map"; for (const e of [pC, cCtx]) { e.dataset.vmax = ""; e.dataset.scale = state.scale; } }
-    cCtx.dataset.region = String(state.hover >= 0 ? state.hover : "all");
-    cCtx.dataset.map = erf ? "erf" : "none";
-  }
-
-  function drawTaps() {
-    tapsSvg.replaceChildren();
-    if (state.mode !== "aspp" || !rates.length) return;
-    const R = Math.max(s * 0.45, Math.max(H, W) / 110);
-    for (const br of asppTaps(state.y, state.x, rates, s, h, w, H, W)) {
-      const colour = BRANCH_COLOURS[br.branch % BRANCH_COLOURS.length];
-      if (br.kind === "pool") {
-        const inset = R * 0.4;
-        tapsSvg.append(svg("rect", { class: "ocrviz-pool", "data-branch": br.branch, x: inset, y: inset, width: W - 2 * inset, height: H - 2 * inset,
-          fill: "none", stroke: colour, "stroke-width": 3, "stroke-dasharray": "8 5", "vector-effect": "non-scaling-stroke" }));
-        continue;
-      }
-      const r = R * (1.5 - 0.25 * Math.min(br.branch, 4));
-      for (const t of br.taps) {
-        const cy = Math.min(H, Math.max(0, t.y)), cx = Math.min(W, Math.max(0, t.x));   // off-grid taps: clipped to the border
-        const c = svg("circle", { class: "ocrviz-tap" + (t.inside ? "" : " ocrviz-outside"), "data-branch": br.branch,
-          "data-y": t.y, "data-x": t.x, "data-inside": t.inside, cx, cy, r,
-          fill: t.inside ? colour : "none", "fill-opacity": 0.55, stroke: colour, "stroke-width": 2,
-          "stroke-dasharray": t.inside ? "" : "3 3", "vector-effect": "non-scaling-stroke" });
-        c.dataset.tip = `branch ${br.branch} (${br.kind}${br.rate ? ` rate ${br.rate} = ${br.rate * s}px` : ""}): cell (${t.cell[0]}, ${t.cell[1]})${t.inside ? "" : " — outside the image: reads zero padding"}`;
-        c.dataset.r = r; tapsSvg.append(c);
-      }
-    }
-  }
-
-  function updateRegions() {
-    const p = state.y * w + state.x, row = rowOf(p);
-    // influence of region k: the predicted class's logit drop when k is removed (cfAt)
-    const res = cfOn ? cfAt(p) : null, influence = res && res.influence;
-    const key = state.sort === "influence" && influence ? influence : row;
-    const order = Array.from({ length: K }, (_, k) => k);
-    order.sort((a, b) => (key[b] - key[a]) || (a - b));          // largest first, ties by k
-    const top = Math.max(...row) || 1;
-    order.forEach((k, rank) => {
-      const v = row[k], r = rows[k];
-      r.r.dataset.weight = v.toFixed(6); r.r.dataset.rank = String(rank + 1);
-      r.fill.style.width = (100 * v / top).toFixed(2) + "%";
-      r.val.textContent = v.toFixed(4);
-      if (!influence) { delete r.r.dataset.influence; r.inf.textContent = cfOn ? "…" : ""; }
-      else { r.r.dataset.influence = influence[k].toFixed(6); r.inf.textContent = (influence[k] >= 0 ? "+" : "") + influence[k].toFixed(3); }
-      r.r.classList.toggle("ocrviz-hovered", k === state.hover);
-      r.r.classList.toggle("ocrviz-dropped", state.dropped.has(k));
-      regionList.append(r.r);                                              // re-order in place
+    const cellOf = (ev) => {
+      const px = Math.min(W - 1, Math.max(0, Math.floor(ev.offsetX / image.clientWidth * W)));
+      const py = Math.min(H - 1, Math.max(0, Math.floor(ev.offsetY / image.clientHeight * H)));
+      return [Math.min(h - 1, Math.floor(py / s)), Math.min(w - 1, Math.floor(px / s))];
+    };
+    let rested = null, restTimer = 0;
+    v.listen.add(() => clearTimeout(restTimer));
+    v.listen.on(image, "mouseenter", () => {
+      rested = [store.state.y, store.state.x];
     });
-    for (const [k, b] of Object.entries(sortBtn)) b.classList.toggle("ocrviz-active", k === state.sort);
-    updateCounterfactual(res);
+    v.listen.add(store.subscribe((changed) => {
+      if (changed.has("pinned")) rested = [store.state.y, store.state.x];
+    }));
+    v.listen.on(image, "mousemove", (ev) => {
+      if (store.state.pinned) return;
+      const [y, x] = cellOf(ev);
+      store.set({ y, x }, { push: "debounce" });
+      clearTimeout(restTimer);
+      restTimer = setTimeout(() => {
+        rested = [y, x];
+      }, REST_MS);
+    });
+    v.listen.on(image, "mouseleave", () => {
+      clearTimeout(restTimer);
+      if (!store.state.pinned && rested) store.set({ y: rested[0], x: rested[1] }, { push: "debounce" });
+    });
+    v.listen.on(image, "mousedown", (ev) => {
+      if (ev.button !== 0) return;
+      clearTimeout(restTimer);
+      const [y, x] = cellOf(ev), st = store.state;
+      store.set({ pinned: !(st.pinned && y === st.y && x === st.x), y, x });
+      rested = [y, x];
+      image.focus({ preventScroll: true });
+    });
+    return {
+      el: panel,
+      resize() {
+        if (image.width !== size.bw || image.height !== size.bh) {
+          image.width = size.bw;
+          image.height = size.bh;
+        }
+        image.style.width = size.dispW + "px";
+        image.style.height = size.dispH + "px";
+        panel.style.width = size.dispW + 2 + "px";
+      },
+      draw(f) {
+        const st = f.st, ctx = image.getContext("2d");
+        ctx.drawImage(layers.overlay(st.overlay, maps.pred, "ocr", v.cf.editPred), 0, 0);
+        layers.outline(ctx, st.y, st.x);
+        const shown = st.overlay === "marked" ? `${markName}: ${markPct}% of the image` : st.overlay === "prediction" && v.cf.editPred ? "OCR's prediction with the edit, per cell" : st.overlay === "prediction" || st.overlay === "errors" ? `${st.overlay}, OCR` : st.overlay;
+        drawLegend(st.overlay);
+        drawClasses(st);
+        title.textContent = `image (${shown}) · selected cell = ${s}x${s} px`;
+      }
+    };
   }
 
-  function updateCounterfactual(res) {
-    if (!res) { cfBox.textContent = ""; return; }
-    const { base, after, edited, pending } = res;
-    resetBtn.disabled = !edited;
-    root.dataset.cfSource = cf ? "page" : "kernel";
-    if (pending) root.dataset.cfPending = "1"; else delete root.dataset.cfPending;
-    if (!edited || !after) {
-      cfBox.textContent = pending ? "re-running OCR's head in the kernel…"
-        : "click a region to drop it from this pixel's sim row, shift-click to keep only it";
-      delete root.dataset.cfPred; delete root.dataset.cfLogits; delete root.dataset.cfChanged;
-      if (base) root.dataset.baseLogits = JSON.stringify(base.map((v) => +v.toFixed(6)));
-      else delete root.dataset.baseLogits;
+  // ocrviz/widgets/js/mass.js
+  function massByClass(weights, offGrid, cellClass, names) {
+    const sums = new Float64Array(names.length);
+    let total = offGrid > 0 ? offGrid : 0;
+    for (let i = 0; i < weights.length; i++) {
+      const m = weights[i];
+      if (m > 0) {
+        const c = cellClass[i];
+        if (c < names.length) sums[c] += m;
+        total += m;
+      }
+    }
+    const out = {};
+    names.forEach((n, k) => {
+      out[n] = total > 0 ? sums[k] / total : 0;
+    });
+    out["off-grid"] = total > 0 ? Math.max(0, offGrid) / total : 0;
+    return out;
+  }
+  function massFromShares(shares, offGrid, names) {
+    const total = shares.reduce((a, b) => a + b, 0) + Math.max(0, offGrid);
+    const out = {};
+    names.forEach((n, k) => {
+      out[n] = total > 0 ? shares[k] / total : 0;
+    });
+    out["off-grid"] = total > 0 ? Math.max(0, offGrid) / total : 0;
+    return out;
+  }
+  function ocrShares(row, regionMass, K) {
+    const out = new Array(K).fill(0);
+    for (let k = 0; k < row.length; k++) for (let c = 0; c < K; c++) out[c] += row[k] * regionMass[k * K + c];
+    return out;
+  }
+  function asppTapsMap(y, x, shares, rates, h, w, out) {
+    out.fill(0);
+    let off = 0;
+    out[y * w + x] += shares[0];
+    rates.forEach((r, n) => {
+      const a = shares[n + 1] / 9;
+      for (const dy of [-1, 0, 1]) for (const dx of [-1, 0, 1]) {
+        const ti = y + dy * r, tj = x + dx * r;
+        if (ti >= 0 && ti < h && tj >= 0 && tj < w) out[ti * w + tj] += a;
+        else off += a;
+      }
+    });
+    const pool = shares[rates.length + 1] / (h * w);
+    for (let i = 0; i < out.length; i++) out[i] += pool;
+    return off;
+  }
+  function massParts(mass, { most = 4, least = 0.03 } = {}) {
+    const entries = Object.entries(mass).sort((a, b) => b[1] - a[1]);
+    const shown = entries.filter(([, v], i) => i < most && v >= least);
+    const rest = 1 - shown.reduce((a, [, v]) => a + v, 0);
+    const parts = shown.map(([name, v]) => ({ name, share: v }));
+    if (rest >= 5e-3) parts.push({ name: "other", share: rest });
+    return parts;
+  }
+  var pct = (v) => `${Math.round(100 * v)} %`;
+  function massJSON(mass) {
+    const out = {};
+    for (const [k, v] of Object.entries(mass)) out[k] = +v.toFixed(6);
+    return JSON.stringify(out);
+  }
+
+  // ocrviz/widgets/js/scales.js
+  var VIRIDIS = [
+    [68, 1, 84],
+    [71, 44, 122],
+    [59, 81, 139],
+    [44, 113, 142],
+    [33, 144, 141],
+    [39, 173, 129],
+    [92, 200, 99],
+    [170, 220, 50],
+    [253, 231, 37]
+  ];
+  var SCALES = { sqrt: "√", log: "log", linear: "linear" };
+  var LOG_DECADES = 3;
+  function scaled(v, top, scale) {
+    if (!(top > 0) || !(v > 0)) return 0;
+    const r = v / top;
+    if (r >= 1) return 1;
+    if (scale === "linear") return r;
+    if (scale === "log") return Math.max(0, 1 + Math.log10(r) / LOG_DECADES);
+    return Math.sqrt(r);
+  }
+  function viridis(t) {
+    const x = Math.max(0, Math.min(1, t)) * (VIRIDIS.length - 1);
+    const i = Math.min(VIRIDIS.length - 2, Math.floor(x)), f = x - i;
+    return VIRIDIS[i].map((c, n) => Math.round(c + f * (VIRIDIS[i + 1][n] - c)));
+  }
+  var rgba = ([r, g, b], a) => (a << 24 | b << 16 | g << 8 | r) >>> 0;
+  function heatLut() {
+    const lut = new Uint32Array(256);
+    for (let i = 0; i < 256; i++) lut[i] = rgba(viridis(i / 255), Math.round(70 + 185 * i / 255));
+    return lut;
+  }
+  function colourise(vals, out, top, scale, lut) {
+    for (let i = 0; i < vals.length; i++) out[i] = lut[scaled(vals[i], top, scale) * 255 | 0];
+  }
+  function maxOf(vals) {
+    let m = 0;
+    for (let i = 0; i < vals.length; i++) if (vals[i] > m) m = vals[i];
+    return m;
+  }
+  function describeScale(top, what, scale) {
+    const name = { sqrt: "√ scale", log: "log scale", linear: "linear scale" }[scale];
+    const bottom = scale === "log" ? `≤ ${(top * 10 ** -LOG_DECADES).toPrecision(2)} (1/${10 ** LOG_DECADES} of the top)` : "0";
+    return `top colour = ${top.toPrecision(3)} (${what}); bottom = ${bottom}; ${name}`;
+  }
+
+  // ocrviz/widgets/js/context_panel.js
+  function contextPanel(v, source) {
+    const { data, layers, size, lut } = v, { h, w, hw, names, palette, cellClass } = data;
+    const panel = el("div", "ocrviz-panel ocrviz-panel-context", { "data-panel": source.id });
+    const title = el("div", "ocrviz-title");
+    const stack = el("div", "ocrviz-stack");
+    const cv = el("canvas", "ocrviz-context");
+    const why = el("div", "ocrviz-unavailable");
+    why.hidden = true;
+    stack.append(cv, ...source.nodes || [], why);
+    if (source.attach) source.attach(stack);
+    const legend = el("div", "ocrviz-legend");
+    const grad = el("span", "ocrviz-legend-bar");
+    const legendText = el("span", "ocrviz-legend-text");
+    legend.append(grad, legendText);
+    const strip = el("div", "ocrviz-mass", { title: "where this map's mass lies: its share on cells the model predicts as each class" });
+    panel.append(title, stack, strip, legend);
+    const small = canvas(h, w), sctx = small.getContext("2d"), img = sctx.createImageData(w, h);
+    const px = new Uint32Array(img.data.buffer), vals = new Float32Array(hw);
+    const peak = new Float64Array(names.length);
+    const VIRIDIS_CSS = `linear-gradient(to right, ${VIRIDIS.map((c) => `rgb(${c.join(",")})`).join(", ")})`;
+    function massView(m, mass, scale) {
+      peak.fill(0);
+      for (let i = 0; i < hw; i++) if (m[i] > peak[cellClass[i]]) peak[cellClass[i]] = m[i];
+      let most = 0;
+      names.forEach((n) => {
+        if (mass[n] > most) most = mass[n];
+      });
+      for (let i = 0; i < hw; i++) {
+        const c = cellClass[i], a = most > 0 ? mass[names[c]] / most * scaled(m[i], peak[c], scale) : 0;
+        px[i] = rgba(palette[c] || [255, 255, 255], Math.round(255 * a));
+      }
+    }
+    function setStrip(mass) {
+      strip.replaceChildren(...massParts(mass).flatMap((p, i) => {
+        const e = el("span", "ocrviz-mass-part", { "data-class": p.name });
+        const k = names.indexOf(p.name);
+        if (k >= 0) {
+          const sw = el("span", "ocrviz-swatch");
+          sw.style.background = `rgb(${palette[k].join(",")})`;
+          e.append(sw);
+        }
+        e.append(document.createTextNode(`${pct(p.share)} ${p.name}`));
+        return i ? [document.createTextNode(" · "), e] : [e];
+      }));
+    }
+    return {
+      el: panel,
+      watches: source.watches || [],
+      resize() {
+        if (cv.width !== size.bw || cv.height !== size.bh) {
+          cv.width = size.bw;
+          cv.height = size.bh;
+        }
+        cv.style.width = size.dispW + "px";
+        cv.style.height = size.dispH + "px";
+        for (const n of source.nodes || []) {
+          n.style.width = size.dispW + "px";
+          n.style.height = size.dispH + "px";
+        }
+        panel.style.width = size.dispW + 2 + "px";
+      },
+      // the largest value of this panel's map at the current pixel ("same scale for every map")
+      top: (f) => {
+        const r = source.map(f, vals);
+        return r.why ? 0 : maxOf(vals);
+      },
+      draw(f) {
+        const st = f.st, r = source.map(f, vals), ctx = cv.getContext("2d");
+        ctx.imageSmoothingEnabled = false;
+        ctx.drawImage(st.view === "density" || r.why ? layers.dim() : layers.faded(), 0, 0);
+        title.textContent = source.title(f, r);
+        cv.dataset.map = r.map || "none";
+        cv.dataset.region = r.region ?? "all";
+        if (r.why) {
+          layers.outline(ctx, st.y, st.x);
+          why.hidden = false;
+          why.textContent = r.why;
+          strip.textContent = " ";
+          legendText.textContent = "no map";
+          grad.style.background = "none";
+          for (const e of [panel, cv]) {
+            e.dataset.vmax = "";
+            e.dataset.scale = st.scale;
+          }
+          panel.dataset.mass = "";
+          if (source.draw) source.draw(ctx, f);
+          return;
+        }
+        why.hidden = true;
+        const own = maxOf(vals), top = st.shared ? Math.max(own, ...v.contextTops(f)) : own;
+        const mass = r.shares ? massFromShares(r.shares, r.off, names) : massByClass(vals, r.off, cellClass, names);
+        if (st.view === "density") colourise(vals, px, top, st.scale, lut);
+        else massView(vals, mass, st.scale);
+        sctx.putImageData(img, 0, 0);
+        ctx.drawImage(small, 0, 0, size.bw, size.bh);
+        layers.outline(ctx, st.y, st.x);
+        if (source.draw) source.draw(ctx, f);
+        setStrip(mass);
+        panel.dataset.mass = massJSON(mass);
+        const what = st.shared ? "largest of this pixel's context maps" : r.topWhat;
+        if (st.view === "density") {
+          grad.style.background = VIRIDIS_CSS;
+          grad.hidden = false;
+          legendText.textContent = "density: the value per cell · " + describeScale(top, what, st.scale);
+        } else {
+          grad.hidden = true;
+          legendText.textContent = `mass by class: colour = the cell's predicted class, strength = that class's share (the strip) × the cell's value (${st.scale === "sqrt" ? "√" : st.scale}, to the class's own peak)`;
+        }
+        for (const e of [panel, cv]) {
+          e.dataset.vmax = String(top);
+          e.dataset.scale = st.scale;
+          e.dataset.scaleOf = what;
+        }
+        panel.dataset.view = st.view;
+      }
+    };
+  }
+
+  // ocrviz/widgets/js/context_maps.js
+  function ocrContext(region, row, hw, out) {
+    out.fill(0);
+    for (let k = 0; k < row.length; k++) {
+      const a = row[k];
+      if (a === 0) continue;
+      const o = k * hw;
+      for (let i = 0; i < hw; i++) out[i] += a * region[o + i];
+    }
+    return out;
+  }
+
+  // ocrviz/widgets/js/ocr_context.js
+  function ocrSource(v) {
+    const { data } = v, { K, hw, names, sim, region, regionMass } = data;
+    const exact = regionMass.length === K * K;
+    return {
+      id: "ocr-context",
+      watches: ["hover"],
+      map(f, out) {
+        const k = f.st.hover;
+        if (k >= 0 && k < K) {
+          out.set(region.subarray(k * hw, (k + 1) * hw));
+          return {
+            off: 0,
+            map: "region",
+            region: String(k),
+            topWhat: `region “${names[k]}”'s largest weight`,
+            shares: exact ? Array.from(regionMass.subarray(k * K, (k + 1) * K)) : null
+          };
+        }
+        const row = v.cf.edit(f.p, f.st) || f.row;
+        ocrContext(region, row, hw, out);
+        return { off: 0, map: "context", topWhat: "this pixel's largest context weight", shares: exact ? ocrShares(row, regionMass, K) : null };
+      },
+      title(f) {
+        const k = f.st.hover;
+        if (k >= 0 && k < K) return `OCR: region “${names[k]}”'s spatial-softmax weights (sum to 1); this pixel gives it ${fmt(sim[f.p * K + k], 4)}`;
+        return "OCR: where this pixel's context comes from, Σₖ sim[p,k] · regionₖ (sums to 1)" + (v.cf.edit(f.p, f.st) ? " — with the edited row" : "");
+      }
+    };
+  }
+
+  // ocrviz/widgets/js/taps.js
+  var BRANCH_COLOURS = ["#a8a8a8", "#ff9f1c", "#f038ff", "#2ec4f1", "#9be564", "#ffd166", "#ef476f"];
+  var branchColour = (b) => BRANCH_COLOURS[b % BRANCH_COLOURS.length];
+  function asppTaps(y, x, rates, s, h, w, H, W) {
+    const tap = (dy, dx, r) => {
+      const ti = y + dy * r, tj = x + dx * r;
+      return { cell: [ti, tj], y: (ti + 0.5) * s, x: (tj + 0.5) * s, inside: ti >= 0 && ti < h && tj >= 0 && tj < w };
+    };
+    const out = [{ branch: 0, kind: "1x1", rate: null, taps: [tap(0, 0, 0)] }];
+    rates.forEach((r, n) => {
+      const taps = [];
+      for (const dy of [-1, 0, 1]) for (const dx of [-1, 0, 1]) taps.push(tap(dy, dx, r));
+      out.push({ branch: n + 1, kind: "dilated", rate: r, taps });
+    });
+    out.push({ branch: rates.length + 1, kind: "pool", rate: null, taps: [], extent: [0, 0, H, W] });
+    return out;
+  }
+  function tapsLayer(data) {
+    const { H, W, s, h, w, rates } = data;
+    const layer = svg("svg", { class: "ocrviz-taps", viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none" });
+    layer.draw = (y, x, shown) => {
+      layer.replaceChildren();
+      if (!shown || !rates.length) return;
+      const R = Math.max(s * 0.45, Math.max(H, W) / 110);
+      for (const br of asppTaps(y, x, rates, s, h, w, H, W)) {
+        const colour = branchColour(br.branch);
+        if (br.kind === "pool") {
+          const inset = R * 0.4;
+          layer.append(svg("rect", {
+            class: "ocrviz-pool",
+            "data-branch": br.branch,
+            x: inset,
+            y: inset,
+            width: W - 2 * inset,
+            height: H - 2 * inset,
+            fill: "none",
+            stroke: colour,
+            "stroke-width": 3,
+            "stroke-dasharray": "8 5",
+            "vector-effect": "non-scaling-stroke"
+          }));
+          continue;
+        }
+        const r = R * (1.5 - 0.25 * Math.min(br.branch, 4));
+        for (const t of br.taps) {
+          const cy = Math.min(H, Math.max(0, t.y)), cx = Math.min(W, Math.max(0, t.x));
+          const c = svg("circle", {
+            class: "ocrviz-tap" + (t.inside ? "" : " ocrviz-outside"),
+            "data-branch": br.branch,
+            "data-y": t.y,
+            "data-x": t.x,
+            "data-inside": t.inside,
+            cx,
+            cy,
+            r,
+            fill: t.inside ? colour : "none",
+            "fill-opacity": 0.55,
+            stroke: colour,
+            "stroke-width": 2,
+            "stroke-dasharray": t.inside ? "" : "3 3",
+            "vector-effect": "non-scaling-stroke"
+          });
+          c.dataset.tip = `branch ${br.branch} (${br.kind}${br.rate ? ` rate ${br.rate} = ${br.rate * s}px` : ""}): cell (${t.cell[0]}, ${t.cell[1]})${t.inside ? "" : " — outside the image: reads zero padding"}`;
+          c.dataset.r = r;
+          layer.append(c);
+        }
+      }
+    };
+    return layer;
+  }
+
+  // ocrviz/widgets/js/tooltip.js
+  function tooltip(tapsSvg, image, data) {
+    const tip = el("div", "ocrviz-tooltip");
+    tip.hidden = true;
+    tip.show = (ev, enabled, dispW) => {
+      if (!enabled) {
+        tip.hidden = true;
+        return;
+      }
+      const px = ev.offsetX / image.clientWidth * data.W, py = ev.offsetY / image.clientHeight * data.H, lines = [];
+      for (const c of tapsSvg.querySelectorAll(".ocrviz-tap")) {
+        const dx = +c.getAttribute("cx") - px, dy = +c.getAttribute("cy") - py, r = +c.dataset.r;
+        if (dx * dx + dy * dy <= r * r) lines.push(c.dataset.tip);
+      }
+      tip.hidden = !lines.length;
+      if (lines.length) {
+        tip.textContent = lines.join("\n");
+        tip.style.left = Math.min(ev.offsetX + 14, dispW - 40) + "px";
+        tip.style.top = ev.offsetY + 14 + "px";
+      }
+    };
+    return tip;
+  }
+
+  // ocrviz/widgets/js/aspp_context.js
+  function asppSource(v) {
+    const { data, listen, size } = v, { rates, nBranch, shares, h, w } = data;
+    const taps = tapsLayer(data);
+    const row = new Float64Array(nBranch);
+    const source = {
+      id: "aspp-context",
+      nodes: [taps],
+      map(f, out) {
+        if (!shares.length) return { why: data.unavailable["aspp-context"] || "This page has no ASPP branch shares to weight the taps with." };
+        for (let b = 0; b < nBranch; b++) row[b] = shares[f.p * nBranch + b];
+        const off = asppTapsMap(f.st.y, f.st.x, row, rates, h, w, out);
+        return { off, map: "taps", topWhat: "this cell's largest tap weight" };
+      },
+      title: () => "ASPP: its taps × the branch shares (1x1 on the cell, 1/9 per dilated tap, pooling everywhere)",
+      draw: (ctx, f) => taps.draw(f.st.y, f.st.x, true)
+    };
+    source.attach = (stack) => {
+      const tip = tooltip(taps, taps, data);
+      stack.append(tip);
+      listen.on(stack, "mousemove", (ev) => {
+        const r = taps.getBoundingClientRect();
+        tip.show({ offsetX: ev.clientX - r.left, offsetY: ev.clientY - r.top }, true, size.dispW);
+      });
+      listen.on(stack, "mouseleave", () => {
+        tip.hidden = true;
+      });
+    };
+    return source;
+  }
+
+  // ocrviz/widgets/js/erf_context.js
+  function erfSource(v) {
+    const { data, model } = v, { preErf } = data;
+    return {
+      id: "aspp-erf",
+      watches: ["erf"],
+      map(f, out) {
+        const erf = data.erfFor(f.st.y, f.st.x);
+        if (!erf) {
+          const status = model.get("erf_status") || "";
+          const stored = preErf.size ? ` (${preErf.size} cell${preErf.size === 1 ? " has" : "s have"} one)` : "";
+          return { why: status || data.unavailable["aspp-erf"] && data.unavailable["aspp-erf"] + stored || (data.standalone ? `This page holds no ERF for this cell${stored}.` : model.get("show_erf") ? "No ERF for this cell yet." : "The ERF is computed for each clicked cell when show_erf is on.") };
+        }
+        out.set(erf);
+        return { off: 0, map: "erf", topWhat: "this cell's largest ERF share", shares: data.erfMassFor(f.st.y, f.st.x) };
+      },
+      title: () => "ASPP's effective receptive field (|∂ output / ∂ input| per cell; sums to 1)"
+    };
+  }
+
+  // ocrviz/widgets/js/bars.js
+  function regionBars(v) {
+    const { data, store, cf, listen } = v, { K, names, palette } = data;
+    const list = el("div", "ocrviz-regions");
+    const rows = [];
+    for (let k = 0; k < K; k++) {
+      const r = el("div", "ocrviz-region", { "data-k": k, "data-name": names[k] });
+      const sw = el("span", "ocrviz-swatch");
+      sw.style.background = `rgb(${palette[k].join(",")})`;
+      const nm = el("span", "ocrviz-name");
+      nm.textContent = names[k];
+      const bar = el("span", "ocrviz-bar"), fill = el("span", "ocrviz-bar-fill");
+      bar.append(fill);
+      fill.style.background = `rgb(${palette[k].join(",")})`;
+      const val = el("span", "ocrviz-value"), inf = el("span", "ocrviz-value ocrviz-influence");
+      r.append(sw, nm, bar, val, inf);
+      if (cf.on) r.title = "click: drop this region from the pixel's sim row (again: put it back); shift-click: keep only it";
+      rows.push({ r, fill, val, inf });
+      list.append(r);
+    }
+    const tools = el("div", "ocrviz-bar-tools");
+    const sortBtn = {};
+    for (const [k, label] of [["attention", "sort by sim"], ["influence", "by Δlogit"]]) {
+      const b = el("button", "ocrviz-sort-btn", { "data-sort": k, type: "button" });
+      b.textContent = label;
+      sortBtn[k] = b;
+      tools.append(b);
+    }
+    const reset = el("button", "ocrviz-reset-btn", { type: "button" });
+    reset.textContent = "undo";
+    tools.append(reset);
+    const gainRow = el("div", "ocrviz-gain");
+    const gainPick = el("select", "ocrviz-gain-region", { "aria-label": "region to scale" });
+    names.forEach((n, k) => {
+      const o = el("option", "", { value: k });
+      o.textContent = n;
+      gainPick.append(o);
+    });
+    const slider = el("input", "ocrviz-gain-slider", {
+      type: "range",
+      min: "0",
+      max: "4",
+      step: "0.05",
+      value: "1",
+      "aria-label": "scale this region's weight in the pixel's sim row"
+    });
+    const gainText = el("span", "ocrviz-gain-text");
+    gainText.textContent = "×1.00";
+    const gainLabel = el("span");
+    gainLabel.textContent = "scale ";
+    gainRow.append(gainLabel, gainPick, slider, gainText);
+    const head = el("div", "ocrviz-bar-head");
+    head.append(el("span"), el("span"), el("span"), el("span"), el("span"));
+    head.children[3].textContent = "sim";
+    head.children[4].textContent = cf.on ? "Δlogit" : "";
+    head.children[4].title = "influence: how much the predicted class's logit drops when this region is removed from the row (renormalised)";
+    if (!cf.on) tools.hidden = true;
+    rows.forEach((row, k) => listen.on(row.r, "mouseenter", () => store.set({ hover: k })));
+    listen.on(list, "mouseleave", () => store.set({ hover: -1 }));
+    if (cf.on) {
+      const edit = (patch) => {
+        store.set(patch);
+        v.wholeLater();
+        v.refocus();
+      };
+      rows.forEach((row, k) => listen.on(row.r, "click", (ev) => {
+        const dropped = new Set(store.state.dropped);
+        if (ev.shiftKey) edit({ dropped: new Set(names.map((_, j) => j).filter((j) => j !== k)) });
+        else if (dropped.has(k)) {
+          dropped.delete(k);
+          edit({ dropped });
+        } else if (dropped.size < K - 1) {
+          dropped.add(k);
+          edit({ dropped });
+        }
+      }));
+      for (const [k, b] of Object.entries(sortBtn)) listen.on(b, "click", () => {
+        store.set({ sort: k });
+        v.refocus();
+      });
+      listen.on(reset, "click", () => {
+        slider.value = "1";
+        gainText.textContent = "×1.00";
+        edit({ dropped: /* @__PURE__ */ new Set(), gain: null });
+      });
+      const gain = () => {
+        const g = { k: +gainPick.value, f: +slider.value };
+        gainText.textContent = "×" + g.f.toFixed(2);
+        return g;
+      };
+      listen.on(slider, "input", () => store.set({ gain: gain() }));
+      listen.on(slider, "change", () => {
+        store.set({ gain: gain() });
+        v.wholeLater();
+      });
+      listen.on(gainPick, "change", () => {
+        store.set({ gain: gain() });
+        v.wholeLater();
+      });
+    }
+    return {
+      nodes: [tools, gainRow, head, list],
+      watches: ["hover"],
+      draw(f) {
+        const { st } = f;
+        tools.hidden = gainRow.hidden = !cf.on;
+        if (f.only && f.only.has("hover")) {
+          rows.forEach((r, j) => r.r.classList.toggle("ocrviz-hovered", j === st.hover));
+          return;
+        }
+        const row = f.row, res = f.cf(), influence = res && res.influence;
+        const key = st.sort === "influence" && influence ? influence : row;
+        const order = Array.from({ length: K }, (_, k) => k);
+        order.sort((a, b) => key[b] - key[a] || a - b);
+        const top = Math.max(...row) || 1;
+        order.forEach((k, rank) => {
+          const val = row[k], r = rows[k];
+          r.r.dataset.weight = val.toFixed(6);
+          r.r.dataset.rank = String(rank + 1);
+          r.fill.style.width = (100 * val / top).toFixed(2) + "%";
+          r.val.textContent = val.toFixed(4);
+          if (!influence) {
+            delete r.r.dataset.influence;
+            r.inf.textContent = cf.on ? "…" : "";
+          } else {
+            r.r.dataset.influence = influence[k].toFixed(6);
+            r.inf.textContent = (influence[k] >= 0 ? "+" : "") + influence[k].toFixed(3);
+          }
+          r.r.classList.toggle("ocrviz-hovered", k === st.hover);
+          r.r.classList.toggle("ocrviz-dropped", st.dropped.has(k));
+          list.append(r.r);
+        });
+        f.topRegion = order[0];
+        for (const [k, b] of Object.entries(sortBtn)) b.classList.toggle("ocrviz-active", k === st.sort);
+        reset.disabled = !(res && res.edited);
+      }
+    };
+  }
+
+  // ocrviz/widgets/js/branches.js
+  function branchBars(v) {
+    const { data } = v, { rates, nBranch, shares, s, w } = data;
+    const part = el("div", "ocrviz-branches");
+    const head = el("div", "ocrviz-note");
+    head.textContent = "ASPP branches: the share of each in its 1x1 projection at this cell";
+    head.hidden = !rates.length;
+    const rows = [];
+    for (let b = 0; b < nBranch && rates.length; b++) {
+      const r = el("div", "ocrviz-branch-share", { "data-branch": b });
+      const sw = el("span", "ocrviz-swatch");
+      sw.style.background = branchColour(b);
+      const nm = el("span", "ocrviz-name");
+      nm.textContent = b === 0 ? "1x1 (the cell)" : b === nBranch - 1 ? "image pooling (all)" : `3x3 rate ${rates[b - 1]} = ${rates[b - 1] * s}px`;
+      const bar = el("span", "ocrviz-bar"), fill = el("span", "ocrviz-bar-fill");
+      bar.append(fill);
+      fill.style.background = branchColour(b);
+      const val = el("span", "ocrviz-value");
+      r.append(sw, nm, bar, val);
+      rows.push({ r, fill, val });
+      part.append(r);
+    }
+    const note = el("div", "ocrviz-note");
+    return {
+      nodes: [head, part, note],
+      draw(f) {
+        part.hidden = note.hidden = !rates.length;
+        if (!rates.length) return;
+        const p = f.st.y * w + f.st.x;
+        if (!shares.length) {
+          note.textContent = "no per-branch shares in the data";
+          return;
+        }
+        rows.forEach((row, b) => {
+          const val = shares[p * nBranch + b];
+          row.r.dataset.share = val.toFixed(6);
+          row.fill.style.width = (100 * val).toFixed(2) + "%";
+          row.val.textContent = val.toFixed(4);
+        });
+      }
+    };
+  }
+
+  // ocrviz/widgets/js/cf_panel.js
+  function cfPanel(v) {
+    const { data, cf, root } = v, { names, hw } = data;
+    const box = el("div", "ocrviz-cf");
+    const logitsData = (l) => JSON.stringify(l.map((x) => +x.toFixed(6)));
+    return {
+      nodes: [box],
+      draw(f) {
+        const res = cf.on ? f.cf() : null;
+        if (!res) {
+          box.textContent = data.unavailable.counterfactuals || (cf.on ? "" : "No counterfactuals for this model.");
+          return;
+        }
+        const { base, after, edited, pending } = res, st = f.st;
+        root.dataset.cfSource = cf.page ? "page" : "kernel";
+        if (pending) root.dataset.cfPending = "1";
+        else delete root.dataset.cfPending;
+        if (!edited || !after) {
+          box.textContent = pending ? "re-running OCR's head in the kernel…" : "click a region to drop it from this pixel's sim row, shift-click to keep only it";
+          delete root.dataset.cfPred;
+          delete root.dataset.cfLogits;
+          delete root.dataset.cfChanged;
+          if (base) root.dataset.baseLogits = logitsData(base);
+          else delete root.dataset.baseLogits;
+          return;
+        }
+        const b = argmax(base), a = argmax(after);
+        box.replaceChildren();
+        const head = el("div", "ocrviz-cf-head");
+        head.textContent = `${describeEdit(st.dropped, st.gain, names)}: predicts ${names[a]}` + (a === b ? " (unchanged)" : ` (was ${names[b]})`);
+        const list = el("div", "ocrviz-cf-logits");
+        list.textContent = "logits: " + base.map((x, k2) => `${names[k2]} ${x.toFixed(2)}→${after[k2].toFixed(2)}`).join(" · ");
+        box.append(head, list);
+        const k = cf.kernel && cf.kernel.answer;
+        if (cf.editPred && cf.wholeChanged !== null) {
+          const n = cf.wholeChanged, all = el("div", "ocrviz-cf-all");
+          all.textContent = `the same edit on every cell changes ${n} of ${hw} cells (${(100 * n / hw).toFixed(1)}%); see it with the prediction overlay`;
+          head.after(all);
+          root.dataset.cfChanged = String(n);
+        } else if (k && k.edit === cf.sig(st) && (k.whole_pending || k.whole_error)) {
+          const all = el("div", "ocrviz-cf-all");
+          all.textContent = k.whole_error ? "the same edit on every cell failed in the kernel: " + k.whole_error : "the same edit on every cell: re-running in the kernel…";
+          head.after(all);
+        }
+        root.dataset.cfPred = String(a);
+        root.dataset.cfLogits = logitsData(after);
+        root.dataset.baseLogits = logitsData(base);
+      },
+      error(msg) {
+        box.textContent = "the kernel could not re-run the head: " + msg;
+        delete root.dataset.cfPending;
+      }
+    };
+  }
+
+  // ocrviz/widgets/js/info.js
+  var BLAME = [
+    ["region", "the ground truth's soft regions alone repair it"],
+    ["relation", "a one-hot relation on its true class alone repairs it"],
+    ["both", "either edit alone repairs it"],
+    ["neither", "neither edit repairs it: the pixel features or the classifier"]
+  ];
+  var IGNORE = 255;
+  function infoLine(v) {
+    const { data, root } = v, { H, W, h, w, s, names, maps } = data;
+    const info = el("div", "ocrviz-info");
+    return {
+      el: info,
+      watches: ["pinned"],
+      draw(f) {
+        const st = f.st, at = (m) => classAt(m, st.y, st.x, h, w, s);
+        const pr = at(maps.pred), gt = at(maps.gt), ap = at(maps.aspp);
+        const name = (k) => k === null ? "—" : k === IGNORE ? "ignore" : names[k];
+        root.dataset.pred = String(pr);
+        root.dataset.predName = name(pr);
+        root.dataset.true = gt === null ? "" : String(gt);
+        root.dataset.trueName = gt === null ? "" : name(gt);
+        root.dataset.asppPred = ap === null ? "" : String(ap);
+        const y0 = st.y * s, x0 = st.x * s;
+        const parts = [
+          `cell (row ${st.y}, col ${st.x}) = pixels y ${y0}–${Math.min(H, y0 + s) - 1}, x ${x0}–${Math.min(W, x0 + s) - 1}`,
+          `OCR predicts ${name(pr)}`
+        ];
+        if (gt !== null) parts.push(`true: ${name(gt)}`);
+        if (ap !== null) parts.push(`ASPP predicts ${name(ap)}`);
+        if (f.topRegion !== void 0) v.topRegion = f.topRegion;
+        parts.push(`top region: ${names[v.topRegion] ?? "?"}`);
+        const bl = at(maps.blame);
+        root.dataset.blame = bl === null || bl === IGNORE || !BLAME[bl] ? "" : BLAME[bl][0];
+        if (st.overlay === "errors" && root.dataset.blame) parts.push(`error blame: ${BLAME[bl][0]} — ${BLAME[bl][1]}`);
+        info.textContent = parts.join(" · ");
+        v.pin.textContent = st.pinned ? "pinned: click it again or press Esc to follow the mouse" : "following the mouse: click to pin";
+        root.dataset.pinned = String(st.pinned);
+      }
+    };
+  }
+
+  // ocrviz/widgets/js/layers.js
+  var IGNORE2 = 255;
+  function createLayers(data, size) {
+    const { H, W, s, K, palette, maps, colours, bitmap } = data;
+    const cache = /* @__PURE__ */ new Map();
+    const classCanvas = (m, alpha) => {
+      const [mh, mw] = m.hw, c = canvas(mh, mw), ctx = c.getContext("2d"), id = ctx.createImageData(mw, mh);
+      const px = new Uint32Array(id.data.buffer), lutc = new Uint32Array(256);
+      for (let k = 0; k < K; k++) lutc[k] = rgba(palette[k], alpha);
+      for (let i = 0; i < m.data.length; i++) px[i] = lutc[m.data[i]];
+      ctx.putImageData(id, 0, 0);
+      return c;
+    };
+    const errorCanvas = (pm) => {
+      const [gh, gw] = maps.gt.hw, p = resample(pm, gh, gw, s), g = maps.gt.data;
+      const c = canvas(gh, gw), ctx = c.getContext("2d"), id = ctx.createImageData(gw, gh), px = new Uint32Array(id.data.buffer);
+      const wrong = rgba(colours.error.rgb, 235), ign = rgba(colours.ignore.rgb, 120), right = rgba(colours.right.rgb, 90);
+      for (let i = 0; i < g.length; i++) px[i] = g[i] === IGNORE2 ? ign : p[i] === g[i] ? right : wrong;
+      ctx.putImageData(id, 0, 0);
+      return c;
+    };
+    const markCanvas = () => {
+      const [mh, mw] = maps.mark.hw, c = canvas(mh, mw), ctx = c.getContext("2d"), id = ctx.createImageData(mw, mh);
+      const px = new Uint32Array(id.data.buffer), on = rgba(colours.mark.rgb, 170), off = 110 << 24 >>> 0;
+      for (let i = 0; i < maps.mark.data.length; i++) px[i] = maps.mark.data[i] ? on : off;
+      ctx.putImageData(id, 0, 0);
+      return c;
+    };
+    const layer = (key, paint) => {
+      if (!cache.has(key)) {
+        const { bw, bh } = size, c = canvas(bh, bw), ctx = c.getContext("2d");
+        ctx.fillStyle = "#222";
+        ctx.fillRect(0, 0, bw, bh);
+        if (bitmap) {
+          ctx.imageSmoothingQuality = "high";
+          ctx.drawImage(bitmap, 0, 0, bw, bh);
+        }
+        ctx.imageSmoothingEnabled = false;
+        paint(ctx);
+        cache.set(key, c);
+      }
+      return cache.get(key);
+    };
+    const over = (c) => (ctx) => ctx.drawImage(c(), 0, 0, size.bw, size.bh);
+    return {
+      clear: () => cache.clear(),
+      image: () => layer("image", () => {
+      }),
+      // the image under overlay `o` for the class map `pm` named `which` ("ocr" | "aspp"); editPred: the
+      // counterfactual edit applied to every cell (feature grid, not cached)
+      overlay(o, pm, which, editPred) {
+        const { bw, bh } = size;
+        if (o === "prediction" && which === "ocr" && editPred) {
+          const c = canvas(bh, bw), ctx = c.getContext("2d");
+          ctx.drawImage(layer("image", () => {
+          }), 0, 0);
+          ctx.imageSmoothingEnabled = false;
+          ctx.drawImage(classCanvas({ data: editPred, hw: [data.h, data.w] }, 150), 0, 0, bw, bh);
+          return c;
+        }
+        if (o === "prediction") return layer("pred:" + which, over(() => classCanvas(pm, 150)));
+        if (o === "ground truth" && maps.gt.data.length) return layer("gt", over(() => classCanvas(maps.gt, 150)));
+        if (o === "errors" && maps.gt.data.length) return layer("err:" + which, (ctx) => {
+          ctx.fillStyle = "rgba(255,255,255,0.35)";
+          ctx.fillRect(0, 0, bw, bh);
+          ctx.drawImage(errorCanvas(pm), 0, 0, bw, bh);
+        });
+        if (o === "marked" && maps.mark.data.length) return layer("mark", over(markCanvas));
+        return layer("image", () => {
+        });
+      },
+      dim: () => layer("dim", (ctx) => {
+        ctx.fillStyle = "rgba(0,0,0,0.62)";
+        ctx.fillRect(0, 0, size.bw, size.bh);
+      }),
+      // the image faded towards white, under the class colours of the mass view
+      faded: () => layer("faded", (ctx) => {
+        ctx.fillStyle = "rgba(255,255,255,0.78)";
+        ctx.fillRect(0, 0, size.bw, size.bh);
+      }),
+      // the selected cell (y, x), black then white
+      outline(ctx, y, x) {
+        const { bw, bh, dpr } = size, sx = bw / W, sy = bh / H;
+        for (const [colour, lw] of [["#000", 3 * dpr], ["#fff", 1.2 * dpr]]) {
+          ctx.lineWidth = lw;
+          ctx.strokeStyle = colour;
+          ctx.strokeRect(x * s * sx, y * s * sy, Math.max(2, s * sx), Math.max(2, s * sy));
+        }
+      }
+    };
+  }
+
+  // ocrviz/widgets/js/layout.js
+  var BAR_W = 260;
+  var GAP = 10;
+  var LARGE = 1.35;
+  function layoutFor(avail, { W, s }, fixed, n = 2, barW = BAR_W) {
+    const crisp = (side) => {
+      const px = Math.floor(side * s / W);
+      return px >= 1 ? px * W / s : Math.max(60, side);
+    };
+    if (fixed > 0) return { side: Math.max(120, fixed), stacked: false };
+    if (!(avail > 0)) return { side: 300, stacked: false };
+    const row = crisp((avail - barW - n * GAP - 4 * n) / n), two = crisp((avail - (n - 1) * GAP - 3 * n) / n);
+    const cell = (side) => side * s / W;
+    if (row >= 120 && cell(row) >= Math.min(6, cell(two))) return { side: row, stacked: false };
+    if (two >= 120) return { side: two, stacked: true };
+    const half = crisp((avail - GAP - 6) / 2);
+    return half >= 160 ? { side: half, stacked: true } : { side: crisp(avail - 4), stacked: true };
+  }
+  function sizing(data, n) {
+    const dpr = Math.min(2, globalThis.devicePixelRatio || 1);
+    const size = { dpr, dispW: 300, dispH: Math.round(300 * data.H / data.W), bw: 0, bh: 0, stacked: false, barW: BAR_W };
+    size.fit = (avail, fixed, large) => {
+      size.barW = Math.round(BAR_W * (large ? LARGE : 1));
+      const lay = layoutFor(avail, data, fixed, n, size.barW);
+      const changed = lay.side !== size.dispW || lay.stacked !== size.stacked || !size.bw;
+      size.dispW = lay.side;
+      size.dispH = Math.round(lay.side * data.H / data.W);
+      size.stacked = lay.stacked;
+      size.bw = Math.round(size.dispW * dpr);
+      size.bh = Math.round(size.dispH * dpr);
+      return changed;
+    };
+    return size;
+  }
+  function arrange(container, image, contexts, side, size) {
+    const items = [image, ...contexts, side].map((p) => p.el);
+    for (const e of items) {
+      e.style.gridColumn = e.style.gridRow = "";
+      e.style.order = "";
+    }
+    if (size.stacked) {
+      container.style.display = "";
+      container.style.gridTemplateColumns = "";
+      side.el.style.order = "10";
       return;
     }
-    const b = argmax(base), a = argmax(after);
-    const what = [];
-    if (state.dropped.size) what.push("without " + [...state.dropped].sort((x, y) => x - y).map((k) => names[k]).join(", "));
-    if (state.gain && state.gain.f !== 1) what.push(`${names[state.gain.k]} ×${state.gain.f.toFixed(2)}`);
-    cfBox.replaceChildren();
-    const head = el("div", "ocrviz-cf-head");
-    head.textContent = `${what.join("; ")}: predicts ${names[a]}` + (a === b ? " (unchanged)" : ` (was ${names[b]})`);
-    const list = el("div", "ocrviz-cf-logits");
-    list.textContent = "logits: " + base.map((v, k) => `${names[k]} ${v.toFixed(2)}→${after[k].toFixed(2)}`).join(" · ");
-    cfBox.append(head, list);
-    if (editPred && wholeChanged !== null) {     // the same edit on every pixel of the image
-      const n = wholeChanged;
-      const all = el("div", "ocrviz-cf-logits");
-      all.textContent = `the same edit on every cell changes ${n} of ${hw} cells (${(100 * n / hw).toFixed(1)}%); `
-        + "see it with the prediction overlay";
-      all.className = "ocrviz-cf-all";
-      head.after(all);
-      root.dataset.cfChanged = String(n);
-    } else if (kernelCf && kAnswer && kAnswer.edit === editSig() && (kAnswer.whole_pending || kAnswer.whole_error)) {
-      const all = el("div", "ocrviz-cf-all");
-      all.textContent = kAnswer.whole_error ? "the same edit on every cell failed in the kernel: " + kAnswer.whole_error
-        : "the same edit on every cell: re-running in the kernel…";
-      head.after(all);
-    }
-    root.dataset.cfPred = String(a);
-    root.dataset.cfLogits = JSON.stringify(after.map((v) => +v.toFixed(6)));
-    root.dataset.baseLogits = JSON.stringify(base.map((v) => +v.toFixed(6)));
-  }
-
-  function updateBranches() {
-    const p = state.y * w + state.x;
-    if (!shares.length) { noteB.textContent = "no per-branch shares in the data"; return; }
-    noteB.textContent = "share of each branch in ASPP's 1x1 projection at this cell";
-    brows.forEach((row, b) => {
-      const v = shares[p * nBranch + b];
-      row.r.dataset.share = v.toFixed(6);
-      row.fill.style.width = (100 * v).toFixed(2) + "%";
-      row.val.textContent = v.toFixed(4);
+    const col = size.dispW + 2 + "px";
+    container.style.display = "grid";
+    container.style.gridTemplateColumns = `${col} ${col} ${size.barW}px`;
+    [image, ...contexts].forEach((p, i) => {
+      p.el.style.gridColumn = String(1 + i % 2);
+      p.el.style.gridRow = String(1 + Math.floor(i / 2));
     });
+    side.el.style.gridColumn = "3";
+    side.el.style.gridRow = `1 / span ${Math.ceil((1 + contexts.length) / 2)}`;
   }
-
-  function updateInfo() {
-    const p = state.y * w + state.x, pr = classAt(maps.pred, state.y, state.x);
-    const gt = classAt(maps.gt, state.y, state.x), ap = classAt(maps.aspp, state.y, state.x);
-    const name = (k) => (k === null ? "—" : k === IGNORE ? "ignore" : names[k]);
-    root.dataset.pred = String(pr); root.dataset.predName = name(pr);
-    root.dataset.true = gt === null ? "" : String(gt); root.dataset.trueName = gt === null ? "" : name(gt);
-    root.dataset.asppPred = ap === null ? "" : String(ap);
-    const y0 = state.y * s, x0 = state.x * s;
-    const parts = [`cell (row ${state.y}, col ${state.x}) = pixels y ${y0}–${Math.min(H, y0 + s) - 1}, x ${x0}–${Math.min(W, x0 + s) - 1}`,
-      `OCR predicts ${name(pr)}`];
-    if (gt !== null) parts.push(`true: ${name(gt)}`);
-    if (ap !== null) parts.push(`ASPP predicts ${name(ap)}`);
-    parts.push(`top region: ${names[rows.findIndex((r) => r.r.dataset.rank === "1")] ?? "?"}`);
-    const bl = classAt(maps.blame, state.y, state.x);          // at the cell's centre pixel
-    root.dataset.blame = bl === null || bl === IGNORE || !BLAME[bl] ? "" : BLAME[bl][0];
-    if (state.overlay === "errors" && state.mode === "ocr" && root.dataset.blame)
-      parts.push(`error blame: ${BLAME[bl][0]} — ${BLAME[bl][1]}`);
-    info.textContent = parts.join(" · ");
-    pin.textContent = state.pinned ? "pinned: click it again or press Esc to follow the mouse" : "following the mouse: click to pin";
-    root.dataset.pinned = String(state.pinned);
-  }
-
-  function redraw() {
-    const t0 = performance.now();
-    const aspp = state.mode === "aspp";
-    regionList.hidden = aspp; branchList.hidden = !aspp;
-    barTools.hidden = aspp || !cfOn; gainRow.hidden = aspp || !cfOn; barHead.hidden = aspp; cfBox.hidden = aspp;
-    titleB.textContent = aspp ? "ASPP branches: fixed context of this cell" : "object regions this pixel draws context from (sim map row)";
-    drawImagePanel();
-    drawTaps();
-    updateRegions();               // also in ASPP mode: the info line names the top region
-    if (aspp) { updateBranches(); drawAsppContext(); } else { noteB.textContent = ""; drawContext(); }
-    updateInfo();
-    for (const [m, b] of Object.entries(modeBtn)) b.classList.toggle("ocrviz-active", m === state.mode);
-    for (const [o, b] of Object.entries(overlayBtn)) b.classList.toggle("ocrviz-active", o === state.overlay);
-    for (const [sc, b] of Object.entries(scaleBtn)) b.classList.toggle("ocrviz-active", sc === state.scale);
-    sharedBtn.classList.toggle("ocrviz-active", state.shared);
-    root.dataset.mode = state.mode; root.dataset.overlay = state.overlay;
-    root.dataset.drawMs = (performance.now() - t0).toFixed(2);
-    root.dataset.y = String(state.y); root.dataset.x = String(state.x);   // last: observers see a finished frame
-  }
-
-  // ---------------------------------------------------------------- input
-  const push = (name, value) => { model.set(name, value); model.save_changes(); };
-  function select(y, x, source) {
-    y = Math.min(h - 1, Math.max(0, y)); x = Math.min(w - 1, Math.max(0, x));
-    if (y === state.y && x === state.x) { if (source !== "hover") updateInfo(); return; }
-    state.y = y; state.x = x;
-    redraw();
-    clearTimeout(syncTimer);
-    if (source === "hover") syncTimer = setTimeout(() => push("selected", [state.y, state.x]), 200);
-    else push("selected", [y, x]);
-  }
-  const cellOf = (ev) => {   // offsetX/clientWidth: borders and CSS scaling do not shift the pixel
-    const px = Math.min(W - 1, Math.max(0, Math.floor(ev.offsetX / cImg.clientWidth * W)));
-    const py = Math.min(H - 1, Math.max(0, Math.floor(ev.offsetY / cImg.clientHeight * H)));
-    return [Math.min(h - 1, Math.floor(py / s)), Math.min(w - 1, Math.floor(px / s))];
-  };
-  const setPinned = (v) => { if (state.pinned !== v) { state.pinned = v; push("pinned", v); } };
-  function showTip(ev) {             // the tap under the pointer, if any (all taps at that spot, one line each)
-    if (state.mode !== "aspp") { tip.hidden = true; return; }
-    const px = ev.offsetX / cImg.clientWidth * W, py = ev.offsetY / cImg.clientHeight * H, lines = [];
-    for (const c of tapsSvg.querySelectorAll(".ocrviz-tap")) {
-      const dx = +c.getAttribute("cx") - px, dy = +c.getAttribute("cy") - py, r = +c.dataset.r;
-      if (dx * dx + dy * dy <= r * r) lines.push(c.dataset.tip);
-    }
-    tip.hidden = !lines.length;
-    if (lines.length) {
-      tip.textContent = lines.join("\n");
-      tip.style.left = Math.min(ev.offsetX + 14, dispW - 40) + "px"; tip.style.top = ev.offsetY + 14 + "px";
-    }
-  }
-  on(cImg, "mousemove", (ev) => { if (!state.pinned) { const [y, x] = cellOf(ev); select(y, x, "hover"); } showTip(ev); });
-  on(cImg, "mouseleave", () => { tip.hidden = true; });
-  on(cImg, "mousedown", (ev) => {   // on press, not release: the redraw starts one step earlier
-    if (ev.button !== 0) return;
-    const [y, x] = cellOf(ev);
-    setPinned(!(state.pinned && y === state.y && x === state.x));
-    select(y, x, "click");
-    cImg.focus({ preventScroll: true });
-  });
-  // Keys anywhere in the explorer (the image, or a toolbar button just clicked) move the pixel.
-  on(root, "keydown", (ev) => {
-    const step = ev.shiftKey ? 5 : 1;
-    const d = { ArrowUp: [-step, 0], ArrowDown: [step, 0], ArrowLeft: [0, -step], ArrowRight: [0, step] }[ev.key];
-    if (d) { ev.preventDefault(); ev.stopPropagation(); setPinned(true); select(state.y + d[0], state.x + d[1], "key"); }
-    else if (ev.key === "Escape") { ev.stopPropagation(); setPinned(false); updateInfo(); }
-  });
-  const refocus = () => cImg.focus({ preventScroll: true });   // after a button, arrow keys still reach the image
-  for (const [m, b] of Object.entries(modeBtn)) on(b, "click", () => { if (state.mode !== m) { state.mode = m; redraw(); push("mode", m); } refocus(); });
-  for (const [o, b] of Object.entries(overlayBtn)) on(b, "click", () => { if (state.overlay !== o) { state.overlay = o; redraw(); push("overlay", o); } refocus(); });
-  for (const [sc, b] of Object.entries(scaleBtn)) on(b, "click", () => { if (state.scale !== sc) { state.scale = sc; redraw(); push("scale", sc); } refocus(); });
-  on(sharedBtn, "click", () => { state.shared = !state.shared; redraw(); push("shared_scale", state.shared); refocus(); });
-  const setHover = (k) => {
-    if (state.hover === k) return;
-    state.hover = k;
-    rows.forEach((r, j) => r.r.classList.toggle("ocrviz-hovered", j === k));
-    if (state.mode === "ocr") drawContext();
-    push("hover_region", k);
-  };
-  rows.forEach((row, k) => on(row.r, "mouseenter", () => setHover(k)));
-  if (cfOn) {
-    // the edit applied to every cell (about 20k multiply-adds per cell: on a click or a slider release, not per frame)
-    const wholeImage = () => {
-      const any = state.dropped.size || (state.gain && state.gain.f !== 1);
-      if (!any) { editPred = null; return; }
-      if (!basePred) basePred = cf.predictAll(rowOf);
-      editPred = cf.predictAll((p) => currentEdit(p) || rowOf(p));
-      let n = 0; for (let i = 0; i < hw; i++) n += editPred[i] !== basePred[i];
-      wholeChanged = n;
+  function sideColumn(v, parts) {
+    const panel = el("div", "ocrviz-panel ocrviz-panel-bars");
+    const title = el("div", "ocrviz-title");
+    panel.append(title, ...parts.flatMap((p) => p.nodes));
+    return {
+      el: panel,
+      watches: ["hover", "pinned"],
+      resize() {
+        const { size } = v;
+        panel.style.width = size.stacked ? Math.max(size.barW, Math.min(2 * size.barW, size.dispW + 2)) + "px" : size.barW + "px";
+      },
+      draw(f) {
+        if (!f.only) title.textContent = "object regions this pixel draws context from (its sim map row)";
+        for (const p of parts) if (!f.only || (p.watches || []).some((k) => f.only.has(k))) p.draw(f);
+      }
     };
-    // the pixel first (one frame), the whole image right after, in its own task (in the kernel: its answer)
+  }
+
+  // ocrviz/widgets/js/store.js
+  var OVERLAYS = ["image", "prediction", "ground truth", "errors", "marked"];
+  var VIEWS = ["mass", "density"];
+  var TRAIT = { overlay: "overlay", hover: "hover_region", pinned: "pinned", scale: "scale", shared: "shared_scale", view: "context_view" };
+  var HOVER_SYNC_MS = 200;
+  var clamp = (v, n) => Math.min(n - 1, Math.max(0, v | 0));
+  function initialState(model, { h, w }) {
+    const sel = model.get("selected") || [0, 0];
+    return {
+      y: clamp(sel[0], h),
+      x: clamp(sel[1], w),
+      view: VIEWS.includes(model.get("context_view")) ? model.get("context_view") : "mass",
+      overlay: OVERLAYS.includes(model.get("overlay")) ? model.get("overlay") : "image",
+      hover: model.get("hover_region") ?? -1,
+      pinned: !!model.get("pinned"),
+      scale: SCALES[model.get("scale")] ? model.get("scale") : "sqrt",
+      shared: !!model.get("shared_scale"),
+      sort: "attention",
+      dropped: /* @__PURE__ */ new Set(),
+      gain: null
+    };
+  }
+  function createStore(model, state, { h, w }, timers = globalThis) {
+    const subs = /* @__PURE__ */ new Set(), offs = [];
+    let syncTimer = null;
+    const send = (trait, value) => {
+      model.set(trait, value);
+      model.save_changes();
+    };
+    const store = {
+      state,
+      set(patch, { push = true } = {}) {
+        const changed = /* @__PURE__ */ new Set();
+        for (const [k, v] of Object.entries(patch)) if (state[k] !== v) {
+          state[k] = v;
+          changed.add(k);
+        }
+        if (!changed.size) return changed;
+        if (push) {
+          if (changed.has("y") || changed.has("x")) {
+            timers.clearTimeout(syncTimer);
+            if (push === "debounce") syncTimer = timers.setTimeout(() => send("selected", [state.y, state.x]), HOVER_SYNC_MS);
+            else send("selected", [state.y, state.x]);
+          }
+          for (const k of changed) if (TRAIT[k]) send(TRAIT[k], state[k]);
+        }
+        for (const f of [...subs]) f(changed);
+        return changed;
+      },
+      subscribe(f) {
+        subs.add(f);
+        return () => subs.delete(f);
+      },
+      // tell subscribers about a change outside the state (e.g. "cf", "erf", "resize")
+      touch(...keys) {
+        const changed = new Set(keys);
+        for (const f of [...subs]) f(changed);
+      },
+      dispose() {
+        timers.clearTimeout(syncTimer);
+        for (const f of offs.splice(0)) f();
+        subs.clear();
+      }
+    };
+    const onModel = (trait, fn) => {
+      const g = () => fn(model.get(trait));
+      model.on("change:" + trait, g);
+      offs.push(() => model.off("change:" + trait, g));
+    };
+    onModel("selected", (v) => {
+      v = v || [0, 0];
+      if (v[0] !== state.y || v[1] !== state.x) store.set({ y: clamp(v[0], h), x: clamp(v[1], w), pinned: true }, { push: false });
+    });
+    onModel("pinned", (v) => store.set({ pinned: !!v }, { push: false }));
+    onModel("scale", (v) => {
+      if (SCALES[v]) store.set({ scale: v }, { push: false });
+    });
+    onModel("shared_scale", (v) => store.set({ shared: !!v }, { push: false }));
+    onModel("context_view", (v) => {
+      if (VIEWS.includes(v)) store.set({ view: v }, { push: false });
+    });
+    onModel("overlay", (v) => {
+      if (OVERLAYS.includes(v)) store.set({ overlay: v }, { push: false });
+    });
+    onModel("hover_region", (v) => store.set({ hover: v }, { push: false }));
+    return store;
+  }
+
+  // ocrviz/widgets/js/toolbar.js
+  function toolbar(v) {
+    const { data, store, listen } = v, { maps, markName } = data;
+    const bar = el("div", "ocrviz-toolbar");
+    const group = (cls, title) => el("span", cls, title ? { title } : {});
+    const buttons = [];
+    const button = (parent, cls, attr, key, value, label) => {
+      const b = el("button", cls, { [attr]: value, type: "button" });
+      b.textContent = label;
+      parent.append(b);
+      buttons.push([b, key, value]);
+      listen.on(b, "click", () => {
+        store.set({ [key]: value });
+        v.refocus();
+      });
+      return b;
+    };
+    const views = group("ocrviz-views", "how the context maps are drawn");
+    const VIEW_LABELS = { mass: "by class (mass)", density: "per cell (density)" };
+    for (const m of VIEWS) button(views, "ocrviz-view-btn", "data-view", "view", m, VIEW_LABELS[m]);
+    const overlays = group("ocrviz-overlays");
+    for (const o of OVERLAYS) {
+      const b = button(overlays, "ocrviz-overlay-btn", "data-overlay", "overlay", o, o === "marked" ? markName : o);
+      if ((o === "ground truth" || o === "errors") && !maps.gt.data.length) {
+        b.disabled = true;
+        b.title = "no labels given";
+      }
+      if (o === "marked" && !maps.mark.data.length) b.hidden = true;
+    }
+    const scales = group("ocrviz-scales", "colour scale of the context maps");
+    for (const [sc, label] of Object.entries(SCALES)) button(scales, "ocrviz-scale-btn", "data-scale", "scale", sc, label);
+    const shared = el("button", "ocrviz-shared-btn", {
+      type: "button",
+      title: "one colour scale for every context map at this pixel (the largest maximum at the top)"
+    });
+    shared.textContent = "same scale for all maps";
+    scales.append(shared);
+    listen.on(shared, "click", () => {
+      store.set({ shared: !store.state.shared });
+      v.refocus();
+    });
+    v.pin = el("span", "ocrviz-pin");
+    bar.append(overlays, views, scales, v.pin);
+    return {
+      el: bar,
+      draw(f) {
+        for (const [b, key, value] of buttons) b.classList.toggle("ocrviz-active", f.st[key] === value);
+        shared.classList.toggle("ocrviz-active", f.st.shared);
+      }
+    };
+  }
+
+  // ocrviz/widgets/js/index.js
+  var PARTIAL = /* @__PURE__ */ new Set(["hover", "pinned", "erf"]);
+  async function render({ model, el: host }) {
+    const listen = listeners();
+    const data = await loadData(model), { h, w } = data;
+    const dims = { h, w };
+    const store = createStore(model, initialState(model, dims), dims);
+    listen.add(() => store.dispose());
+    const sources = (v2) => [ocrSource(v2), ...data.rates.length ? [asppSource(v2), erfSource(v2)] : []];
+    const size = sizing(data, 2), root = el("div", "ocrviz-explorer");
+    const v = { model, data, store, size, listen, root, cf: counterfactuals(data, model), lut: heatLut(), layers: createLayers(data, size) };
+    v.refocus = () => v.image.focus({ preventScroll: true });
+    const bar = toolbar(v), image = imagePanel(v), cfBox = cfPanel(v), side = sideColumn(v, [regionBars(v), branchBars(v), cfBox]);
+    const contexts = sources(v).map((src) => contextPanel(v, src)), info = infoLine(v);
+    v.contextTops = (f) => contexts.map((c) => c.top(f));
+    const panels = el("div", "ocrviz-panels");
+    panels.append(image.el, contexts[0].el, side.el, ...contexts.slice(1).map((c) => c.el));
+    root.append(bar.el, panels, info.el);
+    root.setAttribute("data-lm-suppress-shortcuts", "true");
+    host.append(root);
+    listen.add(() => root.remove());
+    const drawn = [bar, image, side, ...contexts, info];
+    function redraw(only) {
+      const t0 = performance.now(), st = store.state, p = st.y * w + st.x;
+      let res;
+      const f = { st, p, only, row: data.rowOf(p), cf: () => res === void 0 ? res = v.cf.on ? v.cf.at(p, st) : null : res };
+      for (const panel of drawn) if (!only || (panel.watches || []).some((k) => only.has(k))) panel.draw(f);
+      if (only) return;
+      root.dataset.view = st.view;
+      root.dataset.overlay = st.overlay;
+      root.dataset.drawMs = (performance.now() - t0).toFixed(2);
+      root.dataset.y = String(st.y);
+      root.dataset.x = String(st.x);
+    }
+    function resize() {
+      const large = model.get("size") === "large";
+      root.classList.toggle("ocrviz-large", large);
+      const changed = size.fit(root.clientWidth || host.clientWidth || 0, model.get("width") || 0, large);
+      for (const panel of drawn) if (panel.resize) panel.resize();
+      arrange(panels, image, contexts, side, size);
+      root.dataset.cellPx = (size.dispW * data.s / data.W).toFixed(2);
+      root.dataset.layout = size.stacked ? "stacked" : "row";
+      return changed;
+    }
+    resize();
+    store.subscribe((changed) => {
+      if (changed.has("dropped") || changed.has("gain")) v.cf.clearWhole();
+      redraw([...changed].every((k) => PARTIAL.has(k)) ? changed : void 0);
+    });
     let wholeTimer = 0;
-    cleanups.push(() => clearTimeout(wholeTimer));
-    const edited = () => {
-      editPred = null; wholeChanged = null; redraw();
-      if (!cf) return;
+    listen.add(() => clearTimeout(wholeTimer));
+    v.wholeLater = () => {
+      if (!v.cf.page) return;
       clearTimeout(wholeTimer);
       wholeTimer = setTimeout(() => {
-        const t0 = performance.now(); wholeImage(); redraw();
-        root.dataset.wholeMs = (performance.now() - t0).toFixed(1);     // the whole-image re-run and its redraw
+        const t0 = performance.now();
+        v.cf.wholeImage(store.state);
+        redraw();
+        root.dataset.wholeMs = (performance.now() - t0).toFixed(1);
       }, 0);
     };
-    rows.forEach((row, k) => on(row.r, "click", (ev) => {
-      if (ev.shiftKey) state.dropped = new Set(names.map((_, j) => j).filter((j) => j !== k));   // keep only k
-      else if (state.dropped.has(k)) state.dropped.delete(k);
-      else if (state.dropped.size < K - 1) state.dropped.add(k);
-      edited(); refocus();
-    }));
-    for (const [k, b] of Object.entries(sortBtn)) on(b, "click", () => { state.sort = k; redraw(); refocus(); });
-    on(resetBtn, "click", () => {
-      state.dropped = new Set(); state.gain = null; gainSlider.value = "1"; gainText.textContent = "×1.00"; edited(); refocus();
+    listen.on(root, "keydown", (ev) => {
+      const step = ev.shiftKey ? 5 : 1, st = store.state;
+      const d = { ArrowUp: [-step, 0], ArrowDown: [step, 0], ArrowLeft: [0, -step], ArrowRight: [0, step] }[ev.key];
+      if (d) {
+        ev.preventDefault();
+        ev.stopPropagation();
+        store.set({ pinned: true, y: Math.min(h - 1, Math.max(0, st.y + d[0])), x: Math.min(w - 1, Math.max(0, st.x + d[1])) });
+      } else if (ev.key === "Escape") {
+        ev.stopPropagation();
+        store.set({ pinned: false });
+      }
     });
-    const readGain = () => { state.gain = { k: +gainPick.value, f: +gainSlider.value }; gainText.textContent = "×" + state.gain.f.toFixed(2); };
-    on(gainSlider, "input", () => { readGain(); editPred = null; wholeChanged = null; redraw(); });   // this pixel at once
-    on(gainSlider, "change", () => { readGain(); edited(); });                   // the whole image on release
-    on(gainPick, "change", () => { readGain(); edited(); });
-  }
-  on(regionList, "mouseleave", () => setHover(-1));
-
-  // ---------------------------------------------------------------- Python -> view
-  onModel("change:selected", () => {       // a cell set from Python stays pinned: the mouse does not move it
-    const v = model.get("selected") || [0, 0];
-    if (v[0] !== state.y || v[1] !== state.x) {
-      state.y = Math.min(h - 1, Math.max(0, v[0])); state.x = Math.min(w - 1, Math.max(0, v[1]));
-      state.pinned = true; redraw();
+    const onModel = (ev, fn) => {
+      model.on(ev, fn);
+      listen.add(() => model.off(ev, fn));
+    };
+    const resized = () => {
+      if (resize()) {
+        v.layers.clear();
+        redraw();
+      }
+    };
+    onModel("change:width", resized);
+    onModel("change:size", resized);
+    if (typeof ResizeObserver !== "undefined") {
+      let raf = 0;
+      const ro = new ResizeObserver(() => {
+        cancelAnimationFrame(raf);
+        raf = requestAnimationFrame(resized);
+      });
+      ro.observe(root);
+      listen.add(() => {
+        ro.disconnect();
+        cancelAnimationFrame(raf);
+      });
     }
-  });
-  onModel("change:pinned", () => { const v = !!model.get("pinned"); if (v !== state.pinned) { state.pinned = v; updateInfo(); } });
-  onModel("change:scale", () => { const v = model.get("scale"); if (SCALES[v] && v !== state.scale) { state.scale = v; redraw(); } });
-  onModel("change:shared_scale", () => { const v = !!model.get("shared_scale"); if (v !== state.shared) { state.shared = v; redraw(); } });
-  const resized = () => { if (applySize()) { layers.clear(); redraw(); } };
-  onModel("change:width", resized);
-  if (typeof ResizeObserver !== "undefined") {
-    let raf = 0;
-    const ro = new ResizeObserver(() => { cancelAnimationFrame(raf); raf = requestAnimationFrame(resized); });
-    ro.observe(root);
-    cleanups.push(() => { ro.disconnect(); cancelAnimationFrame(raf); });
+    if (v.cf.kernel) onModel("change:cf_answer", () => {
+      const st = store.state, r = v.cf.onAnswer(st.y * w + st.x, st);
+      if (r.type === "error") cfBox.error(r.error);
+      else if (r.type === "redraw") redraw();
+    });
+    const erfChanged = () => redraw(/* @__PURE__ */ new Set(["erf"]));
+    onModel("change:erf_cell", erfChanged);
+    onModel("change:erf_status", erfChanged);
+    redraw();
+    return () => listen.dispose();
   }
-  onModel("change:mode", () => { const m = model.get("mode"); if (m !== state.mode && (m === "ocr" || rates.length)) { state.mode = m; redraw(); } });
-  onModel("change:overlay", () => { const o = model.get("overlay"); if (o !== state.overlay && OVERLAYS.includes(o)) { state.overlay = o; redraw(); } });
-  onModel("change:hover_region", () => { const k = model.get("hover_region"); if (k !== state.hover) { state.hover = k; redraw(); } });
-  onModel("change:cf_answer", () => {
-    const ans = model.get("cf_answer") || {};
-    if (!kernelCf || !ans.key) return;
-    if (ans.key !== kAsked) {      // another view of this widget asked since: ask again while ours is unanswered
-      if (kRequest && !(kAnswer && kAnswer.key === kAsked)) { model.set("cf_request", { ...kRequest }); model.save_changes(); }
-      return;
-    }
-    if (ans.error) { cfBox.textContent = "the kernel could not re-run the head: " + ans.error; delete root.dataset.cfPending; return; }
-    adopt(ans);
-    if (ans.key === editSig() + "@" + (state.y * w + state.x)) redraw();
-  });
-  const erfChanged = () => { if (state.mode === "aspp") drawAsppContext(); };
-  onModel("change:erf_cell", erfChanged);
-  onModel("change:erf_status", erfChanged);
-
-  redraw();
-  return () => { for (const f of cleanups.splice(0).reverse()) f(); };
-}
-
-export default { render, decode };
+  var index_default = { render, decode };
+  return __toCommonJS(index_exports);
+})();
+export default __ocrviz_bundle.default;
