@@ -30,7 +30,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from ocrviz.atomic import write_atomic
+from ocrviz.cli_checks import (InputError, OneLineParser as _Parser, at_least, check_output,  # noqa: F401
+                               glue_option_values, one_line, shown, write_outputs)
 
 PROG = "ocrviz"
 DELEGATED = {"train": "ocrviz.train", "evaluate": "ocrviz.evaluate"}
@@ -40,37 +41,6 @@ DATA_LAYOUTS = ("'toycity' (the generated validation split)",
                 "a Cityscapes folder (leftImg8bit/<split>/, gtFine/<split>/)",
                 "an ADE20K folder (ADEChallengeData2016/images/, annotations/)",
                 "an images-and-masks folder (images/<name>.png|jpg, masks/<name>.png)")
-
-
-class InputError(Exception):
-    """Bad input: reported as one line on stderr, exit status 2."""
-
-
-def one_line(text: Any) -> str:
-    """A message on one line (multi-line library errors joined with '; ')."""
-    lines = [" ".join(part.split()) for part in str(text).splitlines()]
-    return "; ".join(line for line in lines if line).replace(":;", ":")
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (what was given, what is allowed) and exit 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(f"{one_line(message)} (see {self.prog} --help)")
-
-
-# ---- atomic output --------------------------------------------------------------------------
-
-def check_output(path: str | os.PathLike, flag: str = "-o") -> Path:
-    """An output path whose folder exists (checked before any work)."""
-    out = Path(path)
-    if out.is_dir():
-        raise InputError(f"{flag} {str(path)!r} is a folder; give a file name, e.g. {str(out / 'report.html')!r}")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{flag} {str(path)!r}: the folder {str(parent)!r} does not exist; create it first "
-                         "or write to an existing folder")
-    return out
 
 
 # ---- inputs ---------------------------------------------------------------------------------
@@ -180,7 +150,7 @@ def parse_pixel(text: str | None) -> tuple[int, int] | None:
     except ValueError:
         raise InputError(f"--pixel {text!r}: give the image pixel as Y,X (row,column), e.g. --pixel 120,300") from None
     if y < 0 or x < 0:
-        raise InputError(f"--pixel {text!r}: row and column must be >= 0")
+        raise InputError(f"--pixel {text!r}: row and column must be >= 0 (the top-left pixel is 0,0), e.g. --pixel 120,300")
     return y, x
 
 
@@ -328,12 +298,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
              "object regions). Click a pixel in an explorer to see its regions.</p>")
     title = args.title or f"ocrviz explain: {', '.join(os.path.basename(p) for p in args.images[:3])}" + \
         (" ..." if len(args.images) > 3 else "")
-    write_atomic(out, page(title, intro + "\n".join(sections)))
-    print(f"wrote {out} ({len(sections)} image{'s' * (len(sections) != 1)})", file=sys.stderr)
+    write_outputs([(out, page(title, intro + "\n".join(sections)))])
+    print(f"wrote {shown(out)} ({len(sections)} image{'s' * (len(sections) != 1)})", file=sys.stderr)
     if not args.quiet:
         for s in summaries:
             tops = ", ".join(f"{r['region']} {100 * r['share']:.0f}%" for r in s["top_regions"])
-            print(f"{s['image']}: {s['effective_regions']:.2f} effective regions of {s['num_regions']}; "
+            print(f"{shown(s['image'])}: {s['effective_regions']:.2f} effective regions of {s['num_regions']}; "
                   f"most context from {tops}")
     return 0
 
@@ -422,6 +392,9 @@ def open_data(spec: str, args: argparse.Namespace, k: int | None,
             folder, what = folders.MaskFolder(root), "images-and-masks folder"
         else:
             raise InputError(f"DATA {spec!r}: no layout recognised; allowed: {'; '.join(DATA_LAYOUTS)}")
+        folder.check(args.images)                 # headers of the files used: a bad one is named before any work
+    except InputError:
+        raise
     except (FileNotFoundError, ValueError) as e:
         raise InputError(f"DATA {spec!r}: {one_line(e)}") from None
     names = list(folder.classes) or None
@@ -586,9 +559,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     title = args.title or f"ocrviz report: {os.path.basename(args.model)} on {args.data}"
     html_text = report_html(title, result)
     json_text = json.dumps(_jsonable(result), indent=1) + "\n" if out_json else None
-    write_atomic(out, html_text)
-    if out_json is not None:
-        write_atomic(out_json, json_text)
+    write_outputs([(out, html_text)] + ([(out_json, json_text)] if out_json is not None else []))
     print(f"mIoU {metrics['miou']:.4f}, pixel accuracy {metrics['pixel_acc']:.4f} on {metrics['n_images']} "
           f"images; wrote {out}" + (f" and {out_json}" if out_json else ""), file=sys.stderr)
     return 0
@@ -643,6 +614,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_sizes(args: argparse.Namespace) -> None:
+    """Counts at least 1; image sides at least 32 (OCRNet's output stride: a smaller image has no feature grid)."""
+    for flag in ("batch_size", "num_classes"):
+        at_least(f"--{flag.replace('_', '-')}", getattr(args, flag, None), 1)
+    for flag in ("max_side", "height", "width"):
+        at_least(f"--{flag.replace('_', '-')}", getattr(args, flag, None), 32,
+                 "the models' output stride is 32; give 32 or more")
+
+
 def _delegate(command: str, argv: list[str]) -> int:
     import importlib
 
@@ -659,18 +639,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command in DELEGATED:
             try:
                 return _delegate(command, argv[1:])
-            except (ValueError, FileNotFoundError) as e:
+            except (ValueError, OSError) as e:      # bad options, missing or unwritable files
                 if debug:
                     raise
                 raise InputError(one_line(e)) from None
-        args = build_parser().parse_args(argv)
-        for flag in ("images", "batch_size", "max_side", "num_classes", "height", "width"):
-            v = getattr(args, flag, None)
-            if flag != "images" and v is not None and v < 1:
-                raise InputError(f"--{flag.replace('_', '-')} {v}: allowed are 1 and more")
+        parser = build_parser()
+        args = parser.parse_args(glue_option_values(argv, parser))
+        check_sizes(args)
         return args.func(args)
     except InputError as e:
         if debug:
+            raise
+        print(f"{PROG} {command or ''}: {one_line(e)}".replace("  ", " "), file=sys.stderr)
+        return 2
+    except ValueError as e:                      # a damaged or mismatched data file met during the work
+        folders = sys.modules.get("ocrviz.data.folders")
+        if debug or folders is None or not isinstance(e, folders.FolderItemError):
             raise
         print(f"{PROG} {command or ''}: {one_line(e)}".replace("  ", " "), file=sys.stderr)
         return 2

@@ -115,3 +115,259 @@ def test_hostile_u3_handout_builds_with_img_tag_in_a_class_name(hostile_data) ->
         ["http://evil.example/x.png"]
     assert handouts.external_references('<script type="application/json">{"a": "<img src=http://x/y>"}'
                                         "</script>") == []
+
+
+# ---- the command line: shared files --------------------------------------------------------
+
+H, W = 64, 128
+
+
+@pytest.fixture(scope="module")
+def cli_files(tmp_path_factory):
+    """Two ToyCity scenes (image + label PNG), and mask folders each with one kind of damage."""
+    import numpy as np
+    from PIL import Image
+
+    from ocrviz.data.dataset import val_split
+    from ocrviz.data.toycity import make_scene
+
+    d = tmp_path_factory.mktemp("hostile_cli")
+    scenes = [make_scene(seed, H, W) for seed in val_split(2)]
+    for i, s in enumerate(scenes):
+        Image.fromarray(s.image).save(d / f"scene{i}.png")
+    for kind in ("good", "wrong_size", "rgb_mask", "damaged_image"):
+        (d / kind / "images").mkdir(parents=True)
+        (d / kind / "masks").mkdir()
+        for i, s in enumerate(scenes):
+            Image.fromarray(s.image).save(d / kind / "images" / f"s{i}.png")
+            Image.fromarray(s.labels.astype(np.uint8)).save(d / kind / "masks" / f"s{i}.png")
+    Image.fromarray(scenes[1].labels[: H // 2].astype(np.uint8)).save(d / "wrong_size" / "masks" / "s1.png")
+    Image.fromarray(np.repeat(scenes[1].labels.astype(np.uint8)[..., None], 3, 2)).save(d / "rgb_mask" / "masks" / "s1.png")
+    raw = (d / "damaged_image" / "images" / "s1.png").read_bytes()
+    (d / "damaged_image" / "images" / "s1.png").write_bytes(raw[: len(raw) // 2])    # header fine, pixels cut
+    return d
+
+
+def cli(argv, capsys) -> tuple[int, str, str]:
+    from ocrviz.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_refusal(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for n in needles:
+        assert n in err, (n, err)
+
+
+def _leftovers(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+REPORT = ["--model", "toycity-ocr", "--no-analyses", "--quiet"]
+
+
+# ---- C1: unwritable output -----------------------------------------------------------------
+
+def test_hostile_c1_unwritable_folder_is_refused_before_any_work(cli_files, capsys, monkeypatch) -> None:
+    import ocrviz.cli as cli_mod
+
+    folder = "/sys" if __import__("os").geteuid() == 0 else None     # root writes anywhere else
+    if folder is None:
+        ro = cli_files / "readonly"
+        ro.mkdir(exist_ok=True)
+        ro.chmod(0o555)
+        folder = str(ro)
+    monkeypatch.setattr(cli_mod, "load_model_arg", lambda *a, **k: pytest.fail("the work started"))
+    code, _, err = cli(["explain", cli_files / "scene0.png", "--model", "toycity-ocr", "-o", f"{folder}/e.html"],
+                       capsys)
+    assert_one_line_refusal(code, err, f"{folder}/e.html", "choose a folder you can write in")
+    code, _, err = cli(["report", cli_files / "good", *REPORT, "-o", cli_files / "r.html",
+                        "--json", f"{folder}/r.json"], capsys)
+    assert_one_line_refusal(code, err, "--json", f"{folder}/r.json")
+    assert not (cli_files / "r.html").exists()
+
+
+def test_hostile_c1_file_size_limit_ends_in_one_line_and_nothing_written(cli_files, tmp_path) -> None:
+    import resource
+    import subprocess
+    import sys
+
+    out = tmp_path / "big.html"
+
+    def limit() -> None:                                           # a real RLIMIT_FSIZE: the page is ~1 MB
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    r = subprocess.run([sys.executable, "-m", "ocrviz.cli", "explain", str(cli_files / "scene0.png"), "--model",
+                        "toycity-ocr", "--quiet", "-o", str(out)], capture_output=True, text=True,
+                       preexec_fn=limit, timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert_one_line_refusal(r.returncode, r.stderr, str(out), "nothing was written")
+    assert "too large" in r.stderr.lower()                         # EFBIG's own words
+    assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_hostile_c1_full_disk_keeps_the_old_page(cli_files, capsys, monkeypatch, tmp_path) -> None:
+    import errno
+
+    import ocrviz.atomic as atomic
+
+    out = tmp_path / "e.html"
+    out.write_text("old page")
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    code, _, err = cli(["explain", cli_files / "scene0.png", "--model", "toycity-ocr", "--quiet", "-o", out], capsys)
+    assert_one_line_refusal(code, err, "No space left on device", "nothing was written")
+    assert out.read_text() == "old page" and _leftovers(tmp_path) == []
+
+
+# ---- C2: damaged dataset folders -----------------------------------------------------------
+
+@pytest.mark.parametrize("kind, names", [
+    ("wrong_size", ["masks/s1.png", "32x128", "64x128", "same size"]),
+    ("rgb_mask", ["masks/s1.png", "RGB", "single-channel"]),
+    ("damaged_image", ["images/s1.png", "truncated"]),
+])
+def test_hostile_c2_report_names_the_bad_file_in_one_line(cli_files, capsys, tmp_path, kind, names) -> None:
+    code, _, err = cli(["report", cli_files / kind, *REPORT, "-o", tmp_path / "r.html"], capsys)
+    assert_one_line_refusal(code, err, *names)
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_hostile_c2_good_folder_still_reports(cli_files, capsys, tmp_path) -> None:
+    code, _, err = cli(["report", cli_files / "good", *REPORT, "-o", tmp_path / "r.html"], capsys)
+    assert code == 0, err
+
+
+# ---- C4: one line for every bad option -----------------------------------------------------
+
+@pytest.mark.parametrize("argv, needles", [
+    (["report", "toycity", "--images", "1", "--height", "16"], ["--height 16", "32 and more"]),
+    (["report", "toycity", "--images", "1", "--width", "31"], ["--width 31", "32 and more"]),
+    (["evaluate", "toycity-ocr", "--threads", "-1"], ["--threads -1", "1 and more"]),
+    (["train", "--model-kwargs", "[1]"], ["--model-kwargs", "JSON list", "object"]),
+    (["train", "--model-kwargs", "{width: 3}"], ["--model-kwargs", "not JSON"]),
+    (["train", "--model-kwargs", '{"no_such_option": 1}', "--out", "", "--steps", "1"], ["no_such_option"]),
+    (["train", "--steps", "abc"], ["--steps", "'abc'"]),
+    (["explain", "x.png", "--model", "toycity-ocr", "--pixel", "-1,5"], ["--pixel '-1,5'", ">= 0"]),
+    (["explain", "x.png", "--model", "toycity-ocr", "--pixel", "--quiet"], ["--pixel"]),
+])
+def test_hostile_c4_bad_options_answer_in_one_line(capsys, tmp_path, argv, needles) -> None:
+    if argv[0] in ("report", "explain"):
+        argv = argv + ["-o", tmp_path / "o.html"] + (["--model", "toycity-ocr"] if argv[0] == "report" else [])
+    code, _, err = cli(argv, capsys)
+    assert_one_line_refusal(code, err, *needles)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hostile_c4_train_and_evaluate_as_programs_answer_in_one_line() -> None:
+    import subprocess
+    import sys
+
+    for argv in (["-m", "ocrviz.train", "--steps", "abc"], ["-m", "ocrviz.evaluate", "toycity-ocr", "--threads", "0"]):
+        r = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=120)
+        assert_one_line_refusal(r.returncode, r.stderr, argv[-2])
+
+
+# ---- C5: report page and JSON as a pair ----------------------------------------------------
+
+def test_hostile_c5_report_and_json_are_written_as_a_pair(cli_files, capsys, monkeypatch, tmp_path) -> None:
+    import ocrviz.atomic as atomic
+
+    a, b = tmp_path / "r.html", tmp_path / "r.json"
+    a.write_text("old html")
+    b.write_text("old json")
+    real, calls = atomic.os.replace, []
+
+    def second_fails(src, dst) -> None:
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+    monkeypatch.setattr(atomic.os, "replace", second_fails)
+    code, _, err = cli(["report", cli_files / "good", *REPORT, "-o", a, "--json", b], capsys)
+    assert_one_line_refusal(code, err, "nothing was written")
+    assert a.read_text() == "old html" and b.read_text() == "old json"     # the first rename was undone
+    assert _leftovers(tmp_path) == []
+    monkeypatch.setattr(atomic.os, "replace", real)
+    code, _, err = cli(["report", cli_files / "good", *REPORT, "-o", a, "--json", b], capsys)
+    assert code == 0, err
+    assert "<table>" in a.read_text() and json.loads(b.read_text())["metrics"]["n_images"] == 2
+
+
+def test_hostile_c5_new_files_are_removed_when_the_set_fails(tmp_path, monkeypatch) -> None:
+    import ocrviz.atomic as atomic
+
+    real, calls = atomic.os.replace, []
+
+    def second_fails(src, dst) -> None:
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(5, "Input/output error")
+        real(src, dst)
+    monkeypatch.setattr(atomic.os, "replace", second_fails)
+    with pytest.raises(OSError):
+        atomic.write_atomic_many([(tmp_path / "a.txt", "a"), (tmp_path / "b.txt", "b")])
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- W3: --max-side below 32 ---------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["report", "explain"])
+def test_hostile_w3_max_side_below_32_is_refused(cli_files, capsys, tmp_path, command) -> None:
+    src = ["report", cli_files / "good", *REPORT] if command == "report" else \
+        ["explain", cli_files / "scene0.png", "--model", "toycity-ocr"]
+    code, _, err = cli([*src, "--max-side", "1", "-o", tmp_path / "o.html"], capsys)
+    assert_one_line_refusal(code, err, "--max-side 1", "32 and more")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- C6: training's outputs ----------------------------------------------------------------
+
+def _tiny_train(out):
+    from ocrviz.train import TrainConfig, train
+
+    return train(TrainConfig(arch="fcn", steps=1, batch_size=1, height=32, width=32, val_images=1, threads=1,
+                             out=str(out) if out else None), progress=False)
+
+
+def test_hostile_c6_checkpoint_and_card_have_ordinary_modes(tmp_path) -> None:
+    import os
+    import stat
+
+    from ocrviz.checkpoints import checkpoint_metadata
+
+    old = os.umask(0o027)
+    try:
+        r = _tiny_train(tmp_path / "m")
+    finally:
+        os.umask(old)
+    for p in (tmp_path / "m.safetensors", tmp_path / "m.json"):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o640, (p, oct(p.stat().st_mode))      # 0666 less the umask
+    assert json.loads((tmp_path / "m.json").read_text()) == checkpoint_metadata(r.checkpoint)["model_card"]
+    assert _leftovers(tmp_path) == []
+
+
+def test_hostile_c6_full_disk_leaves_no_empty_card(tmp_path, monkeypatch) -> None:
+    import errno
+
+    import ocrviz.atomic as atomic
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    with pytest.raises(OSError, match="No space"):
+        _tiny_train(tmp_path / "m")
+    assert list(tmp_path.iterdir()) == []                    # no card, no weights, no temporary file
+
+
+def test_hostile_c6_unwritable_out_fails_before_training(capsys, monkeypatch) -> None:
+    import ocrviz.train as train_mod
+
+    monkeypatch.setattr(train_mod, "create_model", lambda *a, **k: pytest.fail("training started"))
+    code, _, err = cli(["train", "--steps", "1", "--out", "/sys/ocrviz-model"], capsys)
+    assert_one_line_refusal(code, err, "/sys")
