@@ -494,16 +494,17 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], num_from: int 
 
 def _markdown_html(text: str) -> str:
     """Markdown tables -> HTML tables, other lines as paragraphs (no dependency, no script)."""
+    from ocrviz.analysis.markdown import split_row
+
     blocks, table = [], []
 
     def flush() -> None:
         if table:
-            cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table
-                     if not set(line.replace("|", "").strip()) <= set("-: ")]
+            cells = [split_row(line) for line in table if not set(line.replace("|", "").strip()) <= set("-: ")]
             if cells:
                 blocks.append(_table(cells[0], cells[1:]))
             table.clear()
-    for line in text.splitlines():
+    for line in text.split("\n"):                   # not splitlines(): U+2028 in a class name is no line end
         if line.strip().startswith("|"):
             table.append(line)
             continue

@@ -371,3 +371,60 @@ def test_hostile_c6_unwritable_out_fails_before_training(capsys, monkeypatch) ->
     monkeypatch.setattr(train_mod, "create_model", lambda *a, **k: pytest.fail("training started"))
     code, _, err = cli(["train", "--steps", "1", "--out", "/sys/ocrviz-model"], capsys)
     assert_one_line_refusal(code, err, "/sys")
+
+
+# ---- W4: class names that look like table syntax -------------------------------------------
+
+class _Tables(html.parser.HTMLParser):
+    """Each <table> of a page as rows of cell texts (the standard library's parser)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tables: list[list[list[str]]] = []
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.cell = []
+
+    def handle_endtag(self, tag) -> None:
+        if tag in ("td", "th") and self.cell is not None:
+            self.tables[-1][-1].append("".join(self.cell))
+            self.cell = None
+
+    def handle_data(self, data) -> None:
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def test_hostile_w4_pipe_and_line_separator_in_class_names_keep_report_tables(capsys, monkeypatch, tmp_path) -> None:
+    import ocrviz.cli as cli_mod
+    from ocrviz.data.toycity import CLASSES
+
+    names = ["road|lane", "walk\u2028way", "a\\|b", *CLASSES[3:]]
+    real = cli_mod.load_model_arg
+
+    def hostile_names(*a, **k):
+        m = real(*a, **k)
+        m.class_names = list(names)
+        return m
+    monkeypatch.setattr(cli_mod, "load_model_arg", hostile_names)
+    out, js = tmp_path / "r.html", tmp_path / "r.json"
+    code, _, err = cli(["report", "toycity", "--model", "toycity-ocr", "--images", "1", "--height", "64",
+                        "--width", "128", "--quiet", "-o", out, "--json", js], capsys)
+    assert code == 0, err
+    analyses = json.loads(js.read_text())["analyses"]
+    assert {"attention_report", "context_flow"} <= set(analyses), err
+    p = _Tables()
+    p.feed(out.read_text(encoding="utf-8"))
+    for table in p.tables:
+        assert len({len(row) for row in table}) == 1, table             # every row as wide as the header
+    by_header = {tuple(t[0]): t for t in p.tables}
+    roc = by_header[("class", "region on its class")]
+    assert [r[0] for r in roc[1:]] == names                             # attention_report's per-class rows
+    flow = next(t for h, t in by_header.items() if h[0] == "true \\ source")
+    assert list(flow[0][1:]) == names and [r[0] for r in flow[1:]] == names

@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from ..evaluate import _confusion, metrics_from_confusion
 from .cells import class_fractions, labels_at_cells
 from .counterfactual import ocr_parts, rerun_head
+from .markdown import cell
 from .passes import check_labels, image_pass
 
 SIM_EDITS = ("uniform", "onehot", "shuffled")
@@ -92,7 +93,7 @@ class AttentionReport:
         out = ["| field | value |", "|---|---:|"] + [f"| {a} | {b} |" for a, b in rows]
         if self.region_on_class is not None:
             out += ["", "| class | region on its class |", "|---|---:|"]
-            out += [f"| {n} | {f(v)} |" for n, v in zip(self.class_names, self.region_on_class)]
+            out += [f"| {cell(n)} | {f(v)} |" for n, v in zip(self.class_names, self.region_on_class)]
         return "\n".join(out)
 
     def plot(self) -> Any:
