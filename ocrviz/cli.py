@@ -303,8 +303,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if not args.quiet:
         for s in summaries:
             tops = ", ".join(f"{r['region']} {100 * r['share']:.0f}%" for r in s["top_regions"])
-            print(f"{shown(s['image'])}: {s['effective_regions']:.2f} effective regions of {s['num_regions']}; "
-                  f"most context from {tops}")
+            print(shown(f"{s['image']}: {s['effective_regions']:.2f} effective regions of {s['num_regions']}; "
+                        f"most context from {tops}"))
     return 0
 
 

@@ -428,3 +428,31 @@ def test_hostile_w4_pipe_and_line_separator_in_class_names_keep_report_tables(ca
     assert [r[0] for r in roc[1:]] == names                             # attention_report's per-class rows
     flow = next(t for h, t in by_header.items() if h[0] == "true \\ source")
     assert list(flow[0][1:]) == names and [r[0] for r in flow[1:]] == names
+
+
+# ---- C3: names that are not UTF-8 -----------------------------------------------------------
+
+def test_hostile_c3_non_utf8_file_name_and_lone_surrogate_class_name(cli_files, capsys, monkeypatch, tmp_path) -> None:
+    import os
+    import shutil
+
+    import ocrviz.cli as cli_mod
+
+    folder = os.fsencode(tmp_path)
+    image = os.fsdecode(folder + b"/stra\xdfe.png")                   # Latin-1 bytes: not UTF-8
+    shutil.copy(cli_files / "scene0.png", image)
+    out = os.fsdecode(folder + b"/seite-\xff.html")
+    real = cli_mod.load_model_arg
+
+    def broken_names(*a, **k):
+        m = real(*a, **k)
+        m.class_names = ["\ud800road", *m.class_names[1:]]            # a lone surrogate, as a bad JSON file gives
+        return m
+    monkeypatch.setattr(cli_mod, "load_model_arg", broken_names)
+    code, stdout, err = cli(["explain", image, "--model", "toycity-ocr", "--pixel", "10,10", "-o", out], capsys)
+    assert code == 0, err
+    page = open(out, "rb").read().decode("utf-8")                     # strict: the page is valid UTF-8
+    assert "<h2>stra\ufffde.png</h2>" in page                         # the undecodable byte shown as U+FFFD
+    assert "\\ud800road" in page                                       # the name travels as a JSON escape
+    assert "stra\ufffde.png" in stdout and _leftovers(tmp_path) == []
+    stdout.encode("utf-8")
