@@ -137,9 +137,12 @@ def load_image_arg(path: str) -> np.ndarray:
     if not os.path.isfile(path):
         raise InputError(f"image {path!r}: no such file; give image files ({ACCEPTED.split(':')[0]})")
     try:
-        return load_image(path)[0]
+        image, notes = load_image(path)
     except (ImageLoadError, FileNotFoundError) as e:
         raise InputError(one_line(e)) from None
+    for note in notes:                            # what was done to the pixels (a stretch, an alpha dropped)
+        print(shown(f"{PROG}: {path}: {note}"), file=sys.stderr)
+    return image
 
 
 def parse_pixel(text: str | None) -> tuple[int, int] | None:

@@ -456,3 +456,54 @@ def test_hostile_c3_non_utf8_file_name_and_lone_surrogate_class_name(cli_files, 
     assert "\\ud800road" in page                                       # the name travels as a JSON escape
     assert "stra\ufffde.png" in stdout and _leftovers(tmp_path) == []
     stdout.encode("utf-8")
+
+
+# ---- W5: image values that are not uint8 ---------------------------------------------------
+
+def test_hostile_w5_non_finite_pixels_are_refused_naming_the_file(tmp_path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from ocrviz.data.images import ImageLoadError, load_image
+    from ocrviz.widgets.payload import to_uint8_image
+
+    a = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
+    for bad, what in ((np.nan, "1 NaN"), (np.inf, "1 infinite")):
+        b = a.copy()
+        b[3, 5] = bad
+        Image.fromarray(b, mode="F").save(tmp_path / "f.tiff")
+        with pytest.raises(ImageLoadError, match=rf"f\.tiff.*{what}.*row 3, column 5"):
+            load_image(tmp_path / "f.tiff")
+        with pytest.raises(ValueError, match=rf"{what.replace('1', '3')}.*row 3, column 5.*nan_to_num"):
+            to_uint8_image(np.repeat(b[..., None], 3, 2))                  # 3 channels: 3 values
+
+
+def test_hostile_w5_scaling_is_stated_and_keeps_0_255_floats() -> None:
+    import numpy as np
+
+    from ocrviz.widgets.payload import to_uint8_image
+
+    rng = np.random.default_rng(0)
+    u8 = rng.integers(10, 200, (8, 8, 3)).astype(np.uint8)
+    notes: list[str] = []
+    assert np.array_equal(to_uint8_image(u8.astype(np.float32), notes), u8)      # was stretched to 0..255
+    assert notes == ["image values within 0-255 kept (rounded to uint8)"]
+    notes = []
+    assert np.array_equal(to_uint8_image(u8 / 255.0, notes), u8) and "scaled by 255" in notes[0]
+    normalised = (u8 / 255.0 - 0.5) / 0.25
+    with pytest.warns(UserWarning, match=r"stretched linearly to 0-255"):
+        shown = to_uint8_image(normalised)
+    lo, hi = normalised.min(), normalised.max()
+    assert np.array_equal(shown, np.round((normalised - lo) / (hi - lo) * 255).astype(np.uint8))
+
+
+def test_hostile_w5_cli_states_a_16_bit_stretch(tmp_path, capsys) -> None:
+    import numpy as np
+    from PIL import Image
+
+    a = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)          # 0..65520: beyond 0-255
+    Image.fromarray(a).save(tmp_path / "deep.png")
+    code, _, err = cli(["explain", tmp_path / "deep.png", "--model", "toycity-ocr", "--quiet",
+                        "-o", tmp_path / "d.html"], capsys)
+    assert code == 0, err
+    assert re.search(r"deep\.png: I;16 -> RGB: stretched values \[0, 65520\] linearly to 0-255", err), err
