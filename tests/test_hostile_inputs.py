@@ -507,3 +507,69 @@ def test_hostile_w5_cli_states_a_16_bit_stretch(tmp_path, capsys) -> None:
                         "-o", tmp_path / "d.html"], capsys)
     assert code == 0, err
     assert re.search(r"deep\.png: I;16 -> RGB: stretched values \[0, 65520\] linearly to 0-255", err), err
+
+
+# ---- U2: API misuse answered with the fix --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def toy_model():
+    from ocrviz.zoo import load_model
+
+    return load_model("toycity-ocr")
+
+
+def test_hostile_u2_wrong_number_of_class_names_is_named_as_such(toy_model) -> None:
+    import numpy as np
+
+    from ocrviz.widgets import Explorer
+
+    with pytest.raises(ValueError, match=r"2 class names given, but the model has 9 classes.*give 9 names"):
+        Explorer(toy_model, np.zeros((64, 64, 3), np.uint8), class_names=["a", "b"])
+
+
+def test_hostile_u2_select_refuses_fractions_and_select_pixel_outside_the_image() -> None:
+    from ocrviz.widgets import Explorer
+
+    ex = Explorer.from_data(synthetic_data(h=8, w=16, k=4, output_stride=8, seed=0))     # image 64 x 128
+    with pytest.raises(ValueError, match=r"select\(2.7, 3\).*whole row and column.*select_pixel\(\) image pixels"):
+        ex.select(2.7, 3)
+    ex.select(2.0, 3)
+    assert ex.selected == [2, 3]
+    with pytest.raises(ValueError, match=r"select_pixel\(500, 3\) is outside the 64 x 128 image.*rows 0..63"):
+        ex.select_pixel(500, 3)
+    with pytest.raises(ValueError, match=r"outside"):
+        ex.select_pixel(-1, 3)
+    ex.select_pixel(63, 127)
+    assert ex.selected == [63 // 8, 127 // 8]                        # the cell that holds the pixel
+
+
+def test_hostile_u2_save_html_to_a_folder_names_the_folder(tmp_path) -> None:
+    data = synthetic_data(h=4, w=4, k=3, output_stride=8, seed=0)
+    with pytest.raises(IsADirectoryError) as e:
+        save_html(data, tmp_path)
+    msg = str(e.value)
+    assert repr(str(tmp_path)) in msg and "give a file name" in msg and ".tmp" not in msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hostile_u2_prepare_image_refuses_empty_images_and_max_side_zero() -> None:
+    import numpy as np
+
+    from ocrviz.data.images import prepare_image
+
+    with pytest.raises(ValueError, match=r"0 x 5 pixels"):
+        prepare_image(np.zeros((0, 5, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"max_side=0 is below output_stride=8.*None"):
+        prepare_image(np.zeros((40, 40, 3), np.uint8), max_side=0)
+    x, prep = prepare_image(np.zeros((40, 40, 3), np.uint8), output_stride=8, max_side=8)
+    assert x.shape == (8, 8, 3)                                      # the smallest allowed: one cell
+
+
+def test_hostile_u2_explorer_on_a_path_points_to_load_image(toy_model) -> None:
+    from pathlib import Path
+
+    from ocrviz.widgets import Explorer
+
+    for src in ("street.png", Path("street.png")):
+        with pytest.raises(TypeError, match=r"image is the path 'street.png'; read it first.*load_image"):
+            Explorer(toy_model, src)

@@ -211,6 +211,11 @@ def prepare_image(img: np.ndarray, output_stride: int = 8, max_side: int | None 
     if output_stride < 1:
         raise ValueError(f"output_stride must be >= 1, got {output_stride}")
     h0, w0 = img.shape[:2]
+    if h0 < 1 or w0 < 1:
+        raise ValueError(f"the image is {h0} x {w0} pixels; an image needs at least one row and one column")
+    if max_side is not None and max_side < output_stride:
+        raise ValueError(f"max_side={max_side} is below output_stride={output_stride}: nothing of the image "
+                         f"would be left; give None (no shrinking) or {output_stride} and more")
     notes = []
     s = 1.0 if max_side is None else min(1.0, max_side / max(h0, w0))
     h, w = max(1, round(h0 * s)), max(1, round(w0 * s))

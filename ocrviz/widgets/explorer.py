@@ -272,12 +272,18 @@ class Explorer(anywidget.AnyWidget):
 
     def select(self, y: int, x: int) -> None:
         """Select feature cell (row y, column x) and pin it (the mouse no longer moves it; Esc or a click frees it)."""
+        y, x = _whole("select", "feature cell", y, x)
         with self.hold_sync():
-            self.selected = [int(y), int(x)]
+            self.selected = [y, x]
             self.pinned = True
 
     def select_pixel(self, py: int, px: int) -> None:
         """Select (and pin) the feature cell holding image pixel (py, px)."""
+        py, px = _whole("select_pixel", "image pixel", py, px)
+        H, W = self._data.image_hw
+        if not (0 <= py < H and 0 <= px < W):
+            raise ValueError(f"select_pixel({py}, {px}) is outside the {H} x {W} image; allowed rows 0..{H - 1}, "
+                             f"columns 0..{W - 1}")
         self.select(*self._data.cell_of_pixel(py, px))
 
     def save_html(self, path: str | pathlib.Path, *, title: str = "ocrviz explorer", image_format: str = "auto",
@@ -420,6 +426,18 @@ def _no_ocr_block(model: Any) -> ValueError:
                       f"HookPoints named hook_sim_map / hook_region_weights (ocrviz's models) and for modules of "
                       f"the classes {', '.join(looked)} (official HRNet-OCR, openseg, MMSeg). Pass an OCRNet; "
                       f"an ASPP model goes in aspp_model=")
+
+
+def _whole(fn: str, what: str, *values: Any) -> tuple[int, ...]:
+    """Row and column as ints; a fractional value is refused (it would be truncated silently)."""
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or (isinstance(v, (float, np.floating)) and not float(v).is_integer()):
+            raise ValueError(f"{fn}{tuple(values)}: a {what} is a whole row and column, got {v!r}"
+                             + ("; select() takes feature cells, select_pixel() image pixels" if fn == "select" else ""))
+        out.append(int(v))
+    return tuple(out)
 
 
 def _device(model: Any, device: Any) -> Any:
