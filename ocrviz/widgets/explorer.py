@@ -549,6 +549,10 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
 
     own_names, own_pal = _names_from(model)
     names = class_names if class_names is not None else own_names
+    k = int(cache.sim_map.shape[-1])                                  # B x HW x K: the model's classes
+    if names is not None and len(names) != k:
+        raise ValueError(f"{len(names)} class names given, but the model has {k} classes (its sim map has {k} "
+                         f"regions); give {k} names, one per class, in the model's order")
     pal = palette if palette is not None else own_pal
     return from_cache(cache, shown, labels=labels, class_names=names, palette=pal, logits=logits,
                       pixel_head=pixel_head(model, cache),

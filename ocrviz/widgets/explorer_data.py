@@ -161,10 +161,6 @@ class ExplorerData:
         if not 1 <= k <= 255:
             raise ValueError(f"{k} class names given; between 1 and 255 are supported (255 means ignore)")
         put("class_names", names)
-        sim_k = np.shape(self.sim_map)[-1] if np.ndim(self.sim_map) else k
-        if sim_k != k:
-            raise ValueError(f"{k} class names given, but the model has {sim_k} classes (its sim map has {sim_k} "
-                             f"regions); give {sim_k} names, one per class, in the model's order")
         pal = np.asarray(self.palette)
         if pal.shape != (k, 3) or pal.dtype.kind not in "iuf" or (pal < 0).any() or (pal > 255).any():
             raise ValueError(f"palette has shape {pal.shape}; expected K x 3 = ({k}, 3) ints in 0..255 "
