@@ -573,3 +573,70 @@ def test_hostile_u2_explorer_on_a_path_points_to_load_image(toy_model) -> None:
     for src in ("street.png", Path("street.png")):
         with pytest.raises(TypeError, match=r"image is the path 'street.png'; read it first.*load_image"):
             Explorer(toy_model, src)
+
+
+# ---- U4: images too large for this machine -------------------------------------------------
+
+_PEAK = """
+import resource, sys, numpy as np, torch
+torch.set_num_threads(1)
+from ocrviz.zoo import load_model
+from ocrviz.widgets import Explorer
+m = load_model("toycity-ocr")
+img = np.random.default_rng(0).integers(0, 255, (1024, 1024, 3)).astype(np.uint8)
+Explorer(m, img[:64, :64])                                   # warm up: code paths, allocator, imports
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+status = open("/proc/self/status").read()
+rss = int(next(l for l in status.splitlines() if l.startswith("VmRSS")).split()[1]) * 1024
+ex = Explorer(m, img)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - max(before, rss))
+"""
+
+
+def test_hostile_u4_estimate_covers_the_measured_explorer_peak(toy_model) -> None:
+    """The estimate against the peak RSS growth of a real Explorer at 1024 x 1024 (another process)."""
+    import subprocess
+    import sys
+
+    from ocrviz.memory import estimate_explorer_bytes
+
+    r = subprocess.run([sys.executable, "-c", _PEAK], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    measured = int(r.stdout.split()[-1])
+    estimate = estimate_explorer_bytes(toy_model, (1024, 1024))
+    assert measured <= estimate <= 2.5 * measured, (measured, estimate)   # measured here: 145 MB vs 229 MB
+
+
+def test_hostile_u4_huge_image_is_refused_at_once_with_the_size_that_fits(toy_model, monkeypatch) -> None:
+    import time
+
+    import numpy as np
+
+    import ocrviz.memory as memory
+    from ocrviz.widgets import Explorer
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2 * 10 ** 9)
+    img = np.zeros((8000, 8000, 3), np.uint8)
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError) as e:
+        Explorer(toy_model, img)
+    assert time.perf_counter() - t0 < 10                                  # was: MemoryError after 52 s
+    msg = str(e.value)
+    side = int(re.search(r"longer side is at most (\d+)", msg).group(1))
+    assert "8000 x 8000" in msg and "2.0 GB is available" in msg and f"--max-side {side}" in msg
+    est = memory.estimate_explorer_bytes(toy_model, (side, side))
+    assert est <= memory.USABLE * 2 * 10 ** 9 < memory.estimate_explorer_bytes(toy_model, (side + 64, side + 64))
+
+
+def test_hostile_u4_cli_explain_refuses_in_one_line(cli_files, capsys, monkeypatch, tmp_path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    import ocrviz.memory as memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 300 * 10 ** 6)
+    Image.fromarray(np.zeros((2048, 2048, 3), np.uint8)).save(tmp_path / "big.png")
+    code, _, err = cli(["explain", tmp_path / "big.png", "--model", "toycity-ocr", "--max-side", "2048",
+                        "-o", tmp_path / "big.html"], capsys)
+    assert_one_line_refusal(code, err, "2048 x 2048", "--max-side")
+    assert not (tmp_path / "big.html").exists()

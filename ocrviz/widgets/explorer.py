@@ -514,8 +514,11 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
                   palette: Any, transform: Any, aspp_rates: Any, mark: Any = None,
                   mark_name: str = "marked", mean: Any = None, std: Any = None, logits_fn: Any = None,
                   align_corners: bool | None = None, device: Any = None) -> tuple[ExplorerData, Any]:
+    from ocrviz.memory import check_image_fits, image_hw
     from ocrviz.normalisation import input_normalisation
 
+    if image_hw(image) is not None:              # an image too large for this machine: refused before any work
+        check_image_fits(model, image_hw(image))
     default_input = transform is None and mean is None and std is None
     if transform is None and not hasattr(image, "detach"):  # a uint8 image: the caller's, else the model's own
         mean, std = input_normalisation(model, mean, std)
