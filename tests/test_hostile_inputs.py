@@ -640,3 +640,14 @@ def test_hostile_u4_cli_explain_refuses_in_one_line(cli_files, capsys, monkeypat
                         "-o", tmp_path / "big.html"], capsys)
     assert_one_line_refusal(code, err, "2048 x 2048", "--max-side")
     assert not (tmp_path / "big.html").exists()
+
+
+def test_hostile_c1_handouts_check_the_output_folder_before_running_a_kernel(tmp_path, monkeypatch, capsys) -> None:
+    import nbformat
+
+    nb = tmp_path / "01_x.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), nb)
+    monkeypatch.setattr(handouts, "execute", lambda *a, **k: pytest.fail("the notebook ran"))
+    assert handouts.main([str(nb), "-o", "/sys/ocrviz-handouts"]) == 2
+    err = capsys.readouterr().err
+    assert_one_line_refusal(2, err, "01_x.ipynb", "/sys/ocrviz-handouts", "nothing was written")

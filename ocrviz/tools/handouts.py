@@ -47,7 +47,7 @@ from typing import Any, Sequence
 
 import nbformat
 
-from ocrviz.atomic import write_atomic
+from ocrviz.atomic import check_folder_writable, write_atomic
 
 REPO = Path(__file__).resolve().parents[2]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -406,6 +406,8 @@ def build(src: Path, out_dir: Path, *, max_mb: float = 10.0, env: dict[str, str]
     """Execute ``src`` and write ``out_dir/<stem>.html``."""
     t0 = time.perf_counter()
     limit = int(max_mb * MB)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check_folder_writable(out_dir / f"{src.stem}.html")       # before minutes of kernel time, not after
     with tempfile.TemporaryDirectory(prefix="ocrviz-handout-") as tmp:
         nb, widgets = execute(src, Path(tmp), max_bytes=limit, env=env)
     page = convert(prepare(nb, widgets), title=src.stem)
@@ -436,7 +438,12 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     for src in srcs:
-        h = build(src, args.out, max_mb=args.max_mb)
+        try:
+            h = build(src, args.out, max_mb=args.max_mb)
+        except OSError as e:                  # an unwritable or full output folder: one line, nothing half-written
+            print(f"{src.name}: could not write the handout in {str(args.out)!r}: {e.strerror or e}; "
+                  "nothing was written", file=sys.stderr)
+            return 2
         print(f"{h.path}: {h.bytes / MB:.2f} MB, {h.explorers} explorer(s), {h.seconds:.1f} s")
     return 0
 
