@@ -395,7 +395,7 @@ def open_data(spec: str, args: argparse.Namespace, k: int | None,
             folder, what = folders.MaskFolder(root), "images-and-masks folder"
         else:
             raise InputError(f"DATA {spec!r}: no layout recognised; allowed: {'; '.join(DATA_LAYOUTS)}")
-        folder.check(args.images)                 # headers of the files used: a bad one is named before any work
+        largest = folder.check(args.images)       # headers of the files used: a bad one is named before any work
     except InputError:
         raise
     except (FileNotFoundError, ValueError) as e:
@@ -409,6 +409,8 @@ def open_data(spec: str, args: argparse.Namespace, k: int | None,
     if args.images is not None and args.images < 1:
         raise InputError(f"--images {args.images}: allowed are 1 and more")
     ds = FolderScenes(folder, k, args.images, args.max_side, norm)
+    s = min(1.0, args.max_side / max(largest)) if args.max_side else 1.0
+    ds.largest = (round(largest[0] * s), round(largest[1] * s))           # what the model will see
 
     def scenes() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for i in range(len(ds)):
@@ -554,6 +556,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ocrviz.normalisation import input_normalisation
 
     dataset, scenes, names, what = open_data(args.data, args, k, input_normalisation(model))
+    if getattr(dataset, "largest", None):         # the largest folder image must fit in memory (U4)
+        from ocrviz.memory import check_image_fits
+
+        try:
+            check_image_fits(model, dataset.largest)
+        except ValueError as e:
+            raise InputError(f"DATA {args.data!r}: {one_line(e)}".replace("ocrviz explain --max-side",
+                                                                            "--max-side")) from None
     names = names or getattr(model, "class_names", None)
     batch = args.batch_size or (4 if args.data.lower().startswith("toycity") else 1)
     metrics = evaluate(model, dataset, k, names, batch_size=batch, device=device, progress=not args.quiet,

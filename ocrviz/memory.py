@@ -8,13 +8,13 @@ activation memory per pixel, an Explorer needs ``EXPLORER_FACTOR`` times that
 still get (``MemAvailable``, and the container's cgroup limit when there is one).
 
 Measured on toycity-ocr (CPU, float32, peak RSS growth of ``Explorer(model, image)``
-from ``ru_maxrss``): 157 MB at 1024 x 1024, 501 MB at 2048 x 2048, i.e. 109 bytes
+in a fresh process started from a shell): 157 MB at 1024 x 1024, 501 MB at 2048 x 2048, i.e. 109 bytes
 per pixel at the margin plus ~50 MB fixed; the probe counts 49 bytes per pixel of
 live module outputs, so the Explorer costs 2.2 x the probe.  ``EXPLORER_FACTOR`` is
 2.5 (a margin for allocator slack), ``FIXED_BYTES`` 64 MB.
 
     >>> check_image_fits(model, (8000, 8000))          # doctest: +SKIP
-    ValueError: an image of 8000 x 8000 (64.0 Mpx) needs about 7.9 GB for the explorer ...
+    ValueError: an image of 8000 x 8000 (64.0 Mpx) needs about 9.9 GB (154 bytes per pixel, ...), but ...
 """
 from __future__ import annotations
 
@@ -131,8 +131,8 @@ def check_image_fits(model: Any, hw: tuple[int, int], *, available: int | None =
     side = int(max(h, w) * scale) // 32 * 32
     fix = (f"shrink it so the longer side is at most {side} (prepare_image(img, max_side={side}) or "
            f"ocrviz explain --max-side {side})" if side >= 32 else "free memory or use a machine with more")
-    raise ValueError(f"an image of {h} x {w} ({h * w / 1e6:.1f} Mpx) needs about {need / 1e9:.1f} GB for the "
-                     f"explorer ({EXPLORER_FACTOR * per_pixel:.0f} bytes per pixel, from a {PROBE_SIDE} x "
+    raise ValueError(f"an image of {h} x {w} ({h * w / 1e6:.1f} Mpx) needs about {need / 1e9:.1f} GB "
+                     f"({EXPLORER_FACTOR * per_pixel:.0f} bytes per pixel, from a {PROBE_SIDE} x "
                      f"{PROBE_SIDE} probe forward), but {avail / 1e9:.1f} GB is available here; {fix}")
 
 

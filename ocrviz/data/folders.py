@@ -132,9 +132,11 @@ class _Pairs(Dataset):
             raise FolderItemError(_size_mismatch(mask_path, labels.shape, image_path, image.shape))
         return image, labels, name
 
-    def check(self, n: int | None = None) -> None:
-        """The first ``n`` (default all) pairs' headers (no pixels decoded): both files open as images, the mask has its image's
-        size and a mode this folder reads.  ``FolderItemError`` naming the first bad file."""
+    def check(self, n: int | None = None) -> tuple[int, int]:
+        """The first ``n`` (default all) pairs' headers (no pixels decoded): both files open as images, the mask
+        has its image's size and a mode this folder reads.  ``FolderItemError`` naming the first bad file.
+        Returns the (H, W) of the image with the most pixels."""
+        largest = (0, 0)
         for image_path, mask_path, _ in self.pairs[:n]:
             try:
                 with Image.open(image_path) as im:
@@ -153,6 +155,8 @@ class _Pairs(Dataset):
             self.check_mode(mode, mask_path)
             if tuple(msize) != tuple(size):
                 raise FolderItemError(_size_mismatch(mask_path, msize, image_path, size))
+            largest = max(largest, tuple(size), key=lambda s: s[0] * s[1])
+        return largest
 
     def check_mode(self, mode: str, path: Path) -> None:
         """Refuse a mask mode ``convert`` cannot read (colour masks, unless a palette maps them)."""
