@@ -153,7 +153,8 @@ def parse_pixel(text: str | None) -> tuple[int, int] | None:
     except ValueError:
         raise InputError(f"--pixel {text!r}: give the image pixel as Y,X (row,column), e.g. --pixel 120,300") from None
     if y < 0 or x < 0:
-        raise InputError(f"--pixel {text!r}: row and column must be >= 0 (the top-left pixel is 0,0), e.g. --pixel 120,300")
+        raise InputError(f"--pixel {text!r}: row and column must be >= 0 (the top-left pixel is 0,0), "
+                         "e.g. --pixel 120,300")
     return y, x
 
 
@@ -409,7 +410,7 @@ def open_data(spec: str, args: argparse.Namespace, k: int | None,
     if args.images is not None and args.images < 1:
         raise InputError(f"--images {args.images}: allowed are 1 and more")
     ds = FolderScenes(folder, k, args.images, args.max_side, norm)
-    s = min(1.0, args.max_side / max(largest)) if args.max_side else 1.0
+    s = min(1.0, args.max_side / max(largest)) if args.max_side and max(largest) else 1.0
     ds.largest = (round(largest[0] * s), round(largest[1] * s))           # what the model will see
 
     def scenes() -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -629,12 +630,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_sizes(args: argparse.Namespace) -> None:
-    """Counts at least 1; image sides at least 32 (OCRNet's output stride: a smaller image has no feature grid)."""
+    """Counts at least 1; image sides at least 32 (images are padded to multiples of 32; below that a
+    scene or a shrunk image is mostly padding, and ToyCity cannot draw it)."""
     for flag in ("batch_size", "num_classes"):
         at_least(f"--{flag.replace('_', '-')}", getattr(args, flag, None), 1)
     for flag in ("max_side", "height", "width"):
         at_least(f"--{flag.replace('_', '-')}", getattr(args, flag, None), 32,
-                 "the models' output stride is 32; give 32 or more")
+                 "images are padded to multiples of 32; give 32 or more")
 
 
 def _delegate(command: str, argv: list[str]) -> int:

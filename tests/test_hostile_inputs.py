@@ -142,7 +142,8 @@ def cli_files(tmp_path_factory):
             Image.fromarray(s.image).save(d / kind / "images" / f"s{i}.png")
             Image.fromarray(s.labels.astype(np.uint8)).save(d / kind / "masks" / f"s{i}.png")
     Image.fromarray(scenes[1].labels[: H // 2].astype(np.uint8)).save(d / "wrong_size" / "masks" / "s1.png")
-    Image.fromarray(np.repeat(scenes[1].labels.astype(np.uint8)[..., None], 3, 2)).save(d / "rgb_mask" / "masks" / "s1.png")
+    rgb = np.repeat(scenes[1].labels.astype(np.uint8)[..., None], 3, 2)                # H x W x 3
+    Image.fromarray(rgb).save(d / "rgb_mask" / "masks" / "s1.png")
     raw = (d / "damaged_image" / "images" / "s1.png").read_bytes()
     (d / "damaged_image" / "images" / "s1.png").write_bytes(raw[: len(raw) // 2])    # header fine, pixels cut
     return d

@@ -434,8 +434,8 @@ def _whole(fn: str, what: str, *values: Any) -> tuple[int, ...]:
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
                 or (isinstance(v, (float, np.floating)) and not float(v).is_integer()):
-            raise ValueError(f"{fn}{tuple(values)}: a {what} is a whole row and column, got {v!r}"
-                             + ("; select() takes feature cells, select_pixel() image pixels" if fn == "select" else ""))
+            hint = "; select() takes feature cells, select_pixel() image pixels" if fn == "select" else ""
+            raise ValueError(f"{fn}{tuple(values)}: a {what} is a whole row and column, got {v!r}{hint}")
         out.append(int(v))
     return tuple(out)
 
