@@ -232,6 +232,9 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | 
             save_file(sd, str(tmp), metadata={"format": "pt", "ocrviz": meta_json})
         else:
             torch.save({"state_dict": sd, "metadata": meta}, tmp)
+        from ocrviz.atomic import file_mode
+
+        os.chmod(tmp, file_mode())                 # as open() makes files (safetensors writes 0600)
         os.replace(tmp, p)
     finally:
         if tmp.exists():

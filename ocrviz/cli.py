@@ -29,9 +29,10 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ocrviz.atomic import write_atomic
 from ocrviz.explain_page import context_summary, resize_nearest as _resize_nearest  # noqa: F401 (public here)
 from ocrviz.html_page import page
+from ocrviz.cli_checks import (InputError, OneLineParser as _Parser, at_least, check_output,  # noqa: F401
+                               glue_option_values, one_line, shown, write_outputs)
 
 PROG = "ocrviz"
 DELEGATED = {"train": "ocrviz.train", "evaluate": "ocrviz.evaluate"}
@@ -41,37 +42,6 @@ DATA_LAYOUTS = ("'toycity' (the generated validation split)",
                 "a Cityscapes folder (leftImg8bit/<split>/, gtFine/<split>/)",
                 "an ADE20K folder (ADEChallengeData2016/images/, annotations/)",
                 "an images-and-masks folder (images/<name>.png|jpg, masks/<name>.png)")
-
-
-class InputError(Exception):
-    """Bad input: reported as one line on stderr, exit status 2."""
-
-
-def one_line(text: Any) -> str:
-    """A message on one line (multi-line library errors joined with '; ')."""
-    lines = [" ".join(part.split()) for part in str(text).splitlines()]
-    return "; ".join(line for line in lines if line).replace(":;", ":")
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (what was given, what is allowed) and exit 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(f"{one_line(message)} (see {self.prog} --help)")
-
-
-# ---- atomic output --------------------------------------------------------------------------
-
-def check_output(path: str | os.PathLike, flag: str = "-o") -> Path:
-    """An output path whose folder exists (checked before any work)."""
-    out = Path(path)
-    if out.is_dir():
-        raise InputError(f"{flag} {str(path)!r} is a folder; give a file name, e.g. {str(out / 'report.html')!r}")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{flag} {str(path)!r}: the folder {str(parent)!r} does not exist; create it first "
-                         "or write to an existing folder")
-    return out
 
 
 # ---- inputs ---------------------------------------------------------------------------------
@@ -169,9 +139,12 @@ def load_image_arg(path: str) -> np.ndarray:
     if not os.path.isfile(path):
         raise InputError(f"image {path!r}: no such file; give image files ({ACCEPTED.split(':')[0]})")
     try:
-        return load_image(path)[0]
+        image, notes = load_image(path)
     except (ImageLoadError, FileNotFoundError) as e:
         raise InputError(one_line(e)) from None
+    for note in notes:                            # what was done to the pixels (a stretch, an alpha dropped)
+        print(shown(f"{PROG}: {path}: {note}"), file=sys.stderr)
+    return image
 
 
 def parse_pixel(text: str | None) -> tuple[int, int] | None:
@@ -182,7 +155,8 @@ def parse_pixel(text: str | None) -> tuple[int, int] | None:
     except ValueError:
         raise InputError(f"--pixel {text!r}: give the image pixel as Y,X (row,column), e.g. --pixel 120,300") from None
     if y < 0 or x < 0:
-        raise InputError(f"--pixel {text!r}: row and column must be >= 0")
+        raise InputError(f"--pixel {text!r}: row and column must be >= 0 (the top-left pixel is 0,0), "
+                         "e.g. --pixel 120,300")
     return y, x
 
 
@@ -249,13 +223,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
              "object regions). Click a pixel in an explorer to see its regions.</p>")
     title = args.title or f"ocrviz explain: {', '.join(os.path.basename(p) for p in args.images[:3])}" + \
         (" ..." if len(args.images) > 3 else "")
-    write_atomic(out, page(title, intro + "\n".join(sections)))
-    print(f"wrote {out} ({len(summaries)} image{'s' * (len(summaries) != 1)})", file=sys.stderr)
+    write_outputs([(out, page(title, intro + "\n".join(sections)))])
+    print(f"wrote {shown(out)} ({len(summaries)} image{'s' * (len(summaries) != 1)})", file=sys.stderr)
     if not args.quiet:
         for s in summaries:
             tops = ", ".join(f"{r['region']} {100 * r['share']:.0f}%" for r in s["top_regions"])
-            print(f"{s['image']}: {s['effective_regions']:.2f} effective regions of {s['num_regions']}; "
-                  f"most context from {tops}")
+            print(shown(f"{s['image']}: {s['effective_regions']:.2f} effective regions of {s['num_regions']}; "
+                        f"most context from {tops}"))
     return 0
 
 
@@ -335,6 +309,9 @@ def open_data(spec: str, args: argparse.Namespace, k: int | None,
             folder, what = folders.MaskFolder(root), "images-and-masks folder"
         else:
             raise InputError(f"DATA {spec!r}: no layout recognised; allowed: {'; '.join(DATA_LAYOUTS)}")
+        largest = folder.check(args.images)       # headers of the files used: a bad one is named before any work
+    except InputError:
+        raise
     except (FileNotFoundError, ValueError) as e:
         raise InputError(f"DATA {spec!r}: {one_line(e)}") from None
     names = list(folder.classes) or None
@@ -346,6 +323,8 @@ def open_data(spec: str, args: argparse.Namespace, k: int | None,
     if args.images is not None and args.images < 1:
         raise InputError(f"--images {args.images}: allowed are 1 and more")
     ds = FolderScenes(folder, k, args.images, args.max_side, norm)
+    s = min(1.0, args.max_side / max(largest)) if args.max_side and max(largest) else 1.0
+    ds.largest = (round(largest[0] * s), round(largest[1] * s))           # what the model will see
 
     def scenes() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for i in range(len(ds)):
@@ -394,6 +373,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise InputError(f"--model {', '.join(specs)}: the models normalise their input differently; "
                          "a folder is read once for all of them, so give models with the same mean/std")
     dataset, scenes, names, what = open_data(args.data, args, k, input_normalisation(models[0][1]))
+    if getattr(dataset, "largest", None):         # the largest folder image must fit in memory (U4)
+        from ocrviz.memory import check_image_fits
+
+        for spec, m in models:
+            try:
+                check_image_fits(m, dataset.largest)
+            except ValueError as e:
+                raise InputError(f"DATA {args.data!r} with --model {spec}: {one_line(e)}".replace(
+                    "ocrviz explain --max-side", "--max-side")) from None
     names = names or getattr(models[0][1], "class_names", None)
     batch = args.batch_size or (4 if args.data.lower().startswith("toycity") else 1)
     return write_report(args, models, dataset, scenes, names, what, device, batch, out, out_json)
@@ -454,6 +442,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_sizes(args: argparse.Namespace) -> None:
+    """Counts at least 1; image sides at least 32 (images are padded to multiples of 32; below that a
+    scene or a shrunk image is mostly padding, and ToyCity cannot draw it)."""
+    for flag in ("batch_size", "num_classes"):
+        at_least(f"--{flag.replace('_', '-')}", getattr(args, flag, None), 1)
+    for flag in ("max_side", "height", "width"):
+        at_least(f"--{flag.replace('_', '-')}", getattr(args, flag, None), 32,
+                 "images are padded to multiples of 32; give 32 or more")
+
+
 def _delegate(command: str, argv: list[str]) -> int:
     import importlib
 
@@ -470,18 +468,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command in DELEGATED:
             try:
                 return _delegate(command, argv[1:])
-            except (ValueError, FileNotFoundError) as e:
+            except (ValueError, OSError) as e:      # bad options, missing or unwritable files
                 if debug:
                     raise
                 raise InputError(one_line(e)) from None
-        args = build_parser().parse_args(argv)
-        for flag in ("images", "batch_size", "max_side", "num_classes", "height", "width"):
-            v = getattr(args, flag, None)
-            if flag != "images" and v is not None and v < 1:
-                raise InputError(f"--{flag.replace('_', '-')} {v}: allowed are 1 and more")
+        parser = build_parser()
+        args = parser.parse_args(glue_option_values(argv, parser))
+        check_sizes(args)
         return args.func(args)
     except InputError as e:
         if debug:
+            raise
+        print(f"{PROG} {command or ''}: {one_line(e)}".replace("  ", " "), file=sys.stderr)
+        return 2
+    except ValueError as e:                      # a damaged or mismatched data file met during the work
+        folders = sys.modules.get("ocrviz.data.folders")
+        if debug or folders is None or not isinstance(e, folders.FolderItemError):
             raise
         print(f"{PROG} {command or ''}: {one_line(e)}".replace("  ", " "), file=sys.stderr)
         return 2

@@ -428,7 +428,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m ocrviz.evaluate")
     from ocrviz.data.dataset import ToyCityDataset, val_split
     from ocrviz.zoo import SHIPPED, load_model
 
-    parser = argparse.ArgumentParser(prog=prog, description=main.__doc__.split("\n\n")[0])
+    from ocrviz.cli_checks import OneLineParser, at_least
+
+    parser = OneLineParser(prog=prog, description=main.__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", metavar="NAME", help=f"shipped model names: {', '.join(SHIPPED)}")
     parser.add_argument("--images", type=int, default=100, help="validation scenes, 1..200 (default 100)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -436,6 +438,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m ocrviz.evaluate")
                         help="also score OCRNet's soft object regions (its auxiliary head)")
     parser.add_argument("--device", default=None, help="where the forwards run: cpu (default) or cuda")
     args = parser.parse_args(argv)
+    at_least("--threads", args.threads, 1, "torch threads")
+    at_least("--images", args.images, 1, "validation scenes, 1..200")
     device = resolve_device(args.device)                          # no GPU: fails here, before any work
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -458,4 +462,6 @@ def main(argv: list[str] | None = None, prog: str = "python -m ocrviz.evaluate")
 if __name__ == "__main__":
     import sys
 
-    sys.exit(main())
+    from ocrviz.cli_checks import run_program
+
+    sys.exit(run_program(main, "python -m ocrviz.evaluate"))

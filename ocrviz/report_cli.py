@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ocrviz.atomic import write_atomic
+from ocrviz.cli_checks import write_outputs
 from ocrviz.html_page import page
 from ocrviz.report_page import report_html
 from ocrviz.report_run import no_ocr_reason, run_report
@@ -91,9 +92,8 @@ def write_report(args: Any, models: Sequence[tuple[str, Any]], dataset: Any, sce
             row["explain"] = links.get(row["index"])
     title = args.title or f"ocrviz report: {', '.join(Path(n).name for n, _ in models)} on {args.data}"
     html_text = report_html(title, rep, links)
-    write_atomic(out, html_text)
-    if out_json is not None:
-        write_atomic(out_json, json.dumps(rep, indent=1) + "\n")
+    # the page and its JSON as one set: both, or neither and the old ones kept (C5)
+    write_outputs([(out, html_text)] + ([(out_json, json.dumps(rep, indent=1) + "\n")] if out_json else []))
     for m in rep["models"]:
         ci = m["miou_ci"] or [float("nan")] * 2
         print(f"{m['name']}: mIoU {m['miou']:.4f} [{ci[0]:.4f}, {ci[1]:.4f}], pixel accuracy {m['pixel_acc']:.4f} "

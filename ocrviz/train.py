@@ -23,7 +23,6 @@ the chain (``init_from``) and ``total_steps``.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -39,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .atomic import check_folder_writable, commit, discard, stage
 from .checkpoints import checkpoint_metadata, load_checkpoint, save_checkpoint
 from .data.dataset import TRAIN_SEEDS, ToyCityDataset, val_split
 from .data.toycity import CLASSES, PALETTE
@@ -86,6 +86,9 @@ class TrainConfig:
                              "(0 = no crop)")
         if self.lr <= 0:
             raise ValueError(f"lr={self.lr} must be > 0")
+        if not isinstance(self.model_kwargs, dict) or not all(isinstance(k, str) for k in self.model_kwargs):
+            raise ValueError(f"model_kwargs={self.model_kwargs!r} must be a dict of keyword arguments for "
+                             """create_model, e.g. --model-kwargs '{"width": 64}'""")
         if self.scene_offset is not None and self.scene_offset < 0:
             raise ValueError(f"scene_offset={self.scene_offset} must be >= 0 (or None: after the init run's scenes)")
 
@@ -162,9 +165,17 @@ def _machine() -> dict:
 
 def train(config: TrainConfig, *, progress: bool = True, command: str | None = None) -> TrainResult:
     """Train one model; returns it (eval mode) with its model card."""
+    if config.out:                                  # before the work: a folder we cannot write in fails now
+        ckpt = Path(config.out).with_suffix(".safetensors")
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        check_folder_writable(ckpt)
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
-    model = create_model(config.arch, num_classes=len(CLASSES), **config.model_kwargs)
+    try:
+        model = create_model(config.arch, num_classes=len(CLASSES), **config.model_kwargs)
+    except TypeError as e:                          # an unknown keyword
+        raise ValueError(f"--model-kwargs {json.dumps(config.model_kwargs)}: create_model({config.arch!r}) "
+                         f"refuses them ({e}); give keyword arguments of ocrviz.models.create_model") from None
     model.class_names, model.palette = list(CLASSES), [tuple(map(int, c)) for c in PALETTE]
     init = _init_card(config, model)
     init_steps = int(init.get("total_steps", init["steps"])) if init else 0
@@ -245,17 +256,26 @@ def train(config: TrainConfig, *, progress: bool = True, command: str | None = N
     if config.out:
         ckpt = Path(config.out).with_suffix(".safetensors")
         ckpt.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(model, ckpt, metadata={"model_card": card})
-        Path(config.out).with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
+        card_path = Path(config.out).with_suffix(".json")
+        card_tmp = stage(card_path, json.dumps(card, indent=1) + "\n")   # the card in full before the weights
+        try:
+            save_checkpoint(model, ckpt, metadata={"model_card": card})   # atomic itself
+        except BaseException:
+            discard([card_tmp])
+            raise
+        commit([(card_tmp, card_path)])
     return TrainResult(model=model, card=card, checkpoint=ckpt, losses=losses)
 
 
 def _parse(argv: Sequence[str] | None, prog: str = "python -m ocrviz.train") -> TrainConfig:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    from .cli_checks import OneLineParser, json_object
+
+    p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0])
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
         if f.name == "model_kwargs":
-            p.add_argument("--model-kwargs", type=json.loads, default={}, help="JSON dict for create_model")
+            p.add_argument("--model-kwargs", type=json_object, default={},
+                           help="""JSON object of create_model's keyword arguments, e.g. '{"width": 64}'""")
             continue
         if f.name == "scene_offset":
             p.add_argument("--scene-offset", type=int, default=None,
@@ -280,4 +300,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m ocrviz.train"
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .cli_checks import run_program
+
+    sys.exit(run_program(main, "python -m ocrviz.train"))

@@ -41,6 +41,7 @@ from .. import context
 from .cells import class_fractions, labels_at_cells
 from .counterfactual import ocr_parts
 from .influence import region_influence
+from .markdown import cell
 from .passes import check_labels, image_pass
 
 
@@ -64,8 +65,8 @@ class ContextFlow:
 
     def to_markdown(self) -> str:
         """The OCR mass matrix as a markdown table (rows true class, columns source class)."""
-        head = "| true \\ source | " + " | ".join(self.class_names) + " |"
-        rows = [f"| {n} | " + " | ".join("-" if np.isnan(v) else f"{v:.2f}" for v in r) + " |"
+        head = "| true \\ source | " + " | ".join(map(cell, self.class_names)) + " |"
+        rows = [f"| {cell(n)} | " + " | ".join("-" if np.isnan(v) else f"{v:.2f}" for v in r) + " |"
                 for n, r in zip(self.class_names, self.ocr_mass)]
         return "\n".join([head, "|---|" + "---:|" * len(self.class_names)] + rows)
 

@@ -49,6 +49,7 @@ from ..context import ocr as ocr_context
 from ..evaluate import _confusion, metrics_from_confusion
 from .cells import class_fractions, labels_at_cells
 from .counterfactual import ocr_parts, rerun_head
+from .markdown import cell
 from .passes import check_labels, image_pass
 
 SIM_EDITS = ("uniform", "onehot", "shuffled")
@@ -145,7 +146,7 @@ class AttentionReport:
         if self.region_on_class is not None:
             even = self.region_on_class_chance or (None,) * self.num_classes
             out += ["", "| class | region on its class | region spread evenly |", "|---|---:|---:|"]
-            out += [f"| {n} | {f(v)} | {f(e)} |" for n, v, e in zip(self.class_names, self.region_on_class, even)]
+            out += [f"| {cell(n)} | {f(v)} | {f(e)} |" for n, v, e in zip(self.class_names, self.region_on_class, even)]
             out += ["", DEFINITIONS["region_on_class"]]
         return "\n".join(out)
 

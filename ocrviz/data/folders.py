@@ -21,6 +21,10 @@ from ocrviz.data.images import load_image
 
 IGNORE = 255
 
+
+class FolderItemError(ValueError):
+    """One image or mask of a dataset folder is damaged or does not fit its partner; the message names it."""
+
 CITYSCAPES_CLASSES: list[str] = [
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
     "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
@@ -109,18 +113,70 @@ class _Pairs(Dataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
         image_path, mask_path, name = self.pairs[index]
-        image, _ = load_image(image_path)
-        labels = self.convert(_read_mask(mask_path), mask_path)
+        try:
+            image, _ = load_image(image_path)
+        except ValueError as e:                                   # ImageLoadError: names the file already
+            raise FolderItemError(f"image {str(image_path)!r}: {e}") from None
+        try:
+            mask = _read_mask(mask_path)
+        except (OSError, SyntaxError, ValueError) as e:           # PIL: unidentified, truncated, damaged
+            raise FolderItemError(f"mask {str(mask_path)!r} could not be read ({type(e).__name__}: {e}); "
+                                  "give a single-channel label PNG") from None
+        try:
+            labels = self.convert(mask, mask_path)
+        except FolderItemError:
+            raise
+        except ValueError as e:
+            raise FolderItemError(str(e)) from None
         if labels.shape != image.shape[:2]:
-            raise ValueError(f"{name}: mask {mask_path} is {labels.shape[0]}x{labels.shape[1]} but the image "
-                             f"is {image.shape[0]}x{image.shape[1]}; image and mask must have the same size")
+            raise FolderItemError(_size_mismatch(mask_path, labels.shape, image_path, image.shape))
         return image, labels, name
+
+    def check(self, n: int | None = None) -> tuple[int, int]:
+        """The first ``n`` (default all) pairs' headers (no pixels decoded): both files open as images, the mask
+        has its image's size and a mode this folder reads.  ``FolderItemError`` naming the first bad file.
+        Returns the (H, W) of the image with the most pixels."""
+        largest = (0, 0)
+        for image_path, mask_path, _ in self.pairs[:n]:
+            try:
+                with Image.open(image_path) as im:
+                    size = im.size[::-1]                                      # H, W
+                    if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):           # load_image turns these
+                        size = size[::-1]
+            except (OSError, SyntaxError, ValueError) as e:
+                raise FolderItemError(f"image {str(image_path)!r} is not a readable image ({type(e).__name__}: "
+                                      f"{e}); replace or remove it") from None
+            try:
+                with Image.open(mask_path) as m:
+                    mode, msize = m.mode, m.size[::-1]
+            except (OSError, SyntaxError, ValueError) as e:
+                raise FolderItemError(f"mask {str(mask_path)!r} is not a readable image ({type(e).__name__}: "
+                                      f"{e}); give a single-channel label PNG") from None
+            self.check_mode(mode, mask_path)
+            if tuple(msize) != tuple(size):
+                raise FolderItemError(_size_mismatch(mask_path, msize, image_path, size))
+            largest = max(largest, tuple(size), key=lambda s: s[0] * s[1])
+        return largest
+
+    def check_mode(self, mode: str, path: Path) -> None:
+        """Refuse a mask mode ``convert`` cannot read (colour masks, unless a palette maps them)."""
+        if mode in ("RGB", "RGBA") and not getattr(self, "colour_to_id", None):
+            raise FolderItemError(f"mask {str(path)!r} is an {mode} (colour) image; this folder reads "
+                                  "single-channel label PNGs (modes P, L, I) holding class ids, 255 = ignore"
+                                  + ("; for colour masks pass palette=[(r, g, b), ...] to MaskFolder"
+                                     if isinstance(self, MaskFolder) else ""))
 
     def convert(self, mask: np.ndarray, path: Path) -> np.ndarray:
         raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self)} images, {len(self.classes)} classes)"
+
+
+def _size_mismatch(mask_path: Path, mask_hw: Sequence[int], image_path: Path, image_hw: Sequence[int]) -> str:
+    return (f"mask {str(mask_path)!r} is {mask_hw[0]}x{mask_hw[1]} but its image {str(image_path)!r} is "
+            f"{image_hw[0]}x{image_hw[1]}; image and mask must have the same size (resize the mask with nearest "
+            "neighbour)")
 
 
 class CityscapesFolder(_Pairs):
@@ -221,7 +277,7 @@ class MaskFolder(_Pairs):
         if mask.ndim == 2:
             return mask.astype(np.int64)
         if not self.colour_to_id:
-            raise ValueError(f"{path} is an RGB mask; pass palette=[(r, g, b), ...] (position = class id) "
+            raise ValueError(f"mask {str(path)!r} is an RGB mask; pass palette=[(r, g, b), ...] (position = class id) "
                              "or a dict {(r, g, b): id} to map colours to classes")
         key = (mask[..., 0].astype(np.int64) << 16) | (mask[..., 1].astype(np.int64) << 8) | mask[..., 2]
         colours, inverse, counts = np.unique(key.ravel(), return_inverse=True, return_counts=True)

@@ -41,8 +41,16 @@ def _single_channel(arr: np.ndarray, mode: str, notes: list[str]) -> np.ndarray:
     """Integer / float single channel (I;16, I, F) -> H x W x 3 uint8.
 
     Values already in 0-255 are kept; floats in 0-1 are scaled by 255; any
-    other range is stretched linearly from [min, max] to 0-255 (noted)."""
-    arr = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    other range is stretched linearly from [min, max] to 0-255 (noted).
+    NaN or infinite values are refused (ValueError): one +inf would black out
+    the stretch, and NaN has no colour."""
+    arr = arr.astype(np.float64)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        y, x = (int(v) for v in np.argwhere(bad)[0][:2])
+        raise ValueError(f"{mode} image holds {int(np.isnan(arr).sum())} NaN and {int(np.isinf(arr).sum())} "
+                         f"infinite values (first at row {y}, column {x}); no scaling can show them: replace them "
+                         "(e.g. numpy.nan_to_num) and save the image again")
     lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
     if mode == "F" and lo >= 0 and hi <= 1:
         arr = arr * 255
@@ -122,7 +130,10 @@ def load_image(path_or_file: str | os.PathLike | BinaryIO | bytes | Image.Image)
     if orientation not in (None, 1):
         im = ImageOps.exif_transpose(im)
         notes.append(f"applied EXIF orientation {orientation}")
-    return to_rgb(im, notes), notes
+    try:
+        return to_rgb(im, notes), notes
+    except ValueError as e:
+        raise ImageLoadError(f"{name!r}: {e}") from None
 
 
 def pad_to_stride(x: np.ndarray | torch.Tensor, stride: int, value: float | tuple = 0) -> np.ndarray | torch.Tensor:
@@ -200,6 +211,11 @@ def prepare_image(img: np.ndarray, output_stride: int = 8, max_side: int | None 
     if output_stride < 1:
         raise ValueError(f"output_stride must be >= 1, got {output_stride}")
     h0, w0 = img.shape[:2]
+    if h0 < 1 or w0 < 1:
+        raise ValueError(f"the image is {h0} x {w0} pixels; an image needs at least one row and one column")
+    if max_side is not None and max_side < output_stride:
+        raise ValueError(f"max_side={max_side} is below output_stride={output_stride}: nothing of the image "
+                         f"would be left; give None (no shrinking) or {output_stride} and more")
     notes = []
     s = 1.0 if max_side is None else min(1.0, max_side / max(h0, w0))
     h, w = max(1, round(h0 * s)), max(1, round(w0 * s))

@@ -47,7 +47,7 @@ from typing import Any, Sequence
 
 import nbformat
 
-from ocrviz.atomic import write_atomic
+from ocrviz.atomic import check_folder_writable, write_atomic
 
 REPO = Path(__file__).resolve().parents[2]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -204,10 +204,24 @@ def prepare(nb: nbformat.NotebookNode, widgets: dict[str, Any]) -> nbformat.Note
                 import plotly.io as pio
 
                 fig = pio.from_json(json.dumps(data[PLOTLY]), skip_invalid=True)
-                out["data"] = {"text/html": pio.to_html(fig, include_plotlyjs=not plotly_js_done, full_html=False)}
+                div = _escape_figure_scripts(pio.to_html(fig, include_plotlyjs=False, full_html=False))
+                if not plotly_js_done:
+                    from plotly.offline import get_plotlyjs
+
+                    div = f'<script type="text/javascript">{get_plotlyjs()}</script>\n{div}'
+                out["data"] = {"text/html": div}
                 out["metadata"] = {}
                 plotly_js_done = True
     return nb
+
+
+def _escape_figure_scripts(div: str) -> str:
+    """A plotly figure's inline scripts with every ``<`` as ``\\u003c``: the figure's data (class
+    names, titles) sits in JSON literals there, and ``<!--<script>`` in a string would make the
+    HTML parser swallow the rest of the page.  (plotly writes ``<`` only inside those strings;
+    plotly.js itself is added separately, untouched.)"""
+    return re.sub(r"(<script\b[^>]*>)(.*?)(</script>)",
+                  lambda m: m.group(1) + m.group(2).replace("<", "\\u003c") + m.group(3), div, flags=re.S)
 
 
 def tex_to_mathml(tex: str, display: bool) -> str:
@@ -228,10 +242,74 @@ def tex_to_mathml(tex: str, display: bool) -> str:
                       f"{err})", stacklevel=2)
         wrapped = f"$${tex}$$" if display else f"${tex}$"
         return f'<code class="ocrviz-tex">{html.escape(wrapped, quote=False)}</code>'
+    try:
+        out = safe_mathml(out)
+    except ValueError as err:
+        warnings.warn(f"handout: formula {tex.strip()[:80]!r} kept as TeX ({err})", stacklevel=2)
+        wrapped = f"$${tex}$$" if display else f"${tex}$"
+        return f'<code class="ocrviz-tex">{html.escape(wrapped, quote=False)}</code>'
     head, _, rest = out.partition(">")            # <math xmlns=... display=...> ... </math>
     body = rest[: rest.rfind("</math>")]
     return (f'{head}><semantics><mrow>{body}</mrow><annotation encoding="application/x-tex">'
             f"{html.escape(tex.strip(), quote=False)}</annotation></semantics></math>")
+
+
+# What latex2mathml writes: MathML presentation elements, and attributes without behaviour.
+MATHML_TAGS = frozenset(
+    "math semantics annotation mrow mi mn mo ms mtext mspace mfrac msqrt mroot msub msup msubsup munder mover "
+    "munderover mmultiscripts mprescripts none mtable mtr mtd mlabeledtr mstyle merror mpadded mphantom menclose "
+    "mfenced maction".split())
+MATHML_ATTRS = frozenset(
+    "xmlns display mathvariant stretchy fence separator form accent accentunder lspace rspace width height depth "
+    "linethickness columnalign rowalign columnspacing rowspacing columnlines rowlines frame displaystyle "
+    "scriptlevel movablelimits largeop symmetric minsize maxsize notation open close separators align "
+    "columnspan rowspan mathcolor mathbackground mathsize encoding class".split())
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)((?:\s+[A-Za-z_:][-A-Za-z0-9_:.]*=\"[^\"<>]*\")*)\s*(/?)>")
+_ENTITY = re.compile(r"&(?:#[0-9]+|#[xX][0-9A-Fa-f]+|[A-Za-z][A-Za-z0-9]*);")
+
+
+def safe_mathml(markup: str) -> str:
+    """latex2mathml's output with its text made text: ``\\text{<script>...}`` or ``\\text{a<b}``.
+
+    latex2mathml copies ``\\text{...}`` into ``<mtext>`` unescaped, so a formula could
+    write any element into the page.  Here a ``<`` that does not open or close a
+    MathML element becomes ``&lt;``, an ``&`` that starts no character reference
+    ``&amp;``, a stray ``>`` ``&gt;``; the result must then parse as XML holding only
+    MathML elements and attributes (no ``on...``, no ``href``), else ``ValueError``.
+    """
+    import xml.etree.ElementTree as ET
+
+    parts, pos = [], 0
+    for m in _TAG.finditer(markup):
+        text = markup[pos:m.start()]
+        if m.group(2) in MATHML_TAGS:
+            parts += [_escape_text(text), m.group(0)]
+        else:
+            parts.append(_escape_text(text + m.group(0)))
+        pos = m.end()
+    parts.append(_escape_text(markup[pos:]))
+    out = "".join(parts)
+    try:
+        root = ET.fromstring(out)
+    except ET.ParseError as err:
+        raise ValueError(f"latex2mathml wrote markup that is not well-formed ({err})") from None
+    for el in root.iter():
+        tag = el.tag.rsplit("}", 1)[-1]
+        bad = [a for a in el.attrib if a.rsplit("}", 1)[-1] not in MATHML_ATTRS]
+        if tag not in MATHML_TAGS or bad:
+            raise ValueError(f"latex2mathml wrote <{tag}> {bad or ''}, which is not plain MathML")
+    return out
+
+
+def _escape_text(text: str) -> str:
+    """Text between tags: every ``<``/``>`` escaped, ``&`` unless it starts a character reference."""
+    out, pos = [], 0
+    for m in _ENTITY.finditer(text):
+        out.append(text[pos:m.start()].replace("&", "&amp;"))
+        out.append(m.group(0))
+        pos = m.end()
+    out.append(text[pos:].replace("&", "&amp;"))
+    return "".join(out).replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _mathml_exporter():
@@ -282,22 +360,54 @@ def convert(nb: nbformat.NotebookNode, title: str) -> str:
 def external_references(page: str) -> list[str]:
     """What a page would load: script/link/img/iframe/... sources, CSS url() and @import (data: aside).
 
-    The Content-Security-Policy also stops what scripts might fetch; this is the static check.
+    The page is read as the browser reads it (``html.parser``): only real elements count, so
+    text and the contents of ``<script>`` elements (inert JSON data, whose strings may hold
+    ``<img src=...>`` as a class name) are not taken for markup.  The Content-Security-Policy
+    also stops what scripts might fetch; this is the static check.
     """
-    found = re.findall(r"<(?:script|link|img|iframe|source|video|audio|embed)\b[^>]*?\s(?:src|href)\s*=\s*[\"']?"
-                       r"(?!data:|#)([^\"'\s>]+)", page, flags=re.I)
-    # CSS only (scripts' own text may mention url( ... ): what <style> blocks and style="" would load
-    css = "\n".join(re.findall(r"<style\b[^>]*>(.*?)</style>", page, flags=re.S | re.I)
-                    + re.findall(r"\sstyle\s*=\s*\"([^\"]*)\"", page, flags=re.I))
-    found += [u for u in re.findall(r"url\(\s*[\"']?([^\"')]+)", css) if not u.startswith(("data:", "#"))]
-    found += re.findall(r"@import\s+(?:url\()?[\"']?([^\"';\s)]+)", css)
+    from html.parser import HTMLParser
+
+    found: list[str] = []
+    css: list[str] = []
+
+    class Refs(HTMLParser):
+        in_style = False
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            for name, value in attrs:
+                value = (value or "").strip()
+                if name in ("src", "href", "data", "poster") and tag in LOADING_TAGS and value \
+                        and not value.startswith(("data:", "#")):
+                    found.append(value)
+                elif name == "style" and value:
+                    css.append(value)
+            self.in_style = tag == "style"
+
+        def handle_endtag(self, tag: str) -> None:
+            self.in_style = False
+
+        def handle_data(self, data: str) -> None:
+            if self.in_style:
+                css.append(data)
+
+    parser = Refs(convert_charrefs=True)
+    parser.feed(page)
+    parser.close()
+    text = "\n".join(css)
+    found += [u for u in re.findall(r"url\(\s*[\"']?([^\"')]+)", text) if not u.startswith(("data:", "#"))]
+    found += re.findall(r"@import\s+(?:url\()?[\"']?([^\"';\s)]+)", text)
     return found
+
+
+LOADING_TAGS = frozenset("script link img iframe source video audio embed object track input image use".split())
 
 
 def build(src: Path, out_dir: Path, *, max_mb: float = 10.0, env: dict[str, str] | None = None) -> Handout:
     """Execute ``src`` and write ``out_dir/<stem>.html``."""
     t0 = time.perf_counter()
     limit = int(max_mb * MB)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check_folder_writable(out_dir / f"{src.stem}.html")       # before minutes of kernel time, not after
     with tempfile.TemporaryDirectory(prefix="ocrviz-handout-") as tmp:
         nb, widgets = execute(src, Path(tmp), max_bytes=limit, env=env)
     page = convert(prepare(nb, widgets), title=src.stem)
@@ -328,7 +438,12 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     for src in srcs:
-        h = build(src, args.out, max_mb=args.max_mb)
+        try:
+            h = build(src, args.out, max_mb=args.max_mb)
+        except OSError as e:                  # an unwritable or full output folder: one line, nothing half-written
+            print(f"{src.name}: could not write the handout in {str(args.out)!r}: {e.strerror or e}; "
+                  "nothing was written", file=sys.stderr)
+            return 2
         print(f"{h.path}: {h.bytes / MB:.2f} MB, {h.explorers} explorer(s), {h.seconds:.1f} s")
     return 0
 

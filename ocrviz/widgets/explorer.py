@@ -272,12 +272,18 @@ class Explorer(anywidget.AnyWidget):
 
     def select(self, y: int, x: int) -> None:
         """Select feature cell (row y, column x) and pin it (the mouse no longer moves it; Esc or a click frees it)."""
+        y, x = _whole("select", "feature cell", y, x)
         with self.hold_sync():
-            self.selected = [int(y), int(x)]
+            self.selected = [y, x]
             self.pinned = True
 
     def select_pixel(self, py: int, px: int) -> None:
         """Select (and pin) the feature cell holding image pixel (py, px)."""
+        py, px = _whole("select_pixel", "image pixel", py, px)
+        H, W = self._data.image_hw
+        if not (0 <= py < H and 0 <= px < W):
+            raise ValueError(f"select_pixel({py}, {px}) is outside the {H} x {W} image; allowed rows 0..{H - 1}, "
+                             f"columns 0..{W - 1}")
         self.select(*self._data.cell_of_pixel(py, px))
 
     def save_html(self, path: str | pathlib.Path, *, title: str = "ocrviz explorer", image_format: str = "auto",
@@ -428,6 +434,18 @@ def _no_ocr_block(model: Any) -> ValueError:
                       f"an ASPP model goes in aspp_model=")
 
 
+def _whole(fn: str, what: str, *values: Any) -> tuple[int, ...]:
+    """Row and column as ints; a fractional value is refused (it would be truncated silently)."""
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or (isinstance(v, (float, np.floating)) and not float(v).is_integer()):
+            hint = "; select() takes feature cells, select_pixel() image pixels" if fn == "select" else ""
+            raise ValueError(f"{fn}{tuple(values)}: a {what} is a whole row and column, got {v!r}{hint}")
+        out.append(int(v))
+    return tuple(out)
+
+
 def _device(model: Any, device: Any) -> Any:
     """The torch device to run on: ``device`` when given (checked), else the model's own."""
     import torch
@@ -502,8 +520,11 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
                   palette: Any, transform: Any, aspp_rates: Any, mark: Any = None,
                   mark_name: str = "marked", mean: Any = None, std: Any = None, logits_fn: Any = None,
                   align_corners: bool | None = None, device: Any = None) -> tuple[ExplorerData, Any]:
+    from ocrviz.memory import check_image_fits, image_hw
     from ocrviz.normalisation import input_normalisation
 
+    if image_hw(image) is not None:              # an image too large for this machine: refused before any work
+        check_image_fits(model, image_hw(image))
     default_input = transform is None and mean is None and std is None
     if transform is None and not hasattr(image, "detach"):  # a uint8 image: the caller's, else the model's own
         mean, std = input_normalisation(model, mean, std)
@@ -536,6 +557,10 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
 
     own_names, own_pal = _names_from(model)
     names = class_names if class_names is not None else own_names
+    k = int(cache.sim_map.shape[-1])                                  # B x HW x K: the model's classes
+    if names is not None and len(names) != k:
+        raise ValueError(f"{len(names)} class names given, but the model has {k} classes (its sim map has {k} "
+                         f"regions); give {k} names, one per class, in the model's order")
     pal = palette if palette is not None else own_pal
     return from_cache(cache, shown, labels=labels, class_names=names, palette=pal, logits=logits,
                       pixel_head=pixel_head(model, cache),

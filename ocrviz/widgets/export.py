@@ -192,8 +192,22 @@ def _page_data(data: ExplorerData, state: Mapping[str, Any] | None, image_format
     view.update({k: v for k, v in (state or {}).items() if k in VIEW_KEYS})
     out.update(view)
     note = f"Standalone ocrviz export: works offline; {_NOTES[out['sim_map']['precision']]}."
-    blob = json.dumps(out, separators=(",", ":")).replace("</", "<\\/")   # never close the <script> early
-    return blob, note
+    return script_json(out), note
+
+
+def script_json(value: Any) -> str:
+    """JSON text safe to inline in a ``<script>`` element, whatever its strings hold.
+
+    ``<``, ``>`` and ``&`` are written as ``\\u003c``, ``\\u003e``, ``\\u0026`` (JSON escapes, so
+    ``JSON.parse`` gives the same strings): the HTML parser then never sees ``</script>``,
+    ``<!--`` or ``<script`` inside the data, which would end the element early or make it
+    swallow the rest of the page.  U+2028/U+2029 are escaped too (older JS parsers).
+    """
+    text = json.dumps(value, separators=(",", ":"))
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                    ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(ch, esc)
+    return text
 
 
 def render_html(data: ExplorerData, *, state: Mapping[str, Any] | None = None, title: str = "ocrviz explorer",

@@ -83,13 +83,20 @@ __all__ = ["ExplorerData", "from_cache", "to_payload", "to_uint8_image", "erf_to
 
 # --------------------------------------------------------------------------- conversions
 
-def to_uint8_image(image: Any) -> np.ndarray:
+def to_uint8_image(image: Any, notes: list[str] | None = None) -> np.ndarray:
     """H x W x 3 uint8 from a numpy/torch image.
 
-    Accepts H x W x 3 (uint8, or float in [0, 1]), 3 x H x W or 1 x 3 x H x W
-    (torch or numpy, float); floats outside [0, 1] (normalised inputs) are
-    min-max rescaled per image for display.
+    Accepts H x W x 3, 3 x H x W or 1 x 3 x H x W (torch or numpy).  uint8 is
+    kept; other values are scaled by one stated rule: all in [0, 1] -> times 255;
+    all in [0, 255] -> kept (rounded); anything else (a normalised input) ->
+    stretched linearly from [min, max] to 0-255 for display.  What was done is
+    appended to ``notes``; without ``notes``, a stretch is announced with a
+    warning.  NaN or infinite values are refused (``ValueError``), since no
+    scaling can show them.
     """
+    if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
+        raise TypeError(f"image is the path {str(image)!r}; read it first: "
+                        "img, notes = ocrviz.data.images.load_image(path), then pass img")
     a = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
     if a.ndim == 4 and a.shape[0] == 1:
         a = a[0]
@@ -99,11 +106,31 @@ def to_uint8_image(image: Any) -> np.ndarray:
         raise ValueError(f"image has shape {a.shape}; expected H x W x 3, 3 x H x W or 1 x 3 x H x W")
     if a.dtype == np.uint8:
         return a
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"image has dtype {a.dtype}; expected numbers (uint8, or floats / ints scaled as documented)")
     a = a.astype(np.float64)
-    lo, hi = float(a.min()), float(a.max())
-    if lo < 0 or hi > 1:
-        a = (a - lo) / (hi - lo if hi > lo else 1.0)
-    return np.clip(np.round(a * 255), 0, 255).astype(np.uint8)
+    bad = ~np.isfinite(a)
+    if bad.any():
+        y, x = (int(v) for v in np.argwhere(bad)[0][:2])
+        raise ValueError(f"image has {int(np.isnan(a).sum())} NaN and {int(np.isinf(a).sum())} infinite values "
+                         f"(first at row {y}, column {x}); no scaling can show them: replace them first, "
+                         "e.g. np.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0) for a [0, 1] image")
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if lo >= 0 and hi <= 1:
+        note, a = f"{a.dtype} image in [0, 1] scaled by 255", a * 255
+    elif lo >= 0 and hi <= 255:
+        note = "image values within 0-255 kept (rounded to uint8)"
+    else:
+        note = (f"image values [{lo:.4g}, {hi:.4g}] (not 0-255: a normalised input?) stretched linearly to "
+                "0-255 for display; pass the uint8 image to show its own colours")
+        a = (a - lo) / (hi - lo if hi > lo else 1.0) * 255
+        if notes is None:
+            import warnings
+
+            warnings.warn(note, stacklevel=2)
+    if notes is not None:
+        notes.append(note)
+    return np.clip(np.round(a), 0, 255).astype(np.uint8)
 
 
 def quantise_u8(a: np.ndarray) -> tuple[np.ndarray, float]:

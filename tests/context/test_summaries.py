@@ -46,7 +46,7 @@ def test_summary_mass_strip_equals_the_float_tensors(shipped) -> None:
             assert v == pytest.approx(want[n], abs=1e-6)
         assert set(strips["ocr-context"]) == {n for n, v in want.items() if v > 0}
         (amap,) = ocrviz.context_maps(ac, (cell[0] * 8, cell[1] * 8))
-        amass = context.mass_by_class(amap, context.cell_classes(ac), names)
+        amass = context.mass_by_class(amap, ocr_cls, names)           # one partition: OCR's classes
         for n, v in strips["aspp-context"].items():
             assert v == pytest.approx(amass[n], abs=1e-6)
         assert sum(strips["aspp-context"].values()) == pytest.approx(1.0, abs=1e-6)
