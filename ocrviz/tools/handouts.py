@@ -57,6 +57,7 @@ CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline
        "img-src data: blob:; font-src data:")
 FRAGMENT_MAX = 3 * 1024 * 1024          # one explorer never needs more (export's default page budget)
 FRAGMENT_MIN = 256 * 1024
+ERF_MAX = 16                            # stored ERFs per explorer: h x w bytes each (2 kB at 32 x 64)
 
 # nbconvert's lab page, less every reference to a CDN.
 TEMPLATE = """{%- extends 'index.html.j2' -%}
@@ -80,7 +81,22 @@ math[display="block"] { margin: 0.6em 0; overflow-x: auto; overflow-y: hidden; }
 
 # Runs in the kernel after the notebook's last cell: each displayed widget, as HTML.
 HARVEST = """
-def __ocrviz_handout_harvest(ids, budget, path):
+def __ocrviz_handout_erfs(explorer, named):
+    # The ERFs the page can show without a kernel: the cell the explorer sits on, then the cells
+    # the notebook names (cell metadata ocrviz.erf_cells), at most __ERF_MAX__ (a few kB each).
+    from ocrviz.widgets.payload import erf_to_cells
+    fn, data = getattr(explorer, "_erf_fn", None), explorer.data
+    if fn is None:
+        return
+    cache = explorer._erf_cache
+    h, w = data.feat_hw
+    cells = [tuple(int(v) for v in explorer.selected)] + [tuple(int(v) for v in c) for c in named]
+    for cell in list(dict.fromkeys(cells))[:__ERF_MAX__]:
+        if cell not in cache and 0 <= cell[0] < h and 0 <= cell[1] < w:
+            cache[cell] = erf_to_cells(fn(*cell), data.feat_hw, data.output_stride, data.image_hw)
+
+
+def __ocrviz_handout_harvest(ids, budget, path, erf_cells):
     import json
     import ipywidgets
     from ipywidgets.widgets.widget import _instances
@@ -105,6 +121,7 @@ def __ocrviz_handout_harvest(ids, budget, path):
         visit(mid)
     each = max(__MIN__, min(__MAX__, budget // max(1, len(order))))
     for mid in order:
+        __ocrviz_handout_erfs(_instances[mid], erf_cells.get(mid, []))
         seen[mid]["html"] = explorer_fragment(_instances[mid], uid=mid[:12], max_bytes=each)
     with open(path, "w") as f:
         json.dump(seen, f)
@@ -129,6 +146,21 @@ def kernel_env(data: Path | None = None, threads: str = "1") -> dict[str, str]:
     env.setdefault("MKL_NUM_THREADS", env["OMP_NUM_THREADS"])
     env.pop("OCRVIZ_HRNET_CKPT", None)
     return env
+
+
+def named_erf_cells(nb: nbformat.NotebookNode) -> dict[str, list[list[int]]]:
+    """{model_id: [[row, col], ...]} from the ``ocrviz: {"erf_cells": ...}`` metadata of the cells
+    that display explorers (every widget a cell displays gets the cell's list)."""
+    found: dict[str, list[list[int]]] = {}
+    for cell in nb.cells:
+        named = cell.get("metadata", {}).get("ocrviz", {}).get("erf_cells", [])
+        if not named:
+            continue
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get(WIDGET_VIEW)
+            if view:
+                found.setdefault(view["model_id"], []).extend([int(r), int(c)] for r, c in named)
+    return found
 
 
 def _widget_ids(nb: nbformat.NotebookNode) -> list[str]:
@@ -158,8 +190,10 @@ def execute(src: Path, workdir: Path, *, max_bytes: int, env: dict[str, str] | N
         ids = _widget_ids(nb)
         rest = len(nbformat.writes(nb)) + 1 * MB       # outputs as they will be inlined + the lab template
         code = (HARVEST.replace("__MIN__", str(FRAGMENT_MIN)).replace("__MAX__", str(FRAGMENT_MAX))
-                + f"\n__ocrviz_handout_harvest({ids!r}, {max_bytes - rest}, {str(out_json)!r})\n"
-                + "del __ocrviz_handout_harvest\n")
+                .replace("__ERF_MAX__", str(ERF_MAX))
+                + f"\n__ocrviz_handout_harvest({ids!r}, {max_bytes - rest}, {str(out_json)!r}, "
+                + f"{named_erf_cells(nb)!r})\n"
+                + "del __ocrviz_handout_harvest, __ocrviz_handout_erfs\n")
         harvest = nbformat.v4.new_code_cell(code)
         nb.cells.append(harvest)
         try:
@@ -241,6 +275,18 @@ def _mathml_exporter():
     from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
     class MathMLRenderer(IPythonRenderer):
+        # nbconvert embeds images by re-serialising each raw HTML block through BeautifulSoup, which
+        # closes an unclosed tag: `<details><summary>Answer</summary>` (a block of its own, ended by
+        # the blank line) came out as an empty <details> with its answer printed after it, in the
+        # open.  Only a block with an <img> needs that pass.
+        def block_html(self, html: str) -> str:
+            keep = re.search(r"<img\b", html, re.I)            # else mistune's own, no re-serialising
+            return (super() if keep else super(IPythonRenderer, self)).block_html(html)
+
+        def inline_html(self, html: str) -> str:
+            keep = re.search(r"<img\b", html, re.I)
+            return (super() if keep else super(IPythonRenderer, self)).inline_html(html)
+
         def block_math(self, body: str) -> str:
             return tex_to_mathml(body, display=True)
 
