@@ -189,6 +189,8 @@ axes[0].text(-0.4, 1 / K + 0.02, "1/K (chance)", fontsize=8)
 axes[0].set_ylim(0, 1)
 axes[0].set_title("1. right about the true class")
 axes[0].bar([2], [inf_top_is_true], color="tab:red")
+for i, v in enumerate([top_is_true, pred_is_true, inf_top_is_true]):
+    axes[0].text(i, v + 0.015, f"{v:.1%}", ha="center", fontsize=9)
 axes[0].set_xticks([0, 1, 2], ["sim map's\ntop region", "OCR's\nprediction", "most\ninfluential"])
 axes[1].hist(own["eff"], bins=np.linspace(1, K, 33), color="tab:purple")
 axes[1].axvline(eff_mean, color="k", linestyle="--", linewidth=1)

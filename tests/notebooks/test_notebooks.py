@@ -114,7 +114,8 @@ def kernel_env() -> dict[str, str]:
 PROBES = {
     "01_ocr_in_three_steps": """
 _probe = {"K": int(K), "top_is_pred": top_is_pred, "top_is_true": top_is_true,
-          "accuracy": float((pred == sample.labels).mean()), "spread_mean": float(spread.mean())}
+          "accuracy": float((pred == sample.labels).mean()), "spread_mean": float(spread.mean()),
+          "tv_max": float(tv.max()), "wrong4": wrong4, "top4": sorted(top4)}
 """,
     "02_click_a_pixel": """
 _first = [int(v) for v in explorer.selected]
@@ -359,6 +360,11 @@ def test_claims_01_the_sim_map_is_not_a_classifier(run_notebook) -> None:
     assert v["top_is_pred"] < v["accuracy"] / 2, v
     # "a cell spreads its row over several regions rather than picking one"
     assert v["spread_mean"] > 3, v
+    # "four objects, four nearly identical rows ... the same large regions on top"; the building
+    # window is the one mistake, predicted person
+    assert v["tv_max"] < 1 / 3 and set(v["top4"]) <= {"road", "building", "sidewalk"}, v
+    assert v["wrong4"] == {"building window": "person"}, v
+    assert "docs/teaching.md" in _markdown("01_ocr_in_three_steps")
 
 
 def test_claims_02_explorers_are_independent(run_notebook) -> None:
