@@ -2,7 +2,8 @@
 bottom in a fresh kernel, headless, without network; their times are recorded (artifacts/notebook_times.json).
 
 Each notebook runs in a copy inside ``tmp_path`` (the kernel's working directory), so what it
-writes next to itself (``explorer_expected.npz``) never lands in the repository, and with its own
+writes never lands in the repository (02 writes ``explorer_expected.npz`` only into
+``OCRVIZ_COURSE_TEST_DIR``, which the tests set), and with its own
 empty ``TMPDIR``, which must hold no ``ocrviz_*`` folder after the run.  The kernel imports this
 checkout (``PYTHONPATH``) and uses the shipped checkpoints in ``data/`` (or ``OCRVIZ_DATA`` when
 the caller sets it).  Threads: ``ocrviz.tools.course_env`` (``COURSE_THREADS`` unless the caller
@@ -129,7 +130,9 @@ _probe = {"second": _second, "second_wanted": [int(r2), int(c2)], "first": _firs
           "teach": {f"{_r},{_c}": {"row": {n: float(v) for n, v in zip(CLASSES, d.sim_map[_r * w + _c])},
                                    "inf": {n: float(v) for n, v in zip(CLASSES, influence[_r * w + _c])},
                                    "true": CLASSES[int(cell_true[_r, _c])], "pred": CLASSES[int(cell_pred[_r, _c])]}
-                    for _r, _c in ((7, 14), (16, 32))}}
+                    for _r, _c in ((7, 14), (16, 32))},
+          "car_rank": car_rank, "car_window_top": ranked[0][1], "car_window_right": bool(d.pred_at(rw_, cw_) == cell_true[rw_, cw_]),
+          "own_mean": float(share.mean())}
 """,
     "03_aspp_vs_ocr": """
 _probe = {"K": int(K), "top_is_true": top_is_true, "pred_is_true": pred_is_true, "eff_mean": eff_mean,
@@ -210,11 +213,12 @@ def _execute(stem: str, workdir: Path, env: dict[str, str],
 
     shutil.copy(NOTEBOOKS / f"{stem}.ipynb", workdir)
     (workdir / "tmp").mkdir()
+    (workdir / "test").mkdir()
     nb = nbformat.read(workdir / f"{stem}.ipynb", as_version=4)
     client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, startup_timeout=120, kernel_name="python3",
                             resources={"metadata": {"path": str(workdir)}})
     LOADS.append(os.getloadavg()[0])
-    with client.setup_kernel(env=dict(env, TMPDIR=str(workdir / "tmp"))):
+    with client.setup_kernel(env=dict(env, TMPDIR=str(workdir / "tmp"), OCRVIZ_COURSE_TEST_DIR=str(workdir / "test"))):
         t0 = time.perf_counter()
         for index, cell in enumerate(nb.cells):
             client.execute_cell(cell, index)   # raises CellExecutionError on the first failing cell
@@ -277,8 +281,9 @@ def test_notebook_runs_top_to_bottom(stem: str, run_notebook) -> None:
 def test_click_a_pixel_writes_the_browser_test_arrays(run_notebook) -> None:
     """02 saves what its first explorer shows: the JupyterLab test compares the page with it."""
     nb, _, workdir = run_notebook("02_click_a_pixel")
-    path = workdir / "explorer_expected.npz"
-    assert path.is_file(), "02_click_a_pixel did not write explorer_expected.npz next to itself"
+    path = workdir / "test" / "explorer_expected.npz"
+    assert path.is_file(), "02_click_a_pixel did not write explorer_expected.npz into OCRVIZ_COURSE_TEST_DIR"
+    assert not (workdir / "explorer_expected.npz").exists(), "test scaffolding written next to the notebook"
     with np.load(path) as z:
         assert {"sim_map", "region_weights", "pred_cells", "true_cells", "feat_hw", "output_stride", "image_hw",
                 "class_names", "aspp_rates"} <= set(z.files)
@@ -350,7 +355,7 @@ def test_click_a_pixel_hides_its_test_scaffolding() -> None:
         assert "to_npz" not in cell.source and not re.search(r"^\s*assert\b", cell.source, flags=re.M), cell.source
     last = nb.cells[-1]
     assert last.metadata.get("jupyter", {}).get("source_hidden") and "course-test" in last.metadata.get("tags", [])
-    assert "explorer_expected.npz" in last.source
+    assert "explorer_expected.npz" in last.source and "OCRVIZ_COURSE_TEST_DIR" in last.source
 
 
 def test_claims_01_the_sim_map_is_not_a_classifier(run_notebook) -> None:
@@ -369,6 +374,10 @@ def test_claims_01_the_sim_map_is_not_a_classifier(run_notebook) -> None:
 
 def test_claims_02_explorers_are_independent(run_notebook) -> None:
     v = _probed(run_notebook, "02_click_a_pixel")
+    # "for nearly every pixel most of the context comes from other objects"
+    assert v["own_mean"] < 0.3, v["own_mean"]
+    # the car window: car not first, road first, the label still right
+    assert v["car_rank"] > 1 and v["car_window_top"] == "road" and v["car_window_right"], v
     assert v["second"] == v["second_wanted"], v
     assert v["first_after_moving_second"] == v["first"], v
 
