@@ -177,3 +177,21 @@ def test_named_erf_cells_come_from_the_displaying_cells_metadata() -> None:
     a.metadata["ocrviz"] = {"erf_cells": [[13, 25], [30, 1]]}
     nb.cells += [a, b]
     assert handouts.named_erf_cells(nb) == {"m1": [[13, 25], [30, 1]]}
+
+
+def test_labels_show_their_text_and_figure_widgets_their_figure() -> None:
+    go = pytest.importorskip("plotly.graph_objects")
+    view = lambda mid: nbformat.v4.new_output("display_data", data={  # noqa: E731
+        "text/plain": "W()", handouts.WIDGET_VIEW: {"model_id": mid, "version_major": 2, "version_minor": 0}})
+    fig = go.Figure(go.Heatmap(z=[[0, 1], [1, 0]])).to_plotly_json()
+    widgets = {"l": {"kind": "text", "value": "selected: 3,4 <b>", "html": False},
+               "f": {"kind": "plotly", "figure": fig}, "g": {"kind": "plotly", "figure": fig},
+               "p": {"kind": "progress", "value": 3.0, "max": 3.0},
+               "b": {"kind": "box", "horizontal": False, "children": ["f", "l", "p"]}}
+    page = handouts.convert(handouts.prepare(_nb_with([view("b"), view("g")]), widgets), title="w")
+    assert "selected: 3,4 &lt;b&gt;" in page and "interactive only" not in page
+    assert re.search(r'<progress (max="3" value="3"|value="3" max="3")></progress>', page)
+    assert page.count("Plotly.newPlot") == 2 and handouts.external_references(page) == []
+    import plotly
+
+    assert page.count(f"plotly.js v{plotly.offline.get_plotlyjs_version()}") == 1

@@ -13,7 +13,11 @@ Every explorer displayed becomes the working offline explorer of
 ``ocrviz.widgets.export.render_fragment`` (hover, click, ASPP mode,
 counterfactual bars: all in the page), in the state it had when the notebook
 finished: after the last cell, one extra cell (not kept) renders each
-displayed ``Explorer`` in the kernel.  Other widgets (labels, upload buttons)
+displayed ``Explorer`` in the kernel, with ASPP's ERF stored for the cell it
+sits on and for the cells its displaying cell names in its metadata
+(``ocrviz: {"erf_cells": [[row, col], ...]}``), so the ERF panel works offline.
+A label or HTML widget shows its last text, a plotly ``FigureWidget`` its
+figure (without its click handlers); other widgets (upload buttons, sliders)
 become a one-line note, since they need a kernel.  The page is nbconvert's
 ``lab`` template with everything that would be fetched taken out (require.js,
 the widget manager, MathJax and Mermaid from CDNs) and a
@@ -70,6 +74,7 @@ TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_css -%}
 <style type="text/css">
 .ocrviz-handout-widget { font: 12px system-ui, sans-serif; color: #777; font-style: italic; padding: 2px 0; }
+.ocrviz-handout-text { font: 13px system-ui, sans-serif; padding: 2px 0; }
 .ocrviz-fragment { margin: 4px 0; }
 .jp-RenderedHTMLCommon .ocrviz-fragment table { margin: 0; }
 math { font-family: "STIX Two Math", "Latin Modern Math", "Cambria Math", math; font-size: 1.1em; }
@@ -115,6 +120,12 @@ def __ocrviz_handout_harvest(ids, budget, path, erf_cells):
                          "children": [c.model_id for c in w.children]}
             for c in w.children:
                 visit(c.model_id)
+        elif hasattr(w, "to_plotly_json"):              # a plotly FigureWidget: drawn, without its clicks
+            seen[mid] = {"kind": "plotly", "figure": w.to_plotly_json()}
+        elif isinstance(w, (ipywidgets.FloatProgress, ipywidgets.IntProgress)):    # e.g. tqdm's bar
+            seen[mid] = {"kind": "progress", "value": float(w.value), "max": float(w.max)}
+        elif isinstance(getattr(w, "value", None), str) and isinstance(w, (ipywidgets.Label, ipywidgets.HTML)):
+            seen[mid] = {"kind": "text", "value": w.value, "html": isinstance(w, ipywidgets.HTML)}
         else:
             seen[mid] = {"kind": "other", "name": type(w).__name__}
     for mid in ids:
@@ -124,7 +135,7 @@ def __ocrviz_handout_harvest(ids, budget, path, erf_cells):
         __ocrviz_handout_erfs(_instances[mid], erf_cells.get(mid, []))
         seen[mid]["html"] = explorer_fragment(_instances[mid], uid=mid[:12], max_bytes=each)
     with open(path, "w") as f:
-        json.dump(seen, f)
+        json.dump(seen, f, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
 """
 
 
@@ -208,7 +219,18 @@ def _note(name: str) -> str:
             f'notebook]</div>')
 
 
-def _widget_html(mid: str, widgets: dict[str, Any]) -> str:
+def _plotly_html(figure: dict, state: dict[str, bool]) -> str:
+    """A plotly figure as HTML, plotly.js inline the first time on the page (``state``)."""
+    import plotly.io as pio
+
+    fig = pio.from_json(json.dumps(figure), skip_invalid=True)
+    out = pio.to_html(fig, include_plotlyjs=not state.get("plotly_js"), full_html=False)
+    state["plotly_js"] = True
+    return out
+
+
+def _widget_html(mid: str, widgets: dict[str, Any], state: dict[str, bool] | None = None) -> str:
+    state = {} if state is None else state
     w = widgets.get(mid)
     if w is None:
         return _note("widget")
@@ -217,7 +239,14 @@ def _widget_html(mid: str, widgets: dict[str, Any]) -> str:
     if w["kind"] == "box":
         flex = "row; flex-wrap: wrap; gap: 12px" if w["horizontal"] else "column"
         return (f'<div style="display: flex; flex-direction: {flex}">'
-                + "".join(_widget_html(c, widgets) for c in w["children"]) + "</div>")
+                + "".join(_widget_html(c, widgets, state) for c in w["children"]) + "</div>")
+    if w["kind"] == "plotly":
+        return _plotly_html(w["figure"], state)
+    if w["kind"] == "progress":
+        return f'<progress value="{w["value"]:g}" max="{w["max"]:g}"></progress>'
+    if w["kind"] == "text":                 # a label's last value, as text (an HTML widget's is HTML already)
+        text = w["value"] if w["html"] else html.escape(w["value"])
+        return f'<div class="ocrviz-handout-text">{text}</div>' if text.strip() else ""
     return _note(f"{w['name']} widget")
 
 
@@ -225,22 +254,18 @@ def prepare(nb: nbformat.NotebookNode, widgets: dict[str, Any]) -> nbformat.Note
     """Widget outputs -> their handout HTML; plotly figures -> inline plotly.js; no widget state."""
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))
     nb.metadata.pop("widgets", None)
-    plotly_js_done = False
+    state: dict[str, bool] = {}                   # plotly.js inlined yet?
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             data = out.get("data")
             if not data:
                 continue
             if WIDGET_VIEW in data:
-                out["data"] = {"text/html": _widget_html(data[WIDGET_VIEW]["model_id"], widgets)}
+                out["data"] = {"text/html": _widget_html(data[WIDGET_VIEW]["model_id"], widgets, state)}
                 out["metadata"] = {}
             elif PLOTLY in data:
-                import plotly.io as pio
-
-                fig = pio.from_json(json.dumps(data[PLOTLY]), skip_invalid=True)
-                out["data"] = {"text/html": pio.to_html(fig, include_plotlyjs=not plotly_js_done, full_html=False)}
+                out["data"] = {"text/html": _plotly_html(data[PLOTLY], state)}
                 out["metadata"] = {}
-                plotly_js_done = True
     return nb
 
 
