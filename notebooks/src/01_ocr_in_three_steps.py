@@ -358,7 +358,7 @@ region_weights = cache.region_weights[0].numpy()                   # K x h x w, 
 class_probs = soft.softmax(0).numpy()                              # K x h x w, softmax over classes
 shown = [CLASSES.index(n) for n in ("car", "building", "road", "sidewalk", "sky")]
 
-fig, axes = plt.subplots(2, len(shown) + 1, figsize=(WIDTH, 5.4))
+fig, axes = plt.subplots(2, len(shown) + 1, figsize=(WIDTH - 0.6, 5.4))   # its colour bars stick out
 axes[0, 0].imshow(colorize(soft.argmax(0).numpy()))
 axes[0, 0].set_title("argmax of the soft regions\n(the coarse segmentation)")
 axes[1, 0].imshow(sample.image[::stride, ::stride])

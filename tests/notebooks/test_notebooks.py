@@ -599,7 +599,7 @@ def _png_widths(nb: nbformat.NotebookNode) -> list[int]:
     return widths
 
 
-@pytest.mark.parametrize("stem", ["03_aspp_vs_ocr"])
+@pytest.mark.parametrize("stem", STEMS)
 def test_static_figures_fit_the_notebook(stem: str, run_notebook) -> None:
     """Drawn at the notebook's width (a 1400-px window shows outputs about 968 px wide), so they are
     shown 1:1 and a 10-pt title at 80 dpi is 11 px tall on screen."""
