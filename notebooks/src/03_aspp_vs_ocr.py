@@ -185,7 +185,7 @@ axes = [axes[0, 0], axes[0, 1], axes[1, 0], axes[1, 1]]
 colours = np.array(PALETTE) / 255
 axes[0].bar([0, 1], [top_is_true, pred_is_true], color=["tab:purple", "tab:blue"])
 axes[0].axhline(1 / K, color="k", linestyle="--", linewidth=1)
-axes[0].text(-0.4, 1 / K + 0.02, "1/K (chance)", fontsize=8)
+axes[0].text(1.45, 1 / K + 0.02, "1/K (chance)", fontsize=8)
 axes[0].set_ylim(0, 1)
 axes[0].set_title("1. right about the true class")
 axes[0].bar([2], [inf_top_is_true], color="tab:red")
