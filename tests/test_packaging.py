@@ -66,3 +66,12 @@ def test_environment_yml_and_the_makefile_take_torch_from_the_same_cpu_index() -
     assert f"- --extra-index-url {CPU_INDEX}" in env
     assert f"TORCH_INDEX ?= {CPU_INDEX}" in (REPO / "Makefile").read_text()
     assert "+cpu" not in (REPO / "requirements.lock").read_text()
+
+
+def test_make_lab_turns_off_the_news_toast_and_update_check() -> None:
+    """JupyterLab asks on first launch whether to fetch its news; page_config["news"]["disabled"]
+    is true when news_url is None (jupyterlab/labapp.py), so `make lab` passes that."""
+    make = (REPO / "Makefile").read_text()
+    args = make[make.index("LAB_ARGS ?="):make.index("\nlab:")]
+    assert "--LabApp.news_url=None" in args
+    assert "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate" in args
