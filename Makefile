@@ -10,17 +10,25 @@ PYTEST_ARGS ?=
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-# Reinstall whenever the dependency lists change.  torch is pinned to the CPU
-# wheel (a plain `torch` would pull a multi-GB CUDA build).
+# Reinstall whenever the dependency lists change.  The lock pins torch==X with
+# no local label (it installs on Linux and macOS alike); on Linux without an
+# NVIDIA driver, torch_wheel.py first installs that version's CPU-only wheel
+# from TORCH_INDEX (PyPI's Linux wheel is the multi-GB CUDA build) and falls
+# back to the default index, within seconds, where TORCH_INDEX does not answer
+# (offline mirrors, CI).  TORCH_INDEX= skips that step.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 $(STAMP): $(BIN)/python pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python ocrviz/tools/torch_wheel.py --lock requirements.lock --index "$(TORCH_INDEX)"
 	$(BIN)/python -m pip install -q -c requirements.lock -e ".[test,mmseg]"
 	touch $(STAMP)
 
 venv: $(STAMP)
 
-# Loopback only; --allow-root only when run as root (containers, CI machines).
-LAB_ARGS ?= --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root,)
+# Loopback only; --allow-root only when run as root (containers, CI machines); no
+# "news" toast on first launch and no update check (nothing fetched from the web).
+LAB_ARGS ?= --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root,) \
+	--LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
 lab: $(STAMP)
 	OCRVIZ_DATA=$(CURDIR)/data $(BIN)/python -m ocrviz.tools.course_env $(BIN)/jupyter lab $(LAB_ARGS)
 

@@ -120,3 +120,78 @@ def test_course_notebook_formulas_all_convert() -> None:
         md = _markdown(handouts.convert(nb, title="01"))
     assert md.count('<math display="block"') == 2 and "<mfrac>" in md and "<munder>" in md
     assert "$" not in re.sub(r"<math\b.*?</math>", "", md, flags=re.S)
+
+
+def _details(page: str) -> list[str]:
+    """The text inside each <details> element of a page, as the browser's HTML parser nests it."""
+    from html.parser import HTMLParser
+
+    class Collect(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.depth, self.found = 0, []
+
+        def handle_starttag(self, tag, attrs) -> None:
+            if tag == "details":
+                self.depth += 1
+                self.found.append("")
+
+        def handle_endtag(self, tag) -> None:
+            if tag == "details":
+                self.depth -= 1
+
+        def handle_data(self, data) -> None:
+            if self.depth:
+                self.found[-1] += data
+
+    c = Collect()
+    c.feed(page)
+    return [" ".join(t.split()) for t in c.found]
+
+
+def test_handout_of_03_keeps_every_answer_folded() -> None:
+    """Notebook 03's seven answers each sit inside their <details> in the handout (nbconvert's image
+    embedding used to close the element at once and print the answer after it, in the open)."""
+    nb = nbformat.read(handouts.REPO / "notebooks" / "03_aspp_vs_ocr.ipynb", as_version=4)
+    answers = [" ".join(a.split()) for c in nb.cells if c.cell_type == "markdown"
+               for a in re.findall(r"<summary>Answer</summary>\s*(.*?)</details>", c.source, re.S)]
+    assert len(answers) == 7, f"03 has {len(answers)} folded answers"
+    page = handouts.convert(handouts.prepare(nb, {}), title="03")
+    folded = _details(page)
+    assert len(folded) == len(answers)
+    words = lambda text: " ".join(re.findall(r"[A-Za-z0-9]+", text))   # noqa: E731  (markup aside)
+    for inside, answer in zip(folded, answers):
+        assert inside.startswith("Answer"), inside[:200]
+        assert words(answer) in words(inside), (answer[:200], inside[:200])    # the whole answer, inside
+    outside = re.sub(r"<details>.*?</details>", "", _markdown(page), flags=re.S)
+    for answer in answers:                    # and nothing of it left in the open
+        assert words(answer)[:60] not in words(re.sub(r"<[^>]+>", " ", outside))
+
+
+def test_named_erf_cells_come_from_the_displaying_cells_metadata() -> None:
+    view = lambda mid: nbformat.v4.new_output("display_data", data={  # noqa: E731
+        "text/plain": "W()", handouts.WIDGET_VIEW: {"model_id": mid, "version_major": 2, "version_minor": 0}})
+    nb = nbformat.v4.new_notebook()
+    a, b = nbformat.v4.new_code_cell("a"), nbformat.v4.new_code_cell("b")
+    a.outputs, b.outputs = [view("m1")], [view("m2")]
+    a.metadata["ocrviz"] = {"erf_cells": [[13, 25], [30, 1]]}
+    nb.cells += [a, b]
+    assert handouts.named_erf_cells(nb) == {"m1": [[13, 25], [30, 1]]}
+
+
+def test_labels_show_their_text_and_figure_widgets_their_figure() -> None:
+    go = pytest.importorskip("plotly.graph_objects")
+    view = lambda mid: nbformat.v4.new_output("display_data", data={  # noqa: E731
+        "text/plain": "W()", handouts.WIDGET_VIEW: {"model_id": mid, "version_major": 2, "version_minor": 0}})
+    fig = go.Figure(go.Heatmap(z=[[0, 1], [1, 0]])).to_plotly_json()
+    widgets = {"l": {"kind": "text", "value": "selected: 3,4 <b>", "html": False},
+               "f": {"kind": "plotly", "figure": fig}, "g": {"kind": "plotly", "figure": fig},
+               "p": {"kind": "progress", "value": 3.0, "max": 3.0},
+               "b": {"kind": "box", "horizontal": False, "children": ["f", "l", "p"]}}
+    page = handouts.convert(handouts.prepare(_nb_with([view("b"), view("g")]), widgets), title="w")
+    assert "selected: 3,4 &lt;b&gt;" in page and "interactive only" not in page
+    assert re.search(r'<progress (max="3" value="3"|value="3" max="3")></progress>', page)
+    assert page.count("Plotly.newPlot") == 2 and handouts.external_references(page) == []
+    import plotly
+
+    assert page.count(f"plotly.js v{plotly.offline.get_plotlyjs_version()}") == 1

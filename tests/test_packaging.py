@@ -27,7 +27,7 @@ def _environment_yml() -> set[str]:
         if s.strip() == "- pip:":
             in_pip = True
             continue
-        if in_pip and s.strip().startswith("- ") and not s.strip().startswith(("- -e", "- -c")):
+        if in_pip and s.strip().startswith("- ") and not s.strip().startswith("- -"):    # options aside
             names.add(_name(s.strip()[2:]))
     return names
 
@@ -57,3 +57,21 @@ def test_environment_yml_installs_what_the_makefile_installs() -> None:
     words = shlex.split(make.split("pip install", 1)[1])
     wanted = [f"-c {words[words.index('-c') + 1]}", f"-e {words[words.index('-e') + 1]}"]
     assert options == wanted == ["-c requirements.lock", "-e .[test,mmseg]"], (options, make)
+
+
+def test_environment_yml_and_the_makefile_take_torch_from_the_same_cpu_index() -> None:
+    from ocrviz.tools.torch_wheel import CPU_INDEX
+
+    env = [ln.split("#")[0].strip() for ln in (REPO / "environment.yml").read_text().splitlines()]
+    assert f"- --extra-index-url {CPU_INDEX}" in env
+    assert f"TORCH_INDEX ?= {CPU_INDEX}" in (REPO / "Makefile").read_text()
+    assert "+cpu" not in (REPO / "requirements.lock").read_text()
+
+
+def test_make_lab_turns_off_the_news_toast_and_update_check() -> None:
+    """JupyterLab asks on first launch whether to fetch its news; page_config["news"]["disabled"]
+    is true when news_url is None (jupyterlab/labapp.py), so `make lab` passes that."""
+    make = (REPO / "Makefile").read_text()
+    args = make[make.index("LAB_ARGS ?="):make.index("\nlab:")]
+    assert "--LabApp.news_url=None" in args
+    assert "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate" in args

@@ -27,7 +27,8 @@
 # sketch was loose, and **recompute** every captured quantity with numpy to check it.
 #
 # Runs top to bottom in well under a minute on a laptop CPU (the course's benchmark times it);
-# nothing is downloaded.
+# nothing is downloaded.  Teaching this course live?  `docs/teaching.md` in the repository is a
+# 50-minute session plan: which sections, in which order, and the pixels to click.
 
 # %%
 import inspect
@@ -48,6 +49,9 @@ from ocrviz.data.toycity import AMBIGUITY_KINDS, CLASSES, PALETTE, colorize
 from ocrviz.models.ocr import ObjectAttentionBlock, OCRHead, SpatialGather
 
 %matplotlib inline
+# Figures are drawn at the notebook's width: 12 in at 80 dpi = 960 px, the output area of a 1400-px
+# browser window, so they are shown 1:1 and a 10-pt title is 11 px tall on screen.
+WIDTH = 12
 plt.rcParams.update({"figure.dpi": 80, "axes.titlesize": 10, "image.interpolation": "nearest"})
 _ = torch.manual_seed(0)
 
@@ -305,13 +309,13 @@ print(f"sim_map {tuple(cache.sim_map.shape)}, region_weights {tuple(cache.region
 print(f"pixel accuracy on this image: {(pred == sample.labels).mean():.3f}")
 
 legend = [Patch(color=np.array(c) / 255, label=n) for n, c in zip(CLASSES, PALETTE)]
-fig, axes = plt.subplots(1, 3, figsize=(13, 4.6))
+fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 4.6))
 for ax, img, title in zip(axes, [sample.image, colorize(sample.labels), colorize(pred)],
                           ["image (800 x 800)", "ground truth", "OCRNet prediction"]):
     ax.imshow(img)
     ax.set_title(title)
     ax.axis("off")
-fig.legend(handles=legend, loc="lower center", ncol=K, frameon=False)
+fig.legend(handles=legend, loc="lower center", ncol=K, frameon=False, fontsize=9)
 plt.tight_layout(rect=(0, 0.07, 1, 1))
 plt.show()
 
@@ -354,7 +358,7 @@ region_weights = cache.region_weights[0].numpy()                   # K x h x w, 
 class_probs = soft.softmax(0).numpy()                              # K x h x w, softmax over classes
 shown = [CLASSES.index(n) for n in ("car", "building", "road", "sidewalk", "sky")]
 
-fig, axes = plt.subplots(2, len(shown) + 1, figsize=(16, 6))
+fig, axes = plt.subplots(2, len(shown) + 1, figsize=(WIDTH - 0.6, 5.4))   # its colour bars stick out
 axes[0, 0].imshow(colorize(soft.argmax(0).numpy()))
 axes[0, 0].set_title("argmax of the soft regions\n(the coarse segmentation)")
 axes[1, 0].imshow(sample.image[::stride, ::stride])
@@ -446,18 +450,37 @@ print(f"sim map {sim.shape[0]} x {sim.shape[1]} recomputed from query ({q.shape[
 
 # %%
 colours = np.array(PALETTE) / 255
-fig, axes = plt.subplots(1, len(pixels), figsize=(4 * len(pixels), 3), sharey=True)
+fig, axes = plt.subplots(1, len(pixels), figsize=(WIDTH, 3.4), sharey=True)
 for ax, (name, (r, c)) in zip(np.atleast_1d(axes), pixels.items()):
     row = sim[r * w + c]
     ax.bar(range(K), row, color=colours, edgecolor="k", linewidth=0.5)
     ax.set_xticks(range(K), CLASSES, rotation=60, ha="right")
-    ax.set_title(f"{name}, cell ({r}, {c}): row {r * w + c}\ntrue {CLASSES[cell_labels[r, c]]}, "
+    ax.set_title(f"{name}, cell ({r}, {c})\ntrue {CLASSES[cell_labels[r, c]]}, "
                  f"predicted {CLASSES[pred[min(799, r * stride + 4), min(799, c * stride + 4)]]}")
 np.atleast_1d(axes)[0].set_ylabel("sim[p, k]  (row sums to 1)")
 plt.tight_layout()
 plt.show()
+rows4 = np.array([sim[r * w + c] for r, c in pixels.values()])              # 4 x K
+tv = 0.5 * np.abs(rows4[:, None] - rows4[None]).sum(-1)                      # 4 x 4 total-variation distances
+top4 = {CLASSES[k] for k in rows4.argmax(1)}
+wrong4 = {name: CLASSES[pred[r * stride + 4, c * stride + 4]] for name, (r, c) in pixels.items()
+          if pred[r * stride + 4, c * stride + 4] != cell_labels[r, c]}
+print(f"largest difference between two of the four rows (total variation, 0 = identical, 1 = disjoint): "
+      f"{tv.max():.2f}; their top regions: {sorted(top4)}")
+print("mispredicted among the four:", wrong4 or "none")
 
 # %% [markdown]
+# **Four objects, four similar rows.**  A car window, a building window, the road and the
+# sidewalk: four different objects, yet their rows look alike — each spread over all nine regions,
+# the largest weights on the big road, building and sidewalk regions (the printed total-variation
+# distance says how alike: the share of weight that would have to move to turn one row into
+# another; any two differ by less than a third).  If the sim map told a pixel which object it
+# belongs to, these four rows would differ most.  And the model is not perfect: check the titles —
+# the "building window" pixel is predicted **person**, a mistake the printed line lists (this
+# scene is 800 × 800; the model was trained on 256 × 512 scenes).
+# The rest of this notebook uses the four pixels to follow the three steps; what their context
+# *does* is notebook 3's question.
+#
 # **Is the sim map a classifier?**  The seed's prose says the pixel-region similarity gives "the
 # likelihood that each pixel belongs to each class".  Check it: if that were so, the region a pixel
 # attends to most would be the class the model predicts for it.  But nothing in the training loss
@@ -496,12 +519,14 @@ for k in np.unique(pred_cells):
 
 # %%
 grid = cache.sim_map_grid()[0].numpy()              # K x h x w
-fig, axes = plt.subplots(1, K, figsize=(2.1 * K, 2.5))
-for k, ax in enumerate(axes):
-    ax.imshow(grid[k], vmin=0, vmax=1, cmap="viridis")
-    ax.set_title(CLASSES[k], fontsize=9)
+fig, axes = plt.subplots(2, (K + 1) // 2, figsize=(WIDTH, 5.2))
+for ax in axes.ravel()[K:]:
     ax.axis("off")
-fig.suptitle("sim map columns: how strongly every pixel attends to region k (0 to 1)", y=1.02)
+for k, ax in enumerate(axes.ravel()[:K]):
+    ax.imshow(grid[k], vmin=0, vmax=1, cmap="viridis")
+    ax.set_title(CLASSES[k])
+    ax.axis("off")
+fig.suptitle("sim map columns: how strongly every pixel attends to region k (0 to 1)")
 plt.show()
 
 # %% [markdown]
@@ -533,7 +558,7 @@ for name, (r, c) in pixels.items():
 print("context = sim_map @ value for all 10000 pixels; proxy mixture = X @ context map for the four pixels  ✓")
 
 # %%
-fig, axes = plt.subplots(1, len(maps), figsize=(4.2 * len(maps), 4.4))
+fig, axes = plt.subplots(1, len(maps), figsize=(WIDTH, 3.6))
 for ax, (name, cmap_) in zip(np.atleast_1d(axes), maps.items()):
     r, c = pixels[name]
     overlay(ax, sample.image, cmap_, stride)

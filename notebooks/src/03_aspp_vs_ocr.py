@@ -32,9 +32,10 @@ import numpy as np
 import torch
 from IPython.display import display
 from matplotlib.patches import Patch
+from tqdm.auto import tqdm
 
 import ocrviz
-from ocrviz.analysis import aspp_branch_shares, aspp_taps, region_influence
+from ocrviz.analysis import aspp_branch_shares, aspp_taps, region_influence, rerun_head
 from ocrviz.analysis.cells import deepest_cell, labels_at_cells
 from ocrviz.analysis.context_share import (aspp_own_object_share, aspp_tap_map, context_map,
                                            ocr_own_object_share)
@@ -47,6 +48,9 @@ from ocrviz.widgets.colours import ERROR_NAME, ERROR_RGB, MARK_NAME, MARK_RGB, R
 from ocrviz.zoo import model_card
 
 %matplotlib inline
+# Figures are drawn at the notebook's width: 12 in at 80 dpi = 960 px, the output area of a 1400-px
+# browser window, so they are shown 1:1 and a 10-pt title is 11 px tall on screen.
+WIDTH = 12
 plt.rcParams.update({"figure.dpi": 80, "axes.titlesize": 10, "image.interpolation": "nearest"})
 
 ocr = ocrviz.load_model("toycity-ocr")
@@ -117,9 +121,9 @@ N_IMAGES = 12
 dataset = ToyCityDataset(val_split(N_IMAGES), height=256, width=512)
 loader = torch.utils.data.DataLoader(dataset, batch_size=4)
 rows = {"ocr": [], "aspp": [], "ocr_class": [], "aspp_class": [], "cls": [], "amb": [], "free": [],
-        "top": [], "eff": [], "pred": [], "inf_top": []}
+        "top": [], "eff": [], "pred": [], "inf_top": [], "inf_own": []}
 purity = {k: [] for k in range(K)}                 # per scene: share of region k's weight on class-k cells
-for batch in loader:
+for batch in tqdm(loader, desc=f"{N_IMAGES} validation scenes, both models", unit="batch of 4"):
     ocr_logits_b, oc_b, _, ac_b = run_both(batch["image"])
     h, w = oc_b.feature_size
     influence_b = region_influence(ocr, oc_b).numpy()    # B x HW x K: predicted logit drop without region k
@@ -137,6 +141,8 @@ for batch in loader:
         rows["pred"].append(labels_at_cells(ocr_logits_b[b].max(0).indices.numpy(), STRIDE, (h, w)).ravel())
         rows["top"].append(sim_b.argmax(1))
         rows["inf_top"].append(influence_b[b].argmax(1))
+        own_k = np.where(cls_b.ravel() == 255, 0, cls_b.ravel())                      # HW: the cell's own class
+        rows["inf_own"].append(influence_b[b][np.arange(h * w), own_k])               # its own region's influence
         rows["eff"].append(effective_regions(sim_b))
         for k in range(K):
             if (cls_b == k).sum() >= 20:
@@ -154,6 +160,9 @@ others_road_building = float(np.isin(own["top"][others], [CLASSES.index("road"),
 region_on_class = {CLASSES[k]: float(np.median(v)) for k, v in purity.items() if v}
 inf_top_is_true = float((own["inf_top"] == own["cls"])[valid].mean())
 inf_top_is_top = float((own["inf_top"] == own["top"]).mean())
+right = valid & (own["pred"] == own["cls"])                  # cells OCR gets right
+own_inf_negative = float((own["inf_own"][right] < 0).mean())
+own_inf_median = float(np.median(own["inf_own"][right]))
 
 print(f"{len(own['cls'])} cells from {N_IMAGES} validation scenes")
 print(f"1. top sim-map region = the cell's true class: {top_is_true:.1%} of cells "
@@ -167,16 +176,22 @@ print("4. median share of each soft region's weight on its own class: "
 print(f"5. most INFLUENTIAL region (largest predicted-logit drop when removed) = the true class: "
       f"{inf_top_is_true:.1%} of cells (most attended: {top_is_true:.1%}); it is the most attended region "
       f"for {inf_top_is_top:.0%} of cells")
+print(f"6. on the cells OCR gets right, the region of the cell's OWN class has a NEGATIVE influence (removing it "
+      f"raises the predicted logit) for {own_inf_negative:.0%} of them; median influence {own_inf_median:+.2f}")
 
 # %%
-fig, axes = plt.subplots(1, 4, figsize=(20, 3.8), gridspec_kw={"width_ratios": [0.7, 1, 1.5, 1.5]})
+fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 7), gridspec_kw={"width_ratios": [0.7, 1]})
+axes = [axes[0, 0], axes[0, 1], axes[1, 0], axes[1, 1]]
 colours = np.array(PALETTE) / 255
 axes[0].bar([0, 1], [top_is_true, pred_is_true], color=["tab:purple", "tab:blue"])
 axes[0].axhline(1 / K, color="k", linestyle="--", linewidth=1)
-axes[0].text(-0.4, 1 / K + 0.02, "1/K (chance)", fontsize=8)
-axes[0].set_xticks([0, 1], ["sim map's\ntop region", "OCR's\nprediction"])
+axes[0].text(1.45, 1 / K + 0.02, "1/K (chance)", fontsize=8)
 axes[0].set_ylim(0, 1)
 axes[0].set_title("1. right about the true class")
+axes[0].bar([2], [inf_top_is_true], color="tab:red")
+for i, v in enumerate([top_is_true, pred_is_true, inf_top_is_true]):
+    axes[0].text(i, v + 0.015, f"{v:.1%}", ha="center", fontsize=9)
+axes[0].set_xticks([0, 1, 2], ["sim map's\ntop region", "OCR's\nprediction", "most\ninfluential"])
 axes[1].hist(own["eff"], bins=np.linspace(1, K, 33), color="tab:purple")
 axes[1].axvline(eff_mean, color="k", linestyle="--", linewidth=1)
 axes[1].set_xlabel(f"effective number of regions (1 .. {K}); dashed: mean")
@@ -189,13 +204,14 @@ axes[2].bar(xpos + 0.2, [area_share[n] for n in CLASSES], width=0.4, color="whit
             hatch="//", label="cells of this class")
 axes[2].set_xticks(xpos, CLASSES, rotation=30, ha="right", fontsize=8)
 axes[2].set_title("3. whose summary cells draw on most")
+axes[2].set_ylabel("share of cells")
 axes[2].legend(fontsize=8)
 names = list(region_on_class)
 axes[3].bar(range(len(names)), [region_on_class[n] for n in names],
             color=[colours[CLASSES.index(n)] for n in names], edgecolor="k")
 axes[3].set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
 axes[3].set_ylim(0, 1)
-axes[3].set_title("4. share of each soft region's weight\non its own class (median over scenes)")
+axes[3].set_title("4. each soft region's weight on its own class\n(median over scenes)")
 plt.tight_layout()
 plt.show()
 
@@ -212,9 +228,21 @@ plt.show()
 # 4. **The soft object regions do sit on their objects.**  For nearly every class most of the
 #    region's weight lies on that class's cells: the auxiliary loss trains exactly these maps.
 #    `person` is the exception, a class of a few small figures per scene.
-# 5. **Influence is the better question.**  Line 5 asks the model instead of its attention: remove
-#    each region from a cell's row and see which removal hurts the prediction most
-#    (`region_influence`, the explorer's `Δlogit` column).  Compare its two percentages with line 1.
+# 5. **Influence is the better question — and its answer is stranger still.**  Line 5 asks the
+#    model instead of its attention: remove each region from a cell's row and see which removal
+#    hurts the prediction most (`region_influence`, the explorer's `Δlogit` column).  The most
+#    influential region is the cell's true class even *less* often than the most attended one —
+#    far below the 1/K of a random pick (the red bar in panel 1).  Line 6 says why: for most cells
+#    the region of the cell's **own** class has a *negative* influence.  Removing the road region
+#    from a road pixel's row *raises* the road logit; the building region of a cue-free road cell
+#    pushes it away from "building" (exercise 7 drops it and watches the building logit climb).
+#    So the region that helps most is almost never the cell's own class.  **An attention weight
+#    says nothing about the sign of its effect**: a region can be attended strongly and work
+#    against the prediction.  Try it in the live explorer below: on a road cell, the `Δlogit`
+#    beside the road bar is negative.  Notebook 06 (section 2) plots influence against attention
+#    for every cell and region of 12 scenes: the same lesson as a scatter, where large weights sit
+#    on both sides of zero.
+# 6. **Own class, negative sign** — line 6, the number behind point 5.
 #
 # So the parts that are supervised behave as the diagram says, and the part that is not
 # supervised does something else that still works (the accuracy section below).  You are not
@@ -222,9 +250,9 @@ plt.show()
 # sim maps and found every value close to 1/19, i.e. rows spread evenly over all 19 regions
 # ([openseg.pytorch issue 22](https://github.com/openseg-group/openseg.pytorch/issues/22), also
 # HRNet-Semantic-Segmentation issue 148); the authors had no explanation to offer.  Every picture
-# below should be read with these four numbers in mind — and for a model of your own, compute
-# them again (the loop above is all it takes: `sim_map.argmax(1)`, `exp(entropy)`, and the region
-# weights summed over each class's cells).
+# below should be read with these six numbers in mind — and for a model of your own, compute
+# them again (the loop above is all it takes: `sim_map.argmax(1)`, `exp(entropy)`, the region
+# weights summed over each class's cells, and `region_influence`).
 
 # %% [markdown]
 # ## One pixel, two models
@@ -275,18 +303,17 @@ ocr_map = context_map(sim[row * w + col], rw)                                  #
 tap_map, off_grid = aspp_tap_map(row, col, shares[row * w + col], RATES, STRIDE, (h, w), sample.labels.shape)
 erf = gradient_erf(aspp, x, y=py, x=px)                                         # Captum Saliency
 
-fig, axes = plt.subplots(1, 3, figsize=(17, 3.6))
-panels = [(ocr_map, f"OCR context map (own object {ocr_own[row, col]:.2f})"),
-          (tap_map, f"ASPP taps x branch shares (own object {aspp_own[row, col]:.2f}; "
-                    f"{off_grid:.2f} on padding)"),
-          (erf.cells, f"ASPP gradient ERF (Captum), class {CLASSES[erf.target]}")]
+fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 2.9))
+panels = [(ocr_map, f"OCR context map\nown object {ocr_own[row, col]:.2f}"),
+          (tap_map, f"ASPP taps x branch shares\nown object {aspp_own[row, col]:.2f}, {off_grid:.2f} on padding"),
+          (erf.cells, f"ASPP gradient ERF (Captum)\nclass {CLASSES[erf.target]}")]
 for ax, (m, title) in zip(axes, panels):
     overlay(ax, sample.image, m, STRIDE)
-    ax.plot(px, py, marker="s", markersize=9, markerfacecolor="none", markeredgecolor="deepskyblue", markeredgewidth=2)
+    ax.plot(px, py, marker="s", markersize=6, markerfacecolor="none", markeredgecolor="deepskyblue", markeredgewidth=1.5)
     ax.set_title(title)
 for branch in aspp_taps(row, col, RATES, STRIDE, (h, w), sample.labels.shape)[1:-1]:
     ys, xs = zip(*[t.pixel for t in branch.taps if t.inside])
-    axes[1].scatter(xs, ys, s=70, facecolors="none", edgecolors="deepskyblue", linewidths=1.5)
+    axes[1].scatter(xs, ys, s=22, facecolors="none", edgecolors="deepskyblue", linewidths=1)
 plt.tight_layout()
 plt.show()
 
@@ -296,16 +323,18 @@ print("ASPP branch shares for this pixel: " + ", ".join(f"{n} {v:.2f}" for n, v 
 # %% [markdown]
 # ### The same scene, live
 #
-# The explorer below shows `street_2` with both models and starts on the same car-window cell.
-# Hover or click any cell to see its sim-map row (bars) and its context map; the **ASPP** button
-# shows the fixed taps and ASPP's gradient ERF for the same cell.  The **cue-free** overlay marks,
+# The explorer below shows `street_2` with both models and starts on the same car-window cell
+# (pinned: click elsewhere or press Esc to let it follow the mouse).  Hover or click any cell to
+# see its sim-map row (bars, each with its influence `Δlogit`) and its context map; the **ASPP**
+# button shows the fixed taps and ASPP's gradient ERF for the same cell (computed in Python, about
+# a second per cell).  The **cue-free** overlay marks,
 # in the colour its legend names, the paving pixels with nothing but paving within 77 px (the
 # accuracy section below explains them); **errors** shows where OCR is wrong.  Try a few road and
 # building cells and compare the bars with what you measured above: the top bar is rarely the
 # cell's own class.
 
-# %%
-explorer = ocrviz.Explorer(ocr, sample.image, sample.labels, aspp_model=aspp,
+# %% ocrviz={"erf_cells": [[13, 25]]}
+explorer = ocrviz.Explorer(ocr, sample.image, sample.labels, aspp_model=aspp, show_erf=True,
                            mark=cue_free(sample.ambiguity), mark_name="cue-free")
 explorer.select(row, col)
 display(explorer)
@@ -329,7 +358,8 @@ print(f"higher mean share: own object {higher['object']}, own class {higher['cla
       f"classes where OCR's mean own-object share is higher: {[n for n, v in class_lead.items() if v > 0] or 'none'}")
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(18, 3.8), gridspec_kw={"width_ratios": [1, 1, 1.5]})
+fig, grid = plt.subplot_mosaic([["object", "class"], ["per_class", "per_class"]], figsize=(WIDTH, 7))
+axes = [grid["object"], grid["class"], grid["per_class"]]
 bins = np.linspace(0, 1, 26)
 for ax, suffix, what in [(axes[0], "", "object"), (axes[1], "_class", "class")]:
     ax.hist(own["ocr" + suffix], bins=bins, alpha=0.6, label="OCR", color="tab:blue", density=True)
@@ -387,8 +417,9 @@ for name, sel in [("ambiguous cells", own["amb"]), ("other cells", ~own["amb"])]
 #
 # Yellow marks the cue-free pixels (the colour the explorer uses for marked pixels); then each
 # model's mistakes on them (red, the explorer's error colour) and its right answers (green), in
-# `street_2` and in the validation scene where OCR's context helped most.  **FCN** is the same
-# backbone with no context module at all.  The second panel is OCR's own coarse segmentation, the
+# `street_2` (left column) and in the validation scene where OCR's context helped most (right
+# column).  **FCN** is the same backbone with no context module at all.  The second row is OCR's
+# own coarse segmentation, the
 # *soft object regions* (the auxiliary head on the backbone, so it sees no further than FCN):
 # compare it with OCR's final answer to see where the object context repaired the soft regions —
 # and where it made them worse.  A scene can go either way (the printed list counts, per scene,
@@ -409,7 +440,7 @@ def predictions(image):
 
 
 def cue_free_row(axes, image, labels, ambiguity, title):
-    """One row: the cue-free pixels (MARK colour), then each model right (RIGHT) / wrong (ERROR) on them."""
+    """Five panels: the cue-free pixels (MARK colour), then each model right (RIGHT) / wrong (ERROR) on them."""
     free = cue_free(ambiguity)                                     # H x W bool
     tint = np.zeros((*free.shape, 4))
     tint[free] = (*rgb01(MARK_RGB), 0.7)
@@ -427,7 +458,7 @@ def cue_free_row(axes, image, labels, ambiguity, title):
         ax.axis("off")
 
 
-# The second row: of the first 20 validation scenes, the one where OCR's context turns the most
+# The right column: of the first 20 validation scenes, the one where OCR's context turns the most
 # cue-free pixels from wrong (soft regions) to right (final answer), net of those it breaks.
 gain = {}
 for seed in val_split(20):
@@ -439,14 +470,14 @@ for seed in val_split(20):
 best = make_scene(max(gain, key=gain.get))
 print("net cue-free pixels repaired by OCR's context, per scene:", sorted(gain.values(), reverse=True))
 
-fig, axes = plt.subplots(2, 5, figsize=(22, 5.4))
-cue_free_row(axes[0], sample.image, sample.labels, sample.ambiguity, "street_2")
-cue_free_row(axes[1], best.image, best.labels, best.ambiguity, f"seed {best.seed}")
+fig, axes = plt.subplots(5, 2, figsize=(WIDTH, 15))          # one scene per column
+cue_free_row(axes[:, 0], sample.image, sample.labels, sample.ambiguity, "street_2")
+cue_free_row(axes[:, 1], best.image, best.labels, best.ambiguity, f"seed {best.seed}")
 fig.legend(handles=[Patch(color=rgb01(MARK_RGB), label=f"cue-free pixel ({MARK_NAME})"),
                     Patch(color=rgb01(RIGHT_RGB), label=f"right ({RIGHT_NAME})"),
                     Patch(color=rgb01(ERROR_RGB), label=f"wrong ({ERROR_NAME})")],
-           loc="lower center", ncol=3, frameon=False)
-plt.tight_layout(rect=(0, 0.05, 1, 1))
+           loc="lower center", ncol=3, frameon=False, fontsize=10)
+plt.tight_layout(rect=(0, 0.025, 1, 1))
 plt.show()
 print(f"colours: cue-free pixels {MARK_NAME}, right {RIGHT_NAME}, wrong {ERROR_NAME} (ocrviz.widgets.colours)")
 
@@ -462,12 +493,12 @@ for card in cards.values():                                        # flatten the
 metrics = [("cue_free_acc", "cue-free pixels"), ("surface_acc", "road / sidewalk"),
            ("window_acc", "car / building windows"), ("panel_acc", "sign / poster"),
            ("ambiguous_acc", "all ambiguous pixels"), ("pixel_acc", "all pixels"), ("miou", "mIoU")]
-fig, ax = plt.subplots(figsize=(15, 3.6))
+fig, ax = plt.subplots(figsize=(WIDTH, 4))
 for i, (name, colour) in enumerate(zip(cards, ["tab:blue", "tab:orange", "tab:gray"])):
     values = [cards[name]["metrics"][m] for m, _ in metrics]
     bars = ax.bar(np.arange(len(metrics)) + (i - 1) * 0.27, values, width=0.27, color=colour, label=name.upper())
     ax.bar_label(bars, fmt="%.3f", fontsize=7)
-ax.set_xticks(np.arange(len(metrics)), [label for _, label in metrics])
+ax.set_xticks(np.arange(len(metrics)), [label.replace(" / ", " /\n").replace("all ", "all\n") for _, label in metrics])
 ax.set_ylabel("accuracy (mIoU for the last group)")
 ax.set_ylim(0, 1.1)
 ax.legend(loc="lower right", ncol=3)
@@ -573,12 +604,13 @@ for name, card in cards.items():
 # </details>
 #
 # **7.** (Debugging a model.)  In the cue-free figure, compare OCR's final answer on `street_2`
-# (top row) with its own soft regions.  Take a cue-free pixel of `street_2` where the context
+# (left column) with its own soft regions.  Take a cue-free pixel of `street_2` where the context
 # changed the answer — for the better or for the worse — and print its sim-map row,
 # `dict(zip(CLASSES, sim[row * w + col].round(3)))`, next to what each region covers: the share of
 # `rw[k]` on each true class, `rw[k][cell_true == c].sum()`.  Does the pixel attend to the region
-# of its own class?  Click the same cell in the live explorer above (it shows `street_2`; its
-# cue-free overlay marks the pixels in question) to see the same numbers drawn.
+# of its own class?  Then drop its top region (click that bar in an explorer) and watch the
+# logits.  Under **Answers, computed** a second explorer on `street_2` starts on such a cell, with
+# the cue-free overlay on (the live explorer above stays on the car window).
 #
 # <details><summary>Answer</summary>
 #
@@ -589,9 +621,10 @@ for name, card in cards.items():
 # weight on a region that is *not* their class.  The sim map is a learned similarity between a
 # query and a key, not a class posterior: what reaches the pixel is the mix of region *values*, and
 # the fusion layer decides what to make of it.  In `street_2` the context changed far more
-# cue-free pixels for the worse than for the better; the cell below picks one, prints its row and
-# moves the explorer above onto it.  Where a model gets cue-free pixels wrong, this row is the
-# first place to look.
+# cue-free pixels for the worse than for the better; the cell below picks one, prints its row,
+# drops its top region and opens an explorer on it.  Dropping the top region — a region of
+# *another* class — changes the answer: that region was pushing the pixel away from its own
+# class.  Where a model gets cue-free pixels wrong, this row is the first place to look.
 # </details>
 
 # %% [markdown]
@@ -626,7 +659,7 @@ erf_peak = tuple(int(v) for v in np.unravel_index(ocr_erf.cells.argmax(), ocr_er
 ctx_top = [CLASSES[k] for k in np.argsort(-sim[row * w + col])[:2]]
 print(f"share on the pixel's own car: OCR gradient ERF {erf_own:.2f}, OCR context map {ctx_own:.3f}")
 print(f"ERF peak at cell {erf_peak} (the pixel: ({row}, {col})); context map's top regions: {ctx_top}")
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.4))
+fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.4))
 for ax, (m, title) in zip(axes, [(ocr_map, f"OCR context map: {ctx_own:.3f} on the car"),
                                  (ocr_erf.cells, f"OCR gradient ERF: {erf_own:.2f} on the car")]):
     overlay(ax, sample.image, m, STRIDE)
@@ -668,4 +701,23 @@ if cells_changed.any():
     for k in np.argsort(-sim[r7 * w + c7])[:3]:
         covers = {CLASSES[c]: round(float(rw[k][cell_true == c].sum()), 2) for c in np.unique(cell_true) if c != 255}
         print(f"  region {CLASSES[k]:9s} covers", {n: v for n, v in covers.items() if v >= 0.05})
-    explorer.select(r7, c7)                                         # the live explorer above now shows this cell
+    top7 = int(np.argmax(sim[r7 * w + c7]))                         # drop the top region, as a bar click does
+    row7 = sim[r7 * w + c7].copy()
+    row7[top7] = 0
+    edited = oc.sim_map.clone()
+    edited[0, r7 * w + c7] = torch.from_numpy(row7 / row7.sum())
+    before7, after7 = (rerun_head(ocr, oc, sim_map=m)[0, :, r7, c7].numpy() for m in (oc.sim_map, edited))
+    print(f"  drop the {CLASSES[top7]} region: {CLASSES[top7]} logit {before7[top7]:.2f} -> {after7[top7]:.2f}, "
+          f"prediction {CLASSES[before7.argmax()]} -> {CLASSES[after7.argmax()]}")
+
+# %% [markdown]
+# Exercise 7's cell in its own explorer (the one above stays on the car window): the cue-free
+# overlay is on, the cell is pinned.  Click its top bar to drop that region and read the new
+# prediction; shift-click a bar to keep only that region.
+
+# %% ocrviz={"erf_cells": [[30, 1]]}
+explorer7 = ocrviz.Explorer(ocr, sample.image, sample.labels, aspp_model=aspp, show_erf=True,
+                            mark=cue_free(sample.ambiguity), mark_name="cue-free", overlay="marked")
+if cells_changed.any():
+    explorer7.select(r7, c7)
+display(explorer7)

@@ -39,6 +39,7 @@ from ocrviz.data.samples import load_sample
 from ocrviz.data.toycity import CITYSCAPES_TRAIN_IDS, CLASSES, colorize
 
 %matplotlib inline
+# Figures at most 12 in wide at 80 dpi (960 px, the output area of a 1400-px window): shown 1:1.
 plt.rcParams.update({"figure.dpi": 80, "axes.titlesize": 10, "image.interpolation": "nearest"})
 # A scratch folder for the files this notebook makes.  The last cell removes it; if the kernel stops
 # before that, Python removes it when the kernel exits.  Nothing is left behind either way.
@@ -117,7 +118,7 @@ display(upload, box)
 # image fitted both ways.
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(15, 3.2))
+fig, axes = plt.subplots(1, 3, figsize=(12, 2.9))
 axes[0].imshow(image)
 axes[0].set_title(f"as loaded: {image.shape[0]} x {image.shape[1]}")
 for ax, policy in zip(axes[1:], ("resize", "pad")):
@@ -243,7 +244,7 @@ def paint(labels, palette):
     return lut[labels]
 
 
-fig, axes = plt.subplots(1, 3, figsize=(15, 2.8))
+fig, axes = plt.subplots(1, 3, figsize=(12, 2.6))
 axes[0].imshow(city_image)
 axes[0].set_title(city_name)
 axes[1].imshow(paint(city_labels, CITYSCAPES_PALETTE))

@@ -36,6 +36,7 @@ from ocrviz.train import TrainConfig, train, training_stages
 from ocrviz.zoo import model_card
 
 %matplotlib inline
+# Figures at most 12 in wide at 80 dpi (960 px, the output area of a 1400-px window): shown 1:1.
 plt.rcParams.update({"figure.dpi": 80, "axes.titlesize": 10, "image.interpolation": "nearest"})
 
 # %% [markdown]
@@ -161,7 +162,8 @@ d = explorer.data
 h, w = d.feat_hw
 s = d.output_stride
 cell_pred = d.pred[s // 2::s, s // 2::s]                 # the class at each cell's centre pixel, h x w
-fig, axes = plt.subplots(1, 6, figsize=(18, 2.4))
+fig, axes = plt.subplots(2, 3, figsize=(12, 4.4))
+axes = axes.ravel()
 axes[0].imshow(scene.image)
 axes[0].set_title("scene")
 axes[1].imshow(colorize(d.pred))

@@ -91,6 +91,10 @@ print("\n".join(verdicts.sentences))
 # For one scene, `region_influence(model, cache)` gives, for **every cell and every region**, the
 # drop of the cell's predicted-class logit when that region is removed from the row and the rest
 # renormalised — all of them in one vectorised pass (the head after the sim map is per pixel).
+# In the scatter, look below the zero line: points there are regions whose removal *raises* the
+# predicted logit, many of them with large attention weights — attention says nothing about the
+# sign of a region's effect (notebook 3, point 5, counts the cells whose own-class region works
+# against them).
 
 # %%
 sample = load_sample("street_0")
@@ -163,27 +167,27 @@ print(f"{n_err:,} misclassified pixels: " + ", ".join(f"{c} {totals[c] / n_err:.
 # Rows: the true class of a cell.  Columns: the class of the pixels its context comes from.
 # **OCR mass** is where the context map `Σ_k sim[p,k] · region_k` puts its weight; **OCR influence**
 # is the mean logit drop when the regions of that class are removed; **ASPP mass** is where its
-# taps (weighted by the branch shares) land.  Hover a cell for its value.
+# taps (weighted by the branch shares) land.  Hover a matrix cell for its value; **click** it: the
+# cells of that true class whose context comes from that source class are listed, and the first
+# opens in an explorer below the matrices, selected — so you can see *which* pixels make a matrix
+# entry large.  (Clicking needs a kernel; a handout shows the matrices without it.)
+#
+# The OCR influence matrix is the dataset-wide version of section 2's scatter: a negative entry on
+# the diagonal means that, on average, removing a cell's *own* class region raises its predicted
+# logit — attention to a region says nothing about the sign of its effect.
 
 # %%
 aspp = ocrviz.load_model("toycity-aspp")
 flow = context_flow(model, IMAGES[:6], LABELS[:6], aspp_model=aspp)
-flow.figure()
+flow_explorer = FlowExplorer(flow, model, IMAGES[:6], LABELS[:6], aspp_model=aspp)
+# drawn at the notebook's width (960 px: the output area of a 1400-px window), not clipped
+flow_explorer.figure.update_layout(width=960, height=400, margin={"l": 90, "r": 10, "t": 70, "b": 80})
+display(flow_explorer)
 
 # %%
 ocr_diag = float(np.nanmean(np.diag(flow.ocr_mass)))
 aspp_diag = float(np.nanmean(np.diag(flow.aspp_mass)))
 print(f"Own-class share of the context (mean of the diagonals): OCR {ocr_diag:.2f}, ASPP {aspp_diag:.2f}.")
-
-# %% [markdown]
-# **Click a matrix cell** in the live version below: the cells of that true class whose context
-# comes from that source class are listed, and the first opens in an explorer, selected — so you
-# can see *which* pixels make a matrix entry large.  (It needs a kernel; the static figure above
-# is what an exported page shows.)
-
-# %%
-flow_explorer = FlowExplorer(flow, model, IMAGES[:6], LABELS[:6], aspp_model=aspp)
-flow_explorer
 
 # %% [markdown]
 # ## 5 · Try it: drop a region yourself

@@ -13,7 +13,11 @@ Every explorer displayed becomes the working offline explorer of
 ``ocrviz.widgets.export.render_fragment`` (hover, click, ASPP mode,
 counterfactual bars: all in the page), in the state it had when the notebook
 finished: after the last cell, one extra cell (not kept) renders each
-displayed ``Explorer`` in the kernel.  Other widgets (labels, upload buttons)
+displayed ``Explorer`` in the kernel, with ASPP's ERF stored for the cell it
+sits on and for the cells its displaying cell names in its metadata
+(``ocrviz: {"erf_cells": [[row, col], ...]}``), so the ERF panel works offline.
+A label or HTML widget shows its last text, a plotly ``FigureWidget`` its
+figure (without its click handlers); other widgets (upload buttons, sliders)
 become a one-line note, since they need a kernel.  The page is nbconvert's
 ``lab`` template with everything that would be fetched taken out (require.js,
 the widget manager, MathJax and Mermaid from CDNs) and a
@@ -57,6 +61,7 @@ CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline
        "img-src data: blob:; font-src data:")
 FRAGMENT_MAX = 3 * 1024 * 1024          # one explorer never needs more (export's default page budget)
 FRAGMENT_MIN = 256 * 1024
+ERF_MAX = 16                            # stored ERFs per explorer: h x w bytes each (2 kB at 32 x 64)
 
 # nbconvert's lab page, less every reference to a CDN.
 TEMPLATE = """{%- extends 'index.html.j2' -%}
@@ -69,6 +74,7 @@ TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_css -%}
 <style type="text/css">
 .ocrviz-handout-widget { font: 12px system-ui, sans-serif; color: #777; font-style: italic; padding: 2px 0; }
+.ocrviz-handout-text { font: 13px system-ui, sans-serif; padding: 2px 0; }
 .ocrviz-fragment { margin: 4px 0; }
 .jp-RenderedHTMLCommon .ocrviz-fragment table { margin: 0; }
 math { font-family: "STIX Two Math", "Latin Modern Math", "Cambria Math", math; font-size: 1.1em; }
@@ -80,7 +86,22 @@ math[display="block"] { margin: 0.6em 0; overflow-x: auto; overflow-y: hidden; }
 
 # Runs in the kernel after the notebook's last cell: each displayed widget, as HTML.
 HARVEST = """
-def __ocrviz_handout_harvest(ids, budget, path):
+def __ocrviz_handout_erfs(explorer, named):
+    # The ERFs the page can show without a kernel: the cell the explorer sits on, then the cells
+    # the notebook names (cell metadata ocrviz.erf_cells), at most __ERF_MAX__ (a few kB each).
+    from ocrviz.widgets.payload import erf_to_cells
+    fn, data = getattr(explorer, "_erf_fn", None), explorer.data
+    if fn is None:
+        return
+    cache = explorer._erf_cache
+    h, w = data.feat_hw
+    cells = [tuple(int(v) for v in explorer.selected)] + [tuple(int(v) for v in c) for c in named]
+    for cell in list(dict.fromkeys(cells))[:__ERF_MAX__]:
+        if cell not in cache and 0 <= cell[0] < h and 0 <= cell[1] < w:
+            cache[cell] = erf_to_cells(fn(*cell), data.feat_hw, data.output_stride, data.image_hw)
+
+
+def __ocrviz_handout_harvest(ids, budget, path, erf_cells):
     import json
     import ipywidgets
     from ipywidgets.widgets.widget import _instances
@@ -99,15 +120,22 @@ def __ocrviz_handout_harvest(ids, budget, path):
                          "children": [c.model_id for c in w.children]}
             for c in w.children:
                 visit(c.model_id)
+        elif hasattr(w, "to_plotly_json"):              # a plotly FigureWidget: drawn, without its clicks
+            seen[mid] = {"kind": "plotly", "figure": w.to_plotly_json()}
+        elif isinstance(w, (ipywidgets.FloatProgress, ipywidgets.IntProgress)):    # e.g. tqdm's bar
+            seen[mid] = {"kind": "progress", "value": float(w.value), "max": float(w.max)}
+        elif isinstance(getattr(w, "value", None), str) and isinstance(w, (ipywidgets.Label, ipywidgets.HTML)):
+            seen[mid] = {"kind": "text", "value": w.value, "html": isinstance(w, ipywidgets.HTML)}
         else:
             seen[mid] = {"kind": "other", "name": type(w).__name__}
     for mid in ids:
         visit(mid)
     each = max(__MIN__, min(__MAX__, budget // max(1, len(order))))
     for mid in order:
+        __ocrviz_handout_erfs(_instances[mid], erf_cells.get(mid, []))
         seen[mid]["html"] = explorer_fragment(_instances[mid], uid=mid[:12], max_bytes=each)
     with open(path, "w") as f:
-        json.dump(seen, f)
+        json.dump(seen, f, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
 """
 
 
@@ -129,6 +157,21 @@ def kernel_env(data: Path | None = None, threads: str = "1") -> dict[str, str]:
     env.setdefault("MKL_NUM_THREADS", env["OMP_NUM_THREADS"])
     env.pop("OCRVIZ_HRNET_CKPT", None)
     return env
+
+
+def named_erf_cells(nb: nbformat.NotebookNode) -> dict[str, list[list[int]]]:
+    """{model_id: [[row, col], ...]} from the ``ocrviz: {"erf_cells": ...}`` metadata of the cells
+    that display explorers (every widget a cell displays gets the cell's list)."""
+    found: dict[str, list[list[int]]] = {}
+    for cell in nb.cells:
+        named = cell.get("metadata", {}).get("ocrviz", {}).get("erf_cells", [])
+        if not named:
+            continue
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get(WIDGET_VIEW)
+            if view:
+                found.setdefault(view["model_id"], []).extend([int(r), int(c)] for r, c in named)
+    return found
 
 
 def _widget_ids(nb: nbformat.NotebookNode) -> list[str]:
@@ -158,8 +201,10 @@ def execute(src: Path, workdir: Path, *, max_bytes: int, env: dict[str, str] | N
         ids = _widget_ids(nb)
         rest = len(nbformat.writes(nb)) + 1 * MB       # outputs as they will be inlined + the lab template
         code = (HARVEST.replace("__MIN__", str(FRAGMENT_MIN)).replace("__MAX__", str(FRAGMENT_MAX))
-                + f"\n__ocrviz_handout_harvest({ids!r}, {max_bytes - rest}, {str(out_json)!r})\n"
-                + "del __ocrviz_handout_harvest\n")
+                .replace("__ERF_MAX__", str(ERF_MAX))
+                + f"\n__ocrviz_handout_harvest({ids!r}, {max_bytes - rest}, {str(out_json)!r}, "
+                + f"{named_erf_cells(nb)!r})\n"
+                + "del __ocrviz_handout_harvest, __ocrviz_handout_erfs\n")
         harvest = nbformat.v4.new_code_cell(code)
         nb.cells.append(harvest)
         try:
@@ -174,7 +219,22 @@ def _note(name: str) -> str:
             f'notebook]</div>')
 
 
-def _widget_html(mid: str, widgets: dict[str, Any]) -> str:
+def _plotly_html(figure: dict, state: dict[str, bool]) -> str:
+    """A plotly figure as HTML, plotly.js inline the first time on the page (``state``)."""
+    import plotly.io as pio
+
+    fig = pio.from_json(json.dumps(figure), skip_invalid=True)
+    out = _escape_figure_scripts(pio.to_html(fig, include_plotlyjs=False, full_html=False))   # data stays data (W1)
+    if not state.get("plotly_js"):
+        from plotly.offline import get_plotlyjs
+
+        out = f'<script type="text/javascript">{get_plotlyjs()}</script>\n{out}'
+    state["plotly_js"] = True
+    return out
+
+
+def _widget_html(mid: str, widgets: dict[str, Any], state: dict[str, bool] | None = None) -> str:
+    state = {} if state is None else state
     w = widgets.get(mid)
     if w is None:
         return _note("widget")
@@ -183,7 +243,14 @@ def _widget_html(mid: str, widgets: dict[str, Any]) -> str:
     if w["kind"] == "box":
         flex = "row; flex-wrap: wrap; gap: 12px" if w["horizontal"] else "column"
         return (f'<div style="display: flex; flex-direction: {flex}">'
-                + "".join(_widget_html(c, widgets) for c in w["children"]) + "</div>")
+                + "".join(_widget_html(c, widgets, state) for c in w["children"]) + "</div>")
+    if w["kind"] == "plotly":
+        return _plotly_html(w["figure"], state)
+    if w["kind"] == "progress":
+        return f'<progress value="{w["value"]:g}" max="{w["max"]:g}"></progress>'
+    if w["kind"] == "text":                 # a label's last value, as text (an HTML widget's is HTML already)
+        text = w["value"] if w["html"] else html.escape(w["value"])
+        return f'<div class="ocrviz-handout-text">{text}</div>' if text.strip() else ""
     return _note(f"{w['name']} widget")
 
 
@@ -191,27 +258,18 @@ def prepare(nb: nbformat.NotebookNode, widgets: dict[str, Any]) -> nbformat.Note
     """Widget outputs -> their handout HTML; plotly figures -> inline plotly.js; no widget state."""
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))
     nb.metadata.pop("widgets", None)
-    plotly_js_done = False
+    state: dict[str, bool] = {}                   # plotly.js inlined yet?
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             data = out.get("data")
             if not data:
                 continue
             if WIDGET_VIEW in data:
-                out["data"] = {"text/html": _widget_html(data[WIDGET_VIEW]["model_id"], widgets)}
+                out["data"] = {"text/html": _widget_html(data[WIDGET_VIEW]["model_id"], widgets, state)}
                 out["metadata"] = {}
             elif PLOTLY in data:
-                import plotly.io as pio
-
-                fig = pio.from_json(json.dumps(data[PLOTLY]), skip_invalid=True)
-                div = _escape_figure_scripts(pio.to_html(fig, include_plotlyjs=False, full_html=False))
-                if not plotly_js_done:
-                    from plotly.offline import get_plotlyjs
-
-                    div = f'<script type="text/javascript">{get_plotlyjs()}</script>\n{div}'
-                out["data"] = {"text/html": div}
+                out["data"] = {"text/html": _plotly_html(data[PLOTLY], state)}
                 out["metadata"] = {}
-                plotly_js_done = True
     return nb
 
 
@@ -319,6 +377,18 @@ def _mathml_exporter():
     from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
     class MathMLRenderer(IPythonRenderer):
+        # nbconvert embeds images by re-serialising each raw HTML block through BeautifulSoup, which
+        # closes an unclosed tag: `<details><summary>Answer</summary>` (a block of its own, ended by
+        # the blank line) came out as an empty <details> with its answer printed after it, in the
+        # open.  Only a block with an <img> needs that pass.
+        def block_html(self, html: str) -> str:
+            keep = re.search(r"<img\b", html, re.I)            # else mistune's own, no re-serialising
+            return (super() if keep else super(IPythonRenderer, self)).block_html(html)
+
+        def inline_html(self, html: str) -> str:
+            keep = re.search(r"<img\b", html, re.I)
+            return (super() if keep else super(IPythonRenderer, self)).inline_html(html)
+
         def block_math(self, body: str) -> str:
             return tex_to_mathml(body, display=True)
 

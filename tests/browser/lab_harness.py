@@ -50,7 +50,8 @@ def start_lab(root_dir: pathlib.Path, workdir: pathlib.Path, timeout: float = 12
                JUPYTERLAB_SETTINGS_DIR=str(workdir / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(workdir / "workspaces"), JUPYTER_PLATFORM_DIRS="1",
                PYTHONPATH=os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])),
-               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               OCRVIZ_COURSE_TEST_DIR=str(root_dir))    # where 02's hidden last cell writes explorer_expected.npz
     _write_settings(workdir / "settings")
     cmd = [str(VENV_BIN / "jupyter"), "lab", "--no-browser", "--allow-root",
            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",

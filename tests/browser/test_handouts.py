@@ -22,8 +22,8 @@ pytestmark = pytest.mark.browser
 
 STEMS = {"02": "02_click_a_pixel", "03": "03_aspp_vs_ocr"}
 LIMIT = 10 * 1000 * 1000
-# 02 shows two independent explorers.  03: issue 9 asks for a live explorer there (raise to 1 once it has one).
-MIN_EXPLORERS = {"02": 2, "03": 1}
+# 02 shows two independent explorers; 03 its live explorer and exercise 7's.
+MIN_EXPLORERS = {"02": 2, "03": 2}
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +174,49 @@ def test_formulas_are_typeset_offline_as_mathml(browser, shots, tmp_path) -> Non
         assert requests == [] and errors == []
     finally:
         ctx.close()
+
+
+@pytest.mark.parametrize("key", sorted(STEMS))
+def test_aspp_erf_is_drawn_offline_for_the_starting_cell(built, key, browser, shots, tmp_path) -> None:
+    """Each explorer's page data carries ASPP's ERF for the cell it starts on (and the cells the
+    notebook names); in ASPP mode, offline, the right-hand panel draws it (data-map = erf, a
+    stated top value), not the "no ERF stored" note."""
+    h = built[key]
+    text = h.path.read_text(encoding="utf-8")
+    payloads = _payloads(text, tmp_path)
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, offline=True)
+    page = ctx.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(h.path.as_uri())
+        page.wait_for_function("(n) => [...document.querySelectorAll('.ocrviz-root')]"
+                               ".filter((e) => e.dataset.ready === 'true').length === n", arg=h.explorers,
+                               timeout=60_000)
+        for i, (uid, p) in enumerate(payloads.items()):
+            if not p.get("aspp_rates"):
+                continue
+            start = [int(v) for v in p["selected"]]
+            stored = [[int(a), int(b)] for a, b in p["erf_cells"]]
+            assert start in stored, (uid, start, stored)
+            root = page.locator(f"#ocrviz-root-{uid} .ocrviz-explorer")
+            root.scroll_into_view_if_needed()
+            st = read_state(root)
+            assert [st["y"], st["x"]] == start, (st["y"], st["x"], start)
+            root.locator(".ocrviz-mode-btn[data-mode=aspp]").click()
+            ctx_canvas = root.locator("canvas.ocrviz-context")
+            assert read_state(root)["map"] == "erf", "ASPP mode shows no ERF for the starting cell"
+            assert ctx_canvas.get_attribute("data-vmax") not in (None, ""), "the ERF panel states no top value"
+            root.screenshot(path=str(shots / f"handout_{key}_erf_{i}.png"))
+            root.locator(".ocrviz-mode-btn[data-mode=ocr]").click()
+        assert errors == [], errors
+    finally:
+        ctx.close()
+
+
+def test_handout_of_03_folds_every_answer(built) -> None:
+    """The executed handout of 03: each of the seven answers inside its <details>."""
+    text = built["03"].path.read_text(encoding="utf-8")
+    folded = re.findall(r"<details>(.*?)</details>", text, flags=re.S)
+    assert len(folded) == 7 and all(len(re.sub(r"<[^>]+>", "", f)) > 200 for f in folded), \
+        [len(re.sub(r"<[^>]+>", "", f)) for f in folded]

@@ -2,7 +2,8 @@
 bottom in a fresh kernel, headless, without network; their times are recorded (artifacts/notebook_times.json).
 
 Each notebook runs in a copy inside ``tmp_path`` (the kernel's working directory), so what it
-writes next to itself (``explorer_expected.npz``) never lands in the repository, and with its own
+writes never lands in the repository (02 writes ``explorer_expected.npz`` only into
+``OCRVIZ_COURSE_TEST_DIR``, which the tests set), and with its own
 empty ``TMPDIR``, which must hold no ``ocrviz_*`` folder after the run.  The kernel imports this
 checkout (``PYTHONPATH``) and uses the shipped checkpoints in ``data/`` (or ``OCRVIZ_DATA`` when
 the caller sets it).  Threads: ``ocrviz.tools.course_env`` (``COURSE_THREADS`` unless the caller
@@ -114,7 +115,8 @@ def kernel_env() -> dict[str, str]:
 PROBES = {
     "01_ocr_in_three_steps": """
 _probe = {"K": int(K), "top_is_pred": top_is_pred, "top_is_true": top_is_true,
-          "accuracy": float((pred == sample.labels).mean()), "spread_mean": float(spread.mean())}
+          "accuracy": float((pred == sample.labels).mean()), "spread_mean": float(spread.mean()),
+          "tv_max": float(tv.max()), "wrong4": wrong4, "top4": sorted(top4)}
 """,
     "02_click_a_pixel": """
 _first = [int(v) for v in explorer.selected]
@@ -124,7 +126,13 @@ _probe = {"second": _second, "second_wanted": [int(r2), int(c2)], "first": _firs
           "first_after_moving_second": [int(v) for v in explorer.selected],
           "top_differs": top_differs,
           "top_differs_check": float((explorer.data.sim_map.argmax(1) != influence.argmax(1)).mean()),
-          "influence_shape": list(influence.shape)}
+          "influence_shape": list(influence.shape),
+          "teach": {f"{_r},{_c}": {"row": {n: float(v) for n, v in zip(CLASSES, d.sim_map[_r * w + _c])},
+                                   "inf": {n: float(v) for n, v in zip(CLASSES, influence[_r * w + _c])},
+                                   "true": CLASSES[int(cell_true[_r, _c])], "pred": CLASSES[int(cell_pred[_r, _c])]}
+                    for _r, _c in ((7, 14), (16, 32))},
+          "car_rank": car_rank, "car_window_top": ranked[0][1], "car_window_right": bool(d.pred_at(rw_, cw_) == cell_true[rw_, cw_]),
+          "own_mean": float(share.mean())}
 """,
     "03_aspp_vs_ocr": """
 _probe = {"K": int(K), "top_is_true": top_is_true, "pred_is_true": pred_is_true, "eff_mean": eff_mean,
@@ -142,7 +150,14 @@ _probe = {"K": int(K), "top_is_true": top_is_true, "pred_is_true": pred_is_true,
           "explorer_scene_is_street_2": bool((explorer.data.image == sample.image).all()),
           "explorer_has_aspp": explorer.data.aspp_rates is not None,
           "inf_top_is_true": inf_top_is_true, "inf_top_is_top": inf_top_is_top,
-          "inf_check": float((own["inf_top"] == own["cls"])[valid].mean())}
+          "inf_check": float((own["inf_top"] == own["cls"])[valid].mean()),
+          "own_inf_negative": own_inf_negative, "explorer_selected": [int(v) for v in explorer.selected],
+          "explorer_show_erf": bool(explorer.show_erf), "explorer7_selected": [int(v) for v in explorer7.selected],
+          "cell7": [int(r7), int(c7)], "top7": CLASSES[top7], "before7": float(before7[top7]), "after7": float(after7[top7]),
+          "pred7": CLASSES[int(before7.argmax())], "pred7_after": CLASSES[int(after7.argmax())],
+          "soft7": CLASSES[int(p["OCR soft regions"][y7, x7])], "true7": CLASSES[int(cell_true[r7, c7])],
+          "ocr_own_px": float(ocr_own[row, col]), "aspp_own_px": float(aspp_own[row, col]),
+          "pred_px": [CLASSES[int(ocr_pred[py, px])], CLASSES[int(aspp_pred[py, px])]]}
 """,
     "04_your_model_your_image": """
 import datetime as _dt
@@ -198,11 +213,12 @@ def _execute(stem: str, workdir: Path, env: dict[str, str],
 
     shutil.copy(NOTEBOOKS / f"{stem}.ipynb", workdir)
     (workdir / "tmp").mkdir()
+    (workdir / "test").mkdir()
     nb = nbformat.read(workdir / f"{stem}.ipynb", as_version=4)
     client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, startup_timeout=120, kernel_name="python3",
                             resources={"metadata": {"path": str(workdir)}})
     LOADS.append(os.getloadavg()[0])
-    with client.setup_kernel(env=dict(env, TMPDIR=str(workdir / "tmp"))):
+    with client.setup_kernel(env=dict(env, TMPDIR=str(workdir / "tmp"), OCRVIZ_COURSE_TEST_DIR=str(workdir / "test"))):
         t0 = time.perf_counter()
         for index, cell in enumerate(nb.cells):
             client.execute_cell(cell, index)   # raises CellExecutionError on the first failing cell
@@ -265,8 +281,9 @@ def test_notebook_runs_top_to_bottom(stem: str, run_notebook) -> None:
 def test_click_a_pixel_writes_the_browser_test_arrays(run_notebook) -> None:
     """02 saves what its first explorer shows: the JupyterLab test compares the page with it."""
     nb, _, workdir = run_notebook("02_click_a_pixel")
-    path = workdir / "explorer_expected.npz"
-    assert path.is_file(), "02_click_a_pixel did not write explorer_expected.npz next to itself"
+    path = workdir / "test" / "explorer_expected.npz"
+    assert path.is_file(), "02_click_a_pixel did not write explorer_expected.npz into OCRVIZ_COURSE_TEST_DIR"
+    assert not (workdir / "explorer_expected.npz").exists(), "test scaffolding written next to the notebook"
     with np.load(path) as z:
         assert {"sim_map", "region_weights", "pred_cells", "true_cells", "feat_hw", "output_stride", "image_hw",
                 "class_names", "aspp_rates"} <= set(z.files)
@@ -338,7 +355,7 @@ def test_click_a_pixel_hides_its_test_scaffolding() -> None:
         assert "to_npz" not in cell.source and not re.search(r"^\s*assert\b", cell.source, flags=re.M), cell.source
     last = nb.cells[-1]
     assert last.metadata.get("jupyter", {}).get("source_hidden") and "course-test" in last.metadata.get("tags", [])
-    assert "explorer_expected.npz" in last.source
+    assert "explorer_expected.npz" in last.source and "OCRVIZ_COURSE_TEST_DIR" in last.source
 
 
 def test_claims_01_the_sim_map_is_not_a_classifier(run_notebook) -> None:
@@ -348,10 +365,19 @@ def test_claims_01_the_sim_map_is_not_a_classifier(run_notebook) -> None:
     assert v["top_is_pred"] < v["accuracy"] / 2, v
     # "a cell spreads its row over several regions rather than picking one"
     assert v["spread_mean"] > 3, v
+    # "four objects, four nearly identical rows ... the same large regions on top"; the building
+    # window is the one mistake, predicted person
+    assert v["tv_max"] < 1 / 3 and set(v["top4"]) <= {"road", "building", "sidewalk"}, v
+    assert v["wrong4"] == {"building window": "person"}, v
+    assert "docs/teaching.md" in _markdown("01_ocr_in_three_steps")
 
 
 def test_claims_02_explorers_are_independent(run_notebook) -> None:
     v = _probed(run_notebook, "02_click_a_pixel")
+    # "for nearly every pixel most of the context comes from other objects"
+    assert v["own_mean"] < 0.3, v["own_mean"]
+    # the car window: car not first, road first, the label still right
+    assert v["car_rank"] > 1 and v["car_window_top"] == "road" and v["car_window_right"], v
     assert v["second"] == v["second_wanted"], v
     assert v["first_after_moving_second"] == v["first"], v
 
@@ -558,3 +584,79 @@ _probe = {"layout": hrnet.checkpoint_layout, "width": int(hrnet.width), "where":
     assert pr["layout"] == "official" and pr["width"] == 4 and pr["names"] == ["road", "sidewalk", "building"]
     assert f"loaded {path}" in text and "No checkpoint" not in text
     assert f"Counterfactuals run {'in the page' if pr['where'] == 'browser' else 'in the kernel'}" in text
+
+
+def _png_widths(nb: nbformat.NotebookNode) -> list[int]:
+    import base64
+    import struct
+
+    widths = []
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            png = o.get("data", {}).get("image/png")
+            if png:
+                widths.append(struct.unpack(">I", base64.b64decode(png)[16:20])[0])      # IHDR width
+    return widths
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_static_figures_fit_the_notebook(stem: str, run_notebook) -> None:
+    """Drawn at the notebook's width (a 1400-px window shows outputs about 968 px wide), so they are
+    shown 1:1 and a 10-pt title at 80 dpi is 11 px tall on screen."""
+    nb, _, _ = run_notebook(stem)
+    widths = _png_widths(nb)
+    assert widths and max(widths) <= 968, widths
+
+
+def test_claims_03_own_class_influence_is_mostly_negative(run_notebook) -> None:
+    """Points 5 and 6: "for most cells the region of the cell's own class has a negative influence"."""
+    v = _probed(run_notebook, "03_aspp_vs_ocr")
+    assert v["own_inf_negative"] > 0.5, v["own_inf_negative"]
+    assert v["inf_top_is_true"] < v["top_is_true"] < 1 / v["K"]
+
+
+def test_claims_03_explorers_start_where_the_text_says(run_notebook) -> None:
+    """The live explorer stays on the car-window cell after Run All, with the ERF on in ASPP mode;
+    exercise 7 has its own explorer on its cell; the handout's named ERF cells are those cells."""
+    v = _probed(run_notebook, "03_aspp_vs_ocr")
+    assert v["explorer_selected"] == v["pixel"] and v["explorer_show_erf"], v
+    assert v["explorer7_selected"] == v["cell7"], v
+    nb = _read("03_aspp_vs_ocr")
+    named = [c.metadata["ocrviz"]["erf_cells"] for c in nb.cells if "ocrviz" in c.metadata]
+    assert named == [[v["pixel"]], [v["cell7"]]], named
+
+
+def _quoted(page: str, text: str) -> None:
+    assert text in page, f"docs/teaching.md does not say {text!r}"
+
+
+def test_teaching_numbers_are_the_notebooks(run_notebook) -> None:
+    """Every number docs/teaching.md quotes, as notebooks 02 and 03 print or hold it."""
+    from ocrviz.tools import teaching
+
+    page = teaching.DOC.read_text()
+    v3 = _probed(run_notebook, "03_aspp_vs_ocr")
+    k = v3["K"]
+    _quoted(page, f"most attended = true class for **{v3['top_is_true']:.1%}**")
+    _quoted(page, f"most influential = true class for **{v3['inf_top_is_true']:.1%}**")
+    _quoted(page, f"against **{1 / k:.1%}** for a random")
+    # pixel 3, the car window: notebook 03's pixel and its shares
+    assert tuple(v3["pixel"]) == teaching.CAR_WINDOW[1]
+    _quoted(page, f"cell ({v3['pixel'][0]}, {v3['pixel'][1]})")
+    _quoted(page, f"OCR predicts {v3['pred_px'][0]}, ASPP {v3['pred_px'][1]}")
+    _quoted(page, f"puts **{v3['ocr_own_px']:.2f}** on the pixel's own car")
+    _quoted(page, f"ASPP's taps put **{v3['aspp_own_px']:.2f}** on the car")
+    # pixel 4: exercise 7's cell, its top region dropped
+    _quoted(page, f"a cue-free cell OCR gets wrong, cell ({v3['cell7'][0]}, {v3['cell7'][1]})")
+    _quoted(page, f"The soft regions (no\ncontext) say {v3['soft7']}")
+    _quoted(page, f"true {v3['true7']}; OCR says **{v3['pred7']}**")
+    _quoted(page, f"the {v3['top7']} logit goes\n**from {v3['before7']:.2f} to {v3['after7']:.2f}**")
+    _quoted(page, f"the prediction becomes {v3['pred7_after']}")
+    # pixels 1 and 2 in notebook 02's first explorer (street_0)
+    t = _probed(run_notebook, "02_click_a_pixel")["teach"]
+    f, r = t["7,14"], t["16,32"]
+    top = max(f["row"], key=f["row"].get)
+    _quoted(page, f"true class {f['true']}, predicted {f['pred']}.  The top bar is **{top}\n({f['row'][top]:.2f})**")
+    _quoted(page, f"The `Δlogit` beside {top} is **{f['inf'][top]:+.2f}**")
+    _quoted(page, f"true {r['true']}, predicted {r['pred']}; the road region's weight is {r['row']['road']:.2f}")
+    _quoted(page, f"its `Δlogit` is **{r['inf']['road']:+.2f}**")
