@@ -8,6 +8,7 @@ data), and the page must make no network request and log no error.
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -179,8 +180,8 @@ def test_formulas_are_typeset_offline_as_mathml(browser, shots, tmp_path) -> Non
 @pytest.mark.parametrize("key", sorted(STEMS))
 def test_aspp_erf_is_drawn_offline_for_the_starting_cell(built, key, browser, shots, tmp_path) -> None:
     """Each explorer's page data carries ASPP's ERF for the cell it starts on (and the cells the
-    notebook names); in ASPP mode, offline, the right-hand panel draws it (data-map = erf, a
-    stated top value), not the "no ERF stored" note."""
+    notebook names); offline, the ERF panel beside OCR's draws it (data-map = erf, a stated top
+    value), not the "no ERF stored" sentence."""
     h = built[key]
     text = h.path.read_text(encoding="utf-8")
     payloads = _payloads(text, tmp_path)
@@ -203,12 +204,14 @@ def test_aspp_erf_is_drawn_offline_for_the_starting_cell(built, key, browser, sh
             root.scroll_into_view_if_needed()
             st = read_state(root)
             assert [st["y"], st["x"]] == start, (st["y"], st["x"], start)
-            root.locator(".ocrviz-mode-btn[data-mode=aspp]").click()
-            ctx_canvas = root.locator("canvas.ocrviz-context")
-            assert read_state(root)["map"] == "erf", "ASPP mode shows no ERF for the starting cell"
+            erf_panel = root.locator("[data-panel=aspp-erf]")
+            assert erf_panel.is_visible(), "no ERF panel beside OCR's"
+            ctx_canvas = erf_panel.locator("canvas.ocrviz-context")
+            assert ctx_canvas.get_attribute("data-map") == "erf", "the ERF panel draws no ERF for the starting cell"
             assert ctx_canvas.get_attribute("data-vmax") not in (None, ""), "the ERF panel states no top value"
+            mass = json.loads(erf_panel.get_attribute("data-mass"))
+            assert abs(sum(mass.values()) - 1) < 1e-3, mass
             root.screenshot(path=str(shots / f"handout_{key}_erf_{i}.png"))
-            root.locator(".ocrviz-mode-btn[data-mode=ocr]").click()
         assert errors == [], errors
     finally:
         ctx.close()
