@@ -197,7 +197,10 @@ class Explorer(anywidget.AnyWidget):
         prediction is read from the model's output (a tensor, a list/tuple
         whose last item is the main logits, a dict with ``out``) or by
         ``logits_fn(output)``, and upsampled bilinearly to the image with
-        ``align_corners`` (default: the model's own attribute, else False);
+        ``align_corners`` (default: the model's own setting, found by
+        ``ocrviz.capture.outputs.find_align_corners``: its attribute (MMSeg),
+        official HRNet-OCR's ``ALIGN_CORNERS``, the value its own forward's
+        bilinear resizes use; else False);
         the output stride is the image height over the feature map's.
         ``mean`` / ``std``: per-channel normalisation (0..1 or 0..255 units;
         default: the model's own, ``ocrviz.normalisation_of`` (e.g. read from an
@@ -452,18 +455,18 @@ def _run_drawn(m: Any, x: Any, keep: Callable[[str], bool], logits_fn: Any, alig
     import torch
 
     from ocrviz.capture import capture
-    from ocrviz.capture.outputs import find_align_corners, main_logits, upsample_logits
+    from ocrviz.capture.outputs import BilinearCalls, find_align_corners, main_logits, upsample_logits
 
     was_training = m.training
     m.eval()
     try:
-        with torch.no_grad(), capture(m, names=keep) as cache:
+        with torch.no_grad(), capture(m, names=keep) as cache, BilinearCalls() as calls:
             out = m(x)
     finally:
         m.train(was_training)
     if "logits" in cache and logits_fn is None:
         return cache, None
-    ac = find_align_corners(m) if align_corners is None else bool(align_corners)
+    ac = find_align_corners(m, observed=calls.seen) if align_corners is None else bool(align_corners)
     return cache, upsample_logits(main_logits(out, logits_fn), tuple(x.shape[-2:]), ac)
 
 
