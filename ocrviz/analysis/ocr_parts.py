@@ -76,12 +76,15 @@ def _module(obj: object, name: str) -> nn.Module | None:
 
 
 def _official(model: nn.Module) -> OCRParts | None:
-    head = model.head if hasattr(getattr(model, "head", None), "ocr_distri_head") else model
     for distri_name, cls_name, layout in (("ocr_distri_head", "cls_head", "official"),
                                           ("spatial_ocr_head", "head", "openseg")):
-        distri = _module(head, distri_name)
-        if distri is None:
+        # the model itself, its .head (ocrviz's OCRNet), else the first submodule holding the OCR module
+        # (a wrapper around HighResolutionNet)
+        head = next((m for m in (model, getattr(model, "head", None), *model.modules())
+                     if isinstance(m, nn.Module) and _module(m, distri_name) is not None), None)
+        if head is None:
             continue
+        distri = _module(head, distri_name)
         block = _module(distri, "object_context_block")
         if block is None:
             raise _unsupported(model, f"{distri_name} has no object_context_block")

@@ -164,8 +164,8 @@ def explain_pixel_head(model: Any, cache: Any, batch_index: int = 0) -> PixelHea
     try:
         parts = ocr_parts(model)
     except ValueError:
-        raise Unavailable("Counterfactuals need an OCR head that ocrviz can re-run (ocrviz's OCRNets, "
-                          "HRNet-OCR, openseg's SpatialOCRNet, MMSeg's OCRHead); this model has none.") from None
+        raise Unavailable("Counterfactuals are off: ocrviz re-runs the OCR heads of its own OCRNets, HRNet-OCR, "
+                          "openseg's SpatialOCRNet and MMSeg's OCRHead, and this model has none of them.") from None
     if not parts.per_pixel:
         raise Unavailable("Counterfactuals are off: this model's layers after the similarity map are not all "
                           "1x1, so a pixel cannot be re-run on its own.")

@@ -169,6 +169,8 @@ class Explorer(anywidget.AnyWidget):
     erf_scale = t.Float(0.0).tag(sync=True)
     erf_cell = t.List(t.Int(), [-1, -1]).tag(sync=True)
     erf_status = t.Unicode("").tag(sync=True)
+    # {panel: one plain sentence}: why a panel is not drawn for this model ("counterfactuals", "aspp-erf")
+    unavailable = t.Dict({}).tag(sync=True)
 
     def __init__(self, model: Any, image: Any, labels: Any = None, *, aspp_model: Any = None,
                  class_names: Sequence[str] | None = None, palette: Any = None,
@@ -259,7 +261,12 @@ class Explorer(anywidget.AnyWidget):
         widget_kwargs.setdefault("selected", [h // 2, w // 2])
         # PNG when small, else JPEG (a 1024 x 2048 street is 4 MB as PNG): the export's rule
         fmt = "png" if len(png_bytes(data.image)) <= 512 * 1024 else "jpeg"
-        payload = to_payload(data, image_format=fmt, cf_in_page=where == "browser")
+        payload = to_payload(data, image_format=fmt, cf_in_page=where == "browser", live=True)
+        if where == "off" and data.pixel_head is not None:
+            payload["unavailable"]["counterfactuals"] = "Counterfactuals are switched off for this explorer."
+        if data.aspp_rates is not None and erf_fn is None and not data.erf_maps:
+            payload["unavailable"]["aspp-erf"] = ("No ERF here: this explorer was given no ASPP model or "
+                                                  "gradient function to compute it with.")
         anywidget.AnyWidget.__init__(self, **pack_for_widget(payload, data), cf_kernel=where == "kernel",
                                      **widget_kwargs)
         self.observe(self._on_erf_inputs, names=["selected", "mode", "show_erf"])
@@ -530,13 +537,17 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
         aspp_cache, aspp_logits = _run_drawn(aspp_model, x, _drawn_aspp, None, align_corners)
         kw.update(aspp_cache=aspp_cache, aspp_rates=tuple(int(r) for r in rates), aspp_logits=aspp_logits,
                   aspp_project_weight=_project_weight(aspp_model))
-    from ocrviz.analysis.pixel_head import pixel_head
+    from ocrviz.analysis.pixel_head import Unavailable, explain_pixel_head
 
+    try:
+        head, why = explain_pixel_head(model, cache), {}
+    except Unavailable as e:
+        head, why = None, {"counterfactuals": str(e)}
     own_names, own_pal = _names_from(model)
     names = class_names if class_names is not None else own_names
     pal = palette if palette is not None else own_pal
     return from_cache(cache, shown, labels=labels, class_names=names, palette=pal, logits=logits,
-                      pixel_head=pixel_head(model, cache),
+                      pixel_head=head, unavailable=why,
                       blame=_blame(model, image, labels, default_input),
                       output_stride=getattr(model, "output_stride", None), mark=mark, mark_name=mark_name,
                       **kw), x

@@ -110,6 +110,9 @@ class ExplorerData:
         pixel_head:     optional ``ocrviz.analysis.pixel_head.PixelHead``: OCR's
                         head after the sim map, per pixel, so that the view can
                         re-run a pixel with an edited sim row (counterfactuals)
+        unavailable:    optional {panel: sentence}: why a panel cannot be drawn for
+                        this model (e.g. ``{"counterfactuals": "Counterfactuals are
+                        off: ..."}``), one plain line each, shown by the page
 
     Example:
         >>> from ocrviz.widgets.synthetic import synthetic_data
@@ -135,6 +138,7 @@ class ExplorerData:
     mark_name: str = "marked"
     pixel_head: Any = None
     blame: np.ndarray | None = None
+    unavailable: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen: normalise once)
@@ -210,6 +214,11 @@ class ExplorerData:
         if ph is not None and (ph.pixels.shape[0] != h * w or ph.value.shape[0] != k or ph.cls_w.shape[0] != k):
             raise ValueError(f"pixel_head holds {ph.pixels.shape[0]} cells and {ph.value.shape[0]} regions; "
                              f"this image has {h * w} cells and {k} regions")
+        why = dict(self.unavailable or {})
+        for panel, text in why.items():
+            if not (isinstance(panel, str) and isinstance(text, str) and text.strip() and "\n" not in text):
+                raise ValueError(f"unavailable[{panel!r}]={text!r}; give {{panel name: one plain sentence}}")
+        put("unavailable", why)
         name = self.mark_name
         if not isinstance(name, str) or not 1 <= len(name.strip()) <= 30:
             raise ValueError(f"mark_name={name!r}; give a short label (1-30 characters), e.g. 'cue-free'")

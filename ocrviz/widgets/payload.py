@@ -138,8 +138,31 @@ def encode_erf(erf_cells: np.ndarray) -> tuple[bytes, float]:
     return q.tobytes(), scale
 
 
+def unavailable_panels(data: ExplorerData, *, cf_shipped: bool, live: bool) -> dict[str, str]:
+    """{panel: one plain sentence} for each panel the view cannot draw, and why (the page shows it).
+
+    Panels: ``counterfactuals`` (no re-runnable head, or a head that only the kernel can run in a
+    saved page), ``aspp-erf`` (a saved page holds only the ERFs computed before it was saved).
+    ``data.unavailable`` (the model's own reasons) comes first; ``live``: a widget with a kernel.
+    """
+    why = dict(data.unavailable or {})
+    if data.pixel_head is None:
+        why.setdefault("counterfactuals", "Counterfactuals need the model's OCR head, and this view was built "
+                                          "from captured data without it.")
+    elif not cf_shipped and not live:
+        why.setdefault("counterfactuals", "Counterfactuals for a model this large run in the Python kernel, "
+                                          "which a saved page does not have.")
+    if data.aspp_rates is not None and not live:
+        n = len(data.erf_maps or {})
+        why.setdefault("aspp-erf", "The ERF is computed in the Python kernel, which a saved page does not have."
+                       if n == 0 else f"This page holds the ERF of {n} selected pixel{'s' if n > 1 else ''} only; "
+                                      f"the others need the Python kernel.")
+    return why
+
+
 def to_payload(data: ExplorerData, *, image_format: str = "png",
-               image_override: np.ndarray | None = None, cf_in_page: bool | None = None) -> dict[str, Any]:
+               image_override: np.ndarray | None = None, cf_in_page: bool | None = None,
+               live: bool = False) -> dict[str, Any]:
     """Widget traits for ``data``: JSON-able metadata plus ``bytes`` buffers.
 
     Buffers (little-endian, row-major): ``image`` (PNG/JPEG file bytes),
@@ -151,6 +174,8 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
     resized copy of the image to send instead (``image_hw`` keeps the true
     size; the view scales the picture to it).  ``cf_in_page``: ship the
     counterfactual head (``cf_*``); None (default) when ``cf_fits_page(data)``.
+    ``unavailable``: {panel: one plain sentence} (``unavailable_panels``; ``live``:
+    for a widget with a kernel, whose own reasons the explorer adds).
     """
     if image_format not in ("png", "jpeg"):
         raise ValueError(f"image_format={image_format!r}; allowed: 'png' (lossless) or 'jpeg' (smaller)")
@@ -166,6 +191,7 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
         erf_scales.append(sc)
     shown = data.image if image_override is None else image_override
     image = png_bytes(shown) if image_format == "png" else jpeg_bytes(shown)
+    cf = _cf_arrays(data, cf_in_page)
     f32 = lambda a: np.ascontiguousarray(a, dtype="<f4").tobytes()  # noqa: E731
     u8 = lambda a: b"" if a is None else np.ascontiguousarray(a, dtype=np.uint8).tobytes()  # noqa: E731
     return {
@@ -198,7 +224,8 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
         "blame": b"" if data.blame is None else u8(np.where(data.blame < 0, 255, data.blame.astype(np.int64))),
         "blame_hw": [] if data.blame is None else list(data.blame.shape),
         # OCR's head after the sim map (counterfactual re-runs in the view); float32, row-major
-        **{f"cf_{name}": (b"" if a is None else f32(a)) for name, a in _cf_arrays(data, cf_in_page).items()},
+        **{f"cf_{name}": (b"" if a is None else f32(a)) for name, a in cf.items()},
+        "unavailable": unavailable_panels(data, cf_shipped=cf["value"] is not None, live=live),
     }
 
 
@@ -234,7 +261,8 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
                aspp_project_weight: Any = None,
                erf_maps: Mapping[tuple[int, int], Any] | None = None,
                mark: Any = None, mark_name: str = "marked", logits: Any = None,
-               aspp_logits: Any = None, pixel_head: Any = None, blame: Any = None) -> ExplorerData:
+               aspp_logits: Any = None, pixel_head: Any = None, blame: Any = None,
+               unavailable: Mapping[str, str] | None = None) -> ExplorerData:
     """ExplorerData from an OCR capture ``Cache`` (and optionally an ASPP one).
 
     Reads ``cache.sim_map`` (B x HW x K), ``cache.region_weights``
@@ -280,4 +308,4 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
                         class_names=tuple(class_names), palette=pal, pred=logits.argmax(0),
                         sim_map=sim, region_weights=rw, gt=gt, erf_maps=erf_maps,
                         mark=None if mark is None else _np(mark).astype(bool), mark_name=mark_name,
-                        pixel_head=pixel_head, blame=blame, **kw)
+                        pixel_head=pixel_head, blame=blame, unavailable=unavailable, **kw)

@@ -117,5 +117,5 @@ def test_heads_that_cannot_be_folded_say_why_in_a_plain_sentence() -> None:
     assert not any(s in why for s in ("(", "[", "=", "None", "_", "\n"))         # no Python syntax in a page
     assert pixel_head(model, cache) is None
     plain = nn.Sequential(nn.Conv2d(3, 4, 1))
-    with pytest.raises(Unavailable, match="has none"):
+    with pytest.raises(Unavailable, match="has none of them"):
         explain_pixel_head(plain, cache)

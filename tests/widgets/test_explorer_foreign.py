@@ -177,3 +177,40 @@ def test_module_global_false_is_followed_too(monkeypatch) -> None:
     monkeypatch.setattr(official_tree, "ALIGN_CORNERS", None)
     model = randomise_(official_tree.HighResolutionNet(False), seed=8)
     assert find_align_corners(model, default=True, observed=[True]) is False
+
+
+def _sync_bn(model: nn.Module) -> nn.Module:
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model).eval()
+
+
+@pytest.mark.parametrize("tree", ["official HRNet-OCR ([aux, main])", "MMSeg cascade (tensor)"])
+def test_sync_batchnorm_trees_keep_their_counterfactuals(tree: str) -> None:
+    """The official code builds SyncBatchNorm everywhere: counterfactuals used to switch off silently."""
+    model = _sync_bn(randomise_(TREES[tree](), seed=5))
+    assert any(isinstance(m, nn.SyncBatchNorm) for m in model.modules())
+    ex = Explorer(model, _image())
+    assert ex.counterfactuals == "browser" and ex.data.pixel_head is not None, ex.unavailable
+    assert "counterfactuals" not in ex.unavailable
+
+
+def _is_plain_sentence(text: str) -> bool:
+    return (text[:1].isupper() and text.endswith(".") and "\n" not in text
+            and not any(s in text for s in ("()", "=", "[", "_", "None", "Error", "self.")))
+
+
+def test_unavailable_panels_are_said_in_one_plain_sentence(tmp_path) -> None:
+    model = randomise_(Stemmed(HRNetOCRHead()), seed=5)
+    model.tree.ocr_distri_head.object_context_block.f_up[1][0] = nn.GroupNorm(2, 16)   # not foldable per pixel
+    ex = Explorer(model, _image())
+    assert ex.counterfactuals == "off"
+    why = ex.unavailable["counterfactuals"]
+    assert "GroupNorm" in why and _is_plain_sentence(why), why
+    page = ex.save_html(tmp_path / "page.html").read_text()
+    assert why in page                                                     # the page carries it too
+    ok = Explorer(randomise_(Stemmed(HRNetOCRHead()), seed=5), _image(), counterfactuals="off")
+    assert _is_plain_sentence(ok.unavailable["counterfactuals"])
+    on = Explorer(randomise_(Stemmed(HRNetOCRHead()), seed=5), _image())
+    assert on.unavailable == {}
+    plain = Explorer.from_data(on.data.__class__(**{**{f: getattr(on.data, f) for f in
+                                                       on.data.__dataclass_fields__}, "pixel_head": None}))
+    assert _is_plain_sentence(plain.unavailable["counterfactuals"])
