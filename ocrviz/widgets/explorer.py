@@ -332,6 +332,40 @@ class Explorer(anywidget.AnyWidget):
                                f"give [row, col] in feature cells (pixel // {self.output_stride})")
         return [int(y), int(x)]
 
+    @t.validate("feat_hw")
+    def _check_feat_hw(self, proposal: dict) -> list[int]:
+        value = list(proposal["value"])
+        data = getattr(self, "_data", None)
+        want = list(data.feat_hw) if data is not None else None
+        if len(value) != 2 or any(isinstance(v, bool) or int(v) < 1 for v in value) or (want and value != want):
+            raise t.TraitError(f"feat_hw={value}; it is the feature grid of the shown data, "
+                               f"{want or '[h, w] positive ints'}, and cannot be changed: build a new Explorer "
+                               f"for another grid")
+        return [int(v) for v in value]
+
+    @t.validate("class_names")
+    def _check_class_names(self, proposal: dict) -> list[str]:
+        names = list(proposal["value"])
+        k = self.num_classes
+        if k and len(names) != k:
+            raise t.TraitError(f"{len(names)} class names given; this model has {k} classes: give one name per "
+                               f"class, in the model's class order")
+        if not all(isinstance(n, str) and n.strip() for n in names):
+            bad = next(n for n in names if not (isinstance(n, str) and n.strip()))
+            raise t.TraitError(f"class name {bad!r} is empty; give each class a visible name")
+        return names
+
+    @t.validate("palette")
+    def _check_palette(self, proposal: dict) -> list[list[int]]:
+        pal = [list(c) for c in proposal["value"]]
+        k = self.num_classes
+        ok = all(len(c) == 3 and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in c)
+                 for c in pal)
+        if (k and len(pal) != k) or not ok:
+            raise t.TraitError(f"palette has {len(pal)} colours; give {k or 'K'} [r, g, b] triples of ints "
+                               f"0..255, one per class (e.g. [[128, 64, 128], ...])")
+        return pal
+
     # ---- ERF on demand (debounced; only in ASPP mode with show_erf) ----
     def _on_erf_inputs(self, change: dict | None = None) -> None:
         if self._erf_fn is None or not self.show_erf or self.mode != "aspp":

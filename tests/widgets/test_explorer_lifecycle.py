@@ -110,3 +110,34 @@ def test_a_failed_erf_is_reported_then_the_next_click_works(models) -> None:
     assert ex.erf_status == "" and ex.erf_cell == [4, 5]
     ex.select(2, 3)                                                       # the failed cell, asked again
     assert ex.erf_status == "" and ex.erf_cell == [2, 3] and calls["n"] == 3
+
+
+def test_class_names_palette_and_feat_hw_are_validated() -> None:
+    """W7: values that made the live view fail or show wrong names are refused with a clear message."""
+    import traitlets
+
+    from ocrviz.widgets.synthetic import synthetic_data
+
+    ex = Explorer.from_data(synthetic_data(h=6, w=10, k=4, output_stride=4, seed=2))
+    ex.class_names = ["road", "car", "sky", "tree"]                       # the right count: fine
+    ex.palette = [[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]]
+    assert ex.class_names[1] == "car" and ex.palette[1] == [255, 0, 0]
+    bad = {
+        "class_names": (["road", "car"], "2 class names given; this model has 4 classes"),
+        "palette": ([[0, 0, 0]] * 3, "palette has 3 colours; give 4"),
+        "feat_hw": ([3, 20], "feat_hw=\\[3, 20\\]; it is the feature grid of the shown data, \\[6, 10\\]"),
+    }
+    for trait, (value, message) in bad.items():
+        before = getattr(ex, trait)
+        with pytest.raises(traitlets.TraitError, match=message):
+            setattr(ex, trait, value)
+        assert getattr(ex, trait) == before                               # unchanged
+    for value in ([[0, 0, 0], [256, 0, 0], [0, 0, 0], [0, 0, 0]], [[0, 0]] * 4):
+        with pytest.raises(traitlets.TraitError, match="triples of ints 0..255"):
+            ex.palette = value
+    with pytest.raises(traitlets.TraitError, match="expected an int"):   # traitlets' own type check
+        ex.palette = [[0, 0, 0.5]] * 4
+    with pytest.raises(traitlets.TraitError, match="is empty"):
+        ex.class_names = ["road", "", "sky", "tree"]
+    with pytest.raises(traitlets.TraitError, match="positive ints|feature grid"):
+        ex.feat_hw = [6, 10, 1]
