@@ -25,9 +25,9 @@ import anywidget
 import numpy as np
 import traitlets as t
 
+from .explorer_input import PreparedImage, _model_input, prepare_image  # noqa: F401  (_model_input: old callers)
 from .kernel_cf import KernelCounterfactuals
-from .payload import (ExplorerData, cf_fits_page, encode_erf, erf_to_cells, from_cache, pack_for_widget, png_bytes,
-                      to_payload, to_uint8_image)
+from .payload import ExplorerData, cf_fits_page, encode_erf, erf_to_cells, from_cache, pack_for_widget, to_payload
 
 STATIC = pathlib.Path(__file__).parent / "static"
 MODES = ("ocr", "aspp")
@@ -262,8 +262,7 @@ class Explorer(anywidget.AnyWidget):
             widget_kwargs.setdefault("pinned", True)
         widget_kwargs.setdefault("selected", [h // 2, w // 2])
         # PNG when small, else JPEG (a 1024 x 2048 street is 4 MB as PNG): the export's rule
-        fmt = "png" if len(png_bytes(data.image)) <= 512 * 1024 else "jpeg"
-        payload = to_payload(data, image_format=fmt, cf_in_page=where == "browser", live=True)
+        payload = to_payload(data, image_format="auto", cf_in_page=where == "browser", live=True)
         if where == "off" and data.pixel_head is not None:
             payload["unavailable"]["counterfactuals"] = "Counterfactuals are switched off for this explorer."
         if data.aspp_rates is not None and erf_fn is None and not data.erf_maps:
@@ -494,19 +493,6 @@ def _device(model: Any, device: Any) -> Any:
     return dev
 
 
-def _model_input(image: Any, transform: Any, mean: Any, std: Any) -> Any:
-    """1 x 3 x H x W float input: a tensor as given, else (image / 255 - mean) / std."""
-    if hasattr(image, "detach"):
-        x = image.detach().float()
-        return x[None] if x.ndim == 3 else x                                     # 1 x 3 x H x W
-    arr = to_uint8_image(image)
-    if transform is not None:
-        return transform(arr)
-    from ocrviz.normalisation import normalise
-
-    return normalise(arr, mean, std)                                             # 1 x 3 x H x W
-
-
 def _run_drawn(m: Any, x: Any, keep: Callable[[str], bool], logits_fn: Any, align_corners: bool | None) -> Any:
     """Capture what is drawn on one forward; (cache, logits at the image size or None when cached)."""
     import torch
@@ -527,10 +513,10 @@ def _run_drawn(m: Any, x: Any, keep: Callable[[str], bool], logits_fn: Any, alig
     return cache, upsample_logits(main_logits(out, logits_fn), tuple(x.shape[-2:]), ac)
 
 
-def _blame(model: Any, image: Any, labels: Any, default_input: bool) -> Any:
+def _blame(model: Any, prep: PreparedImage, labels: Any) -> Any:
     """error_blame's category map when it applies: labels given, a model rerun_head supports, and
-    a uint8 image normalised as the model's own default (error_blame normalises it the same way)."""
-    if labels is None or not default_input or hasattr(image, "detach"):
+    the picture normalised as the model's own default (error_blame normalises it the same way)."""
+    if labels is None or not prep.model_default:
         return None
     from ocrviz.analysis import error_blame
     from ocrviz.analysis.counterfactual import ocr_parts
@@ -539,7 +525,7 @@ def _blame(model: Any, image: Any, labels: Any, default_input: bool) -> Any:
         ocr_parts(model)
     except ValueError:
         return None
-    return error_blame(model, to_uint8_image(image), np.asarray(labels)).category
+    return error_blame(model, prep.picture, np.asarray(labels)).category
 
 
 def _names_from(model: Any) -> tuple[Any, Any]:
@@ -556,12 +542,8 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
                   palette: Any, transform: Any, aspp_rates: Any, mark: Any = None,
                   mark_name: str = "marked", mean: Any = None, std: Any = None, logits_fn: Any = None,
                   align_corners: bool | None = None, device: Any = None) -> tuple[ExplorerData, Any]:
-    from ocrviz.normalisation import input_normalisation
-
-    default_input = transform is None and mean is None and std is None
-    if transform is None and not hasattr(image, "detach"):  # a uint8 image: the caller's, else the model's own
-        mean, std = input_normalisation(model, mean, std)
-    x = _model_input(image, transform, mean, std)
+    prep = prepare_image(model, image, transform=transform, mean=mean, std=std)   # the one conversion
+    x = prep.x
     dev = _device(model, device)
     model.to(dev)
     if aspp_model is not None:
@@ -569,7 +551,6 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
     x = x.to(dev)
     if x.ndim != 4 or x.shape[0] != 1:
         raise ValueError(f"one image at a time: model input has shape {tuple(x.shape)}; expected 1 x 3 x H x W")
-    shown = to_uint8_image(image)
     try:
         cache, logits = _run_drawn(model, x, _drawn_ocr, logits_fn, align_corners)
     except ValueError as e:
@@ -596,8 +577,8 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
     own_names, own_pal = _names_from(model)
     names = class_names if class_names is not None else own_names
     pal = palette if palette is not None else own_pal
-    return from_cache(cache, shown, labels=labels, class_names=names, palette=pal, logits=logits,
+    return from_cache(cache, prep.picture, labels=labels, class_names=names, palette=pal, logits=logits,
                       pixel_head=head, unavailable=why,
-                      blame=_blame(model, image, labels, default_input),
+                      blame=_blame(model, prep, labels),
                       output_stride=getattr(model, "output_stride", None), mark=mark, mark_name=mark_name,
                       **kw), x

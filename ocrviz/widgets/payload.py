@@ -33,6 +33,7 @@ CF_ARRAYS = ("value", "pixels", "up_w", "up_b", "fuse_w", "fuse_b", "cls_w", "cl
 # The counterfactual head travels only while its pixel features stay small (the toy models: 1 MiB);
 # an HRNet-W48 head at 1024 x 2048 would be 256 MiB.
 CF_MAX_BYTES = 8 * 1024 * 1024
+AUTO_PNG_MAX_BYTES = 512 * 1024   # image_format="auto": PNG when this small (a 1024 x 2048 street is 4 MB as PNG)
 PRECISIONS = {"float32": 0, "fixed24": 24, "fixed16": 16}   # finest first; fixed: codes of values in [0, 1]
 
 
@@ -170,15 +171,17 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
     ``region_q`` uint8 K x h x w with per-map ``region_scale``,
     ``aspp_shares`` float32 HW x n, ``erf_maps`` uint8 N x h x w, ``mark``
     uint8 0/1.
-    Empty ``b""`` marks an absent optional buffer.  ``image_override``: a
+    Empty ``b""`` marks an absent optional buffer.  ``image_format``: "png",
+    "jpeg" or "auto" (PNG when at most ``AUTO_PNG_MAX_BYTES``).  ``image_override``: a
     resized copy of the image to send instead (``image_hw`` keeps the true
     size; the view scales the picture to it).  ``cf_in_page``: ship the
     counterfactual head (``cf_*``); None (default) when ``cf_fits_page(data)``.
     ``unavailable``: {panel: one plain sentence} (``unavailable_panels``; ``live``:
     for a widget with a kernel, whose own reasons the explorer adds).
     """
-    if image_format not in ("png", "jpeg"):
-        raise ValueError(f"image_format={image_format!r}; allowed: 'png' (lossless) or 'jpeg' (smaller)")
+    if image_format not in ("png", "jpeg", "auto"):
+        raise ValueError(f"image_format={image_format!r}; allowed: 'png' (lossless), 'jpeg' (smaller) or 'auto' "
+                         f"(PNG up to {AUTO_PNG_MAX_BYTES // 1024} KiB, else JPEG)")
     k = data.num_classes
     h, w = data.feat_hw
     rq, rscale = zip(*(quantise_u8(m) for m in data.region_weights))   # K x (h x w, scale)
@@ -190,7 +193,11 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
         erf_q.append(q)
         erf_scales.append(sc)
     shown = data.image if image_override is None else image_override
-    image = png_bytes(shown) if image_format == "png" else jpeg_bytes(shown)
+    image = jpeg_bytes(shown) if image_format == "jpeg" else png_bytes(shown)   # encoded once
+    if image_format == "auto":
+        image_format = "png" if len(image) <= AUTO_PNG_MAX_BYTES else "jpeg"
+        if image_format == "jpeg":
+            image = jpeg_bytes(shown)
     cf = _cf_arrays(data, cf_in_page)
     f32 = lambda a: np.ascontiguousarray(a, dtype="<f4").tobytes()  # noqa: E731
     u8 = lambda a: b"" if a is None else np.ascontiguousarray(a, dtype=np.uint8).tobytes()  # noqa: E731
