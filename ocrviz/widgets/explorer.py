@@ -35,6 +35,14 @@ OVERLAYS = ("image", "prediction", "ground truth", "errors", "marked")
 SCALES = ("sqrt", "log", "linear")
 COUNTERFACTUALS = ("auto", "browser", "kernel", "off")
 ErfFn = Callable[[int, int], Any]
+REOPEN_NOTE = "run the cell again to bring the explorer back."
+# Shown only right after JupyterLab's "Error displaying widget: model not found" (the widget renderer
+# classes itself .jupyter-widgets only when it fails; a rendered view is a child), see _ipython_display_.
+REOPEN_HTML = (
+    "<style>.jp-OutputArea-child:has(> .jp-OutputArea-output.jupyter-widgets) + .jp-OutputArea-child "
+    ".ocrviz-reopen{display:block !important}</style>"
+    '<div class="ocrviz-reopen" style="display:none;font-family:sans-serif;padding:4px 0">This explorer\'s '
+    f'data lived in a Python kernel that is gone: {REOPEN_NOTE}</div>')
 
 
 def _project_weight(aspp_model: Any) -> Any:
@@ -274,6 +282,22 @@ class Explorer(anywidget.AnyWidget):
         if self._kcf is not None:
             self.observe(self._on_cf_request, names=["cf_request"])
         self._on_erf_inputs()
+
+    def _ipython_display_(self) -> None:
+        """The widget, then a one-line note that only a notebook reopened without the widget's state shows.
+
+        Reopened without its kernel's widget model, JupyterLab's widget renderer writes "Error
+        displaying widget: model not found" (hard-coded in @jupyter-widgets/jupyterlab-manager, and
+        its renderer outranks every other mime type of the output, so the widget itself cannot
+        change that text).  The note's own CSS keeps it hidden unless the output just before it is
+        such an error (the renderer adds ``.jupyter-widgets`` to itself only then); in a live
+        notebook, VS Code or Colab it never shows.  The plain text (nbviewer, GitHub) says the same."""
+        from IPython.display import HTML, display
+
+        data, meta = self._repr_mimebundle_()
+        data = {**data, "text/plain": f"ocrviz Explorer (interactive; if you see only this text, {REOPEN_NOTE[:-1]})"}
+        display(data, metadata=meta, raw=True)
+        display(HTML(REOPEN_HTML))
 
     def close(self) -> None:
         """Close the widget (its views go blank) and let go of the model: pending ERF / counterfactual
