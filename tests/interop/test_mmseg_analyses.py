@@ -143,3 +143,18 @@ def test_mmseg_ocrhead_attention_report_and_error_blame_equal_ocrviz_hrnet(mm, t
     assert (theirs_b.prediction == ours_b.prediction).all()
     assert (theirs_b.category == ours_b.category).mean() >= 0.999
     assert (theirs_b.category >= 0).sum() > 100                                  # there are errors to blame
+
+
+def test_explorer_on_mmseg_keeps_counterfactuals_and_its_own_prediction(mm_sync) -> None:
+    """Explorer(MMSeg's model with SyncBatchNorm): counterfactuals on, nothing unavailable, and the prediction is
+    MMSeg's own (resized with its align_corners=False): agreement 1.0."""
+    from ocrviz import Explorer
+    from ocrviz.data.dataset import normalize
+
+    image = np.random.default_rng(8).integers(0, 256, (64, 128, 3), dtype=np.uint8)
+    ex = Explorer(mm_sync, image)
+    assert ex.counterfactuals == "browser" and ex.unavailable == {}
+    with torch.no_grad():
+        own = mm_sync.encode_decode(normalize(image)[None], [dict(img_shape=(64, 128))]).argmax(1)[0].numpy()
+    assert mm_sync.align_corners is False
+    assert (ex.data.pred == own).mean() == 1.0
