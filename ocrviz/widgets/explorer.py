@@ -373,9 +373,6 @@ class Explorer(anywidget.AnyWidget):
         if k and len(names) != k:
             raise t.TraitError(f"{len(names)} class names given; this model has {k} classes: give one name per "
                                f"class, in the model's class order")
-        if not all(isinstance(n, str) and n.strip() for n in names):
-            bad = next(n for n in names if not (isinstance(n, str) and n.strip()))
-            raise t.TraitError(f"class name {bad!r} is empty; give each class a visible name")
         return names
 
     @t.validate("palette")

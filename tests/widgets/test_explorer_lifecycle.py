@@ -137,7 +137,7 @@ def test_class_names_palette_and_feat_hw_are_validated() -> None:
             ex.palette = value
     with pytest.raises(traitlets.TraitError, match="expected an int"):   # traitlets' own type check
         ex.palette = [[0, 0, 0.5]] * 4
-    with pytest.raises(traitlets.TraitError, match="is empty"):
-        ex.class_names = ["road", "", "sky", "tree"]
+    with pytest.raises(traitlets.TraitError, match="5 class names given"):
+        ex.class_names = ["road", "car", "sky", "tree", "bus"]
     with pytest.raises(traitlets.TraitError, match="positive ints|feature grid"):
         ex.feat_hw = [6, 10, 1]
