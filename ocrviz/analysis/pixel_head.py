@@ -126,7 +126,7 @@ def _leaves(module: nn.Module) -> list[nn.Module]:
     """The modules that compute, in forward order (ConvModule: conv, norm, activation in ``order``)."""
     order = getattr(module, "order", None)
     if order is not None and tuple(order) != ("conv", "norm", "act"):
-        raise Unavailable(f"its {type(module).__name__} runs its layers in the order {', '.join(order)}, "
+        raise Unavailable(f"the {type(module).__name__} runs its layers in the order {', '.join(order)}, "
                           f"not convolution, normalisation, activation")
     return [m for m in module.modules() if not any(True for _ in m.children())]
 
@@ -140,16 +140,17 @@ def _conv_bn_relu(part: nn.Module, what: str) -> tuple[np.ndarray, np.ndarray]:
     layers = [m for m in _leaves(part) if not isinstance(m, _IDENTITY_IN_EVAL)]
     names = ", ".join(type(m).__name__ for m in layers) or "nothing"
     if len(layers) != 3:
-        raise Unavailable(f"its {what} is {names}, not a 1x1 convolution, a BatchNorm and a ReLU")
+        raise Unavailable(f"the {what} is {names}, not a 1x1 convolution, a BatchNorm and a ReLU")
     conv, bn, act = layers
     if not isinstance(conv, nn.Conv2d) or conv.kernel_size != (1, 1) or conv.groups != 1:
-        raise Unavailable(f"its {what} starts with {type(conv).__name__} "
-                          f"{getattr(conv, 'kernel_size', '')}, not a plain 1x1 convolution")
+        size = "x".join(str(v) for v in getattr(conv, "kernel_size", ()))
+        raise Unavailable(f"the {what} starts with a {size + ' ' if size else ''}{type(conv).__name__}"
+                          f"{' in groups' if getattr(conv, 'groups', 1) != 1 else ''}, not a plain 1x1 convolution")
     if not isinstance(bn, nn.modules.batchnorm._BatchNorm) or bn.running_mean is None:
-        raise Unavailable(f"its {what} normalises with {type(bn).__name__}, not a BatchNorm with running "
+        raise Unavailable(f"the {what} normalises with {type(bn).__name__}, not a BatchNorm with running "
                           f"statistics, so it is not an affine map per pixel")
     if not isinstance(act, nn.ReLU):
-        raise Unavailable(f"its {what} ends in {type(act).__name__}, not a ReLU")
+        raise Unavailable(f"the {what} ends in {type(act).__name__}, not a ReLU")
     w = conv.weight.detach().double()[:, :, 0, 0].cpu().numpy()                           # Cout x Cin
     b0 = np.zeros(w.shape[0]) if conv.bias is None else conv.bias.detach().double().cpu().numpy()
     var, mean = bn.running_var.detach().double(), bn.running_mean.detach().double()
