@@ -14,12 +14,13 @@ sim map wins over the one the new regions would give; the new regions still
 change the values).  Neither: the head logits recomputed from the cached sim
 map, equal to ``cache.head_logits``.
 
-Supported trees (``SUPPORTED``): ocrviz's OCR models (``create_model("ocrnet")``,
-``load_model("toycity-ocr")``: the head at ``model.head``), ``HRNetW48OCR``
-(the head at top level), and the same layout in foreign official HRNet-OCR and
-openseg.pytorch trees captured with foreign capture.  Not supported: MMSeg's
-``OCRHead`` (``object_context_block.{query,key,value}_project``), blocks with
-``scale != 1`` or background context, and non-OCR models (ASPP, FCN).
+Supported trees (``SUPPORTED``, found by ``ocr_parts.ocr_parts``): ocrviz's OCR
+models (``create_model("ocrnet")``, ``load_model("toycity-ocr")``: the head at
+``model.head``), ``HRNetW48OCR`` (the head at top level), official HRNet-OCR and
+openseg.pytorch trees, and MMSeg's ``OCRHead`` (``key_project`` /
+``value_project`` / ``out_project`` / ``bottleneck``, ``conv_seg``), the last
+three captured with foreign capture.  Not supported: blocks with ``scale != 1``
+or background context, and non-OCR models (ASPP, FCN).
 
 Example::
 
@@ -29,7 +30,6 @@ Example::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,56 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SUPPORTED = ("ocrviz OCR models (create_model('ocrnet'), load_model('toycity-ocr'); head at model.head)",
-             "ocrviz HRNetW48OCR (create_model('hrnet_w48_ocr'), any width; head at top level)",
-             "official HRNet-OCR / openseg.pytorch trees with the same layout (foreign capture)")
-_LAYOUT = ("ocr_distri_head.object_context_block.{f_object, f_down, f_up}, ocr_distri_head.conv_bn_dropout, "
-           "cls_head")
+from .ocr_parts import SUPPORTED, OCRParts, ocr_parts  # noqa: F401  (re-exported: the analyses import them here)
+
 SUM_TOL = 1e-3  # allowed deviation of a row / map sum from 1
-
-
-@dataclass(frozen=True)
-class OCRParts:
-    """The modules of one OCR head that run after the soft regions."""
-
-    head: nn.Module
-    block: nn.Module          # object_context_block: f_object, f_down, f_up
-    fuse: nn.Module           # conv_bn_dropout
-    cls: nn.Module            # cls_head
-    key_channels: int
-
-    @property
-    def per_pixel(self) -> bool:
-        """True when every conv after the sim map is 1x1 (the head is then per pixel)."""
-        convs = [m for part in (self.block.f_up, self.fuse, self.cls) for m in part.modules()
-                 if isinstance(m, nn.Conv2d)]
-        return all(c.kernel_size == (1, 1) for c in convs)
-
-
-def _unsupported(model: nn.Module, why: str) -> ValueError:
-    return ValueError(
-        f"{type(model).__name__} (arch={getattr(model, 'arch', '?')!r}) is not supported: {why}. Supported: "
-        + "; ".join(SUPPORTED) + f". They need the official OCR layout {_LAYOUT}. Not supported: MMSegmentation's "
-        "OCRHead (key_project / query_project / value_project), scale > 1 or background-context blocks, and "
-        "heads without OCR (ASPP, FCN)")
-
-
-def ocr_parts(model: nn.Module) -> OCRParts:
-    """Find the OCR head of ``model`` (``model.head`` or ``model`` itself); clear error otherwise."""
-    head = model.head if hasattr(getattr(model, "head", None), "ocr_distri_head") else model
-    distri = getattr(head, "ocr_distri_head", None)
-    block = getattr(distri, "object_context_block", None)
-    if block is None:
-        raise _unsupported(model, "no ocr_distri_head.object_context_block found")
-    missing = [n for n in ("f_object", "f_down", "f_up") if not isinstance(getattr(block, n, None), nn.Module)]
-    missing += [n for n, m in (("ocr_distri_head.conv_bn_dropout", getattr(distri, "conv_bn_dropout", None)),
-                               ("cls_head", getattr(head, "cls_head", None))) if not isinstance(m, nn.Module)]
-    if missing:
-        raise _unsupported(model, f"missing {', '.join(missing)}")
-    if getattr(block, "scale", 1) != 1 or getattr(block, "use_bg", False):
-        raise _unsupported(model, f"object_context_block has scale={getattr(block, 'scale', 1)}, "
-                                  f"use_bg={getattr(block, 'use_bg', False)}")
-    return OCRParts(head, block, distri.conv_bn_dropout, head.cls_head, int(block.key_channels))
 
 
 def _check_eval(model: nn.Module) -> None:
@@ -128,20 +81,21 @@ def value_and_sim(parts: OCRParts, cache: Any, region_weights: torch.Tensor) -> 
     flat = pixels.reshape(b, c, h * w).permute(0, 2, 1)                    # B x HW x C
     proxies = torch.matmul(region_weights.reshape(b, k, h * w), flat)      # B x K x C
     proxies = proxies.permute(0, 2, 1).unsqueeze(3)                        # B x C x K x 1 (official layout)
-    key = parts.block.f_object(proxies).reshape(b, parts.key_channels, -1)                 # B x Ck x K
-    value = parts.block.f_down(proxies).reshape(b, parts.key_channels, -1).permute(0, 2, 1)  # B x K x Ck
+    key = parts.key_proj(proxies).reshape(b, parts.key_channels, -1)                     # B x Ck x K
+    value = parts.value_proj(proxies).reshape(b, parts.key_channels, -1).permute(0, 2, 1)  # B x K x Ck
     query = cache.query                                                    # B x HW x Ck
-    sim = F.softmax((parts.key_channels ** -0.5) * torch.matmul(query, key), dim=-1)  # B x HW x K
+    logits = torch.matmul(query, key)                                      # B x HW x K
+    sim = F.softmax(logits if parts.sim_scale is None else parts.sim_scale * logits, dim=-1)  # B x HW x K
     return value, sim
 
 
 def tail(parts: OCRParts, context: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
     """Context (B x Ck x h x w) + pixel features (B x C x h x w) -> head logits B x K x h x w.
 
-    f_up, the fuse conv on ``cat([object_context, pixels])`` and cls_head; with
+    f_up (MMSeg: out_project), the fuse on ``cat([object_context, pixels])`` and the classifier; with
     a per-pixel head the "grid" may be any N x 1 list of cells.
     """
-    obj = parts.block.f_up(context)                                        # B x C x h x w
+    obj = parts.up(context)                                                # B x C x h x w
     return parts.cls(parts.fuse(torch.cat([obj, pixels], 1)))              # B x K x h x w
 
 

@@ -112,19 +112,22 @@ class _GraphERF:
             # backward is about an eighth cheaper (measured at 1024 x 2048) and the graph smaller.
             for p in params:
                 p.requires_grad_(False)
-            self.inp = self.image.detach().clone().requires_grad_(True)
+            inp = self.image.detach().clone().requires_grad_(True)
             with torch.enable_grad():
-                out = self.model(self.inp)                               # 1 x K x H x W, graph kept
+                out = self.model(inp)                                    # 1 x K x H x W, graph kept
         finally:
             for hook in hooks:
                 hook.remove()
             for p in params:
                 p.requires_grad_(True)
             self.model.train(was_training)
+        # Set only once the forward has succeeded: a failed build (out of memory, a bad model) is
+        # retried on the next call instead of leaving a half-built state behind.
         self.pred = out.detach().max(1).indices[0]                       # H x W
         self.size = tuple(out.shape[-2:])
         self.main = caught.get("main")
         self.out = None if self.main is not None else out                # the full-resolution graph otherwise
+        self.inp = inp
 
     def __call__(self, y: int, x: int) -> np.ndarray:
         if self.inp is None:

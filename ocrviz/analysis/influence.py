@@ -7,7 +7,7 @@ left, K = 1 or float underflow, becomes uniform over the other regions).
 Positive: the region supports the prediction; negative: it works against it.
 
 After the sim map OCR's head is per pixel (context = row @ value, then the
-1x1 convs f_up, conv_bn_dropout, cls_head; in eval mode BatchNorm is affine
+1x1 convs f_up, conv_bn_dropout, cls_head (MMSeg: out_project, bottleneck, conv_seg); in eval mode BatchNorm is affine
 and Dropout2d the identity), so all K edits of all cells run as one batch of
 ``cells x (K + 1)`` rows through the model's own modules, laid out as an
 N x 1 "image" (the first row of each cell is the unedited one, so an edit
@@ -48,7 +48,7 @@ def dropped_rows(sim: torch.Tensor) -> torch.Tensor:
 def _fused_logits(parts: OCRParts, context: torch.Tensor, pixels: torch.Tensor, reps: int) -> torch.Tensor:
     """context (M*reps) x Ck, pixels M x C -> (M*reps) x K logits, through the model's modules."""
     ctx = context.T[None, :, :, None]                                       # 1 x Ck x (M*reps) x 1
-    obj = parts.block.f_up(ctx)                                             # 1 x C x (M*reps) x 1
+    obj = parts.up(ctx)                                                     # 1 x C x (M*reps) x 1
     fuse = parts.fuse
     conv = fuse[0] if isinstance(fuse, nn.Sequential) and len(fuse) else None
     pix = pixels.T[None, :, :, None]                                        # 1 x C x M x 1

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..capture import Cache, run_with_cache
-from ..capture.outputs import find_align_corners, upsample_logits
+from ..capture.outputs import BilinearCalls, find_align_corners, upsample_logits
 from ..normalisation import input_normalisation, normalise
 from ..evaluate import class_ids
 
@@ -76,8 +76,9 @@ def image_pass(model: nn.Module, image: Any, index: int | None = None) -> ImageP
     """Normalise, capture and predict one image (the model must already be in eval mode)."""
     arr = check_image(image, index)
     x = normalise(arr, *input_normalisation(model)).to(model_device(model))   # 1 x 3 x H x W (the model's own)
-    out, cache = run_with_cache(model, x)
-    align = find_align_corners(model, default=True)
+    with BilinearCalls() as calls:
+        out, cache = run_with_cache(model, x)
+    align = find_align_corners(model, default=True, observed=calls.seen)
     size = tuple(arr.shape[:2])
     logits = out if isinstance(out, torch.Tensor) and tuple(out.shape[-2:]) == size else None
     if logits is None:                                                     # foreign outputs: [aux, main] ...

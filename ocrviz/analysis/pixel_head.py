@@ -8,11 +8,13 @@ mode BatchNorm is an affine map and Dropout2d is the identity):
     augmented = relu(A_fuse @ [object_cx; pixel] + b_fuse)   # C   conv_bn_dropout
     logits    = W_cls @ augmented + b_cls                # K   cls_head
 
-``PixelHead`` holds exactly those arrays (BN folded into the conv before it)
+``PixelHead`` holds exactly those arrays (any eval-mode BatchNorm, SyncBatchNorm
+included, folded into the conv before it; MMSeg's ConvModules alike)
 so that an edited sim row can be re-run for one pixel without a kernel, in
 the explorer's JS or here in numpy (``logits``).  The head is found by
-``counterfactual.ocr_parts`` (ocrviz's OCR models, HRNet-OCR, official-layout
-trees); other trees give None.
+``ocr_parts.ocr_parts`` (ocrviz's OCR models, HRNet-OCR, official-layout,
+openseg and MMSeg trees); other trees give None, and ``explain_pixel_head``
+says why in one plain sentence (the explorer shows it).
 
 Example::
 
@@ -31,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .counterfactual import ocr_parts
+from .ocr_parts import ocr_parts
 
 
 @dataclass(frozen=True)
@@ -113,35 +115,73 @@ class PixelHead:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def _conv_bn(seq: nn.Module) -> tuple[np.ndarray, np.ndarray]:
-    """Sequential(conv1x1, Sequential(BN, ReLU) | BN, ...) -> (A, b) with BN(conv(x)) = A x + b."""
-    conv = seq[0]
-    bn = seq[1][0] if isinstance(seq[1], nn.Sequential) else seq[1]
-    if not isinstance(conv, nn.Conv2d) or conv.kernel_size != (1, 1) or not isinstance(bn, nn.BatchNorm2d):
-        raise TypeError("expected a 1x1 conv followed by BatchNorm")
+class Unavailable(ValueError):
+    """Why a model's head cannot be folded per pixel: one plain sentence, shown by the explorer."""
+
+
+_IDENTITY_IN_EVAL = (nn.modules.dropout._DropoutNd, nn.Dropout, nn.Identity)
+
+
+def _leaves(module: nn.Module) -> list[nn.Module]:
+    """The modules that compute, in forward order (ConvModule: conv, norm, activation in ``order``)."""
+    order = getattr(module, "order", None)
+    if order is not None and tuple(order) != ("conv", "norm", "act"):
+        raise Unavailable(f"the {type(module).__name__} runs its layers in the order {', '.join(order)}, "
+                          f"not convolution, normalisation, activation")
+    return [m for m in module.modules() if not any(True for _ in m.children())]
+
+
+def _conv_bn_relu(part: nn.Module, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """A 1x1 conv, any eval-mode BatchNorm (BatchNorm2d, SyncBatchNorm, ...), a ReLU, then only layers that
+    are the identity in eval mode -> (A, b) with relu(BN(conv(x))) = relu(A x + b).
+
+    Accepts official ``Sequential(conv, Sequential(BN, ReLU))``, ``Sequential(conv, BN, ReLU, Dropout2d)``
+    and MMSeg's ``ConvModule`` (conv, bn, activate); anything else raises ``Unavailable`` saying why."""
+    layers = [m for m in _leaves(part) if not isinstance(m, _IDENTITY_IN_EVAL)]
+    names = ", ".join(type(m).__name__ for m in layers) or "nothing"
+    if len(layers) != 3:
+        raise Unavailable(f"the {what} is {names}, not a 1x1 convolution, a BatchNorm and a ReLU")
+    conv, bn, act = layers
+    if not isinstance(conv, nn.Conv2d) or conv.kernel_size != (1, 1) or conv.groups != 1:
+        size = "x".join(str(v) for v in getattr(conv, "kernel_size", ()))
+        raise Unavailable(f"the {what} starts with a {size + ' ' if size else ''}{type(conv).__name__}"
+                          f"{' in groups' if getattr(conv, 'groups', 1) != 1 else ''}, not a plain 1x1 convolution")
+    if not isinstance(bn, nn.modules.batchnorm._BatchNorm) or bn.running_mean is None:
+        raise Unavailable(f"the {what} normalises with {type(bn).__name__}, not a BatchNorm with running "
+                          f"statistics, so it is not an affine map per pixel")
+    if not isinstance(act, nn.ReLU):
+        raise Unavailable(f"the {what} ends in {type(act).__name__}, not a ReLU")
     w = conv.weight.detach().double()[:, :, 0, 0].cpu().numpy()                           # Cout x Cin
     b0 = np.zeros(w.shape[0]) if conv.bias is None else conv.bias.detach().double().cpu().numpy()
-    g = (bn.weight.detach().double() / (bn.running_var.detach().double() + bn.eps).sqrt()).cpu().numpy()
-    return g[:, None] * w, g * (b0 - bn.running_mean.detach().double().cpu().numpy()) + bn.bias.detach().double().cpu().numpy()
+    var, mean = bn.running_var.detach().double(), bn.running_mean.detach().double()
+    gamma = bn.weight.detach().double() if bn.weight is not None else torch.ones_like(var)
+    beta = bn.bias.detach().double() if bn.bias is not None else torch.zeros_like(var)
+    g = (gamma / (var + bn.eps).sqrt()).cpu().numpy()
+    return g[:, None] * w, g * (b0 - mean.cpu().numpy()) + beta.cpu().numpy()
 
 
-def pixel_head(model: Any, cache: Any, batch_index: int = 0) -> PixelHead | None:
-    """The folded per-pixel head of ``model`` with the values and pixel features of ``cache``;
-    None when ``counterfactual.ocr_parts`` finds no supported head, the head is not per pixel, or
-    the cache lacks value / pixel_feats."""
+def explain_pixel_head(model: Any, cache: Any, batch_index: int = 0) -> PixelHead:
+    """``pixel_head``, or ``Unavailable`` with one plain sentence saying why the head cannot be folded."""
     try:
         parts = ocr_parts(model)
     except ValueError:
-        return None
-    cls = parts.cls
-    if not parts.per_pixel or not isinstance(cls, nn.Conv2d) or not (cache.has("value") and cache.has("pixel_feats")):
-        return None
+        raise Unavailable("Counterfactuals are off: ocrviz re-runs the OCR heads of its own OCRNets, HRNet-OCR, "
+                          "openseg's SpatialOCRNet and MMSeg's OCRHead, and this model has none of them.") from None
+    if not parts.per_pixel:
+        raise Unavailable("Counterfactuals are off: this model's layers after the similarity map are not all "
+                          "1x1, so a pixel cannot be re-run on its own.")
+    if not isinstance(parts.cls, nn.Conv2d) or parts.cls.kernel_size != (1, 1):
+        raise Unavailable(f"Counterfactuals are off: this model's classifier is a {type(parts.cls).__name__}, "
+                          f"not a 1x1 convolution.")
+    if not (cache.has("value") and cache.has("pixel_feats")):
+        raise Unavailable("Counterfactuals are off: the capture holds no region values or pixel features.")
     try:
-        up_w, up_b = _conv_bn(parts.block.f_up)
-        fuse_w, fuse_b = _conv_bn(parts.fuse)
-    except (TypeError, IndexError):
-        return None
+        up_w, up_b = _conv_bn_relu(parts.up, "up projection after the context")
+        fuse_w, fuse_b = _conv_bn_relu(parts.fuse, "fuse layer")
+    except Unavailable as e:
+        raise Unavailable(f"Counterfactuals are off: {e}.") from None
     b = batch_index
+    cls = parts.cls
     value = cache.value[b].detach().double().cpu().numpy()                                 # K x Ck
     feats = cache.pixel_feats[b].detach().float()                                    # C x h x w
     pixels = feats.reshape(feats.shape[0], -1).T.contiguous().cpu().numpy()                # HW x C (float32)
@@ -149,3 +189,13 @@ def pixel_head(model: Any, cache: Any, batch_index: int = 0) -> PixelHead | None
     cls_b = np.zeros(cls_w.shape[0]) if cls.bias is None else cls.bias.detach().double().cpu().numpy()
     return PixelHead(value=value, pixels=pixels, up_w=up_w, up_b=up_b, fuse_w=fuse_w, fuse_b=fuse_b,
                      cls_w=cls_w, cls_b=cls_b)
+
+
+def pixel_head(model: Any, cache: Any, batch_index: int = 0) -> PixelHead | None:
+    """The folded per-pixel head of ``model`` with the values and pixel features of ``cache``;
+    None when ``counterfactual.ocr_parts`` finds no supported head, the head is not per pixel, or
+    the cache lacks value / pixel_feats (``explain_pixel_head`` says which)."""
+    try:
+        return explain_pixel_head(model, cache, batch_index)
+    except Unavailable:
+        return None

@@ -228,7 +228,8 @@ def attention_report(model: torch.nn.Module, images: Iterable[np.ndarray], label
                 raise ValueError(f"image {i}: sim map {tuple(sim.shape)}; expected 1 x HW x {k}")
             rows = sim[0]                                                  # HW x K
             top = rows.argmax(-1)                                          # HW
-            pred_cell = c.head_logits[0].flatten(1).argmax(0)              # HW
+            head = c.head_logits if c.has("head_logits") else rerun_head(model, c)  # foreign trees: recomputed
+            pred_cell = head[0].flatten(1).argmax(0)                       # HW
             soft_cell = c.soft_regions[0].flatten(1).argmax(0)             # HW
             ent = _entropy(rows.double())
             img = dict.fromkeys(PER_IMAGE_SUMS, 0.0)

@@ -89,6 +89,11 @@ def _kind(module: nn.Module) -> str | None:
 
 
 def _unsupported(module: nn.Module, kind: str) -> str | None:
+    hooked = {"official_block": ("f_pixel", "f_object", "f_down", "f_up"),
+              "mmseg_block": ("query_project", "key_project", "value_project")}.get(kind, ())
+    for name in hooked:                       # hooks go on these: each must be a module
+        if not isinstance(getattr(module, name), nn.Module):
+            return f"{name} that is a {type(getattr(module, name)).__name__}, not an nn.Module"
     if kind == "official_block":
         if module.scale != 1:
             return f"scale={module.scale} (pooled queries)"
@@ -124,11 +129,19 @@ class ForeignSite:
         if self.unsupported:
             raise ValueError(
                 f"{self.path or '<model>'} ({type(self.module).__name__}) uses {self.unsupported}, which foreign "
-                f"capture does not support (only scale=1 without background context). Leave it out with "
+                f"capture does not support (only scale=1 without background context, with module "
+                f"projections). Leave it out with "
                 f"names=... or capture with foreign=False.")
         attach = {"gather": _attach_gather, "official_block": _attach_block,
                   "mmseg_block": _attach_block, "ocr_module": _attach_ocr_module}[self.kind]
-        return attach(self, store, detach)
+        handles: list[RemovableHandle] = []
+        try:
+            attach(self, store, detach, handles)
+        except BaseException:                 # a half-attached site leaves nothing behind
+            for h in handles:
+                h.remove()
+            raise
+        return handles
 
 
 def find_foreign(model: nn.Module, *, skip_hooked: bool = True) -> list[ForeignSite]:
@@ -221,7 +234,7 @@ def _attention(q_map: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scal
 
 
 # -- adapters -------------------------------------------------------------------------
-def _attach_gather(site: ForeignSite, store: Store, detach: bool) -> list[RemovableHandle]:
+def _attach_gather(site: ForeignSite, store: Store, detach: bool, handles: list[RemovableHandle]) -> None:
     path, module = site.path, site.module
 
     def hook(mod: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
@@ -241,7 +254,7 @@ def _attach_gather(site: ForeignSite, store: Store, detach: bool) -> list[Remova
         store(_join(path, "region_weights"), weights.reshape(b, k, h, w))           # B x K x h x w
         store(_join(path, "proxies"), actual)
 
-    return [module.register_forward_hook(hook, with_kwargs=True)]
+    handles.append(module.register_forward_hook(hook, with_kwargs=True))
 
 
 def _block_spec(block: nn.Module, kind: str) -> tuple[tuple[str, ...], str | None, str | None, float | None]:
@@ -253,7 +266,7 @@ def _block_spec(block: nn.Module, kind: str) -> tuple[tuple[str, ...], str | Non
             block.channels ** -0.5 if block.matmul_norm else None)
 
 
-def _attach_block(site: ForeignSite, store: Store, detach: bool) -> list[RemovableHandle]:
+def _attach_block(site: ForeignSite, store: Store, detach: bool, handles: list[RemovableHandle]) -> None:
     """Official / openseg ``(x, proxy) -> f_up(context)`` and MMSeg ``-> bottleneck(cat([out_project(context), x]))``."""
     path, block = site.path, site.module
     qkv, up, bottleneck, scale = _block_spec(block, site.kind)
@@ -288,15 +301,14 @@ def _attach_block(site: ForeignSite, store: Store, detach: bool) -> list[Removab
         for role, t in zip(ROLES_BY_KIND[site.kind], (query, key, value, sim_map, context, obj, out)):
             store(_join(path, role), t)
 
-    handles = [block.register_forward_pre_hook(pre, with_kwargs=True)]
+    handles.append(block.register_forward_pre_hook(pre, with_kwargs=True))
     for name in (*qkv, up, bottleneck):
         if name:
             handles.append(getattr(block, name).register_forward_hook(_record(scratch, name, name in (up, bottleneck))))
     handles.append(block.register_forward_hook(post, with_kwargs=True))
-    return handles
 
 
-def _attach_ocr_module(site: ForeignSite, store: Store, detach: bool) -> list[RemovableHandle]:
+def _attach_ocr_module(site: ForeignSite, store: Store, detach: bool, handles: list[RemovableHandle]) -> None:
     def hook(mod: nn.Module, args: tuple, output: Any) -> None:
         store(_join(site.path, "augmented"), _first(output))
-    return [site.module.register_forward_hook(hook)]
+    handles.append(site.module.register_forward_hook(hook))

@@ -8,11 +8,13 @@ one B x K x h x w tensor, or says what it got.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+import sys
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 LogitsFn = Callable[[Any], torch.Tensor]
 
@@ -44,14 +46,51 @@ def main_logits(output: Any, logits_fn: LogitsFn | None = None) -> torch.Tensor:
     return got
 
 
-def find_align_corners(model: nn.Module, default: bool = False) -> bool:
-    """The model's ``align_corners`` setting: its own attribute, else the first submodule's
-    (MMSeg decode heads carry one), else ``default``."""
+class BilinearCalls(TorchFunctionMode):
+    """Records the ``align_corners`` of every bilinear ``F.interpolate`` run while it is active.
+
+    ``seen``: the values in call order (None, torch's default, counts as False).  Used around a
+    model's own forward: a tree that keeps its setting in no attribute (official HRNet-OCR keeps it
+    in a module global, openseg writes ``align_corners=True`` into its calls) shows it here."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[bool] = []
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if func is F.interpolate and kwargs.get("mode") in ("bilinear", "bicubic"):
+            self.seen.append(bool(kwargs.get("align_corners")))
+        return func(*args, **kwargs)
+
+
+def _module_global(model: nn.Module) -> bool | None:
+    """``ALIGN_CORNERS`` of the Python module that defines the class of ``model`` or of a submodule
+    (official HRNet-OCR: ``ALIGN_CORNERS = config.MODEL.ALIGN_CORNERS`` in ``seg_hrnet_ocr.py``)."""
+    for module in model.modules():
+        value = getattr(sys.modules.get(type(module).__module__), "ALIGN_CORNERS", None)
+        if isinstance(value, bool):
+            return value
+    return None
+
+
+def find_align_corners(model: nn.Module, default: bool = False, observed: Sequence[bool] = ()) -> bool:
+    """The model's own ``align_corners``, where it keeps it.
+
+    In order: its own attribute, else the first submodule's (MMSeg's segmentors and decode heads
+    carry one); the ``ALIGN_CORNERS`` global of the module that defines its class (official
+    HRNet-OCR); the one value its own forward used in every bilinear interpolation (``observed``,
+    from :class:`BilinearCalls`); else ``default``."""
     if isinstance(getattr(model, "align_corners", None), bool):
         return model.align_corners
     for module in model.modules():
         if isinstance(getattr(module, "align_corners", None), bool):
             return module.align_corners
+    glob = _module_global(model)
+    if glob is not None:
+        return glob
+    if observed and len(set(observed)) == 1:
+        return observed[0]
     return default
 
 

@@ -25,9 +25,10 @@ import anywidget
 import numpy as np
 import traitlets as t
 
+from .explorer_input import PreparedImage, _model_input, prepare_image  # noqa: F401  (_model_input: old callers)
 from .kernel_cf import KernelCounterfactuals
 from .payload import (ExplorerData, cf_fits_page, class_mass, encode_erf, erf_to_cells, from_cache, pack_for_widget,
-                      png_bytes, to_payload, to_uint8_image)
+                      to_payload)
 
 STATIC = pathlib.Path(__file__).parent / "static"
 MODES = ("ocr", "aspp")
@@ -37,6 +38,14 @@ COUNTERFACTUALS = ("auto", "browser", "kernel", "off")
 SIZES = ("normal", "large")
 VIEWS = ("mass", "density")
 ErfFn = Callable[[int, int], Any]
+REOPEN_NOTE = "run the cell again to bring the explorer back."
+# Shown only right after JupyterLab's "Error displaying widget: model not found" (the widget renderer
+# classes itself .jupyter-widgets only when it fails; a rendered view is a child), see _ipython_display_.
+REOPEN_HTML = (
+    "<style>.jp-OutputArea-child:has(> .jp-OutputArea-output.jupyter-widgets) + .jp-OutputArea-child "
+    ".ocrviz-reopen{display:block !important}</style>"
+    '<div class="ocrviz-reopen" style="display:none;font-family:sans-serif;padding:4px 0">This explorer\'s '
+    f'data lived in a Python kernel that is gone: {REOPEN_NOTE}</div>')
 
 
 def _kernel_loop() -> asyncio.AbstractEventLoop | None:
@@ -101,8 +110,10 @@ class Explorer(anywidget.AnyWidget):
     travel there.
     """
 
-    _esm = STATIC / "explorer.js"
-    _css = STATIC / "explorer.css"
+    # The contents, not the paths: given a path, anywidget watches the file and connects, per instance, a
+    # callback holding the widget to a class-level signal, so that no explorer is ever freed (+2.5 MB each).
+    _esm = (STATIC / "explorer.js").read_text(encoding="utf-8")
+    _css = (STATIC / "explorer.css").read_text(encoding="utf-8")
 
     # data (written once)
     image = t.Bytes(b"").tag(sync=True)
@@ -170,6 +181,8 @@ class Explorer(anywidget.AnyWidget):
     erf_cell = t.List(t.Int(), [-1, -1]).tag(sync=True)
     erf_status = t.Unicode("").tag(sync=True)
     erf_mass = t.List(t.Float(), []).tag(sync=True)     # the on-demand ERF's K class shares (exact strip)
+    # {panel: one plain sentence}: why a panel is not drawn for this model ("counterfactuals", "aspp-erf")
+    unavailable = t.Dict({}).tag(sync=True)
 
     def __init__(self, model: Any, image: Any, labels: Any = None, *, aspp_model: Any = None,
                  class_names: Sequence[str] | None = None, palette: Any = None,
@@ -197,7 +210,10 @@ class Explorer(anywidget.AnyWidget):
         prediction is read from the model's output (a tensor, a list/tuple
         whose last item is the main logits, a dict with ``out``) or by
         ``logits_fn(output)``, and upsampled bilinearly to the image with
-        ``align_corners`` (default: the model's own attribute, else False);
+        ``align_corners`` (default: the model's own setting, found by
+        ``ocrviz.capture.outputs.find_align_corners``: its attribute (MMSeg),
+        official HRNet-OCR's ``ALIGN_CORNERS``, the value its own forward's
+        bilinear resizes use; else False);
         the output stride is the image height over the feature map's.
         ``mean`` / ``std``: per-channel normalisation (0..1 or 0..255 units;
         default: the model's own, ``ocrviz.normalisation_of`` (e.g. read from an
@@ -255,14 +271,48 @@ class Explorer(anywidget.AnyWidget):
             widget_kwargs.setdefault("pinned", True)
         widget_kwargs.setdefault("selected", [h // 2, w // 2])
         # PNG when small, else JPEG (a 1024 x 2048 street is 4 MB as PNG): the export's rule
-        fmt = "png" if len(png_bytes(data.image)) <= 512 * 1024 else "jpeg"
-        payload = to_payload(data, image_format=fmt, cf_in_page=where == "browser")
+        payload = to_payload(data, image_format="auto", cf_in_page=where == "browser", live=True)
+        if where == "off" and data.pixel_head is not None:
+            payload["unavailable"]["counterfactuals"] = "Counterfactuals are switched off for this explorer."
+        if data.aspp_rates is not None and erf_fn is None and not data.erf_maps:
+            payload["unavailable"]["aspp-erf"] = ("No ERF here: this explorer was given no ASPP model or "
+                                                  "gradient function to compute it with.")
         anywidget.AnyWidget.__init__(self, **pack_for_widget(payload, data), cf_kernel=where == "kernel",
                                      **widget_kwargs)
         self.observe(self._on_erf_inputs, names=["selected", "mode", "show_erf"])
         if self._kcf is not None:
             self.observe(self._on_cf_request, names=["cf_request"])
         self._on_erf_inputs()
+
+    def _ipython_display_(self) -> None:
+        """The widget, then a one-line note that only a notebook reopened without the widget's state shows.
+
+        Reopened without its kernel's widget model, JupyterLab's widget renderer writes "Error
+        displaying widget: model not found" (hard-coded in @jupyter-widgets/jupyterlab-manager, and
+        its renderer outranks every other mime type of the output, so the widget itself cannot
+        change that text).  The note's own CSS keeps it hidden unless the output just before it is
+        such an error (the renderer adds ``.jupyter-widgets`` to itself only then); in a live
+        notebook, VS Code or Colab it never shows.  The plain text (nbviewer, GitHub) says the same."""
+        from IPython.display import HTML, display
+
+        data, meta = self._repr_mimebundle_()
+        data = {**data, "text/plain": f"ocrviz Explorer (interactive; if you see only this text, {REOPEN_NOTE[:-1]})"}
+        display(data, metadata=meta, raw=True)
+        display(HTML(REOPEN_HTML))
+
+    def close(self) -> None:
+        """Close the widget (its views go blank) and let go of the model: pending ERF / counterfactual
+        timers are cancelled and the kernel-side head, ERF function and ERF cache dropped, so that a
+        closed explorer that nothing else holds is freed."""
+        for name in ("_erf_handle", "_cf_handle"):
+            handle = getattr(self, name, None)
+            if handle is not None:
+                handle.cancel()
+            setattr(self, name, None)
+        self._kcf = None
+        self._erf_fn = None
+        getattr(self, "_erf_cache", {}).clear()
+        super().close()
 
     # ---- public helpers ----
     @property
@@ -312,6 +362,37 @@ class Explorer(anywidget.AnyWidget):
             raise t.TraitError(f"selected={[y, x]} is outside the {h} x {w} feature grid; "
                                f"give [row, col] in feature cells (pixel // {self.output_stride})")
         return [int(y), int(x)]
+
+    @t.validate("feat_hw")
+    def _check_feat_hw(self, proposal: dict) -> list[int]:
+        value = list(proposal["value"])
+        data = getattr(self, "_data", None)
+        want = list(data.feat_hw) if data is not None else None
+        if len(value) != 2 or any(isinstance(v, bool) or int(v) < 1 for v in value) or (want and value != want):
+            raise t.TraitError(f"feat_hw={value}; it is the feature grid of the shown data, "
+                               f"{want or '[h, w] positive ints'}, and cannot be changed: build a new Explorer "
+                               f"for another grid")
+        return [int(v) for v in value]
+
+    @t.validate("class_names")
+    def _check_class_names(self, proposal: dict) -> list[str]:
+        names = list(proposal["value"])
+        k = self.num_classes
+        if k and len(names) != k:
+            raise t.TraitError(f"{len(names)} class names given; this model has {k} classes: give one name per "
+                               f"class, in the model's class order")
+        return names
+
+    @t.validate("palette")
+    def _check_palette(self, proposal: dict) -> list[list[int]]:
+        pal = [list(c) for c in proposal["value"]]
+        k = self.num_classes
+        ok = all(len(c) == 3 and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in c)
+                 for c in pal)
+        if (k and len(pal) != k) or not ok:
+            raise t.TraitError(f"palette has {len(pal)} colours; give {k or 'K'} [r, g, b] triples of ints "
+                               f"0..255, one per class (e.g. [[128, 64, 128], ...])")
+        return pal
 
     # ---- ERF on demand (debounced; only with show_erf) ----
     def _on_erf_inputs(self, change: dict | None = None) -> None:
@@ -458,43 +539,30 @@ def _device(model: Any, device: Any) -> Any:
     return dev
 
 
-def _model_input(image: Any, transform: Any, mean: Any, std: Any) -> Any:
-    """1 x 3 x H x W float input: a tensor as given, else (image / 255 - mean) / std."""
-    if hasattr(image, "detach"):
-        x = image.detach().float()
-        return x[None] if x.ndim == 3 else x                                     # 1 x 3 x H x W
-    arr = to_uint8_image(image)
-    if transform is not None:
-        return transform(arr)
-    from ocrviz.normalisation import normalise
-
-    return normalise(arr, mean, std)                                             # 1 x 3 x H x W
-
-
 def _run_drawn(m: Any, x: Any, keep: Callable[[str], bool], logits_fn: Any, align_corners: bool | None) -> Any:
     """Capture what is drawn on one forward; (cache, logits at the image size or None when cached)."""
     import torch
 
     from ocrviz.capture import capture
-    from ocrviz.capture.outputs import find_align_corners, main_logits, upsample_logits
+    from ocrviz.capture.outputs import BilinearCalls, find_align_corners, main_logits, upsample_logits
 
     was_training = m.training
     m.eval()
     try:
-        with torch.no_grad(), capture(m, names=keep) as cache:
+        with torch.no_grad(), capture(m, names=keep) as cache, BilinearCalls() as calls:
             out = m(x)
     finally:
         m.train(was_training)
     if "logits" in cache and logits_fn is None:
         return cache, None
-    ac = find_align_corners(m) if align_corners is None else bool(align_corners)
+    ac = find_align_corners(m, observed=calls.seen) if align_corners is None else bool(align_corners)
     return cache, upsample_logits(main_logits(out, logits_fn), tuple(x.shape[-2:]), ac)
 
 
-def _blame(model: Any, image: Any, labels: Any, default_input: bool) -> Any:
+def _blame(model: Any, prep: PreparedImage, labels: Any) -> Any:
     """error_blame's category map when it applies: labels given, a model rerun_head supports, and
-    a uint8 image normalised as the model's own default (error_blame normalises it the same way)."""
-    if labels is None or not default_input or hasattr(image, "detach"):
+    the picture normalised as the model's own default (error_blame normalises it the same way)."""
+    if labels is None or not prep.model_default:
         return None
     from ocrviz.analysis import error_blame
     from ocrviz.analysis.counterfactual import ocr_parts
@@ -503,7 +571,7 @@ def _blame(model: Any, image: Any, labels: Any, default_input: bool) -> Any:
         ocr_parts(model)
     except ValueError:
         return None
-    return error_blame(model, to_uint8_image(image), np.asarray(labels)).category
+    return error_blame(model, prep.picture, np.asarray(labels)).category
 
 
 def _names_from(model: Any) -> tuple[Any, Any]:
@@ -521,14 +589,11 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
                   mark_name: str = "marked", mean: Any = None, std: Any = None, logits_fn: Any = None,
                   align_corners: bool | None = None, device: Any = None) -> tuple[ExplorerData, Any]:
     from ocrviz.memory import check_image_fits, image_hw
-    from ocrviz.normalisation import input_normalisation
 
     if image_hw(image) is not None:              # an image too large for this machine: refused before any work
         check_image_fits(model, image_hw(image))
-    default_input = transform is None and mean is None and std is None
-    if transform is None and not hasattr(image, "detach"):  # a uint8 image: the caller's, else the model's own
-        mean, std = input_normalisation(model, mean, std)
-    x = _model_input(image, transform, mean, std)
+    prep = prepare_image(model, image, transform=transform, mean=mean, std=std)   # the one conversion
+    x = prep.x
     dev = _device(model, device)
     model.to(dev)
     if aspp_model is not None:
@@ -536,7 +601,6 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
     x = x.to(dev)
     if x.ndim != 4 or x.shape[0] != 1:
         raise ValueError(f"one image at a time: model input has shape {tuple(x.shape)}; expected 1 x 3 x H x W")
-    shown = to_uint8_image(image)
     try:
         cache, logits = _run_drawn(model, x, _drawn_ocr, logits_fn, align_corners)
     except ValueError as e:
@@ -553,8 +617,12 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
             raise ValueError("could not find the ASPP rates on aspp_model (head.rates); pass aspp_rates=(...)")
         aspp_cache, aspp_logits = _run_drawn(aspp_model, x, _drawn_aspp, None, align_corners)
         kw.update(aspp_cache=aspp_cache, aspp_rates=tuple(int(r) for r in rates), aspp_logits=aspp_logits)
-    from ocrviz.analysis.pixel_head import pixel_head
+    from ocrviz.analysis.pixel_head import Unavailable, explain_pixel_head
 
+    try:
+        head, why = explain_pixel_head(model, cache), {}
+    except Unavailable as e:
+        head, why = None, {"counterfactuals": str(e)}
     own_names, own_pal = _names_from(model)
     names = class_names if class_names is not None else own_names
     k = int(cache.sim_map.shape[-1])                                  # B x HW x K: the model's classes
@@ -562,8 +630,8 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
         raise ValueError(f"{len(names)} class names given, but the model has {k} classes (its sim map has {k} "
                          f"regions); give {k} names, one per class, in the model's order")
     pal = palette if palette is not None else own_pal
-    return from_cache(cache, shown, labels=labels, class_names=names, palette=pal, logits=logits,
-                      pixel_head=pixel_head(model, cache),
-                      blame=_blame(model, image, labels, default_input),
+    return from_cache(cache, prep.picture, labels=labels, class_names=names, palette=pal, logits=logits,
+                      pixel_head=head, unavailable=why,
+                      blame=_blame(model, prep, labels),
                       output_stride=getattr(model, "output_stride", None), mark=mark, mark_name=mark_name,
                       **kw), x

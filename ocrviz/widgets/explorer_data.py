@@ -113,6 +113,9 @@ class ExplorerData:
         cell_class:     optional h x w int: each feature cell's predicted class,
                         the argmax of the main logits at feature resolution (the
                         classes the mass strips count by); default ``cell_classes()``
+        unavailable:    optional {panel: sentence}: why a panel cannot be drawn for
+                        this model (e.g. ``{"counterfactuals": "Counterfactuals are
+                        off: ..."}``), one plain line each, shown by the page
 
     Example:
         >>> from ocrviz.widgets.synthetic import synthetic_data
@@ -139,6 +142,7 @@ class ExplorerData:
     pixel_head: Any = None
     blame: np.ndarray | None = None
     cell_class: np.ndarray | None = None
+    unavailable: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen: normalise once)
@@ -216,6 +220,11 @@ class ExplorerData:
         if ph is not None and (ph.pixels.shape[0] != h * w or ph.value.shape[0] != k or ph.cls_w.shape[0] != k):
             raise ValueError(f"pixel_head holds {ph.pixels.shape[0]} cells and {ph.value.shape[0]} regions; "
                              f"this image has {h * w} cells and {k} regions")
+        why = dict(self.unavailable or {})
+        for panel, text in why.items():
+            if not (isinstance(panel, str) and isinstance(text, str) and text.strip() and "\n" not in text):
+                raise ValueError(f"unavailable[{panel!r}]={text!r}; give {{panel name: one plain sentence}}")
+        put("unavailable", why)
         name = self.mark_name
         if not isinstance(name, str) or not 1 <= len(name.strip()) <= 30:
             raise ValueError(f"mark_name={name!r}; give a short label (1-30 characters), e.g. 'cue-free'")

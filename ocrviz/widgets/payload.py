@@ -31,6 +31,7 @@ CF_ARRAYS = ("value", "pixels", "up_w", "up_b", "fuse_w", "fuse_b", "cls_w", "cl
 # The counterfactual head travels only while its pixel features stay small (the toy models: 1 MiB);
 # an HRNet-W48 head at 1024 x 2048 would be 256 MiB.
 CF_MAX_BYTES = 8 * 1024 * 1024
+AUTO_PNG_MAX_BYTES = 512 * 1024   # image_format="auto": PNG when this small (a 1024 x 2048 street is 4 MB as PNG)
 PRECISIONS = {"float32": 0, "fixed24": 24, "fixed16": 16}   # finest first; fixed: codes of values in [0, 1]
 
 
@@ -172,8 +173,31 @@ def encode_erf(erf_cells: np.ndarray) -> tuple[bytes, float]:
     return q.tobytes(), scale
 
 
+def unavailable_panels(data: ExplorerData, *, cf_shipped: bool, live: bool) -> dict[str, str]:
+    """{panel: one plain sentence} for each panel the view cannot draw, and why (the page shows it).
+
+    Panels: ``counterfactuals`` (no re-runnable head, or a head that only the kernel can run in a
+    saved page), ``aspp-erf`` (a saved page holds only the ERFs computed before it was saved).
+    ``data.unavailable`` (the model's own reasons) comes first; ``live``: a widget with a kernel.
+    """
+    why = dict(data.unavailable or {})
+    if data.pixel_head is None:
+        why.setdefault("counterfactuals", "Counterfactuals need the model's OCR head, and this view was built "
+                                          "from captured data without it.")
+    elif not cf_shipped and not live:
+        why.setdefault("counterfactuals", "Counterfactuals for a model this large run in the Python kernel, "
+                                          "which a saved page does not have.")
+    if data.aspp_rates is not None and not live:
+        n = len(data.erf_maps or {})
+        why.setdefault("aspp-erf", "The ERF is computed in the Python kernel, which a saved page does not have."
+                       if n == 0 else f"This page holds the ERF of {n} selected pixel{'s' if n > 1 else ''} only; "
+                                      f"the others need the Python kernel.")
+    return why
+
+
 def to_payload(data: ExplorerData, *, image_format: str = "png",
-               image_override: np.ndarray | None = None, cf_in_page: bool | None = None) -> dict[str, Any]:
+               image_override: np.ndarray | None = None, cf_in_page: bool | None = None,
+               live: bool = False) -> dict[str, Any]:
     """Widget traits for ``data``: JSON-able metadata plus ``bytes`` buffers.
 
     Buffers (little-endian, row-major): ``image`` (PNG/JPEG file bytes),
@@ -181,13 +205,17 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
     ``region_q`` uint8 K x h x w with per-map ``region_scale``,
     ``aspp_shares`` float32 HW x n, ``erf_maps`` uint8 N x h x w, ``mark``
     uint8 0/1.
-    Empty ``b""`` marks an absent optional buffer.  ``image_override``: a
+    Empty ``b""`` marks an absent optional buffer.  ``image_format``: "png",
+    "jpeg" or "auto" (PNG when at most ``AUTO_PNG_MAX_BYTES``).  ``image_override``: a
     resized copy of the image to send instead (``image_hw`` keeps the true
     size; the view scales the picture to it).  ``cf_in_page``: ship the
     counterfactual head (``cf_*``); None (default) when ``cf_fits_page(data)``.
+    ``unavailable``: {panel: one plain sentence} (``unavailable_panels``; ``live``:
+    for a widget with a kernel, whose own reasons the explorer adds).
     """
-    if image_format not in ("png", "jpeg"):
-        raise ValueError(f"image_format={image_format!r}; allowed: 'png' (lossless) or 'jpeg' (smaller)")
+    if image_format not in ("png", "jpeg", "auto"):
+        raise ValueError(f"image_format={image_format!r}; allowed: 'png' (lossless), 'jpeg' (smaller) or 'auto' "
+                         f"(PNG up to {AUTO_PNG_MAX_BYTES // 1024} KiB, else JPEG)")
     k = data.num_classes
     h, w = data.feat_hw
     rq, rscale = zip(*(quantise_u8(m) for m in data.region_weights))   # K x (h x w, scale)
@@ -200,7 +228,12 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
         erf_scales.append(sc)
     cell_class = data.cell_classes()                                      # h x w
     shown = data.image if image_override is None else image_override
-    image = png_bytes(shown) if image_format == "png" else jpeg_bytes(shown)
+    image = jpeg_bytes(shown) if image_format == "jpeg" else png_bytes(shown)   # encoded once
+    if image_format == "auto":
+        image_format = "png" if len(image) <= AUTO_PNG_MAX_BYTES else "jpeg"
+        if image_format == "jpeg":
+            image = jpeg_bytes(shown)
+    cf = _cf_arrays(data, cf_in_page)
     f32 = lambda a: np.ascontiguousarray(a, dtype="<f4").tobytes()  # noqa: E731
     u8 = lambda a: b"" if a is None else np.ascontiguousarray(a, dtype=np.uint8).tobytes()  # noqa: E731
     return {
@@ -238,7 +271,8 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
                                      for m in data.region_weights.astype(np.float64)])),
         "erf_class_mass": [class_mass(m, cell_class, k) for m in (data.erf_maps or {}).values()],
         # OCR's head after the sim map (counterfactual re-runs in the view); float32, row-major
-        **{f"cf_{name}": (b"" if a is None else f32(a)) for name, a in _cf_arrays(data, cf_in_page).items()},
+        **{f"cf_{name}": (b"" if a is None else f32(a)) for name, a in cf.items()},
+        "unavailable": unavailable_panels(data, cf_shipped=cf["value"] is not None, live=live),
     }
 
 
@@ -287,7 +321,8 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
                aspp_project_weight: Any = "model",
                erf_maps: Mapping[tuple[int, int], Any] | None = None,
                mark: Any = None, mark_name: str = "marked", logits: Any = None,
-               aspp_logits: Any = None, pixel_head: Any = None, blame: Any = None) -> ExplorerData:
+               aspp_logits: Any = None, pixel_head: Any = None, blame: Any = None,
+               unavailable: Mapping[str, str] | None = None) -> ExplorerData:
     """ExplorerData from an OCR capture ``Cache`` (and optionally an ASPP one).
 
     Reads ``cache.sim_map`` (B x HW x K), ``cache.region_weights``
@@ -342,4 +377,4 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
                         class_names=tuple(class_names), palette=pal, pred=logits.argmax(0),
                         sim_map=sim, region_weights=rw, gt=gt, erf_maps=erf_maps,
                         mark=None if mark is None else _np(mark).astype(bool), mark_name=mark_name,
-                        pixel_head=pixel_head, blame=blame, cell_class=cell_class, **kw)
+                        pixel_head=pixel_head, blame=blame, cell_class=cell_class, unavailable=unavailable, **kw)

@@ -484,3 +484,24 @@ def test_official_layout_foreign_tree_with_golden_weights(golden) -> None:
     _, cache = run_with_cache(model.eval(), t["A_in_feats"], probs=t["A_in_region_logits"])
     assert "ocr.object_context_block.sim_map" in cache.names()
     _check_golden(cache, t)
+
+
+@pytest.mark.parametrize("attr", ["f_up", "f_down"])
+def test_block_with_a_non_module_projection_is_refused_and_leaves_no_hook(attr) -> None:
+    """M2: a block whose f_up / f_down is a plain function used to keep 4 hooks per call."""
+    model = randomise_(HRNetOCRHead())
+    block = model.ocr_distri_head.object_context_block
+    inner = getattr(block, attr)
+    block._modules.pop(attr)
+    object.__setattr__(block, attr, lambda t: inner(t))     # same arithmetic, but not an nn.Module
+    x = inputs()
+    for _ in range(3):                                      # each call used to add 4 hooks
+        with pytest.raises(ValueError, match=f"{attr} that is a function, not an nn.Module"):
+            run_with_cache(model, x)
+        assert hooks_left(model) == []
+    # the gather still captures when the block is left out, and a raising forward leaves nothing either
+    _, cache = run_with_cache(model, x, names=["ocr_gather_head.proxies"])
+    assert hooks_left(model) == [] and cache.names() == ["ocr_gather_head.proxies"]
+    with pytest.raises(RuntimeError):
+        run_with_cache(model, x[:, :3], names=["ocr_gather_head.proxies"])
+    assert hooks_left(model) == []

@@ -129,3 +129,88 @@ def test_device_is_checked_and_followed() -> None:
             Explorer(model, _image(), device="cuda")
     ex = Explorer(model, _image(), device="cpu")
     assert ex.data.sim_map.shape == (8 * 12, K)
+
+
+class ObservedOnly(nn.Module):
+    """official_tree.HighResolutionNet with the setting written into its calls only (no attribute, no
+    global, as openseg writes it): found by watching the forward's bilinear resizes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, C_IN // 2, 4, stride=4)
+        self.down = nn.Conv2d(C_IN // 2, C_IN // 2, 3, stride=2, padding=1)
+        self.ocr = HRNetOCRHead()
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x0 = self.stem(x)
+        x1 = F.interpolate(self.down(x0), size=x0.shape[-2:], mode="bilinear", align_corners=True)
+        return self.ocr(torch.cat([x0, x1], 1))
+
+
+@pytest.mark.parametrize("kind", ["module global ALIGN_CORNERS", "observed in the forward"])
+def test_foreign_tree_is_upsampled_with_its_own_align_corners(kind: str, monkeypatch) -> None:
+    """Official HRNet-OCR resizes with align_corners=True (config.MODEL.ALIGN_CORNERS) and carries no
+    attribute: the explorer used False (agreement 0.949 on the real model); now 1.0."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import official_tree
+
+    monkeypatch.setattr(official_tree, "ALIGN_CORNERS", None)             # restored after the test
+    model = randomise_(official_tree.HighResolutionNet(True) if kind.startswith("module") else ObservedOnly(), seed=8)
+    assert official_tree.ALIGN_CORNERS is (True if kind.startswith("module") else None)
+    image = np.random.default_rng(9).integers(0, 256, size=(64, 88, 3), dtype=np.uint8)
+    ex = Explorer(model, image)
+    x = torch.from_numpy(np.ascontiguousarray(((image / 255 - (0.485, 0.456, 0.406)) / (0.229, 0.224, 0.225))
+                                              .astype(np.float32).transpose(2, 0, 1)))[None]
+    with torch.no_grad():
+        main = model(x)[-1]                                                  # 1 x K x 16 x 22
+    own = F.interpolate(main, size=image.shape[:2], mode="bilinear", align_corners=True).argmax(1)[0].numpy()
+    other = F.interpolate(main, size=image.shape[:2], mode="bilinear", align_corners=False).argmax(1)[0].numpy()
+    assert (own != other).mean() > 0.01                                      # the setting matters here
+    assert (ex.data.pred == own).mean() == 1.0
+
+
+def test_module_global_false_is_followed_too(monkeypatch) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    import official_tree
+    from ocrviz.capture.outputs import find_align_corners
+
+    monkeypatch.setattr(official_tree, "ALIGN_CORNERS", None)
+    model = randomise_(official_tree.HighResolutionNet(False), seed=8)
+    assert find_align_corners(model, default=True, observed=[True]) is False
+
+
+def _sync_bn(model: nn.Module) -> nn.Module:
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model).eval()
+
+
+@pytest.mark.parametrize("tree", ["official HRNet-OCR ([aux, main])", "MMSeg cascade (tensor)"])
+def test_sync_batchnorm_trees_keep_their_counterfactuals(tree: str) -> None:
+    """The official code builds SyncBatchNorm everywhere: counterfactuals used to switch off silently."""
+    model = _sync_bn(randomise_(TREES[tree](), seed=5))
+    assert any(isinstance(m, nn.SyncBatchNorm) for m in model.modules())
+    ex = Explorer(model, _image())
+    assert ex.counterfactuals == "browser" and ex.data.pixel_head is not None, ex.unavailable
+    assert "counterfactuals" not in ex.unavailable
+
+
+def _is_plain_sentence(text: str) -> bool:
+    return (text[:1].isupper() and text.endswith(".") and "\n" not in text
+            and not any(s in text for s in ("()", "=", "[", "_", "None", "Error", "self.")))
+
+
+def test_unavailable_panels_are_said_in_one_plain_sentence(tmp_path) -> None:
+    model = randomise_(Stemmed(HRNetOCRHead()), seed=5)
+    model.tree.ocr_distri_head.object_context_block.f_up[1][0] = nn.GroupNorm(2, 16)   # not foldable per pixel
+    ex = Explorer(model, _image())
+    assert ex.counterfactuals == "off"
+    why = ex.unavailable["counterfactuals"]
+    assert "GroupNorm" in why and _is_plain_sentence(why), why
+    page = ex.save_html(tmp_path / "page.html").read_text()
+    assert why in page                                                     # the page carries it too
+    ok = Explorer(randomise_(Stemmed(HRNetOCRHead()), seed=5), _image(), counterfactuals="off")
+    assert _is_plain_sentence(ok.unavailable["counterfactuals"])
+    on = Explorer(randomise_(Stemmed(HRNetOCRHead()), seed=5), _image())
+    assert on.unavailable == {}
+    plain = Explorer.from_data(on.data.__class__(**{**{f: getattr(on.data, f) for f in
+                                                       on.data.__dataclass_fields__}, "pixel_head": None}))
+    assert _is_plain_sentence(plain.unavailable["counterfactuals"])
