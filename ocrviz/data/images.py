@@ -37,30 +37,39 @@ def _name(src) -> str:
     return str(getattr(src, "name", f"<{type(src).__name__}>"))
 
 
-def _single_channel(arr: np.ndarray, mode: str, notes: list[str]) -> np.ndarray:
-    """Integer / float single channel (I;16, I, F) -> H x W x 3 uint8.
+def to_byte_range(arr: np.ndarray, what: str, fix: str, unit_floats: bool = True) -> tuple[np.ndarray, str, tuple]:
+    """Numbers -> 0..255 floats by one stated rule: ``(scaled, rule, (lo, hi))``.
 
-    Values already in 0-255 are kept; floats in 0-1 are scaled by 255; any
-    other range is stretched linearly from [min, max] to 0-255 (noted).
-    NaN or infinite values are refused (ValueError): one +inf would black out
-    the stretch, and NaN has no colour."""
+    rule "unit": all in [0, 1] (and ``unit_floats``), times 255; "kept": all in
+    [0, 255], unchanged; "stretched": any other range, linearly from [min, max].
+    NaN or infinite values are refused (ValueError naming ``what``, the counts,
+    the first one's row and column, and ``fix``): one +inf would black out a
+    stretch, and NaN has no colour.
+    """
     arr = arr.astype(np.float64)
     bad = ~np.isfinite(arr)
     if bad.any():
         y, x = (int(v) for v in np.argwhere(bad)[0][:2])
-        raise ValueError(f"{mode} image holds {int(np.isnan(arr).sum())} NaN and {int(np.isinf(arr).sum())} "
-                         f"infinite values (first at row {y}, column {x}); no scaling can show them: replace them "
-                         "(e.g. numpy.nan_to_num) and save the image again")
+        raise ValueError(f"{what} {int(np.isnan(arr).sum())} NaN and {int(np.isinf(arr).sum())} infinite values "
+                         f"(first at row {y}, column {x}); no scaling can show them: {fix}")
     lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
-    if mode == "F" and lo >= 0 and hi <= 1:
-        arr = arr * 255
-        notes.append(f"{mode} -> RGB: float values in [0, 1] scaled by 255, grey repeated to 3 channels")
-    elif lo >= 0 and hi <= 255:
-        notes.append(f"{mode} -> RGB: values already within 0-255, grey repeated to 3 channels")
-    else:
-        arr = np.zeros_like(arr) if hi <= lo else (arr - lo) / (hi - lo) * 255
-        notes.append(f"{mode} -> RGB: stretched values [{lo:g}, {hi:g}] linearly to 0-255, "
-                     "grey repeated to 3 channels")
+    if unit_floats and lo >= 0 and hi <= 1:
+        return arr * 255, "unit", (lo, hi)
+    if lo >= 0 and hi <= 255:
+        return arr, "kept", (lo, hi)
+    return (arr - lo) / (hi - lo if hi > lo else 1.0) * 255, "stretched", (lo, hi)
+
+
+def _single_channel(arr: np.ndarray, mode: str, notes: list[str]) -> np.ndarray:
+    """Integer / float single channel (I;16, I, F) -> H x W x 3 uint8 (``to_byte_range``'s rule; only F
+    images count as [0, 1] floats), what was done appended to ``notes``."""
+    arr, rule, (lo, hi) = to_byte_range(arr, f"{mode} image holds",
+                                        "replace them (e.g. numpy.nan_to_num) and save the image again",
+                                        unit_floats=mode == "F")
+    notes.append({"unit": f"{mode} -> RGB: float values in [0, 1] scaled by 255, grey repeated to 3 channels",
+                  "kept": f"{mode} -> RGB: values already within 0-255, grey repeated to 3 channels",
+                  "stretched": f"{mode} -> RGB: stretched values [{lo:g}, {hi:g}] linearly to 0-255, "
+                               "grey repeated to 3 channels"}[rule])
     return np.repeat(np.round(arr).astype(np.uint8)[..., None], 3, axis=2)
 
 

@@ -109,26 +109,18 @@ def to_uint8_image(image: Any, notes: list[str] | None = None) -> np.ndarray:
         return a
     if a.dtype.kind not in "biuf":
         raise ValueError(f"image has dtype {a.dtype}; expected numbers (uint8, or floats / ints scaled as documented)")
-    a = a.astype(np.float64)
-    bad = ~np.isfinite(a)
-    if bad.any():
-        y, x = (int(v) for v in np.argwhere(bad)[0][:2])
-        raise ValueError(f"image has {int(np.isnan(a).sum())} NaN and {int(np.isinf(a).sum())} infinite values "
-                         f"(first at row {y}, column {x}); no scaling can show them: replace them first, "
-                         "e.g. np.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0) for a [0, 1] image")
-    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-    if lo >= 0 and hi <= 1:
-        note, a = f"{a.dtype} image in [0, 1] scaled by 255", a * 255
-    elif lo >= 0 and hi <= 255:
-        note = "image values within 0-255 kept (rounded to uint8)"
-    else:
-        note = (f"image values [{lo:.4g}, {hi:.4g}] (not 0-255: a normalised input?) stretched linearly to "
-                "0-255 for display; pass the uint8 image to show its own colours")
-        a = (a - lo) / (hi - lo if hi > lo else 1.0) * 255
-        if notes is None:
-            import warnings
+    from ocrviz.data.images import to_byte_range
 
-            warnings.warn(note, stacklevel=2)
+    a, rule, (lo, hi) = to_byte_range(a, "image has", "replace them first, e.g. "
+                                      "np.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0) for a [0, 1] image")
+    note = {"unit": f"{image.dtype if hasattr(image, 'dtype') else 'float'} image in [0, 1] scaled by 255",
+            "kept": "image values within 0-255 kept (rounded to uint8)",
+            "stretched": f"image values [{lo:.4g}, {hi:.4g}] (not 0-255: a normalised input?) stretched linearly "
+                         "to 0-255 for display; pass the uint8 image to show its own colours"}[rule]
+    if rule == "stretched" and notes is None:
+        import warnings
+
+        warnings.warn(note, stacklevel=2)
     if notes is not None:
         notes.append(note)
     return np.clip(np.round(a), 0, 255).astype(np.uint8)
