@@ -28,6 +28,7 @@ _PUBLIC = {
     "from_checkpoint": "ocrviz.checkpoint_models",
     "Explorer": "ocrviz.widgets",
     "normalisation_of": "ocrviz.normalisation",
+    "context_maps": "ocrviz.context",
 }
 __all__ = sorted([*_PUBLIC, "capture", "run_with_cache", "Cache"])
 

@@ -93,6 +93,10 @@ class Cache:
         # Every name the capture could have produced, also those a ``names``
         # filter left out; only used to make error messages precise.
         self._available = tuple(available)
+        # Context sites (``ocrviz/context/``) in forward order, one record per call of a
+        # context module, and the model input's (H, W): what ``ocrviz.context_maps`` reads.
+        self.context_sites: list = []
+        self.input_size: tuple[int, int] | None = None
 
     # -- filling (used by capture.py and foreign.py) -------------------------
     def _add(self, name: str, tensor: torch.Tensor) -> None:

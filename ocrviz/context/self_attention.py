@@ -1,0 +1,194 @@
+"""Self-attention context: every pixel attends to every pixel (HW x HW), read one row at a time.
+
+Recognised modules (duck typing on class names anywhere in the MRO):
+
+* mmcv ``NonLocal2d`` (MMSeg's NLHead), mode ``embedded_gaussian`` or
+  ``gaussian``, no ``sub_sample``: row p = softmax_q(scale * theta(x)_p . phi(x)_q),
+  scale = inter_channels ** -0.5 when ``use_scale`` (embedded only).
+* MMSeg ``DisentangledNonLocal2d`` (DNLHead): theta and phi are whitened *in
+  place* after theta / phi return (so their outputs are copied at hook time),
+  the logits are divided by ``temperature``, and a unary softmax mask m is
+  added: ``conv_out(sum_q (row_pq + m_q) g_q)``.  Its map is
+  (pairwise row + unary mask) / 2, the head's own weights over g halved so
+  they sum to 1 (the legend says so: ``extra["scale_to_head"] = 2``).
+* MMSeg ``SelfAttentionBlock`` subclasses without pooling: DANet's ``PAM``
+  (``context`` = the input of its ``gamma``), or any with an ``out_project``.
+  DANet's CAM mixes channels, not positions: it has no spatial context map.
+
+Per call the hooks keep the factors (query B x HW x C, key B x C x HW), recompute
+the module's own tensor from them (chunked over rows, so the HW x HW matrix is
+never held twice) and raise :class:`CaptureMismatchError` on disagreement.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from ..capture.foreign import verify
+from .sites import CallCounter, Emit, HookSite, SiteRecord, class_names, join, recorder, row_map
+from .types import ContextMap
+
+KIND = "self_attention"
+NONLOCAL_CLASSES = frozenset({"NonLocal2d", "_NonLocalNd"})
+DNL_CLASSES = frozenset({"DisentangledNonLocal2d"})
+SA_BLOCK_CLASSES = frozenset({"SelfAttentionBlock"})
+PAM_CLASSES = frozenset({"PAM"})
+CHUNK = 4096   # query rows per step when recomputing the context (bounds the HW x HW memory)
+
+
+def find_sites(model: nn.Module) -> list[HookSite]:
+    """NonLocal2d / DNL blocks and plain MMSeg SelfAttentionBlocks (PAM, or with out_project), module order."""
+    sites = []
+    for path, module in model.named_modules():
+        names = class_names(module)
+        if names & NONLOCAL_CLASSES and hasattr(module, "theta") or names & DNL_CLASSES:
+            sites.append(HookSite(path, module, KIND, _attach_nonlocal, _names(path), _nonlocal_unsupported(module)))
+        elif names & SA_BLOCK_CLASSES and "ObjectAttentionBlock" not in names and _plain_block(module):
+            sites.append(HookSite(path, module, KIND, _attach_block, _names(path)))
+    return sites
+
+
+def _names(path: str) -> tuple[str, ...]:
+    return (join(path, "query"), join(path, "key"))
+
+
+def _plain_block(module: nn.Module) -> bool:
+    # ANN (pooled keys) and ISA (batch-reshaped) blocks are other families' sites.
+    return module.query_downsample is None and module.key_downsample is None and (
+        bool(class_names(module) & PAM_CLASSES) or module.out_project is not None)
+
+
+def _nonlocal_unsupported(module: nn.Module) -> str | None:
+    if getattr(module, "sub_sample", False):
+        return "sub_sample=True (keys max-pooled)"
+    if module.mode not in ("embedded_gaussian", "gaussian"):
+        return f"mode={module.mode!r} (weights that are not a softmax over positions)"
+    return None
+
+
+# -- NonLocal2d and DNL ------------------------------------------------------------------------
+def _attach_nonlocal(site: HookSite, emit: Emit, detach: bool) -> list[RemovableHandle]:
+    path, block = site.path, site.module
+    dnl = bool(class_names(block) & DNL_CLASSES)
+    scratch: dict[str, list] = {}
+    calls = CallCounter(path)
+    handles: list[RemovableHandle] = []
+
+    def keep(key: str) -> Any:
+        # DNL whitens theta / phi in place after they return: copy them at hook time.
+        def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+            scratch.setdefault(key, []).append(output.clone() if dnl else output)
+        return hook
+
+    gaussian = block.mode == "gaussian"
+    if not gaussian:
+        handles += [block.theta.register_forward_hook(keep("theta")), block.phi.register_forward_hook(keep("phi"))]
+    handles.append(block.g.register_forward_hook(recorder(scratch, "g")))
+    handles.append(block.conv_out.register_forward_hook(recorder(scratch, "conv_out", keep_input=True)))
+    if dnl:
+        handles.append(block.conv_mask.register_forward_hook(recorder(scratch, "mask")))
+
+    def post(mod: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        s = {k: v[-1] for k, v in scratch.items()}
+        scratch.clear()
+        x = args[0]
+        b, c, h, w = x.shape
+        with torch.no_grad() if detach else torch.enable_grad():
+            if gaussian:
+                theta = phi = x.detach() if detach else x
+                scale = 1.0
+            else:
+                theta, phi = s["theta"], s["phi"]
+                scale = mod.inter_channels ** -0.5 if mod.use_scale and mod.mode == "embedded_gaussian" else 1.0
+            query = theta.reshape(b, theta.shape[1], h * w).transpose(1, 2)   # B x HW x C
+            key = phi.reshape(b, phi.shape[1], h * w)                          # B x C x HW
+            if dnl:
+                query = query - query.mean(dim=-2, keepdim=True)                # whitened as DNL does
+                key = key - key.mean(dim=-1, keepdim=True)
+                scale = scale / mod.temperature
+            g = s["g"].reshape(b, -1, h * w).transpose(1, 2)                   # B x HW x Cg
+            y = _attend(query, key, g, scale)                                  # B x HW x Cg
+            unary = None
+            if dnl:
+                unary = F.softmax(s["mask"].reshape(b, 1, h * w), dim=-1)      # B x 1 x HW
+                y = y + torch.matmul(unary, g)                                 # + unary_x, broadcast over HW
+            y = y.transpose(1, 2).reshape(b, -1, h, w)                         # B x Cg x h x w
+        verify(path, "conv_out input (softmax(theta phi) @ g" + (" + unary" if dnl else "") + ")", y, s["conv_out_in"])
+        verify(path, "block output (x + conv_out(y))", x + s["conv_out"], output)
+        name = calls.next()
+        factors = {"query": query, "key": key}
+        if unary is not None:
+            factors["unary"] = unary.reshape(b, h * w)                         # B x HW
+        for role, t in factors.items():
+            emit.store(join(name, role), t.detach() if detach else t)
+        emit.site(SiteRecord(name, KIND, (h, w), factors, read_dnl if dnl else read, {"scale": scale}))
+
+    handles.append(block.register_forward_hook(post))
+    return handles
+
+
+def _attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float) -> torch.Tensor:
+    """softmax(scale * query @ key) @ value, B x HW x Cv, computed CHUNK query rows at a time."""
+    out = [torch.matmul(F.softmax(scale * torch.matmul(query[:, i:i + CHUNK], key), dim=-1), value)
+           for i in range(0, query.shape[1], CHUNK)]
+    return torch.cat(out, dim=1)
+
+
+def attention_row(record: SiteRecord, batch: int, cell: tuple[int, int]) -> torch.Tensor:
+    """Pixel ``cell``'s attention row over the h*w cells (float64), from the stored factors."""
+    h, w = record.grid
+    q = record.factors["query"][batch, cell[0] * w + cell[1]].double()       # C
+    k = record.factors["key"][batch].double()                                # C x HW
+    return F.softmax(record.meta["scale"] * (q @ k), dim=-1)                  # HW
+
+
+def read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
+    """The exact attention row of ``cell``."""
+    return row_map(attention_row(record, batch, cell), record.grid, cell, record)
+
+
+def read_dnl(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
+    """DNL: (whitened pairwise row + unary mask) / 2, the head's own weights over g, halved."""
+    pair = attention_row(record, batch, cell)
+    unary = record.factors["unary"][batch].double()
+    return row_map((pair + unary) / 2, record.grid, cell, record, scale_to_head=2.0)
+
+
+# -- MMSeg SelfAttentionBlock (PAM) -------------------------------------------------------------
+def _attach_block(site: HookSite, emit: Emit, detach: bool) -> list[RemovableHandle]:
+    path, block = site.path, site.module
+    pam = bool(class_names(block) & PAM_CLASSES)
+    scratch: dict[str, list] = {}
+    calls = CallCounter(path)
+    out_mod = block.gamma if pam else block.out_project
+    handles = [getattr(block, n).register_forward_hook(recorder(scratch, n))
+               for n in ("query_project", "key_project", "value_project")]
+    handles.append(out_mod.register_forward_hook(recorder(scratch, "out", keep_input=True)))
+
+    def post(mod: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        s = {k: v[-1] for k, v in scratch.items()}
+        scratch.clear()
+        q_map, key, value = s["query_project"], s["key_project"], s["value_project"]
+        b, _, h, w = q_map.shape
+        with torch.no_grad() if detach else torch.enable_grad():
+            query = q_map.reshape(b, q_map.shape[1], h * w).transpose(1, 2)   # B x HW x C
+            key = key.reshape(b, key.shape[1], -1)                             # B x C x HW
+            value = value.reshape(b, value.shape[1], -1).transpose(1, 2)       # B x HW x Cv
+            scale = mod.channels ** -0.5 if mod.matmul_norm else 1.0
+            context = _attend(query, key, value, scale).transpose(1, 2).reshape(b, -1, h, w)  # B x Cv x h x w
+        verify(path, f"context (softmax(query key) @ value, the input of {'gamma' if pam else 'out_project'})",
+               context, s["out_in"])
+        if pam:
+            verify(path, "PAM output (gamma(context) + x)", s["out"] + args[0], output)
+        name = calls.next()
+        factors = {"query": query, "key": key}
+        for role, t in factors.items():
+            emit.store(join(name, role), t.detach() if detach else t)
+        emit.site(SiteRecord(name, KIND, (h, w), factors, read, {"scale": scale}))
+
+    handles.append(block.register_forward_hook(post))
+    return handles

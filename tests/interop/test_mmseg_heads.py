@@ -1,0 +1,116 @@
+"""Real MMSeg 1.2.2 context heads through ocrviz.context_maps: each map against the upstream code's own tensors.
+
+Each head builds from its own ``configs/_base_/models`` file with random weights
+(``mmseg_heads.build``); the upstream attention is recorded by wrapping the
+function the upstream module itself calls (``Spy``), so the reference is
+MMSeg's / mmcv's arithmetic, not ocrviz's.  No skip: without the extra the
+test fails and says how to install it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import ocrviz
+from mmseg_heads import Spy, build, hooks_left, spy_softmax
+from ocrviz.capture import CaptureMismatchError
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning", "ignore:.*build_loss:UserWarning", "ignore:.*avg_non_ignore:UserWarning")
+
+IMAGE = (1, 3, 64, 96)          # an 8 x 12 grid at output stride 8 (h != w catches transposes)
+PIXELS = ((0, 0), (30, 50), (63, 95), (41, 7))
+
+
+def _image(seed: int = 0) -> torch.Tensor:
+    return torch.randn(*IMAGE, generator=torch.Generator().manual_seed(seed))
+
+
+def _cell(pixel, grid):
+    return pixel[0] * grid[0] // IMAGE[2], pixel[1] * grid[1] // IMAGE[3]
+
+
+def _check_mass(m) -> None:
+    assert abs(m.weights.sum() + m.off_grid - 1) < 1e-6
+    assert (m.weights >= 0).all()
+
+
+def _peaked(row: np.ndarray) -> None:
+    # A near-uniform row would let a wrong index pass: the weights must matter.
+    assert row.max() > 3 / row.size, f"row too flat for a meaningful comparison (max {row.max():.4f})"
+
+
+# -- NLHead: mmcv NonLocal2d -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def nl_model():
+    return build("nonlocal_r50-d8")
+
+
+def test_nlhead_map_is_the_upstream_softmax_row(nl_model, monkeypatch) -> None:
+    block = nl_model.decode_head.nl_block
+    spy = Spy(block.embedded_gaussian)
+    monkeypatch.setattr(block, "embedded_gaussian", spy)          # forward calls getattr(self, self.mode)
+    x = _image()
+    logits, cache = ocrviz.run_with_cache(nl_model, x)
+    assert torch.allclose(logits, nl_model(x), atol=1e-5)         # capture does not change the output
+    (pairwise,) = spy.outputs[:1]                                  # B x HW x HW, mmcv's own rows
+    for pixel in PIXELS:
+        maps = ocrviz.context_maps(cache, pixel)
+        assert len(maps) == 1
+        m = maps[0]
+        assert m.exact and m.site == "decode_head.nl_block" and m.kind == "self_attention"
+        assert m.grid == (8, 12) and m.cell == _cell(pixel, (8, 12))
+        _check_mass(m)
+        row = pairwise[0, m.cell[0] * 12 + m.cell[1]].double().numpy()
+        _peaked(row)
+        np.testing.assert_allclose(m.weights.ravel(), row, atol=2e-6)
+
+
+def test_nlhead_factors_that_do_not_reproduce_the_output_raise(nl_model, monkeypatch) -> None:
+    block = nl_model.decode_head.nl_block
+    sharper = lambda theta, phi: torch.softmax(2 * torch.matmul(theta, phi) / theta.shape[-1] ** 0.5, -1)  # noqa: E731
+    monkeypatch.setattr(block, "embedded_gaussian", sharper)
+    with pytest.raises(CaptureMismatchError, match="conv_out input"):
+        ocrviz.run_with_cache(nl_model, _image())
+    assert hooks_left(nl_model) == []
+
+
+def test_nlhead_no_hooks_left_after_normal_and_raising_runs(nl_model) -> None:
+    ocrviz.run_with_cache(nl_model, _image())
+    assert hooks_left(nl_model) == []
+    with pytest.raises(RuntimeError):
+        ocrviz.run_with_cache(nl_model, torch.randn(1, 5, 64, 96))   # wrong channel count raises in the stem
+    assert hooks_left(nl_model) == []
+
+
+# -- DAHead: PAM (HW x HW) and CAM (C x C, no spatial map) ------------------------------------------
+@pytest.fixture(scope="module")
+def da_model():
+    return build("danet_r50-d8")
+
+
+def test_dahead_pam_map_is_the_upstream_softmax_row(da_model, monkeypatch) -> None:
+    from mmseg.models.utils import self_attention_block as sab
+    spy = spy_softmax(monkeypatch, sab)                            # PAM's sim_map, in MMSeg's own code
+    logits, cache = ocrviz.run_with_cache(da_model, _image(1))
+    (sim,) = spy.outputs                                           # B x HW x HW
+    for pixel in PIXELS:
+        maps = ocrviz.context_maps(cache, pixel)
+        assert [m.site for m in maps] == ["decode_head.pam"]      # CAM mixes channels: no spatial map
+        m = maps[0]
+        assert m.exact and m.grid == (8, 12) and m.cell == _cell(pixel, (8, 12))
+        _check_mass(m)
+        row = sim[0, m.cell[0] * 12 + m.cell[1]].double().numpy()
+        _peaked(row)
+        np.testing.assert_allclose(m.weights.ravel(), row, atol=2e-6)
+    assert hooks_left(da_model) == []
+
+
+def test_dahead_pam_mismatch_raises_and_leaves_no_hooks(da_model, monkeypatch) -> None:
+    from mmseg.models.utils import self_attention_block as sab
+    spy = spy_softmax(monkeypatch, sab)
+    spy.fn = lambda t, dim: torch.softmax(2 * t, dim)             # MMSeg's block now computes something else
+    with pytest.raises(CaptureMismatchError, match="context"):
+        ocrviz.run_with_cache(da_model, _image(1))
+    assert hooks_left(da_model) == []
