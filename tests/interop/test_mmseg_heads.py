@@ -114,3 +114,60 @@ def test_dahead_pam_mismatch_raises_and_leaves_no_hooks(da_model, monkeypatch) -
     with pytest.raises(CaptureMismatchError, match="context"):
         ocrviz.run_with_cache(da_model, _image(1))
     assert hooks_left(da_model) == []
+
+
+# -- CCHead: mmcv CrissCrossAttention, called twice -----------------------------------------------
+@pytest.fixture(scope="module")
+def cc_model():
+    return build("ccnet_r50-d8")
+
+
+def _dense(attn: torch.Tensor) -> torch.Tensor:
+    """mmcv's B x H x W x (H + W) criss-cross weights as an HW x HW matrix (batch 0), float64."""
+    _, h, w, _ = attn.shape
+    a = torch.zeros(h, w, h, w, dtype=torch.float64)
+    for r in range(h):
+        for c in range(w):
+            a[r, c, :, c] += attn[0, r, c, :h].double()
+            a[r, c, r, :] += attn[0, r, c, h:].double()
+    return a.reshape(h * w, h * w)
+
+
+def test_cchead_one_exact_map_per_pass_equal_to_mmcv_weights(cc_model, monkeypatch) -> None:
+    from mmcv.ops import cc_attention
+    spy = spy_softmax(monkeypatch, cc_attention)
+    _, cache = ocrviz.run_with_cache(cc_model, _image(2))
+    assert len(spy.outputs) == 2 == cc_model.decode_head.recurrence
+    dense = [_dense(a) for a in spy.outputs]
+    for pixel in PIXELS:
+        maps = ocrviz.context_maps(cache, pixel)
+        assert [m.site for m in maps] == ["decode_head.cca", "decode_head.cca.call1"]
+        for m, a in zip(maps, dense):
+            assert m.exact and m.kind == "criss_cross" and m.cell == _cell(pixel, (8, 12))
+            _check_mass(m)
+            row = a[m.cell[0] * 12 + m.cell[1]].numpy()
+            _peaked(row[row > 0])
+            np.testing.assert_allclose(m.weights.ravel(), row, atol=2e-6)
+            assert (m.weights > 0).sum() == 8 + 12 - 1                 # the pixel's row and column
+
+
+def test_cchead_rollout_is_the_product_of_the_two_passes(cc_model, monkeypatch) -> None:
+    from mmcv.ops import cc_attention
+    from ocrviz.context.criss_cross import rollout_map
+    spy = spy_softmax(monkeypatch, cc_attention)
+    _, cache = ocrviz.run_with_cache(cc_model, _image(2))
+    a1, a2 = (_dense(a) for a in spy.outputs)
+    m = rollout_map(cache.context_sites, 0, (3, 5))
+    assert not m.exact and "rollout" in m.convention
+    _check_mass(m)
+    np.testing.assert_allclose(m.weights.ravel(), (a2 @ a1)[3 * 12 + 5].numpy(), atol=5e-6)  # float32 vs 64
+    assert (m.weights > 0).sum() == 96                                 # two passes reach every cell
+
+
+def test_cchead_mismatch_raises_and_no_hooks_left(cc_model, monkeypatch) -> None:
+    from mmcv.ops import cc_attention
+    spy = spy_softmax(monkeypatch, cc_attention)
+    spy.fn = lambda t, dim: torch.softmax(t / 2, dim)
+    with pytest.raises(CaptureMismatchError, match="criss-cross context"):
+        ocrviz.run_with_cache(cc_model, _image(2))
+    assert hooks_left(cc_model) == []
