@@ -59,7 +59,7 @@ def build(name: str, seed: int = 0, **decode_overrides) -> nn.Module:
     return liven(model, seed)
 
 
-QK_WORDS = ("theta", "phi", "query", "key")
+QK_WORDS = ("theta", "phi", "query", "key", "conv_mask")
 
 
 def liven(model: nn.Module, seed: int = 0, gain: float = 1.5, qk_gain: float = 6.0) -> nn.Module:

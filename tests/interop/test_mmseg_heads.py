@@ -171,3 +171,61 @@ def test_cchead_mismatch_raises_and_no_hooks_left(cc_model, monkeypatch) -> None
     with pytest.raises(CaptureMismatchError, match="criss-cross context"):
         ocrviz.run_with_cache(cc_model, _image(2))
     assert hooks_left(cc_model) == []
+
+
+# -- PSPHead: MMSeg PPM ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def psp_model():
+    return build("pspnet_r50-d8")
+
+
+def test_psphead_map_is_mmseg_ppm_linear_path_with_equal_scale_shares(psp_model) -> None:
+    import copy
+    _, cache = ocrviz.run_with_cache(psp_model, _image(3))
+    ppm = copy.deepcopy(psp_model.decode_head.psp_modules)
+    for branch in ppm:
+        branch[1] = torch.nn.Identity()                               # keep MMSeg's pooling and resize only
+    h, w = 8, 12
+    onehot = torch.eye(h * w, dtype=torch.float64).reshape(1, h * w, h, w)   # channel n = one-hot cell n
+    with torch.no_grad():
+        outs = ppm(onehot)                                             # MMSeg's own PPM.forward
+    for pixel in PIXELS:
+        (m,) = ocrviz.context_maps(cache, pixel)
+        assert m.site == "decode_head.psp_modules" and m.kind == "pooling_bins"
+        assert not m.exact and "scale" in m.convention
+        _check_mass(m)
+        r, c = m.cell
+        expected = sum(o[0, :, r, c] for o in outs) / len(outs)       # HW
+        np.testing.assert_allclose(m.weights.ravel(), expected.numpy(), atol=1e-9)
+        assert len(m.sources) == 1 + 4 + 9 + 36 and abs(m.source_weights.sum() - 1) < 1e-9
+        assert m.weights.min() > 0                                     # the 1x1 bin reaches every cell
+
+
+def test_psphead_wrong_geometry_raises(psp_model, monkeypatch) -> None:
+    import mmseg.models.decode_heads.psp_head as psp
+    monkeypatch.setattr(psp, "resize", lambda t, size, mode, align_corners: torch.nn.functional.interpolate(
+        t, size=size, mode="nearest"))                                 # MMSeg now upsamples differently
+    with pytest.raises(CaptureMismatchError, match="upsampled"):
+        ocrviz.run_with_cache(psp_model, _image(3))
+    assert hooks_left(psp_model) == []
+
+
+# -- GCHead: mmcv ContextBlock -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def gc_model():
+    return build("gcnet_r50-d8")
+
+
+def test_gchead_map_is_the_one_softmax_mask(gc_model, monkeypatch) -> None:
+    block = gc_model.decode_head.gc_block
+    spy = Spy(block.softmax.forward)
+    monkeypatch.setattr(block.softmax, "forward", spy)
+    _, cache = ocrviz.run_with_cache(gc_model, _image(4))
+    (mask,) = spy.outputs                                              # B x 1 x HW, mmcv's own mask
+    maps = [ocrviz.context_maps(cache, p)[0] for p in PIXELS]
+    for m in maps:
+        assert m.exact and m.site == "decode_head.gc_block" and m.kind == "global_context"
+        _check_mass(m)
+        np.testing.assert_allclose(m.weights.ravel(), mask[0, 0].double().numpy(), atol=1e-7)
+    _peaked(maps[0].weights.ravel())
+    assert hooks_left(gc_model) == []
