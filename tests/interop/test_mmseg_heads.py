@@ -229,3 +229,41 @@ def test_gchead_map_is_the_one_softmax_mask(gc_model, monkeypatch) -> None:
         np.testing.assert_allclose(m.weights.ravel(), mask[0, 0].double().numpy(), atol=1e-7)
     _peaked(maps[0].weights.ravel())
     assert hooks_left(gc_model) == []
+
+
+# -- DNLHead: whitened pairwise + unary, theta / phi whitened in place ----------------------------
+@pytest.fixture(scope="module")
+def dnl_model():
+    return build("dnl_r50-d8")
+
+
+def test_dnlhead_map_is_half_the_pairwise_row_plus_the_unary_mask(dnl_model, monkeypatch) -> None:
+    block = dnl_model.decode_head.dnl_block
+    pair_spy = Spy(block.embedded_gaussian)
+    monkeypatch.setattr(block, "embedded_gaussian", pair_spy)        # the whitened pairwise rows
+    unary = {}
+    orig_mask = block.conv_mask.forward
+    monkeypatch.setattr(block.conv_mask, "forward", lambda t: unary.setdefault("logits", orig_mask(t)))
+    _, cache = ocrviz.run_with_cache(dnl_model, _image(5))
+    (pair,) = pair_spy.outputs                                          # B x HW x HW, MMSeg's own
+    mask = torch.softmax(unary["logits"].reshape(1, -1).double(), -1)[0]   # DNL's unary_mask.softmax(-1)
+    for pixel in PIXELS:
+        (m,) = ocrviz.context_maps(cache, pixel)
+        assert m.exact and m.site == "decode_head.dnl_block" and m.extra["scale_to_head"] == 2.0
+        _check_mass(m)
+        row = pair[0, m.cell[0] * 12 + m.cell[1]].double()
+        _peaked(row.numpy())
+        np.testing.assert_allclose(m.weights.ravel(), ((row + mask) / 2).numpy(), atol=2e-6)
+    assert hooks_left(dnl_model) == []
+
+
+def test_dnlhead_without_the_copy_the_in_place_whitening_would_be_seen(dnl_model) -> None:
+    # The hazard the copy guards against: theta's output *is* modified after theta returns.
+    block, seen = dnl_model.decode_head.dnl_block, {}
+    h = block.theta.register_forward_hook(lambda mod, a, out: seen.update(ref=out, copy=out.clone()))
+    try:
+        with torch.no_grad():
+            dnl_model(_image(5))
+    finally:
+        h.remove()
+    assert not torch.allclose(seen["ref"], seen["copy"])
