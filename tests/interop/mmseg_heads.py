@@ -76,7 +76,12 @@ def liven(model: nn.Module, seed: int = 0, gain: float = 1.5, qk_gain: float = 6
                     m.bias.normal_(0, 0.1, generator=g)
             if type(m).__name__ == "Scale":
                 m.scale.fill_(0.7)
-    return randomise_bn(model, seed, spread=0.1)
+    randomise_bn(model, seed, spread=0.1)
+    with torch.no_grad():                   # BN after a query / key conv (ANN) would undo its gain
+        for path, m in model.decode_head.named_modules():
+            if isinstance(m, nn.BatchNorm2d) and any(w in path for w in QK_WORDS):
+                m.weight.mul_(3.0)
+    return model
 
 
 class Spy:

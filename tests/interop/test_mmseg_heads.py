@@ -267,3 +267,32 @@ def test_dnlhead_without_the_copy_the_in_place_whitening_would_be_seen(dnl_model
     finally:
         h.remove()
     assert not torch.allclose(seen["ref"], seen["copy"])
+
+
+# -- ANNHead: AFNB and APNB attend to 110 pooled bins ---------------------------------------------
+@pytest.fixture(scope="module")
+def ann_model():
+    return build("ann_r50-d8")
+
+
+def test_annhead_maps_are_the_bin_rows_spread_uniformly_over_each_bin(ann_model, monkeypatch) -> None:
+    from mmseg.models.utils import self_attention_block as sab
+    spy = spy_softmax(monkeypatch, sab)
+    _, cache = ocrviz.run_with_cache(ann_model, _image(6))
+    assert len(spy.outputs) == 2                                       # AFNB stage, APNB stage
+    ppm = ann_model.decode_head.context.stages[0].key_downsample       # MMSeg's own PPMConcat
+    with torch.no_grad():
+        spread = ppm(torch.eye(96, dtype=torch.float64).reshape(1, 96, 8, 12))[0].T   # 110 x HW
+    assert spread.shape == (110, 96)
+    for pixel in PIXELS:
+        maps = ocrviz.context_maps(cache, pixel)
+        assert [m.site for m in maps] == ["decode_head.fusion.stages.0", "decode_head.context.stages.0"]
+        for m, sim in zip(maps, spy.outputs):
+            assert m.exact and m.kind == "pooling_bins" and len(m.sources) == 110
+            _check_mass(m)
+            row = sim[0, m.cell[0] * 12 + m.cell[1]].double()
+            _peaked(row.numpy())
+            # float32 upstream vs float64 here, logits of O(100) after BN + ReLU keys: 1e-4
+            np.testing.assert_allclose(m.source_weights, row.numpy(), atol=1e-4)
+            np.testing.assert_allclose(m.weights.ravel(), (row @ spread).numpy(), atol=1e-4)
+    assert hooks_left(ann_model) == []
