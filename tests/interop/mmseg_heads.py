@@ -48,7 +48,7 @@ def config(name: str) -> dict:
     return model
 
 
-def build(name: str, seed: int = 0, **decode_overrides) -> nn.Module:
+def build(name: str, seed: int = 0, qk_gain: float = 6.0, **decode_overrides) -> nn.Module:
     """The segmentor of config ``name`` with random, lively weights, eval mode."""
     _, MODELS, _ = import_mmseg()
     cfg = config(name)
@@ -56,7 +56,7 @@ def build(name: str, seed: int = 0, **decode_overrides) -> nn.Module:
     cfg.pop("auxiliary_head", None)      # not a context site; saves time
     torch.manual_seed(seed)
     model = MODELS.build(cfg)
-    return liven(model, seed)
+    return liven(model, seed, qk_gain=qk_gain)
 
 
 QK_WORDS = ("theta", "phi", "query", "key", "conv_mask")
@@ -80,7 +80,7 @@ def liven(model: nn.Module, seed: int = 0, gain: float = 1.5, qk_gain: float = 6
     with torch.no_grad():                   # BN after a query / key conv (ANN) would undo its gain
         for path, m in model.decode_head.named_modules():
             if isinstance(m, nn.BatchNorm2d) and any(w in path for w in QK_WORDS):
-                m.weight.mul_(3.0)
+                m.weight.mul_(qk_gain / 2)
     return model
 
 
