@@ -332,3 +332,45 @@ def test_isahead_map_is_the_product_along_each_sources_one_path(isa_model, monke
         _peaked(m.weights.ravel())
     assert max(off) > 1e-3                        # weight does fall on the padding
     assert hooks_left(isa_model) == []
+
+
+# -- EMAHead: responsibilities after 3 EM stages under no_grad ----------------------------------------
+@pytest.fixture(scope="module")
+def ema_model():
+    model = build("emanet_r50-d8")
+    with torch.no_grad():                       # larger features: responsibilities far from uniform
+        model.decode_head.ema_mid_conv.conv.weight.mul_(8)
+    return model
+
+
+def test_emahead_map_is_the_exact_linear_identity_of_mmseg_em(ema_model, monkeypatch) -> None:
+    import mmseg.models.decode_heads.ema_head as ema_head
+    spy = spy_softmax(monkeypatch, ema_head)
+    ema = ema_model.decode_head.ema_module
+    io = {}
+    orig = ema.forward
+
+    def forward(f):
+        out = orig(f)
+        io.update({"in": f, "out": out.clone()})                       # the head relu's `out` in place
+        return out
+    monkeypatch.setattr(ema, "forward", forward)
+    _, cache = ocrviz.run_with_cache(ema_model, _image(8))
+    assert len(spy.outputs) == ema.num_stages == 3
+    attn = spy.outputs[-1][0].double()                                 # HW x K, MMSeg's last responsibilities
+    feats = io["in"][0].reshape(io["in"].shape[1], -1).double()        # C x HW
+    normed = attn / attn.sum(0, keepdim=True)                          # over pixels
+    z = (feats @ normed).norm(dim=0)                                   # K
+    weights = (attn / z) @ normed.T                                    # HW x HW: recon = feats @ weights.T
+    # the identity reproduces MMSeg's own output (before the head's in-place relu)
+    np.testing.assert_allclose((feats @ weights.T).numpy(), io["out"][0].reshape(feats.shape).double().numpy(),
+                               atol=1e-4 * float(io["out"].abs().max()))
+    for pixel in PIXELS:
+        (m,) = ocrviz.context_maps(cache, pixel)
+        assert m.exact and m.kind == "em" and m.site == "decode_head.ema_module" and len(m.sources) == 64
+        _check_mass(m)
+        row = weights[m.cell[0] * 12 + m.cell[1]]
+        _peaked(row.numpy())
+        np.testing.assert_allclose(m.weights.ravel(), (row / row.sum()).numpy(), atol=1e-6)
+        assert abs(m.extra["scale_to_head"] - float(row.sum())) < 1e-4 * float(row.sum())
+    assert hooks_left(ema_model) == []
