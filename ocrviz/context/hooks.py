@@ -8,10 +8,10 @@ from __future__ import annotations
 from torch import nn
 
 from ..models.hook_point import HookPoint
-from . import criss_cross, em, global_context, isa, pooling_bins, self_attention
+from . import criss_cross, em, global_context, isa, pooling_bins, self_attention, transformer
 from .sites import HookSite
 
-FAMILIES = (self_attention, criss_cross, pooling_bins, global_context, isa, em)
+FAMILIES = (self_attention, criss_cross, pooling_bins, global_context, isa, em, transformer)
 
 
 def find_context_sites(model: nn.Module) -> list[HookSite]:

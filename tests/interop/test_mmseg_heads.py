@@ -374,3 +374,46 @@ def test_emahead_map_is_the_exact_linear_identity_of_mmseg_em(ema_model, monkeyp
         np.testing.assert_allclose(m.weights.ravel(), (row / row.sum()).numpy(), atol=1e-6)
         assert abs(m.extra["scale_to_head"] - float(row.sum())) < 1e-4 * float(row.sum())
     assert hooks_left(ema_model) == []
+
+
+# -- SegformerHead + MiT-B0: 8 attention layers in the backbone --------------------------------------
+@pytest.fixture(scope="module")
+def segformer_model():
+    model = build("segformer_mit-b0")
+    g = torch.Generator().manual_seed(9)
+    with torch.no_grad():                       # MMSeg's trunc-normal init gives near-uniform rows
+        for m in model.backbone.modules():
+            if isinstance(m, torch.nn.MultiheadAttention):
+                m.in_proj_weight.normal_(0, 0.6, generator=g)
+    return model
+
+
+def test_segformer_one_map_per_mit_layer_equal_to_torch_attention_weights(segformer_model, monkeypatch) -> None:
+    per_layer = []
+    for layer in [m for m in segformer_model.backbone.modules() if type(m).__name__ == "EfficientMultiheadAttention"]:
+        orig = layer.attn.forward
+
+        def forward(*args, _orig=orig, **kwargs):
+            out, heads = _orig(*args, **kwargs, average_attn_weights=False)   # PyTorch's own per-head weights
+            per_layer.append(heads.detach().clone())
+            return out, heads.mean(1)                                      # what the default call returns
+        monkeypatch.setattr(layer.attn, "forward", forward)
+    _, cache = ocrviz.run_with_cache(segformer_model, _image(10))
+    assert len(per_layer) == 8
+    cvs = []
+    for pixel in PIXELS:
+        maps = ocrviz.context_maps(cache, pixel)
+        assert len(maps) == 8 and [m.site for m in maps] == sorted(m.site for m in maps)
+        for m, heads, sr in zip(maps, per_layer, (8, 8, 4, 4, 2, 2, 1, 1)):
+            assert m.kind == "transformer" and m.extra["sr_ratio"] == sr
+            _check_mass(m)
+            h, w = m.grid
+            assert (h, w) == {8: (16, 24), 4: (8, 12), 2: (4, 6), 1: (2, 3)}[sr]
+            rows = heads[0, :, m.cell[0] * w + m.cell[1]].double()          # heads x S reduced cells
+            cvs.append(float((rows.std(1, unbiased=False) / rows.mean(1)).max()))
+            row = rows.mean(0)                                             # mean over heads
+            expected = np.kron(row.reshape(h // sr, w // sr).numpy(), np.ones((sr, sr)) / sr ** 2)
+            np.testing.assert_allclose(m.weights, expected, atol=2e-6)
+            assert m.exact == (heads.shape[1] == 1 and sr == 1) and (m.exact or m.convention)
+    assert np.median(cvs) > 0.5                  # the heads' rows are far from uniform
+    assert hooks_left(segformer_model) == []
