@@ -417,3 +417,27 @@ def test_segformer_one_map_per_mit_layer_equal_to_torch_attention_weights(segfor
             assert m.exact == (heads.shape[1] == 1 and sr == 1) and (m.exact or m.convention)
     assert np.median(cvs) > 0.5                  # the heads' rows are far from uniform
     assert hooks_left(segformer_model) == []
+
+
+# -- every head: forward order, nothing left behind -----------------------------------------------------
+ALL = ("nl_model", "da_model", "cc_model", "psp_model", "gc_model", "dnl_model", "ann_model", "isa_model",
+       "ema_model", "segformer_model")
+
+
+@pytest.mark.parametrize("fixture", ALL)
+def test_every_head_leaves_no_hook_after_a_raising_run_and_captures_again(fixture, request) -> None:
+    model = request.getfixturevalue(fixture)
+    with pytest.raises(RuntimeError):
+        ocrviz.run_with_cache(model, torch.randn(1, 5, 64, 96))       # wrong channel count: raises in the stem
+    assert hooks_left(model) == []
+    logits, cache = ocrviz.run_with_cache(model, _image(11))
+    assert hooks_left(model) == []
+    with torch.no_grad():
+        plain = model(_image(11))
+    first = lambda t: t[0] if isinstance(t, (tuple, list)) else t     # noqa: E731  (DAHead returns three)
+    assert torch.allclose(first(logits), first(plain), atol=1e-5)     # capture does not change the output
+    maps = ocrviz.context_maps(cache, (20, 30))
+    assert maps and len(maps) == len(cache.context_sites)
+    for m in maps:
+        _check_mass(m)
+        assert m.exact != bool(m.convention)
