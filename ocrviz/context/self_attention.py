@@ -15,9 +15,13 @@ Recognised modules (duck typing on class names anywhere in the MRO):
   (``context`` = the input of its ``gamma``), or any with an ``out_project``.
   DANet's CAM mixes channels, not positions: it has no spatial context map.
 
-Per call the hooks keep the factors (query B x HW x C, key B x C x HW), recompute
-the module's own tensor from them (chunked over rows, so the HW x HW matrix is
-never held twice) and raise :class:`CaptureMismatchError` on disagreement.
+Per call the hooks keep the factors (query B x HW x C, key B x C x HW, value
+B x HW x Cv) and the module's own context (B x Cv x HW), and check that the
+factors reproduce that context: on every row when HW <= FULL_CHECK, else on
+SAMPLE evenly spaced rows (so capture costs a small fraction of the module's
+own HW x HW work); reading a pixel's map checks that pixel's own row again,
+so a drawn row is always one the module's output confirms.  A disagreement
+raises :class:`CaptureMismatchError`.  The HW x HW matrix is never stored.
 """
 from __future__ import annotations
 
@@ -37,7 +41,8 @@ NONLOCAL_CLASSES = frozenset({"NonLocal2d", "_NonLocalNd"})
 DNL_CLASSES = frozenset({"DisentangledNonLocal2d"})
 SA_BLOCK_CLASSES = frozenset({"SelfAttentionBlock"})
 PAM_CLASSES = frozenset({"PAM"})
-CHUNK = 4096   # query rows per step when recomputing the context (bounds the HW x HW memory)
+FULL_CHECK = 4096   # up to this many cells every row is checked at capture
+SAMPLE = 256        # rows checked at capture above that (every row is checked again when read)
 
 
 def find_sites(model: nn.Module) -> list[HookSite]:
@@ -111,18 +116,17 @@ def _attach_nonlocal(site: HookSite, emit: Emit, detach: bool) -> list[Removable
                 key = key - key.mean(dim=-1, keepdim=True)
                 scale = scale / mod.temperature
             g = s["g"].reshape(b, -1, h * w).transpose(1, 2)                   # B x HW x Cg
-            y = _attend(query, key, g, scale)                                  # B x HW x Cg
-            unary = None
-            if dnl:
-                unary = F.softmax(s["mask"].reshape(b, 1, h * w), dim=-1)      # B x 1 x HW
-                y = y + torch.matmul(unary, g)                                 # + unary_x, broadcast over HW
-            y = y.transpose(1, 2).reshape(b, -1, h, w)                         # B x Cg x h x w
-        verify(path, "conv_out input (softmax(theta phi) @ g" + (" + unary" if dnl else "") + ")", y, s["conv_out_in"])
+            unary = F.softmax(s["mask"].reshape(b, h * w), dim=-1) if dnl else None   # B x HW
+            actual = s["conv_out_in"].reshape(b, -1, h * w)                   # B x Cg x HW, the module's own
+            rows = check_rows(h * w)
+            y = _attend_rows(query, key, g, scale, rows, unary)               # B x rows x Cg
+        verify(path, "conv_out input (softmax(theta phi) @ g" + (" + unary" if dnl else "") + ")",
+               y.transpose(1, 2), actual[:, :, rows])
         verify(path, "block output (x + conv_out(y))", x + s["conv_out"], output)
         name = calls.next()
-        factors = {"query": query, "key": key}
+        factors = {"query": query, "key": key, "value": g, "context": actual}
         if unary is not None:
-            factors["unary"] = unary.reshape(b, h * w)                         # B x HW
+            factors["unary"] = unary
         for role, t in factors.items():
             emit.store(join(name, role), t.detach() if detach else t)
         emit.site(SiteRecord(name, KIND, (h, w), factors, read_dnl if dnl else read, {"scale": scale}))
@@ -131,30 +135,50 @@ def _attach_nonlocal(site: HookSite, emit: Emit, detach: bool) -> list[Removable
     return handles
 
 
-def _attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float) -> torch.Tensor:
-    """softmax(scale * query @ key) @ value, B x HW x Cv, computed CHUNK query rows at a time."""
-    out = [torch.matmul(F.softmax(scale * torch.matmul(query[:, i:i + CHUNK], key), dim=-1), value)
-           for i in range(0, query.shape[1], CHUNK)]
-    return torch.cat(out, dim=1)
+def check_rows(hw: int) -> torch.Tensor:
+    """Rows checked at capture: all of them up to FULL_CHECK cells, else SAMPLE evenly spaced."""
+    if hw <= FULL_CHECK:
+        return torch.arange(hw)
+    return torch.linspace(0, hw - 1, SAMPLE).round().long()
+
+
+def _attend_rows(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float, rows: torch.Tensor,
+                 unary: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(scale * query[rows] @ key) (+ unary) @ value: B x len(rows) x Cv."""
+    weights = F.softmax(scale * torch.matmul(query[:, rows], key), dim=-1)    # B x rows x HW
+    if unary is not None:
+        weights = weights + unary[:, None, :]
+    return torch.matmul(weights, value)
 
 
 def attention_row(record: SiteRecord, batch: int, cell: tuple[int, int]) -> torch.Tensor:
     """Pixel ``cell``'s attention row over the h*w cells (float64), from the stored factors."""
     h, w = record.grid
-    q = record.factors["query"][batch, cell[0] * w + cell[1]].double()       # C
-    k = record.factors["key"][batch].double()                                # C x HW
-    return F.softmax(record.meta["scale"] * (q @ k), dim=-1)                  # HW
+    q = record.factors["query"][batch, cell[0] * w + cell[1]]                # C
+    logits = q @ record.factors["key"][batch]                                # HW, the module's precision
+    return F.softmax(record.meta["scale"] * logits.double(), dim=-1)
+
+
+def _confirm(record: SiteRecord, batch: int, cell: tuple[int, int], weights: torch.Tensor) -> None:
+    """The clicked row, applied to the stored values, must give the module's own context at that pixel."""
+    p = cell[0] * record.grid[1] + cell[1]
+    value = record.factors["value"][batch]                                   # HW x Cv
+    verify(f"{record.name} at cell {cell}", "context of the clicked pixel (its row @ value)",
+           weights.to(value.dtype) @ value, record.factors["context"][batch, :, p])
 
 
 def read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
     """The exact attention row of ``cell``."""
-    return row_map(attention_row(record, batch, cell), record.grid, cell, record)
+    row = attention_row(record, batch, cell)
+    _confirm(record, batch, cell, row)
+    return row_map(row, record.grid, cell, record)
 
 
 def read_dnl(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
     """DNL: (whitened pairwise row + unary mask) / 2, the head's own weights over g, halved."""
     pair = attention_row(record, batch, cell)
     unary = record.factors["unary"][batch].double()
+    _confirm(record, batch, cell, pair + unary)
     return row_map((pair + unary) / 2, record.grid, cell, record, scale_to_head=2.0)
 
 
@@ -179,13 +203,15 @@ def _attach_block(site: HookSite, emit: Emit, detach: bool) -> list[RemovableHan
             key = key.reshape(b, key.shape[1], -1)                             # B x C x HW
             value = value.reshape(b, value.shape[1], -1).transpose(1, 2)       # B x HW x Cv
             scale = mod.channels ** -0.5 if mod.matmul_norm else 1.0
-            context = _attend(query, key, value, scale).transpose(1, 2).reshape(b, -1, h, w)  # B x Cv x h x w
+            actual = s["out_in"].reshape(b, -1, h * w)                         # B x Cv x HW, the module's own
+            rows = check_rows(h * w)
+            context = _attend_rows(query, key, value, scale, rows)            # B x rows x Cv
         verify(path, f"context (softmax(query key) @ value, the input of {'gamma' if pam else 'out_project'})",
-               context, s["out_in"])
+               context.transpose(1, 2), actual[:, :, rows])
         if pam:
             verify(path, "PAM output (gamma(context) + x)", s["out"] + args[0], output)
         name = calls.next()
-        factors = {"query": query, "key": key}
+        factors = {"query": query, "key": key, "value": value, "context": actual}
         for role, t in factors.items():
             emit.store(join(name, role), t.detach() if detach else t)
         emit.site(SiteRecord(name, KIND, (h, w), factors, read, {"scale": scale}))

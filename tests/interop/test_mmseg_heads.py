@@ -65,7 +65,7 @@ def test_nlhead_map_is_the_upstream_softmax_row(nl_model, monkeypatch) -> None:
         _check_mass(m)
         row = pairwise[0, m.cell[0] * 12 + m.cell[1]].double().numpy()
         _peaked(row)
-        np.testing.assert_allclose(m.weights.ravel(), row, atol=2e-6)
+        np.testing.assert_allclose(m.weights.ravel(), row, atol=5e-6)     # float32 upstream
 
 
 def test_nlhead_factors_that_do_not_reproduce_the_output_raise(nl_model, monkeypatch) -> None:
@@ -104,7 +104,7 @@ def test_dahead_pam_map_is_the_upstream_softmax_row(da_model, monkeypatch) -> No
         _check_mass(m)
         row = sim[0, m.cell[0] * 12 + m.cell[1]].double().numpy()
         _peaked(row)
-        np.testing.assert_allclose(m.weights.ravel(), row, atol=2e-6)
+        np.testing.assert_allclose(m.weights.ravel(), row, atol=5e-6)     # float32 upstream
     assert hooks_left(da_model) == []
 
 
@@ -148,7 +148,7 @@ def test_cchead_one_exact_map_per_pass_equal_to_mmcv_weights(cc_model, monkeypat
             _check_mass(m)
             row = a[m.cell[0] * 12 + m.cell[1]].numpy()
             _peaked(row[row > 0])
-            np.testing.assert_allclose(m.weights.ravel(), row, atol=2e-6)
+            np.testing.assert_allclose(m.weights.ravel(), row, atol=5e-6)     # float32 upstream
             assert (m.weights > 0).sum() == 8 + 12 - 1                 # the pixel's row and column
 
 
@@ -476,3 +476,26 @@ def test_changed_upstream_arithmetic_raises_and_leaves_no_hook(fixture, request,
     with pytest.raises(CaptureMismatchError):
         ocrviz.run_with_cache(model, _image(12))
     assert hooks_left(model) == []
+
+
+# -- large grids: rows sampled at capture, the clicked row checked when read -----------------------------
+def test_large_grid_checks_sampled_rows_at_capture_and_the_clicked_row_when_read() -> None:
+    from mmcv.cnn import NonLocal2d
+    from ocrviz.context import self_attention as sa
+    torch.manual_seed(0)
+    block = NonLocal2d(16, reduction=2).eval()
+    x = torch.randn(1, 16, 66, 66)                                     # 4356 cells > FULL_CHECK
+    assert 66 * 66 > sa.FULL_CHECK
+    spy = Spy(block.embedded_gaussian)
+    block.embedded_gaussian = spy
+    _, cache = ocrviz.run_with_cache(block, x)
+    del block.embedded_gaussian
+    (m,) = ocrviz.context_maps(cache, (40, 13))
+    np.testing.assert_allclose(m.weights.ravel(), spy.outputs[0][0, 40 * 66 + 13].double().numpy(), atol=5e-6)
+    record = cache.context_sites[0]
+    p = 40 * 66 + 14                                                   # a row the capture did not sample
+    assert p not in set(sa.check_rows(66 * 66).tolist())
+    record.factors["context"][0, :, p] += 0.1                          # the module's own context, tampered
+    with pytest.raises(CaptureMismatchError, match="clicked pixel"):
+        ocrviz.context_maps(cache, (40, 14))
+    assert hooks_left(block) == []
