@@ -7,6 +7,8 @@ notebook that only needs the data generator does not pay for the widgets.
     >>> model = ocrviz.create_model("ocrnet", num_classes=5)
     >>> logits, cache = ocrviz.run_with_cache(model, x)      # doctest: +SKIP
     >>> cache.sim_map.shape                                  # B x HW x K
+    >>> ocrviz.context_maps(cache, (y, x))                   # doctest: +SKIP
+    [ContextMap(kind='ocr', ...)]                            # where pixel (y, x)'s context comes from
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ _PUBLIC = {
     "Explorer": "ocrviz.widgets",
     "normalisation_of": "ocrviz.normalisation",
     "context_maps": "ocrviz.context",
+    "ContextMap": "ocrviz.context",
 }
 __all__ = sorted([*_PUBLIC, "capture", "run_with_cache", "Cache"])
 

@@ -3,6 +3,7 @@
     ocrviz explain street.png --model toycity-ocr -o street.html          # explorer + where context comes from
     ocrviz explain a.png b.png --model ocrnet_hr18.pth --labels a_gt.png b_gt.png --pixel 120,300 -o ab.html
     ocrviz report toycity --model toycity-ocr --images 50 -o report.html --json report.json
+    ocrviz report toycity --model toycity-ocr --model toycity-aspp --images 50 -o both.html   # side by side
     ocrviz report /data/cityscapes --model ocrnet_hr48_cityscapes.pth --device cuda -o cs.html
     ocrviz train --arch ocrnet --steps 3000 --out data/checkpoints/toycity-ocr   # = python -m ocrviz.train
     ocrviz evaluate toycity-ocr toycity-aspp --images 100                          # = python -m ocrviz.evaluate
@@ -21,16 +22,16 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
-import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from ocrviz.atomic import write_atomic
+from ocrviz.explain_page import context_summary, resize_nearest as _resize_nearest  # noqa: F401 (public here)
+from ocrviz.html_page import page
 
 PROG = "ocrviz"
 DELEGATED = {"train": "ocrviz.train", "evaluate": "ocrviz.evaluate"}
@@ -186,85 +187,8 @@ def parse_pixel(text: str | None) -> tuple[int, int] | None:
 
 # ---- explain --------------------------------------------------------------------------------
 
-def _entropy_exp(rows: np.ndarray) -> np.ndarray:
-    p = rows.astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = -np.where(p > 0, p * np.log(p), 0.0).sum(1)
-    return np.exp(h)
-
-
-def context_summary(data: Any, pixel_cell: tuple[int, int] | None = None, top: int = 3) -> dict:
-    """Where context comes from in one captured image, from its sim map (HW x K, rows = pixel -> regions).
-
-    ``effective_regions``: mean over cells of exp(entropy of the sim row), in [1, K] (1: one region
-    supplies all context; K: all regions equally).  ``top_regions``: the regions with the largest
-    mean sim weight over cells (their share of all context).  ``own_class_share``: mean sim weight
-    on the region of the cell's own predicted class.  With ``pixel_cell``: that cell's top regions.
-    """
-    sim = np.asarray(data.sim_map, np.float64)                         # HW x K
-    h, w = data.feat_hw
-    names = list(data.class_names)
-    mean = sim.mean(0)
-    order = np.argsort(-mean, kind="stable")[:top]
-    pred = np.array([data.pred_at(y, x) for y in range(h) for x in range(w)])
-    out = {
-        "feature_grid": [h, w],
-        "num_regions": len(names),
-        "effective_regions": float(_entropy_exp(sim).mean()),
-        "top_regions": [{"region": names[k], "share": float(mean[k])} for k in order],
-        "own_class_share": float(sim[np.arange(h * w), pred].mean()),
-    }
-    if pixel_cell is not None:
-        y, x = pixel_cell
-        out["pixel"] = {"cell": [y, x], "predicted": names[data.pred_at(y, x)],
-                        "effective_regions": float(_entropy_exp(sim[y * w + x][None])[0]),
-                        "top_regions": [{"region": n, "share": v} for _, n, v in data.ranked_regions(y, x)[:top]]}
-    return out
-
-
-def _summary_html(s: dict) -> str:
-    tops = ", ".join(f"{html.escape(r['region'])} {100 * r['share']:.0f} %" for r in s["top_regions"])
-    rows = [("effective number of regions (mean over cells)", f"{s['effective_regions']:.2f} of {s['num_regions']}"),
-            ("regions supplying most context", tops),
-            ("context from the cell's own predicted class", f"{100 * s['own_class_share']:.0f} %")]
-    if "pixel" in s:
-        p = s["pixel"]
-        ptops = ", ".join(f"{html.escape(r['region'])} {100 * r['share']:.0f} %" for r in p["top_regions"])
-        rows.append((f"selected cell {tuple(p['cell'])} (predicted {html.escape(p['predicted'])})",
-                     f"{p['effective_regions']:.2f} effective regions; {ptops}"))
-    body = "".join(f"<tr><th>{html.escape(a)}</th><td>{b}</td></tr>" for a, b in rows)
-    return f'<table class="ocrviz-summary">{body}</table>'
-
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
-body {{ margin: 16px; background: #fff; font: 13px system-ui, sans-serif; color: #222; }}
-h1 {{ font-size: 17px; }} h2 {{ font-size: 15px; margin-top: 28px; }}
-table {{ border-collapse: collapse; margin: 6px 0 12px; }}
-th, td {{ border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }}
-th {{ background: #f6f6f6; font-weight: 600; }} td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
-.note {{ color: #666; font-size: 12px; }}
-</style>
-</head><body>
-<h1>{title}</h1>
-{body}
-</body></html>
-"""
-
-
-def page(title: str, body: str) -> str:
-    return _PAGE.format(title=html.escape(title), body=body)
-
-
 def cmd_explain(args: argparse.Namespace) -> int:
     """Write a standalone offline page with the explorer for each image and where its context comes from."""
-    from ocrviz.data.images import prepare_image
-    from ocrviz.widgets.export import explorer_fragment
-
     out = check_output(args.output)
     device = resolve_device(args.device)
     pixel = parse_pixel(args.pixel)
@@ -302,26 +226,22 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise InputError(f"--aspp-model {args.aspp_model}: normalises its input with mean/std "
                          f"{input_normalisation(aspp)}, --model {args.model} with {(mean, std)} (None: ImageNet's); "
                          f"the explorer feeds both models one input")
-    sections, summaries = [], []
-    for path, img, mask in zip(args.images, images, masks):
-        x, prep = prepare_image(img, output_stride=32, max_side=args.max_side, policy="resize")
-        labels = None if mask is None else _resize_nearest(mask, prep.input_size)
+    from ocrviz.explain_page import explain_section, index_html
+
+    sections, summaries, anchors = [], [], []
+    for i, (path, img, mask) in enumerate(zip(args.images, images, masks)):
+        anchors.append(f"image-{i}")
         try:
-            ex = Explorer(model, x, labels, aspp_model=aspp, device=device, mean=mean, std=std)
+            section, summary = explain_section(model, img, mask, name=os.path.basename(path), anchor=anchors[-1],
+                                               aspp_model=aspp, device=device, mean=mean, std=std, pixel=pixel,
+                                               max_side=args.max_side)
         except ValueError as e:                   # no OCR block, class names against K, ...
             raise InputError(f"--model {args.model} on {path!r}: {one_line(e)}") from None
-        cell = None
-        if pixel is not None:
-            sy, sx = prep.scale
-            ex.select_pixel(min(x.shape[0] - 1, int(pixel[0] * sy)), min(x.shape[1] - 1, int(pixel[1] * sx)))
-            cell = tuple(ex.selected)
-        summary = context_summary(ex.data, cell)
-        summary.update(image=str(path), input_size=list(prep.input_size), notes=list(prep.notes))
+        summary["image"] = str(path)
+        sections.append(section)
         summaries.append(summary)
-        note = f'<p class="note">{html.escape("; ".join(prep.notes))}</p>' if prep.notes else ""
-        sections.append(f"<section><h2>{html.escape(os.path.basename(path))}</h2>{note}{_summary_html(summary)}"
-                        f"{explorer_fragment(ex)}</section>")
-        del ex
+    if len(sections) > 1:
+        sections.insert(0, index_html(summaries, anchors))
     intro = (f'<p class="note">Model: {html.escape(args.model)}'
              + (f"; ASPP model: {html.escape(args.aspp_model)}" if args.aspp_model else "")
              + ". Numbers from the captured similarity map (each feature cell's weights over the "
@@ -329,21 +249,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     title = args.title or f"ocrviz explain: {', '.join(os.path.basename(p) for p in args.images[:3])}" + \
         (" ..." if len(args.images) > 3 else "")
     write_atomic(out, page(title, intro + "\n".join(sections)))
-    print(f"wrote {out} ({len(sections)} image{'s' * (len(sections) != 1)})", file=sys.stderr)
+    print(f"wrote {out} ({len(summaries)} image{'s' * (len(summaries) != 1)})", file=sys.stderr)
     if not args.quiet:
         for s in summaries:
             tops = ", ".join(f"{r['region']} {100 * r['share']:.0f}%" for r in s["top_regions"])
             print(f"{s['image']}: {s['effective_regions']:.2f} effective regions of {s['num_regions']}; "
                   f"most context from {tops}")
     return 0
-
-
-def _resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if mask.shape == tuple(size):
-        return mask
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(mask.astype(np.int32)).resize((size[1], size[0]), Image.NEAREST)).astype(np.int64)
 
 
 # ---- report ---------------------------------------------------------------------------------
@@ -455,143 +367,35 @@ def pad_labels(labels: np.ndarray) -> np.ndarray:
     return pad_to_stride(labels.astype(np.int64), 32, 255)
 
 
-def optional_analyses(model: Any, scenes: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]],
-                      progress: bool) -> dict[str, dict]:
-    """``ocrviz.analysis.attention_report`` and ``context_flow`` when this install has them."""
-    try:
-        import ocrviz.analysis as analysis
-    except ImportError:
-        return {}
-    import itertools
-
-    def split() -> tuple[Iterator[np.ndarray], Iterator[np.ndarray]]:
-        """Images and labels as two iterators over ONE pass of scenes (rendered / read once, in step)."""
-        a, b = itertools.tee(scenes())
-        return (i for i, _ in a), (lab for _, lab in b)
-
-    out: dict[str, dict] = {}
-    calls = {
-        "attention_report": lambda f: f(model, *split(), progress=progress),
-        "context_flow": lambda f: f(model, *split()),
-    }
-    for name, call in calls.items():
-        fn = getattr(analysis, name, None)
-        if not callable(fn):
-            continue
-        try:
-            result = call(fn)
-        except Exception as e:  # an optional section must not lose the metrics already computed
-            print(f"{PROG} report: warning: {name} failed ({type(e).__name__}: {one_line(e)}); "
-                  "the report goes without it", file=sys.stderr)
-            continue
-        entry: dict[str, Any] = {}
-        if hasattr(result, "to_dict"):
-            entry["dict"] = _jsonable(result.to_dict())
-        if hasattr(result, "to_markdown"):
-            entry["markdown"] = str(result.to_markdown())
-        out[name] = entry
-    return out
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if hasattr(x, "tolist"):
-        return _jsonable(x.tolist())
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-def _fmt(v: Any, pct: bool = False) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return f"{100 * v:.1f} %" if pct else f"{v:.4f}"
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], num_from: int = 1) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(
-        f'<td{" class=num" if i >= num_from else ""}>{html.escape(str(c))}</td>' for i, c in enumerate(r)) + "</tr>"
-        for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _markdown_html(text: str) -> str:
-    """Markdown tables -> HTML tables, other lines as paragraphs (no dependency, no script)."""
-    blocks, table = [], []
-
-    def flush() -> None:
-        if table:
-            cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table
-                     if not set(line.replace("|", "").strip()) <= set("-: ")]
-            if cells:
-                blocks.append(_table(cells[0], cells[1:]))
-            table.clear()
-    for line in text.splitlines():
-        if line.strip().startswith("|"):
-            table.append(line)
-            continue
-        flush()
-        if line.strip():
-            blocks.append(f"<p>{html.escape(line.strip().lstrip('#').strip())}</p>")
-    flush()
-    return "\n".join(blocks)
-
-
-def report_html(title: str, result: dict) -> str:
-    m = result["metrics"]
-    parts = [f'<p class="note">{html.escape(result["data"])}; model {html.escape(result["model"])}; '
-             f'device {html.escape(result["device"])}.</p>']
-    rows = [("mIoU", _fmt(m["miou"])), ("pixel accuracy", _fmt(m["pixel_acc"])), ("images", m["n_images"])]
-    if m.get("ambiguous_pixels"):
-        rows += [("ambiguous-pixel accuracy", _fmt(m["ambiguous_acc"])),
-                 *[(f"  {kind}", _fmt(v)) for kind, v in m["ambiguous_acc_by_kind"].items()]]
-    if m.get("cue_free_pixels"):
-        rows.append(("cue-free accuracy", _fmt(m["cue_free_acc"])))
-    rows.append(("forward seconds per image", f"{m['seconds_per_image']:.4f}"))
-    parts += ["<h2>Metrics</h2>", _table(["metric", "value"], rows)]
-    parts += ["<h2>Per-class IoU</h2>",
-              _table(["class", "IoU"], [(c, _fmt(v)) for c, v in m["per_class_iou"].items()])]
-    for name, entry in result.get("analyses", {}).items():
-        parts.append(f"<h2>{html.escape(name.replace('_', ' '))}</h2>")
-        if "markdown" in entry:
-            parts.append(_markdown_html(entry["markdown"]))
-        elif "dict" in entry:
-            parts.append(f"<pre>{html.escape(json.dumps(entry['dict'], indent=1)[:20000])}</pre>")
-    return page(title, "\n".join(parts))
-
-
 def cmd_report(args: argparse.Namespace) -> int:
-    from ocrviz.evaluate import evaluate
+    from ocrviz.report_cli import write_report
 
     out = check_output(args.output)
     out_json = check_output(args.json, "--json") if args.json else None
     if out_json is not None and out_json.resolve() == out.resolve():
         raise InputError(f"--json {args.json!r} is the same file as -o; give two different files")
+    if args.bootstrap < 10:
+        raise InputError(f"--bootstrap {args.bootstrap}: allowed are 10 and more (1000 is usual)")
+    if args.explain_worst < 0:
+        raise InputError(f"--explain-worst {args.explain_worst}: allowed are 0 (no pages) and more")
     device = resolve_device(args.device)
-    model = load_model_arg(args.model, num_classes=args.num_classes)
-    k = model_classes(model)
+    specs = list(dict.fromkeys(args.model))                        # the same model twice: once
+    models = [(spec, load_model_arg(spec, num_classes=args.num_classes)) for spec in specs]
+    k = model_classes(models[0][1])
+    for spec, m in models[1:]:
+        if model_classes(m) != k:
+            raise InputError(f"--model {spec}: has {model_classes(m)} classes, --model {specs[0]} has {k}; "
+                             "models compared on the same images must share their classes")
     from ocrviz.normalisation import input_normalisation
 
-    dataset, scenes, names, what = open_data(args.data, args, k, input_normalisation(model))
-    names = names or getattr(model, "class_names", None)
+    norms = {repr(input_normalisation(m)) for _, m in models}
+    if len(norms) > 1 and not args.data.lower().startswith("toycity"):
+        raise InputError(f"--model {', '.join(specs)}: the models normalise their input differently; "
+                         "a folder is read once for all of them, so give models with the same mean/std")
+    dataset, scenes, names, what = open_data(args.data, args, k, input_normalisation(models[0][1]))
+    names = names or getattr(models[0][1], "class_names", None)
     batch = args.batch_size or (4 if args.data.lower().startswith("toycity") else 1)
-    metrics = evaluate(model, dataset, k, names, batch_size=batch, device=device, progress=not args.quiet,
-                       cache_scenes=False)                       # streams: one batch in memory at a time
-    result = {"data": what, "model": args.model, "device": str(device), "metrics": metrics,
-              "analyses": optional_analyses(model, scenes, progress=not args.quiet) if not args.no_analyses else {}}
-    title = args.title or f"ocrviz report: {os.path.basename(args.model)} on {args.data}"
-    html_text = report_html(title, result)
-    json_text = json.dumps(_jsonable(result), indent=1) + "\n" if out_json else None
-    write_atomic(out, html_text)
-    if out_json is not None:
-        write_atomic(out_json, json_text)
-    print(f"mIoU {metrics['miou']:.4f}, pixel accuracy {metrics['pixel_acc']:.4f} on {metrics['n_images']} "
-          f"images; wrote {out}" + (f" and {out_json}" if out_json else ""), file=sys.stderr)
-    return 0
+    return write_report(args, models, dataset, scenes, names, what, device, batch, out, out_json)
 
 
 # ---- the command ----------------------------------------------------------------------------
@@ -622,7 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="dataset-level metrics (and attention analyses) as an offline page",
                        description="Evaluate a model on a dataset and write an offline HTML report (and JSON).")
     r.add_argument("data", metavar="DATA", help="; ".join(DATA_LAYOUTS))
-    r.add_argument("--model", required=True, metavar="NAME|CHECKPOINT", help=models)
+    r.add_argument("--model", required=True, action="append", metavar="NAME|CHECKPOINT",
+                   help=models + "; repeat to compare several models on the same images (the first is the reference)")
     r.add_argument("--images", type=int, default=None, help="use the first N images (ToyCity: default 100)")
     r.add_argument("--split", default=None, help="Cityscapes: val (default), train, test; ADE20K: validation, training")
     r.add_argument("--height", type=int, default=256, help="ToyCity scene height (default 256)")
@@ -632,6 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, default=None, help="ToyCity: 4; folders: 1 (images differ in size)")
     r.add_argument("--device", default=None, help="cpu (default) or cuda")
     r.add_argument("--no-analyses", action="store_true", help="metrics only (skip attention_report / context_flow)")
+    r.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                   help="bootstrap resamples over images for the confidence intervals (default 1000)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the shuffled-rows counterfactual")
+    r.add_argument("--explain-worst", type=int, default=3, metavar="N",
+                   help="write an explain page for each model's N worst images and link them (default 3; 0: none)")
     r.add_argument("--title", default=None)
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("-o", "--output", required=True, metavar="OUT.html")

@@ -297,7 +297,7 @@ def forget_scenes(dataset: Any = None) -> None:
 def evaluate(model: torch.nn.Module, dataset: Iterable[dict], num_classes: int | None = None,
              class_names: list[str] | None = None, batch_size: int = 4, aux: bool = False, *,
              device: str | torch.device | None = None, progress: bool = False, cache_scenes: bool = True,
-             num_workers: int = 0) -> dict:
+             num_workers: int = 0, per_image: bool = False) -> dict:
     """Evaluate a model on a dataset of dicts with ``image``, ``labels`` and
     optionally ``ambiguous`` (as yielded by ``ToyCityDataset``).
 
@@ -316,6 +316,9 @@ def evaluate(model: torch.nn.Module, dataset: Iterable[dict], num_classes: int |
     costs the forwards only; ``cache_scenes=False`` streams instead.
     ``num_workers``: DataLoader worker processes that render (default 0: here).
     numpy's BLAS runs on one thread meanwhile (:func:`numpy_blas_threads`).
+    ``per_image``: also ``per_image_confusion``, N x K x K int64 (one matrix per
+    image, in dataset order; they sum to ``confusion``), for per-image metrics
+    and confidence intervals over images.
     """
     was_training = model.training
     model.eval()
@@ -329,6 +332,7 @@ def evaluate(model: torch.nn.Module, dataset: Iterable[dict], num_classes: int |
     totals = dict(hits)
     n = 0
     seconds = 0.0
+    per_conf: list[torch.Tensor] = []
     try:
         total = len(dataset)  # type: ignore[arg-type]
     except TypeError:
@@ -342,7 +346,12 @@ def evaluate(model: torch.nn.Module, dataset: Iterable[dict], num_classes: int |
                 seconds += time.perf_counter() - t0
                 labels = batch["labels"]
                 all_valid = _all_valid(labels, k)            # no ignore pixel, every id a class: no masking
-                conf += _confusion(pred, labels, k, all_valid=all_valid)
+                if per_image:
+                    rows = [_confusion(pred[b], labels[b], k, all_valid=all_valid) for b in range(len(labels))]
+                    per_conf += rows
+                    conf += torch.stack(rows).sum(0)
+                else:
+                    conf += _confusion(pred, labels, k, all_valid=all_valid)
                 masks = {key: batch[key] for key in ("ambiguous", "cue_free") if key in batch}
                 if "ambiguity" in batch:
                     masks.update({kind: batch["ambiguity"] == code for code, kind in enumerate(AMBIGUITY_KINDS)
@@ -376,6 +385,9 @@ def evaluate(model: torch.nn.Module, dataset: Iterable[dict], num_classes: int |
         seconds_per_image=seconds / max(n, 1),
         confusion=conf.tolist(),
     )
+    if per_image:
+        out["per_image_confusion"] = (torch.stack(per_conf).reshape(-1, k, k).numpy() if per_conf
+                                      else np.zeros((0, k, k), np.int64))
     return out
 
 

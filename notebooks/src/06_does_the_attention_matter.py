@@ -37,6 +37,7 @@ import torch
 import ocrviz
 from ocrviz.analysis import attention_report, context_flow, error_blame, region_influence
 from ocrviz.analysis.blame import CATEGORIES
+from ocrviz.analysis.verdicts import attention_verdicts
 from ocrviz.data.dataset import normalize, val_split
 from ocrviz.data.samples import load_sample
 from ocrviz.data.toycity import CLASSES, make_scene
@@ -70,21 +71,10 @@ print(rep.to_markdown())
 rep.plot()
 
 # %%
-uniform_drop = rep.miou - rep.miou_uniform_sim
-onehot_drop = rep.miou - rep.miou_onehot_sim
-shuffled_drop = rep.miou - rep.miou_shuffled_sim
-print(f"The sim map is spread out: {rep.effective_regions:.1f} effective regions of {K} per cell, and its "
-      f"top region is the cell's true class for {rep.top_is_true:.0%} of cells (1/K = {1 / K:.0%}).")
-verdict = "matters little on average" if uniform_drop < 0.05 else "matters"
-print(f"Does the relation matter?  It {verdict}: mIoU {rep.miou:.3f} with the model's own rows, "
-      f"{rep.miou_uniform_sim:.3f} with uniform rows (-{uniform_drop:.3f}).")
-print(f"A wrong relation hurts {'more' if shuffled_drop > uniform_drop else 'less'} than none: rows of other "
-      f"pixels give {rep.miou_shuffled_sim:.3f} (-{shuffled_drop:.3f}).")
-print(f"And 'attend to your own object' is {'not ' if onehot_drop > uniform_drop else ''}how this head works: "
-      f"one-hot rows on the soft-region class give {rep.miou_onehot_sim:.3f} (-{onehot_drop:.3f}).")
-roc = [v for v in rep.region_on_class if v is not None]
-print(f"The soft regions do sit on their objects: median share of a region's weight on its class "
-      f"{np.median(roc):.2f} (lowest {min(roc):.2f}, {names[int(np.nanargmin([np.nan if v is None else v for v in rep.region_on_class]))]}).")
+verdicts = attention_verdicts(rep)          # the same sentences `ocrviz report` writes into its page
+uniform_drop, onehot_drop, shuffled_drop = verdicts.uniform_drop, verdicts.onehot_drop, verdicts.shuffled_drop
+verdict = verdicts.verdict
+print("\n".join(verdicts.sentences))
 
 # %% [markdown]
 # **How to read it.**  A uniform row gives every pixel the same context (the mean of the region

@@ -12,6 +12,9 @@ share of p's projection (``aspp_branch_shares``) and each tap equally gives
 the analogous distribution over cells (taps on the zero padding carry weight
 but land on no object).  This is "where ASPP's taps land", not a gradient.
 
+Both maps are ``ocrviz.context``'s (``context/ocr.py``, ``context/dilated_taps.py``);
+this module scores them on objects.
+
 Own object: the pixel's instance for thing classes (``instances > 0``), its
 class region for stuff.  Cells are scored by the fraction of their
 ``stride x stride`` pixels that belong to the object.
@@ -28,13 +31,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .aspp_taps import aspp_taps
+from ..context import dilated_taps, ocr
 from .cells import labels_at_cells
 
-
-def context_map(sim_row: np.ndarray, region_weights: np.ndarray) -> np.ndarray:
-    """``sum_k sim_row[k] * region_weights[k]``: K, K x h x w -> h x w (sums to 1)."""
-    return np.tensordot(np.asarray(sim_row, np.float64), np.asarray(region_weights, np.float64), axes=1)
+# OCR's map of one cell, K, K x h x w -> h x w, and region k's mass on each object (K x O).
+context_map = ocr.weights
+region_mass = ocr.region_mass
+# ASPP's tap map of one cell is ``dilated_taps.tap_weights``; its vectorised form:
+aspp_tap_fractions = dilated_taps.tap_fractions
 
 
 def object_ids(labels: np.ndarray, instances: np.ndarray | None = None) -> np.ndarray:
@@ -58,28 +62,6 @@ def _object_fractions(ids: np.ndarray, stride: int, feat_hw: tuple[int, int]) ->
     return frac, centre
 
 
-def region_mass(region_weights: np.ndarray, frac: np.ndarray) -> np.ndarray:
-    """K x O: the mass of region k's weights (K x h x w) on object o (``frac`` O x h x w cell fractions).
-
-    Pixel p's context-map mass on o is then ``sim[p] @ region_mass(...)[:, o]``."""
-    return np.einsum("khw,ohw->ko", np.asarray(region_weights, np.float64), np.asarray(frac, np.float64))
-
-
-def aspp_tap_fractions(frac: np.ndarray, rates: Sequence[int]) -> np.ndarray:
-    """O x (len(rates) + 2) x h x w: per branch, the share of its taps at each cell that land on object o.
-
-    ``frac`` O x h x w (fraction of each cell covered by object o).  Branches:
-    1x1 (the cell itself), one per dilated rate (nine taps, 1/9 each, zero
-    padding off the grid), image pooling (all cells equally)."""
-    frac_t = torch.from_numpy(np.asarray(frac, np.float64))[:, None]             # O x 1 x h x w
-    per_branch = [frac_t]                                                         # 1x1: the cell itself
-    for r in rates:                                                               # 9 taps, zero padding
-        kernel = torch.full((1, 1, 3, 3), 1.0 / 9, dtype=torch.float64)
-        per_branch.append(F.conv2d(frac_t, kernel, padding=int(r), dilation=int(r)))
-    per_branch.append(frac_t.mean(dim=(2, 3), keepdim=True).expand_as(frac_t))   # pool: all cells
-    return torch.cat(per_branch, 1).numpy()                                       # O x nb x h x w
-
-
 def ocr_own_object_share(sim_map: np.ndarray, region_weights: np.ndarray, labels: np.ndarray,
                          instances: np.ndarray | None = None, stride: int = 8) -> np.ndarray:
     """h x w: mass of each pixel's OCR context map on its own object.
@@ -88,9 +70,8 @@ def ocr_own_object_share(sim_map: np.ndarray, region_weights: np.ndarray, labels
     """
     k, h, w = region_weights.shape
     frac, centre = _object_fractions(object_ids(labels, instances), stride, (h, w))
-    mass = region_mass(region_weights, frac)                                     # K x O: region k on object o
-    own = mass[:, centre.ravel()].T                                              # HW x K
-    return (np.asarray(sim_map, np.float64) * own).sum(1).reshape(h, w)          # h x w
+    mass = ocr.mass_on(sim_map, region_weights, frac)                            # HW x O: cell p on object o
+    return mass[np.arange(h * w), centre.ravel()].reshape(h, w)                  # h x w
 
 
 def aspp_own_object_share(branch_shares: np.ndarray, rates: Sequence[int], labels: np.ndarray,
@@ -106,29 +87,15 @@ def aspp_own_object_share(branch_shares: np.ndarray, rates: Sequence[int], label
     if h * w != hw:
         h, w = -(-ids.shape[0] // stride), -(-ids.shape[1] // stride)
     frac, centre = _object_fractions(ids, stride, (h, w))
-    taps = aspp_tap_fractions(frac, rates)                                        # O x 5 x h x w
-    own = taps[centre.ravel(), :, np.arange(h * w) // w, np.arange(h * w) % w]    # HW x 5
-    return (shares * own).sum(1).reshape(h, w)                                    # h x w
+    mass = dilated_taps.mass_on(shares, rates, frac)                              # HW x O: cell p on object o
+    return mass[np.arange(h * w), centre.ravel()].reshape(h, w)                   # h x w
 
 
 def aspp_tap_map(row: int, col: int, shares_row: Sequence[float], rates: Sequence[int], stride: int,
                  feat_hw: tuple[int, int], image_hw: tuple[int, int]) -> tuple[np.ndarray, float]:
-    """Where ASPP's taps for cell (row, col) land, each branch weighted by its share: h x w.
+    """Where ASPP's taps for cell (row, col) land, each branch weighted by its share: (h x w, off_grid).
 
-    1x1: the cell itself; dilated: 1/9 of the branch on each of its nine taps;
-    pool: spread evenly.  Taps off the grid read zero padding; their weight is
-    returned separately (it lands on no cell), so ``map.sum() + off_grid == 1``.
-    The per-pixel picture of what :func:`aspp_own_object_share` sums.
+    ``dilated_taps.tap_weights`` (``stride`` and ``image_hw`` do not change which cells the taps
+    hit); the per-pixel picture of what :func:`aspp_own_object_share` sums.
     """
-    h, w = feat_hw
-    m, off_grid = np.zeros((h, w)), 0.0
-    for branch, share in zip(aspp_taps(row, col, rates, stride, feat_hw, image_hw), shares_row):
-        if branch.kind == "pool":
-            m += share / (h * w)
-            continue
-        for tap in branch.taps:
-            if tap.inside:
-                m[tap.cell] += share / len(branch.taps)
-            else:
-                off_grid += share / len(branch.taps)
-    return m, off_grid
+    return dilated_taps.tap_weights(row, col, shares_row, rates, feat_hw)

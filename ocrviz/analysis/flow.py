@@ -6,17 +6,17 @@ the context comes from.  Sources are scored by the fraction of each cell's
 pixels in class c (``cells.class_fractions``; ignored pixels belong to no class).
 
 * ``ocr_mass``: cell p's OCR context map ``c_p(q) = sum_k sim[p, k] *
-  region_weights[k, q]`` (a distribution over cells q) has mass
-  ``sim[p] @ region_mass(region_weights, fractions)`` on class c
-  (``context_share.region_mass``).  Summed over the class-t cells, then each
+  region_weights[k, q]`` (a distribution over cells q, ``ocrviz.context.ocr``)
+  has mass ``sim[p] @ region_mass(region_weights, fractions)`` on class c
+  (``ocrviz.context.context_masses``).  Summed over the class-t cells, then each
   row NORMALISED TO SUM 1 (the share of class-t context drawn from class c,
   among labelled source pixels).
 * ``ocr_influence``: :func:`region_influence` of region k (OCR's regions are
   the classes, so column c = region c), the MEAN over class-t cells, in logit
   units, NOT normalised (influence can be negative).
 * ``aspp_mass`` (with ``aspp_model``): each cell's ASPP tap distribution (each
-  branch weighted by its share of the projection, ``aspp_branch_shares``,
-  taps ``context_share.aspp_tap_fractions``) scored the same way, rows
+  branch weighted by its share of the projection, ``ocrviz.context.dilated_taps``)
+  scored the same way, rows
   normalised to sum 1 (taps on the zero padding land on no class).
 
 ``cells[t]`` counts the class-t cells; ``examples[(t, c)]`` lists up to
@@ -37,14 +37,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .aspp_taps import aspp_branch_shares
+from .. import context
 from .cells import class_fractions, labels_at_cells
-from .context_share import aspp_tap_fractions, region_mass
 from .counterfactual import ocr_parts
 from .influence import region_influence
 from .passes import check_labels, image_pass
-
-ASPP_HOOKS = ("hook_branch0", "hook_branch1", "hook_branch2", "hook_branch3", "hook_pool")
 
 
 @dataclass(frozen=True)
@@ -101,18 +98,22 @@ def _normalise_rows(m: np.ndarray) -> np.ndarray:
     return np.where(total > 0, m / np.where(total > 0, total, 1.0), np.nan)
 
 
+def _site_mass(cache: Any, frac: np.ndarray, kind: str, what: str) -> np.ndarray:
+    """HW x K: each cell's context-map mass on each class, from the one ``kind`` site in ``cache``."""
+    found = context.context_masses(cache, frac, kind=kind)
+    if len(found) != 1:
+        raise ValueError(f"{what} has {len(found)} {kind} context sites ({[s.path for s, _ in found]}); "
+                         f"context_flow reads exactly one")
+    return found[0][1]
+
+
 def _aspp_cell_mass(aspp_model: torch.nn.Module, image: np.ndarray, frac: np.ndarray, i: int) -> np.ndarray:
     """HW x K: each cell's ASPP tap-weighted mass on each class."""
     p = image_pass(aspp_model, image, i)
-    shares = aspp_branch_shares([p.cache[n][0].double().cpu().numpy() for n in ASPP_HOOKS],
-                                aspp_model.head.project[0].weight.detach().double().cpu().numpy())  # HW x 5
-    h, w = p.feat_hw
-    if frac.shape[1:] != (h, w):
-        raise ValueError(f"image {i}: the ASPP model's feature map is {h} x {w}, the OCR model's "
-                         f"{frac.shape[1]} x {frac.shape[2]}; give models with the same output stride")
-    taps = aspp_tap_fractions(frac, aspp_model.head.rates)                 # K x 5 x h x w
-    taps = taps.reshape(taps.shape[0], taps.shape[1], h * w)                # K x 5 x HW
-    return np.einsum("pb,kbp->pk", shares, taps)                            # HW x K
+    if frac.shape[1:] != p.feat_hw:
+        raise ValueError(f"image {i}: the ASPP model's feature map is {p.feat_hw[0]} x {p.feat_hw[1]}, the OCR "
+                         f"model's {frac.shape[1]} x {frac.shape[2]}; give models with the same output stride")
+    return _site_mass(p.cache, frac, "aspp", "aspp_model")
 
 
 @torch.no_grad()
@@ -155,9 +156,7 @@ def context_flow(model: torch.nn.Module, images: Iterable[np.ndarray], labels: I
             cell = labels_at_cells(lab, p.stride, (h, w)).ravel()           # HW true class per cell
             known = cell != 255
             frac = class_fractions(lab, k, (h, w))                         # K x h x w
-            sim = p.cache.sim_map[0].double().cpu().numpy()                 # HW x K
-            rw = p.cache.region_weights[0].double().cpu().numpy()          # K x h x w
-            cell_mass = sim @ region_mass(rw, frac)                         # HW x K
+            cell_mass = _site_mass(p.cache, frac, "ocr", "model")            # HW x K
             cell_infl = region_influence(model, p.cache)[0].double().cpu().numpy()  # HW x K
             t = cell[known]
             np.add.at(mass, t, cell_mass[known])

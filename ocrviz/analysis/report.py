@@ -10,6 +10,9 @@ Where each number is computed:
 * ``region_on_class[k]``: region k's spatial weights (sum 1 per image) times
   the fraction of each cell's pixels that are class k, summed over cells, then
   averaged over the images in which class k occurs (None when it never does);
+  ``region_on_class_chance[k]`` is the same for a region spread evenly over
+  the cells (the mean fraction of class k per cell: what "on its class" is
+  when the region knows nothing), averaged over the same images;
 * every mIoU at IMAGE resolution, as ``ocrviz.evaluate`` does: head logits
   (the model's own, or re-run with the edited sim map by :func:`rerun_head`)
   upsampled bilinearly as the model's forward does, argmax, one confusion
@@ -20,6 +23,11 @@ Counterfactual sim maps: uniform rows ``1/K``; a one-hot row on the cell's
 soft-region class; the image's own rows permuted among its cells with
 ``np.random.default_rng([seed, image index])``.
 
+Per image the report keeps the running sums behind its fractions
+(``per_image_sums``, columns ``PER_IMAGE_SUMS``) and its four confusion
+matrices (``per_image_conf``), so that confidence intervals over images
+(``ocrviz.analysis.bootstrap``) recompute every figure from resampled images.
+
 Example::
 
     rep = attention_report(load_model("toycity-ocr"), images, labels)
@@ -29,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,12 +45,45 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..context import ocr as ocr_context
 from ..evaluate import _confusion, metrics_from_confusion
 from .cells import class_fractions, labels_at_cells
 from .counterfactual import ocr_parts, rerun_head
 from .passes import check_labels, image_pass
 
 SIM_EDITS = ("uniform", "onehot", "shuffled")
+#: columns of ``AttentionReport.per_image_sums``: cells, sum of exp(entropy), sum of KL, top = predicted hits,
+#: top = soft-region hits, top = true hits, labelled cells
+PER_IMAGE_SUMS = ("cells", "eff", "kl", "pred", "soft", "true", "true_n")
+
+#: the report's figures in reading order, as a table names them
+FIELD_LABELS = {
+    "effective_regions": "effective regions (of K)",
+    "kl_from_uniform": "KL from uniform (nats)",
+    "top_is_pred": "top region = predicted class",
+    "top_is_soft": "top region = soft-region class",
+    "top_is_true": "top region = true class",
+    "miou": "mIoU",
+    "miou_uniform_sim": "mIoU, uniform sim rows",
+    "miou_onehot_sim": "mIoU, one-hot sim rows on the soft-region class",
+    "miou_shuffled_sim": "mIoU, sim rows shuffled among the image's cells",
+}
+#: one line each: what the figure measures
+DEFINITIONS = {
+    "effective_regions": "exp(entropy) of a cell's sim row, mean over cells: 1 = one region gives all the "
+                         "context, K = all regions give equally",
+    "kl_from_uniform": "KL divergence of a cell's sim row from the uniform row 1/K, in nats, mean over cells: "
+                       "0 = uniform, log K = one region",
+    "top_is_pred": "share of cells whose most-attended region is the class the model predicts at that cell",
+    "top_is_soft": "share of cells whose most-attended region is the soft-region class there (aux head argmax)",
+    "top_is_true": "share of labelled cells whose most-attended region is the cell's true class (centre pixel)",
+    "miou": "mean IoU over the classes present, at image resolution, the model's own forward",
+    "miou_uniform_sim": "every sim row replaced by 1/K: every pixel gets the same mean of the region values",
+    "miou_onehot_sim": "every sim row one-hot on the cell's soft-region class: 'attend to your own object'",
+    "miou_shuffled_sim": "each image's sim rows permuted among its cells (seeded): a wrong relation",
+    "region_on_class": "region on its class: the share of soft region k's spatial weight that lies on pixels of "
+                       "class k, mean over the images where k occurs; spread evenly = class k's share of the cells",
+}
 
 
 @dataclass(frozen=True)
@@ -68,31 +109,44 @@ class AttentionReport:
     miou_onehot_sim: float | None
     miou_shuffled_sim: float | None
     seed: int
+    region_on_class_chance: tuple[float | None, ...] | None = None
+    per_image_sums: np.ndarray | None = field(default=None, repr=False, compare=False)   # N x len(PER_IMAGE_SUMS)
+    per_image_conf: np.ndarray | None = field(default=None, repr=False, compare=False)   # N x 4 x K x K (model, *SIM_EDITS)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (NaN -> None; region_on_class as {class name: share})."""
         d = asdict(self)
+        d.pop("per_image_sums"), d.pop("per_image_conf")
         d["class_names"] = list(self.class_names)
         if self.region_on_class is not None:
             d["region_on_class"] = dict(zip(self.class_names, self.region_on_class))
+        if self.region_on_class_chance is not None:
+            d["region_on_class_chance"] = dict(zip(self.class_names, self.region_on_class_chance))
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
+    def chance(self) -> dict[str, float | None]:
+        """What each attention figure would be for a sim map that knows nothing: uniform rows (1/K each) for
+        the spread, a region drawn at random (1/K) for the top-region rates; None where no such level exists."""
+        k = self.num_classes
+        return {"effective_regions": float(k), "kl_from_uniform": 0.0, "top_is_pred": 1 / k, "top_is_soft": 1 / k,
+                "top_is_true": 1 / k}
+
     def to_markdown(self) -> str:
-        """Two markdown tables: the headline numbers, and region_on_class per class."""
+        """Two markdown tables: the headline numbers (each beside its chance level and defined in one line),
+        and region_on_class per class beside a region spread evenly over the image."""
         f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-        rows = [("images / cells", f"{self.n_images} / {self.n_cells}"),
-                ("effective regions (of K = %d)" % self.num_classes, f(self.effective_regions)),
-                ("KL from uniform (nats)", f(self.kl_from_uniform)),
-                ("top region = predicted class", f(self.top_is_pred)),
-                ("top region = soft-region class", f(self.top_is_soft)),
-                ("top region = true class", f(self.top_is_true)),
-                ("mIoU", f(self.miou)), ("mIoU, uniform sim rows", f(self.miou_uniform_sim)),
-                ("mIoU, one-hot sim rows on the soft-region class", f(self.miou_onehot_sim)),
-                ("mIoU, sim rows shuffled among the image's cells", f(self.miou_shuffled_sim))]
-        out = ["| field | value |", "|---|---:|"] + [f"| {a} | {b} |" for a, b in rows]
+        chance = self.chance()
+        rows = [("images / cells", f"{self.n_images} / {self.n_cells}", "", "feature cells: one sim row each")]
+        rows += [(FIELD_LABELS[key].replace("K", f"K = {self.num_classes}", 1) if key == "effective_regions"
+                  else FIELD_LABELS[key], f(getattr(self, key)), f(chance.get(key)), DEFINITIONS[key])
+                 for key in FIELD_LABELS]
+        out = ["| field | value | chance | what it is |", "|---|---:|---:|---|"]
+        out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
         if self.region_on_class is not None:
-            out += ["", "| class | region on its class |", "|---|---:|"]
-            out += [f"| {n} | {f(v)} |" for n, v in zip(self.class_names, self.region_on_class)]
+            even = self.region_on_class_chance or (None,) * self.num_classes
+            out += ["", "| class | region on its class | region spread evenly |", "|---|---:|---:|"]
+            out += [f"| {n} | {f(v)} | {f(e)} |" for n, v, e in zip(self.class_names, self.region_on_class, even)]
+            out += ["", DEFINITIONS["region_on_class"]]
         return "\n".join(out)
 
     def plot(self) -> Any:
@@ -154,7 +208,9 @@ def attention_report(model: torch.nn.Module, images: Iterable[np.ndarray], label
     model.eval()
     conf = {e: torch.zeros(k * k, dtype=torch.int64) for e in ("model", *SIM_EDITS)}
     sums = dict.fromkeys(("eff", "kl", "pred", "soft", "true", "true_n"), 0.0)
-    roc_sum, roc_n = np.zeros(k), np.zeros(k)
+    roc_sum, roc_n, roc_chance = np.zeros(k), np.zeros(k), np.zeros(k)
+    per_sums: list[list[float]] = []
+    per_conf: list[torch.Tensor] = []
     n_img = n_cells = 0
     try:
         total = len(images)  # type: ignore[arg-type]
@@ -174,10 +230,12 @@ def attention_report(model: torch.nn.Module, images: Iterable[np.ndarray], label
             pred_cell = c.head_logits[0].flatten(1).argmax(0)              # HW
             soft_cell = c.soft_regions[0].flatten(1).argmax(0)             # HW
             ent = _entropy(rows.double())
-            sums["eff"] += float(ent.exp().sum())
-            sums["kl"] += float((math.log(k) - ent).clamp_min(0).sum())
-            sums["pred"] += float((top == pred_cell).sum())
-            sums["soft"] += float((top == soft_cell).sum())
+            img = dict.fromkeys(PER_IMAGE_SUMS, 0.0)
+            img["cells"] = float(rows.shape[0])
+            img["eff"] = float(ent.exp().sum())
+            img["kl"] = float((math.log(k) - ent).clamp_min(0).sum())
+            img["pred"] = float((top == pred_cell).sum())
+            img["soft"] = float((top == soft_cell).sum())
             n_cells += rows.shape[0]
             n_img += 1
             if label_iter is not None:
@@ -187,19 +245,27 @@ def attention_report(model: torch.nn.Module, images: Iterable[np.ndarray], label
                     raise ValueError(f"labels ran out at image {i}; give one label map per image") from None
                 cell_lab = torch.from_numpy(labels_at_cells(lab, p.stride, p.feat_hw).ravel()).to(top.device)  # HW
                 known = cell_lab != 255
-                sums["true"] += float((top == cell_lab)[known].sum())
-                sums["true_n"] += float(known.sum())
+                img["true"] = float((top == cell_lab)[known].sum())
+                img["true_n"] = float(known.sum())
                 frac = class_fractions(lab, k, p.feat_hw)                  # K x h x w
                 rw = c.region_weights[0].double().cpu().numpy()            # K x h x w
                 present = frac.sum((1, 2)) > 0
-                roc_sum += np.where(present, (rw * frac).sum((1, 2)), 0.0)
+                on_own = np.diag(ocr_context.region_mass(rw, frac))          # K: region k's mass on class k
+                roc_sum += np.where(present, on_own, 0.0)
                 roc_n += present
+                roc_chance += np.where(present, frac.mean((1, 2)), 0.0)
                 target = torch.from_numpy(lab)
-                conf["model"] += _confusion(p.pred, target, k)
+                img_conf = {"model": _confusion(p.pred, target, k)}
                 rng = np.random.default_rng([int(seed), i])
                 for name, edited in edited_sims(sim, soft_cell, rng).items():
                     pred = p.to_image(rerun_head(model, c, sim_map=edited))[0].cpu()   # H x W
-                    conf[name] += _confusion(pred, target, k)
+                    img_conf[name] = _confusion(pred, target, k)
+                for name, m in img_conf.items():
+                    conf[name] += m
+                per_conf.append(torch.stack([img_conf[e] for e in ("model", *SIM_EDITS)]).reshape(-1, k, k))
+            for key in PER_IMAGE_SUMS[1:]:
+                sums[key] += img[key]
+            per_sums.append([img[key] for key in PER_IMAGE_SUMS])
             bar.update(1)
     finally:
         bar.close()
@@ -216,4 +282,8 @@ def attention_report(model: torch.nn.Module, images: Iterable[np.ndarray], label
         top_is_true=(sums["true"] / sums["true_n"] if has_labels and sums["true_n"] else None),
         region_on_class=(tuple(float(s / n) if n else None for s, n in zip(roc_sum, roc_n)) if has_labels else None),
         miou=miou["model"], miou_uniform_sim=miou["uniform"], miou_onehot_sim=miou["onehot"],
-        miou_shuffled_sim=miou["shuffled"], seed=int(seed))
+        miou_shuffled_sim=miou["shuffled"], seed=int(seed),
+        region_on_class_chance=(tuple(float(s / n) if n else None for s, n in zip(roc_chance, roc_n))
+                                if has_labels else None),
+        per_image_sums=np.asarray(per_sums, np.float64),                             # N x 7
+        per_image_conf=torch.stack(per_conf).numpy() if per_conf else None)         # N x 4 x K x K

@@ -85,16 +85,22 @@ class Cache:
     no ``sim_map``) or several (two OCR heads: use ``cache[name]``).
 
     Tensors are the model's own tensors (detached unless capture ran with
-    ``detach=False``), not copies.
+    ``detach=False``), not copies.  ``cache.input_size`` is the (H, W) of the
+    input the forward started from (``ocrviz.context_maps`` maps pixels to
+    cells with it) and ``cache.model`` the captured model, whose settings
+    (ASPP rates, projection weights, class names) ``cache.module(path)`` reads.
     """
 
-    def __init__(self, available: Sequence[str] = ()) -> None:
+    def __init__(self, available: Sequence[str] = (), model: torch.nn.Module | None = None) -> None:
         self._store: dict[str, torch.Tensor] = {}
         # Every name the capture could have produced, also those a ``names``
         # filter left out; only used to make error messages precise.
         self._available = tuple(available)
-        # Context sites (``ocrviz/context/``) in forward order, one record per call of a
-        # context module, and the model input's (H, W): what ``ocrviz.context_maps`` reads.
+        # The captured model (its sites' settings: ASPP rates, projection weights, class names)
+        # and the H x W of its input, read when the forward starts; None when unknown.
+        self.model = model
+        # Records of context modules hooked during capture (``ocrviz/context/sites.py``), one per
+        # call, forward order: their factors are in the store, their read functions here.
         self.context_sites: list = []
         self.input_size: tuple[int, int] | None = None
 
@@ -270,6 +276,16 @@ class Cache:
             raise ValueError(f"sim_map has {sim.shape[1]} pixels but the feature map is {h} x {w} = {h * w}; "
                              f"the cache mixes tensors from different resolutions")
         return sim.transpose(1, 2).unflatten(2, (h, w))        # B x K x h x w
+
+    def module(self, path: str) -> torch.nn.Module:
+        """The captured model's submodule at ``path`` ("" = the model): a site's settings.
+
+        Raises ``ValueError`` when the cache was not filled by ``capture`` (no model known).
+        """
+        if self.model is None:
+            raise ValueError(f"this cache does not know its model, so the settings of {path or '<model>'} "
+                             f"cannot be read; build it with ocrviz.run_with_cache(model, x) or ocrviz.capture(model)")
+        return self.model.get_submodule(path)
 
     def __repr__(self) -> str:
         rows = [f"  {n}: {tuple(t.shape)}" for n, t in self._store.items()]

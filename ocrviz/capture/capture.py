@@ -101,17 +101,18 @@ def capture(model: nn.Module, names: NameFilter = None, *, detach: bool = True,
     available = ([n for n, _ in points] + [n for s in sites for n in s.names]
                  + [n for s in context_sites for n in s.names])
     if not available:
-        raise ValueError(f"{type(model).__name__} has no HookPoint modules and no recognised OCR modules; "
+        raise ValueError(f"{type(model).__name__} has no HookPoint modules and no recognised OCR modules "
+                         f"(nor a context head that ocrviz/context/ reads); "
                          f"nothing to capture. Build it with ocrviz.create_model(...) or place "
                          f"ocrviz.models.hook_point.HookPoint modules where tensors should be seen.")
     keep = _selector(names, available)
-    cache = Cache(available)
+    cache = Cache(available, model)
 
     def store(name: str, tensor: torch.Tensor) -> None:
         if keep(name):
             cache._add(name, tensor.detach() if detach else tensor)
 
-    handles: list[RemovableHandle] = []
+    handles: list[RemovableHandle] = [model.register_forward_pre_hook(_input_size(cache), with_kwargs=True)]
     try:
         for name, module in points:
             if keep(name):
@@ -123,8 +124,6 @@ def capture(model: nn.Module, names: NameFilter = None, *, detach: bool = True,
         for site in context_sites:
             if any(keep(n) for n in site.names):
                 handles.extend(site.attach(emit, detach))
-        if context_sites:
-            handles.append(model.register_forward_pre_hook(_input_size(cache), with_kwargs=True))
         yield cache
     finally:
         for handle in handles:
@@ -143,10 +142,12 @@ class _Emit:
 
 
 def _input_size(cache: Cache) -> Callable:
+    # The input image's H x W (the first tensor argument of 3 or more dims): pixels map to cells by it.
     def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        x = args[0] if args else next(iter(kwargs.values()), None)
-        if isinstance(x, torch.Tensor) and x.dim() >= 2:
-            cache.input_size = (int(x.shape[-2]), int(x.shape[-1]))
+        for a in (*args, *kwargs.values()):
+            if isinstance(a, torch.Tensor) and a.ndim >= 3:
+                cache.input_size = (int(a.shape[-2]), int(a.shape[-1]))
+                return
     return hook
 
 

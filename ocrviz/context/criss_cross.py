@@ -20,20 +20,23 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from ..capture.cache import Cache
 from ..capture.foreign import verify
-from .sites import CallCounter, Emit, HookSite, SiteRecord, class_names, join, recorder, row_map
-from .types import ContextMap
+from .sites import (CallCounter, Emit, HookSite, SiteRecord, class_names, join, publish, read_site, recorder, row_map,
+                    sites_of)
+from .types import ContextMap, Site
 
 KIND = "criss_cross"
 CC_CLASSES = frozenset({"CrissCrossAttention"})
 ROLLOUT = "two criss-cross passes composed by attention rollout (A2 . A1); residuals and value projections ignored"
 
 
-def find_sites(model: nn.Module) -> list[HookSite]:
+def find_modules(model: nn.Module) -> list[HookSite]:
     """mmcv CrissCrossAttention modules (query_conv, key_conv, value_conv, gamma), module order."""
     return [HookSite(path, m, KIND, _attach, (join(path, "query"), join(path, "key")))
             for path, m in model.named_modules()
-            if class_names(m) & CC_CLASSES and all(hasattr(m, a) for a in ("query_conv", "key_conv", "value_conv", "gamma"))]
+            if class_names(m) & CC_CLASSES
+            and all(hasattr(m, a) for a in ("query_conv", "key_conv", "value_conv", "gamma"))]
 
 
 def criss_cross_attention(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
@@ -70,9 +73,7 @@ def _attach(site: HookSite, emit: Emit, detach: bool) -> list[RemovableHandle]:
         verify(path, "output (gamma(context) + x)", s["gamma"] + args[0], output)
         name = calls.next()
         factors = {"query": q, "key": k}
-        for role, t in factors.items():
-            emit.store(join(name, role), t.detach() if detach else t)
-        emit.site(SiteRecord(name, KIND, tuple(q.shape[-2:]), factors, read, {"path": path, "call": calls.count - 1}))
+        publish(emit, detach, name, KIND, tuple(q.shape[-2:]), factors, _read, {"path": path, "call": calls.count - 1})
 
     handles.append(mod.register_forward_hook(post))
     return handles
@@ -94,7 +95,7 @@ def pass_row(record: SiteRecord, batch: int, cell: tuple[int, int]) -> torch.Ten
     return out                                                           # h x w
 
 
-def read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
+def _read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
     """This pass's exact criss-cross row."""
     return row_map(pass_row(record, batch, cell), record.grid, cell, record, criss_cross_pass=record.meta["call"])
 
@@ -111,3 +112,14 @@ def rollout_map(records: list[SiteRecord], batch: int, cell: tuple[int, int]) ->
             nxt += row[idx] * pass_row(rec, batch, divmod(idx, w)).reshape(-1)
         row = nxt
     return row_map(row, (h, w), cell, records[-1], exact=False, convention=ROLLOUT, passes=len(records))
+
+
+# -- the producer interface (ocrviz.context) ------------------------------------------------------
+def find_sites(cache: Cache) -> list[Site]:
+    """This family's captured records in ``cache``, as sites (forward order is the caller's)."""
+    return sites_of(cache, KIND)
+
+
+def read(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
+    """Pixel ``cell``'s map at ``site``, computed from the stored factors."""
+    return read_site(cache, site, cell, batch_index)

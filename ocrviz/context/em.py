@@ -24,15 +24,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from ..capture.cache import Cache
 from ..capture.foreign import verify
-from .sites import CallCounter, Emit, HookSite, SiteRecord, class_names, join, row_map
-from .types import ContextMap
+from .sites import (CallCounter, Emit, HookSite, SiteRecord, class_names, join, publish, read_site, row_map, sites_of)
+from .types import ContextMap, Site
 
 KIND = "em"
 EMA_CLASSES = frozenset({"EMAModule"})
 
 
-def find_sites(model: nn.Module) -> list[HookSite]:
+def find_modules(model: nn.Module) -> list[HookSite]:
     """MMSeg EMAModule modules, module order."""
     return [HookSite(path, m, KIND, _attach, (join(path, "responsibilities"), join(path, "spread")))
             for path, m in model.named_modules()
@@ -69,14 +70,12 @@ def _attach(site: HookSite, emit: Emit, detach: bool) -> list[RemovableHandle]:
         verify(path, "reconstruction (sum over cells of feats x the EM weights)", recon.reshape(b, c, h, w), output)
         name = calls.next()
         factors = {"responsibilities": source, "spread": normed}
-        for role, t in factors.items():
-            emit.store(join(name, role), t)
-        emit.site(SiteRecord(name, KIND, (h, w), factors, read, {"num_bases": attention.shape[2]}))
+        publish(emit, detach, name, KIND, (h, w), factors, _read, {"num_bases": attention.shape[2]})
 
     return [mod.register_forward_pre_hook(pre), mod.register_forward_hook(post)]
 
 
-def read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
+def _read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
     """Exact linear weights of the reconstruction over the input cells, divided by their sum."""
     h, w = record.grid
     row = record.factors["responsibilities"][batch, cell[0] * w + cell[1]].double()   # K: A / z
@@ -86,3 +85,14 @@ def read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
     names = tuple(f"base {k}" for k in range(row.numel()))
     return row_map(weights, (h, w), cell, record, sources=names, source_weights=shares.numpy(),
                    scale_to_head=total)
+
+
+# -- the producer interface (ocrviz.context) ------------------------------------------------------
+def find_sites(cache: Cache) -> list[Site]:
+    """This family's captured records in ``cache``, as sites (forward order is the caller's)."""
+    return sites_of(cache, KIND)
+
+
+def read(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
+    """Pixel ``cell``'s map at ``site``, computed from the stored factors."""
+    return read_site(cache, site, cell, batch_index)

@@ -13,15 +13,17 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from ..capture.cache import Cache
 from ..capture.foreign import verify
-from .sites import CallCounter, Emit, HookSite, SiteRecord, class_names, join, recorder, row_map
-from .types import ContextMap
+from .sites import (CallCounter, Emit, HookSite, SiteRecord, class_names, join, publish, read_site, recorder, row_map,
+                    sites_of)
+from .types import ContextMap, Site
 
 KIND = "global_context"
 GC_CLASSES = frozenset({"ContextBlock"})
 
 
-def find_sites(model: nn.Module) -> list[HookSite]:
+def find_modules(model: nn.Module) -> list[HookSite]:
     """mmcv ContextBlock modules, module order."""
     return [HookSite(path, m, KIND, _attach, (join(path, "mask"),)) for path, m in model.named_modules()
             if class_names(m) & GC_CLASSES and hasattr(m, "pooling_type")]
@@ -52,14 +54,23 @@ def _attach(site: HookSite, emit: Emit, detach: bool) -> list[RemovableHandle]:
             context = torch.einsum("bcn,bn->bc", x.reshape(b, c, h * w), mask).reshape(b, c, 1, 1)
         verify(path, "context (x @ mask, the input of the fusion conv)", context, s["fusion_in"])
         name = calls.next()
-        factors = {"mask": mask.detach() if detach else mask}
-        emit.store(join(name, "mask"), factors["mask"])
-        emit.site(SiteRecord(name, KIND, (h, w), factors, read))
+        publish(emit, detach, name, KIND, (h, w), {"mask": mask}, _read)
 
     handles.append(mod.register_forward_hook(post))
     return handles
 
 
-def read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
+def _read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
     """The module's one mask (exact; the same for every cell)."""
     return row_map(record.factors["mask"][batch], record.grid, cell, record, same_for_every_pixel=True)
+
+
+# -- the producer interface (ocrviz.context) ------------------------------------------------------
+def find_sites(cache: Cache) -> list[Site]:
+    """This family's captured records in ``cache``, as sites (forward order is the caller's)."""
+    return sites_of(cache, KIND)
+
+
+def read(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
+    """Pixel ``cell``'s map at ``site``, computed from the stored factors."""
+    return read_site(cache, site, cell, batch_index)

@@ -26,18 +26,22 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from ..capture.cache import Cache
 from ..capture.foreign import verify
-from .sites import CallCounter, Emit, HookSite, SiteRecord, class_names, join, recorder, row_map
-from .types import ContextMap
+from .sites import (CallCounter, Emit, HookSite, SiteRecord, class_names, join, publish, read_site, recorder, row_map,
+                    sites_of)
+from .types import ContextMap, Site
 
 KIND = "isa"
 ISA_CLASSES = frozenset({"ISAHead"})
 RELATIONS = ("global_relation", "local_relation")
 
 
-def find_sites(model: nn.Module) -> list[HookSite]:
+def find_modules(model: nn.Module) -> list[HookSite]:
     """MMSeg ISAHead modules, module order."""
-    return [HookSite(path, m, KIND, _attach, tuple(join(path, f"{r}.{f}") for r in RELATIONS for f in ("query", "key")))
+    names = lambda path: (join(path, "features"),) + tuple(  # noqa: E731
+        join(path, f"{r}.{f}") for r in RELATIONS for f in ("query", "key"))
+    return [HookSite(path, m, KIND, _attach, names(path))
             for path, m in model.named_modules()
             if class_names(m) & ISA_CLASSES and all(hasattr(m, a) for a in (*RELATIONS, "down_factor", "in_conv"))]
 
@@ -74,19 +78,20 @@ def _attach(site: HookSite, emit: Emit, detach: bool) -> list[RemovableHandle]:
                    context, s[f"{rel}.out_in"])
             factors[f"{rel}.query"], factors[f"{rel}.key"] = query, key
         name = calls.next()
-        for role, t in factors.items():
-            emit.store(join(name, role), t.detach() if detach else t)
         loc_h, loc_w = m.down_factor
         meta = {"loc": (loc_h, loc_w), "glb": (math.ceil(h / loc_h), math.ceil(w / loc_w)),
-                "scales": tuple(getattr(m, r).channels ** -0.5 if getattr(m, r).matmul_norm else 1.0 for r in RELATIONS)}
-        emit.site(SiteRecord(name, KIND, (h, w), factors, read, meta))
+                "scales": tuple(getattr(m, r).channels ** -0.5 if getattr(m, r).matmul_norm else 1.0
+                                for r in RELATIONS)}
+        # The relations' batches are n * groups: the in_conv output (batch n) is stored first.
+        factors = {"features": s["in_conv"], **factors}
+        publish(emit, detach, name, KIND, (h, w), factors, _read, meta)
 
     # MMSeg calls decode_head.forward(x) directly (no module hooks on the head): out_conv runs last.
     handles.append(head.out_conv.register_forward_hook(post))
     return handles
 
 
-def read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
+def _read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
     """Exact: local weight times global weight along each source cell's one path; padding is off-grid."""
     (loc_h, loc_w), (glb_h, glb_w) = record.meta["loc"], record.meta["glb"]
     s_glb, s_loc = record.meta["scales"]
@@ -110,3 +115,14 @@ def read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
     inside = padded[top:top + h, left:left + w]                                      # h x w
     off = float(padded.sum() - inside.sum())
     return row_map(inside, (h, w), cell, record, off_grid=off, sources=None)
+
+
+# -- the producer interface (ocrviz.context) ------------------------------------------------------
+def find_sites(cache: Cache) -> list[Site]:
+    """This family's captured records in ``cache``, as sites (forward order is the caller's)."""
+    return sites_of(cache, KIND)
+
+
+def read(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
+    """Pixel ``cell``'s map at ``site``, computed from the stored factors."""
+    return read_site(cache, site, cell, batch_index)

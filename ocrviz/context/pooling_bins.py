@@ -31,9 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from ..capture.cache import Cache
 from ..capture.foreign import verify
-from .sites import CallCounter, Emit, HookSite, SiteRecord, class_names, join, row_map
-from .types import ContextMap
+from .sites import (CallCounter, Emit, HookSite, SiteRecord, class_names, join, publish, read_site, row_map, sites_of)
+from .types import ContextMap, Site
 
 KIND = "pooling_bins"
 PPM_CLASSES = frozenset({"PPM"})
@@ -42,13 +43,14 @@ CONVENTION = ("each pooling scale weighted equally (the bottleneck mixes them by
               "scale, exact: the bins' bilinear weights times each bin's uniform average")
 
 
-def find_sites(model: nn.Module) -> list[HookSite]:
+def find_modules(model: nn.Module) -> list[HookSite]:
     """MMSeg PPM modules and ANN attention blocks (keys pooled by a PPMConcat), module order."""
     sites = []
     for path, m in model.named_modules():
         if class_names(m) & PPM_CLASSES and hasattr(m, "pool_scales") and isinstance(m, nn.ModuleList):
-            sites.append(HookSite(path, m, KIND, _attach, (join(path, "bins"),)))
-        elif "SelfAttentionBlock" in class_names(m) and class_names(getattr(m, "key_downsample", None) or m) & ANN_POOL_CLASSES:
+            sites.append(HookSite(path, m, KIND, _attach, (join(path, "features"),)))
+        elif ("SelfAttentionBlock" in class_names(m)
+              and class_names(getattr(m, "key_downsample", None) or m) & ANN_POOL_CLASSES):
             bad = "query_downsample (query_scale > 1)" if m.query_downsample is not None else None
             sites.append(HookSite(path, m, KIND, _attach_ann, (join(path, "query"), join(path, "key")), bad))
     return sites
@@ -61,7 +63,8 @@ def pool_matrix(scale: int, grid: tuple[int, int], dtype: torch.dtype = torch.fl
     return F.adaptive_avg_pool2d(eye, scale).reshape(h * w, scale * scale).T  # s*s x HW
 
 
-def up_matrix(scale: int, grid: tuple[int, int], align_corners: bool, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def up_matrix(scale: int, grid: tuple[int, int], align_corners: bool,
+              dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """U: HW x s*s, the bilinear resize of the s*s one-hot bins to the grid (each row sums to 1)."""
     n = scale * scale
     eye = torch.eye(n, dtype=dtype).reshape(n, 1, scale, scale)              # one-hot bins
@@ -96,8 +99,9 @@ def _attach(site: HookSite, emit: Emit, detach: bool) -> list[RemovableHandle]:
                    upsampled.reshape(b, -1, h, w), output[i])
             factors[f"pool{scale}"], factors[f"up{scale}"] = pool, up
         name = calls.next()
-        emit.store(join(name, "bins"), torch.tensor(list(m.pool_scales)))
-        emit.site(SiteRecord(name, KIND, (h, w), factors, read, {"scales": tuple(m.pool_scales)}))
+        factors["features"] = x                                                  # the PPM's input, B x C x h x w
+        publish(emit, detach, name, KIND, (h, w), factors, _read, {"scales": tuple(m.pool_scales)},
+                stored=("features",))
 
     handles.append(ppm.register_forward_hook(post))
     return handles
@@ -109,7 +113,7 @@ def _keep(scratch: dict[str, list], key: str):
     return hook
 
 
-def read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
+def _read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
     """Equal shares per scale; within a scale the bilinear bin weights times uniform bins (exact)."""
     h, w = record.grid
     p = cell[0] * w + cell[1]
@@ -162,10 +166,9 @@ def _attach_ann(site: HookSite, emit: Emit, detach: bool) -> list[RemovableHandl
                context, s["out_in"][0])
         name = calls.next()
         factors = {"query": query, "key": k_pooled}
-        for role, t in factors.items():
-            emit.store(join(name, role), t.detach() if detach else t)
         factors["pool"] = pool
-        emit.site(SiteRecord(name, KIND, (h, w), factors, read_ann, {"scale": scale, "scales": _scales(m)}))
+        publish(emit, detach, name, KIND, (h, w), factors, _read_ann, {"scale": scale, "scales": _scales(m)},
+                stored=("query", "key"))
 
     handles.append(block.register_forward_hook(post))
     return handles
@@ -182,7 +185,7 @@ def _keep_input(scratch: dict[str, list], key: str):
     return hook
 
 
-def read_ann(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
+def _read_ann(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
     """Exact: sum over the pooled bins of the pixel's attention times the bin's uniform spread."""
     h, w = record.grid
     q = record.factors["query"][batch, cell[0] * w + cell[1]].double()         # C
@@ -190,3 +193,14 @@ def read_ann(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMa
     names = tuple(f"{s}x{s} bin ({i // s}, {i % s})" for s in record.meta["scales"] for i in range(s * s))
     return row_map(sim @ record.factors["pool"].double(), (h, w), cell, record, sources=names,
                    source_weights=sim.numpy())
+
+
+# -- the producer interface (ocrviz.context) ------------------------------------------------------
+def find_sites(cache: Cache) -> list[Site]:
+    """This family's captured records in ``cache``, as sites (forward order is the caller's)."""
+    return sites_of(cache, KIND)
+
+
+def read(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
+    """Pixel ``cell``'s map at ``site``, computed from the stored factors."""
+    return read_site(cache, site, cell, batch_index)

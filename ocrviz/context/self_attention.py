@@ -32,9 +32,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from ..capture.cache import Cache
 from ..capture.foreign import verify
-from .sites import CallCounter, Emit, HookSite, SiteRecord, class_names, join, recorder, row_map
-from .types import ContextMap
+from .sites import (CallCounter, Emit, HookSite, SiteRecord, class_names, join, publish, read_site, recorder, row_map,
+                    sites_of)
+from .types import ContextMap, Site
 
 KIND = "self_attention"
 NONLOCAL_CLASSES = frozenset({"NonLocal2d", "_NonLocalNd"})
@@ -45,7 +47,7 @@ FULL_CHECK = 4096   # up to this many cells every row is checked at capture
 SAMPLE = 256        # rows checked at capture above that (every row is checked again when read)
 
 
-def find_sites(model: nn.Module) -> list[HookSite]:
+def find_modules(model: nn.Module) -> list[HookSite]:
     """NonLocal2d / DNL blocks and plain MMSeg SelfAttentionBlocks (PAM, or with out_project), module order."""
     sites = []
     for path, module in model.named_modules():
@@ -127,9 +129,7 @@ def _attach_nonlocal(site: HookSite, emit: Emit, detach: bool) -> list[Removable
         factors = {"query": query, "key": key, "value": g, "context": actual}
         if unary is not None:
             factors["unary"] = unary
-        for role, t in factors.items():
-            emit.store(join(name, role), t.detach() if detach else t)
-        emit.site(SiteRecord(name, KIND, (h, w), factors, read_dnl if dnl else read, {"scale": scale}))
+        publish(emit, detach, name, KIND, (h, w), factors, _read_dnl if dnl else _read, {"scale": scale})
 
     handles.append(block.register_forward_hook(post))
     return handles
@@ -167,14 +167,14 @@ def _confirm(record: SiteRecord, batch: int, cell: tuple[int, int], weights: tor
            weights.to(value.dtype) @ value, record.factors["context"][batch, :, p])
 
 
-def read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
+def _read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
     """The exact attention row of ``cell``."""
     row = attention_row(record, batch, cell)
     _confirm(record, batch, cell, row)
     return row_map(row, record.grid, cell, record)
 
 
-def read_dnl(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
+def _read_dnl(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
     """DNL: (whitened pairwise row + unary mask) / 2, the head's own weights over g, halved."""
     pair = attention_row(record, batch, cell)
     unary = record.factors["unary"][batch].double()
@@ -212,9 +212,18 @@ def _attach_block(site: HookSite, emit: Emit, detach: bool) -> list[RemovableHan
             verify(path, "PAM output (gamma(context) + x)", s["out"] + args[0], output)
         name = calls.next()
         factors = {"query": query, "key": key, "value": value, "context": actual}
-        for role, t in factors.items():
-            emit.store(join(name, role), t.detach() if detach else t)
-        emit.site(SiteRecord(name, KIND, (h, w), factors, read, {"scale": scale}))
+        publish(emit, detach, name, KIND, (h, w), factors, _read, {"scale": scale})
 
     handles.append(block.register_forward_hook(post))
     return handles
+
+
+# -- the producer interface (ocrviz.context) ------------------------------------------------------
+def find_sites(cache: Cache) -> list[Site]:
+    """This family's captured records in ``cache``, as sites (forward order is the caller's)."""
+    return sites_of(cache, KIND)
+
+
+def read(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
+    """Pixel ``cell``'s map at ``site``, computed from the stored factors."""
+    return read_site(cache, site, cell, batch_index)

@@ -1,18 +1,21 @@
-"""Context sites: what a head family hooks during capture and what it leaves in the cache.
+"""Hooked context sites: what a head family hooks during capture and what it leaves in the cache.
 
-Every head-family module in ``ocrviz/context/`` (self-attention, criss-cross,
-pooling bins, ...) has the same three names:
+The families that read module trees ocrviz did not write (MMSeg's heads:
+self-attention, criss-cross, pooling bins, global context, ISA, EM,
+transformer) define, besides the producer names of ``ocrviz.context``
+(``KIND``, ``find_sites(cache)``, ``read(cache, site, cell, batch_index)``):
 
-* ``find_sites(model) -> list[HookSite]``: its recognised modules, module order;
-* ``HookSite.attach(emit, detach)``: registers the hooks (the caller owns and
-  removes the handles), and per call of the module checks that the stored
-  factors reproduce the module's own tensor, then hands a :class:`SiteRecord`
-  to ``emit.site`` (a module called twice gives two records);
-* ``read(record, batch, cell) -> ContextMap``: one pixel's map, computed on
-  demand from the factors (an HW x HW map is never stored).
+* ``find_modules(model) -> list[HookSite]``: its recognised modules, module order;
+* ``HookSite.attach(emit, detach)``: registers the hooks (``capture`` owns and
+  removes the handles); per call of the module the hooks check that the kept
+  factors reproduce the module's own tensor, store the factors in the cache
+  and hand a :class:`SiteRecord` to ``emit.site`` (a module called twice gives
+  two records, ``path`` and ``path.call1``);
+* ``SiteRecord.read(record, batch, cell) -> ContextMap``: one pixel's map,
+  computed on demand from the factors (an HW x HW map is never stored).
 
-``capture`` collects the records in forward order in ``cache.context_sites``;
-``ocrviz.context_maps`` turns a pixel into one map per record.
+``capture`` keeps the records in forward order in ``cache.context_sites``;
+:func:`sites_of` and :func:`read_site` give them the producer interface.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from .types import ContextMap
+from .types import ContextMap, Site
 
 
 class Emit(Protocol):
@@ -50,6 +53,7 @@ class SiteRecord:
     factors: dict[str, torch.Tensor]
     read: Callable[["SiteRecord", int, tuple[int, int]], ContextMap]
     meta: dict[str, Any] = field(default_factory=dict)
+    stored: tuple[str, ...] = ()          # roles stored in the cache as ``<name>.<role>`` (first: batch first)
 
     def map(self, batch: int, cell: tuple[int, int]) -> ContextMap:
         h, w = self.grid
@@ -75,6 +79,38 @@ class HookSite:
             raise ValueError(f"{self.path or '<model>'} ({type(self.module).__name__}) uses {self.unsupported}, "
                              f"which ocrviz cannot read exactly; capture with names=... that leave it out")
         return self.hook(self, emit, detach)
+
+
+def publish(emit: Emit, detach: bool, name: str, kind: str, grid: tuple[int, int], factors: dict[str, torch.Tensor],
+            read: Callable[[SiteRecord, int, tuple[int, int]], ContextMap], meta: dict[str, Any] | None = None,
+            stored: tuple[str, ...] | None = None) -> None:
+    """Store the ``stored`` factors (default: all) as ``<name>.<role>`` and hand over the record."""
+    roles = tuple(factors) if stored is None else stored
+    for role in roles:
+        emit.store(join(name, role), factors[role].detach() if detach else factors[role])
+    emit.site(SiteRecord(name, kind, (int(grid[0]), int(grid[1])), factors, read, meta or {}, roles))
+
+
+def sites_of(cache: Any, kind: str) -> list[Site]:
+    """The producer interface's ``find_sites``: ``cache``'s records of ``kind`` whose factors it holds."""
+    names = cache.names()
+    index = {n: i for i, n in enumerate(names)}
+    out = []
+    for rec in getattr(cache, "context_sites", ()):
+        hooks = {role: join(rec.name, role) for role in rec.stored}
+        if rec.kind != kind or not hooks or not all(n in index for n in hooks.values()):
+            continue                                       # another family, or a names=... filter left it out
+        out.append(Site(path=rec.name, kind=kind, hooks=hooks, grid=rec.grid,
+                        order=max(index[n] for n in hooks.values())))
+    return out
+
+
+def read_site(cache: Any, site: Site, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
+    """The producer interface's ``read``: the record behind ``site``, read at ``cell``."""
+    for rec in cache.context_sites:
+        if rec.name == site.path and rec.kind == site.kind:
+            return rec.map(batch_index, cell)
+    raise ValueError(f"no captured record for site {site.path!r} ({site.kind}); capture the model again")
 
 
 def class_names(module: nn.Module) -> set[str]:

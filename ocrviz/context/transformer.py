@@ -26,15 +26,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from ..capture.cache import Cache
 from ..capture.foreign import verify
-from .sites import CallCounter, Emit, HookSite, SiteRecord, class_names, join, row_map
-from .types import ContextMap
+from .sites import (CallCounter, Emit, HookSite, SiteRecord, class_names, join, publish, read_site, row_map, sites_of)
+from .types import ContextMap, Site
 
 KIND = "transformer"
 MIT_CLASSES = frozenset({"EfficientMultiheadAttention"})
 
 
-def find_sites(model: nn.Module) -> list[HookSite]:
+def find_modules(model: nn.Module) -> list[HookSite]:
     """MMSeg EfficientMultiheadAttention layers (an nn.MultiheadAttention inside), module order."""
     return [HookSite(path, m, KIND, _attach, (join(path, "query"), join(path, "key")))
             for path, m in model.named_modules()
@@ -66,7 +67,8 @@ def _attach(site: HookSite, emit: Emit, detach: bool) -> list[RemovableHandle]:
         hw = args[1] if len(args) > 1 else kwargs["hw_shape"]
         h, w = int(hw[0]), int(hw[1])
         if not mha.batch_first and s["query"].shape[0] != h * w:
-            raise ValueError(f"{path}: expected {h * w} queries (seq-first) for hw_shape {hw}, got {tuple(s['query'].shape)}")
+            raise ValueError(f"{path}: expected {h * w} queries (seq-first) for hw_shape {hw}, "
+                             f"got {tuple(s['query'].shape)}")
         with torch.no_grad():
             q = _project(mha, s["query"].detach(), 0)                       # B x heads x HW x d
             k = _project(mha, s["key"].detach(), 1)                         # B x heads x S x d
@@ -82,9 +84,7 @@ def _attach(site: HookSite, emit: Emit, detach: bool) -> list[RemovableHandle]:
         sr = int(getattr(m, "sr_ratio", 1))
         name = calls.next()
         factors = {"query": q, "key": k}
-        for role, t in factors.items():
-            emit.store(join(name, role), t)
-        emit.site(SiteRecord(name, KIND, (h, w), factors, read, {"sr": sr, "reduced": (h // sr, w // sr)}))
+        publish(emit, detach, name, KIND, (h, w), factors, _read, {"sr": sr, "reduced": (h // sr, w // sr)})
 
     return [mha.register_forward_hook(inner, with_kwargs=True), layer.register_forward_hook(post, with_kwargs=True)]
 
@@ -116,7 +116,7 @@ def _convention(record: SiteRecord, n_heads: int) -> str:
     return "; ".join(parts)
 
 
-def read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
+def _read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
     """Head-averaged row, spread over the sr x sr patches; exact for one head and sr = 1."""
     rows = _rows(record, batch, cell)
     conv = _convention(record, rows.shape[0])
@@ -130,3 +130,14 @@ def head_map(record: SiteRecord, batch: int, cell: tuple[int, int], head: int) -
     conv = _convention(record, 1)
     return row_map(_spread(record, rows[head]), record.grid, cell, record, exact=not conv, convention=conv,
                    head=head, sr_ratio=record.meta["sr"])
+
+
+# -- the producer interface (ocrviz.context) ------------------------------------------------------
+def find_sites(cache: Cache) -> list[Site]:
+    """This family's captured records in ``cache``, as sites (forward order is the caller's)."""
+    return sites_of(cache, KIND)
+
+
+def read(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
+    """Pixel ``cell``'s map at ``site``, computed from the stored factors."""
+    return read_site(cache, site, cell, batch_index)

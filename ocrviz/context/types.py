@@ -16,12 +16,31 @@ Example::
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 # The largest |weights.sum() + off_grid - 1| a producer may hand out.
 MASS_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True, eq=False)
+class Site:
+    """One context site found in a cache: where it is and which captured tensors it reads.
+
+    path: module path of the site ("" for the model itself).
+    kind: head family ("ocr", "aspp", ...), the producer module's ``KIND``.
+    hooks: {role: captured name} of the tensors the producer reads.
+    grid: (h, w) of the site's feature grid.
+    order: position of the site's last hook in ``cache.names()`` (forward order).
+    """
+
+    path: str
+    kind: str
+    hooks: Mapping[str, str]
+    grid: tuple[int, int]
+    order: int
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,8 @@ class ContextMap:
             raise ValueError(f"ContextMap.weights must be h x w, got shape {w.shape}")
         if not np.isfinite(w).all() or (w < -1e-12).any():
             raise ValueError(f"ContextMap.weights at {self.site} must be finite and >= 0")
+        if not np.isfinite(self.off_grid) or self.off_grid < -1e-12:
+            raise ValueError(f"ContextMap.off_grid at {self.site} is {self.off_grid}; it is a mass, >= 0")
         total = float(w.sum()) + float(self.off_grid)
         if abs(total - 1.0) > MASS_TOLERANCE:
             raise ValueError(f"ContextMap at {self.site}: weights.sum() + off_grid = {total:.6f}, must be 1")
@@ -76,9 +97,17 @@ class ContextMap:
         ``cell_classes``: h x w integer class per cell of this site's grid.
         """
         cls = np.asarray(cell_classes)
+        names = [str(n) for n in class_names]
         if cls.shape != self.weights.shape:
-            raise ValueError(f"cell_classes has shape {cls.shape}; this map's grid is {self.weights.shape}")
-        sums = np.bincount(cls.ravel(), weights=self.weights.ravel(), minlength=len(class_names))
-        out = {str(class_names[k]): float(sums[k]) for k in range(len(class_names))}
+            raise ValueError(f"cell_classes has shape {cls.shape}; this map's grid is {self.weights.shape} "
+                             f"(give the class of each cell of this site's grid, e.g. ocrviz.context.cell_classes)")
+        if cls.dtype.kind not in "iu" or (cls.size and (cls.min() < 0 or cls.max() >= len(names))):
+            raise ValueError(f"cell_classes must be integer class ids in 0..{len(names) - 1} (one per class "
+                             f"name); got dtype {cls.dtype}, range {cls.min() if cls.size else '-'}.."
+                             f"{cls.max() if cls.size else '-'}")
+        if len(set(names)) != len(names) or "off-grid" in names:
+            raise ValueError(f"class_names must be distinct and may not be 'off-grid'; got {names}")
+        sums = np.bincount(cls.ravel(), weights=self.weights.ravel(), minlength=len(names))
+        out = {n: float(sums[k]) for k, n in enumerate(names)}
         out["off-grid"] = float(self.off_grid)
         return out

@@ -37,20 +37,6 @@ COUNTERFACTUALS = ("auto", "browser", "kernel", "off")
 ErfFn = Callable[[int, int], Any]
 
 
-def _project_weight(aspp_model: Any) -> Any:
-    """C x 5C weight of the ASPP projection, from ``ASPPHead.projection_weights()`` (branch order).
-
-    None for an ASPP head ocrviz did not write: the branch shares then fall
-    back to the branch outputs' own norms (``aspp_branch_shares``).
-    """
-    import torch
-
-    head = getattr(aspp_model, "head", aspp_model)
-    if not hasattr(head, "projection_weights"):
-        return None
-    return torch.cat(list(head.projection_weights().values()), dim=1).detach()   # C x 5C
-
-
 def _kernel_loop() -> asyncio.AbstractEventLoop | None:
     """The kernel's running event loop when inside a Jupyter kernel, else None.
 
@@ -129,6 +115,8 @@ class Explorer(anywidget.AnyWidget):
     aspp_shares = t.Bytes(b"").tag(sync=True)
     aspp_pred = t.Bytes(b"").tag(sync=True)
     aspp_pred_hw = t.List(t.Int(), []).tag(sync=True)
+    cell_pred = t.Bytes(b"").tag(sync=True)          # h x w uint8: argmax of the main logits per cell
+    aspp_cell_pred = t.Bytes(b"").tag(sync=True)
     erf_cells = t.List(t.List(t.Int()), []).tag(sync=True)
     erf_maps = t.Bytes(b"").tag(sync=True)
     erf_scales = t.List(t.Float(), []).tag(sync=True)
@@ -400,7 +388,7 @@ class Explorer(anywidget.AnyWidget):
 # What the explorer draws: the OCR block's sim map and region weights and the prediction;
 # ASPP's branch outputs, pooling and prediction.  Nothing else is kept (an HRNet-W48 capture of
 # every hook at 1024 x 2048 holds about 1.5 GB).
-_OCR_DRAWN = frozenset({"sim_map", "region_weights", "logits", "value", "pixel_feats"})
+_OCR_DRAWN = frozenset({"sim_map", "region_weights", "logits", "value", "pixel_feats", "head_logits"})
 
 
 def _drawn_ocr(name: str) -> bool:
@@ -409,7 +397,8 @@ def _drawn_ocr(name: str) -> bool:
 
 def _drawn_aspp(name: str) -> bool:
     tail = name.rsplit(".", 1)[-1]
-    return tail in ("hook_pool", "hook_logits") or (tail.startswith("hook_branch") and tail[11:].isdigit())
+    return tail in ("hook_pool", "hook_logits", "hook_project") or (
+        tail.startswith("hook_branch") and tail[11:].isdigit())
 
 
 def _no_ocr_block(model: Any) -> ValueError:
@@ -525,8 +514,7 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
         if rates is None:
             raise ValueError("could not find the ASPP rates on aspp_model (head.rates); pass aspp_rates=(...)")
         aspp_cache, aspp_logits = _run_drawn(aspp_model, x, _drawn_aspp, None, align_corners)
-        kw.update(aspp_cache=aspp_cache, aspp_rates=tuple(int(r) for r in rates), aspp_logits=aspp_logits,
-                  aspp_project_weight=_project_weight(aspp_model))
+        kw.update(aspp_cache=aspp_cache, aspp_rates=tuple(int(r) for r in rates), aspp_logits=aspp_logits)
     from ocrviz.analysis.pixel_head import pixel_head
 
     own_names, own_pal = _names_from(model)

@@ -110,6 +110,11 @@ class ExplorerData:
         pixel_head:     optional ``ocrviz.analysis.pixel_head.PixelHead``: OCR's
                         head after the sim map, per pixel, so that the view can
                         re-run a pixel with an edited sim row (counterfactuals)
+        cell_pred:      optional h x w int: each cell's predicted class, the argmax
+                        of OCR's main logits at feature resolution (the classes
+                        the context panels' mass strips sum over)
+        aspp_cell_pred: optional h x w int: the same for the ASPP model (its
+                        context and ERF panels' mass strips)
 
     Example:
         >>> from ocrviz.widgets.synthetic import synthetic_data
@@ -135,6 +140,8 @@ class ExplorerData:
     mark_name: str = "marked"
     pixel_head: Any = None
     blame: np.ndarray | None = None
+    cell_pred: np.ndarray | None = None
+    aspp_cell_pred: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen: normalise once)
@@ -186,6 +193,9 @@ class ExplorerData:
                                              f"each row (over the {n} branches 1x1, dilated, pool)"))
         if self.aspp_pred is not None:
             put("aspp_pred", _int_map("aspp_pred", self.aspp_pred, grids, k, allow_ignore=False))
+        for name in ("cell_pred", "aspp_cell_pred"):
+            if getattr(self, name) is not None:
+                put(name, _int_map(name, getattr(self, name), [(h, w)], k, allow_ignore=False))
         if self.erf_maps is not None:
             erfs = {}
             for key, m in dict(self.erf_maps).items():
@@ -254,8 +264,39 @@ class ExplorerData:
 
     def context_map(self, y: int, x: int) -> np.ndarray:
         """h x w: sum_k sim[p, k] * region_weights[k], where cell (y, x) takes its context from."""
-        row = self.sim_map[y * self.feat_hw[1] + x].astype(np.float64)
-        return np.tensordot(row, self.region_weights.astype(np.float64), axes=1)  # h x w
+        from ocrviz.context import ocr
+
+        return ocr.weights(self.sim_map[y * self.feat_hw[1] + x], self.region_weights)  # h x w
+
+    def panel_maps(self, y: int, x: int, erf: np.ndarray | None = None) -> dict[str, Any]:
+        """{panel: ContextMap} of cell (y, x): "ocr-context", and with ASPP data "aspp-context",
+        and "aspp-erf" when ``erf`` (h x w) is given or ``erf_maps`` holds the cell."""
+        from ocrviz.context import dilated_taps, ocr
+        from ocrviz.context.erf import from_cells
+
+        p = y * self.feat_hw[1] + x
+        out = {"ocr-context": ocr.from_arrays(self.sim_map[p], self.region_weights, (y, x),
+                                              sources=self.class_names)}
+        if self.aspp_shares is not None:
+            out["aspp-context"] = dilated_taps.from_arrays(self.aspp_shares[p], self.aspp_rates, (y, x),
+                                                           self.feat_hw)
+        erf = (self.erf_maps or {}).get((y, x)) if erf is None else erf
+        if erf is not None:
+            out["aspp-erf"] = from_cells(erf, (y, x))
+        return out
+
+    def panel_masses(self, y: int, x: int, erf: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+        """{panel: {class name: mass, "off-grid": mass}} of cell (y, x): each panel's ``data-mass``.
+
+        A cell's class is its model's ``cell_pred`` (OCR panel) or ``aspp_cell_pred`` (ASPP
+        panels); without them, the class of the cell's centre pixel (``pred_at``)."""
+        h, w = self.feat_hw
+        centre = lambda a: np.array([[self._at(a, i, j) for j in range(w)] for i in range(h)])  # noqa: E731
+        ocr_cls = self.cell_pred if self.cell_pred is not None else centre(self.pred)
+        aspp_cls = self.aspp_cell_pred if self.aspp_cell_pred is not None else \
+            (centre(self.aspp_pred) if self.aspp_pred is not None else ocr_cls)
+        return {panel: m.mass_by_class(ocr_cls if panel == "ocr-context" else aspp_cls, self.class_names)
+                for panel, m in self.panel_maps(y, x, erf).items()}
 
     def to_npz(self, path: str) -> None:
         """Save the arrays the explorer shows (tests compare the DOM with these)."""
@@ -270,6 +311,9 @@ class ExplorerData:
             extra["aspp_shares"] = np.asarray(self.aspp_shares)                  # HW x 5
         if self.aspp_pred is not None:
             extra["aspp_pred"] = np.asarray(self.aspp_pred)
+        for name in ("cell_pred", "aspp_cell_pred"):
+            if getattr(self, name) is not None:
+                extra[name] = np.asarray(getattr(self, name))
         if self.mark is not None:
             extra["mark"] = np.asarray(self.mark)
             extra["mark_name"] = np.array(self.mark_name)

@@ -24,8 +24,6 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ocrviz.analysis.aspp_taps import aspp_branch_shares
-
 from .explorer_data import ExplorerData, default_palette, erf_to_cells
 from .colours import overlay_colours
 
@@ -71,7 +69,7 @@ def pack_for_widget(payload: dict[str, Any], data: ExplorerData, precision: str 
     packed: dict[str, Any] = {"sim_map": encode_numbers(data.sim_map, precision)}
     if data.aspp_shares is not None:
         packed["aspp_shares"] = encode_numbers(data.aspp_shares, precision)
-    for key in ("region_q", "cf_pixels", "pred", "gt", "aspp_pred", "mark", "blame"):
+    for key in ("region_q", "cf_pixels", "pred", "gt", "aspp_pred", "mark", "blame", "cell_pred", "aspp_cell_pred"):
         if out.get(key):
             packed[key] = encode_buffer(out[key], shuffle=4 if key == "cf_pixels" else 1)
     for key in packed:
@@ -197,6 +195,9 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
         "overlay_colours": overlay_colours(),
         "blame": b"" if data.blame is None else u8(np.where(data.blame < 0, 255, data.blame.astype(np.int64))),
         "blame_hw": [] if data.blame is None else list(data.blame.shape),
+        # h x w predicted class per cell (argmax of the main logits at feature resolution): the mass strips
+        "cell_pred": u8(data.cell_pred),
+        "aspp_cell_pred": u8(data.aspp_cell_pred),
         # OCR's head after the sim map (counterfactual re-runs in the view); float32, row-major
         **{f"cf_{name}": (b"" if a is None else f32(a)) for name, a in _cf_arrays(data, cf_in_page).items()},
     }
@@ -220,18 +221,31 @@ def _np(t: Any) -> np.ndarray:
     return t.detach().float().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
 
 
-def _by_suffix(cache: Any, suffix: str) -> Any:
-    names = [n for n in cache.names() if n == suffix or n.endswith("." + suffix)]
-    if len(names) != 1:
-        raise KeyError(f"expected one captured hook ending in {suffix!r}, found {names}; "
-                       f"captured: {list(cache.names())}")
-    return cache[names[0]]
+def _aspp_site(cache: Any) -> Any:
+    from ocrviz.context import dilated_taps
+
+    sites = dilated_taps.find_sites(cache)
+    if len(sites) != 1:
+        raise KeyError(f"expected one ASPP head in aspp_cache (hooks <path>.hook_branch0, ... "
+                       f"and <path>.hook_pool), found {[s.path for s in sites]}; captured: {list(cache.names())}")
+    return sites[0]
+
+
+def _cell_pred(cache: Any, b: int) -> np.ndarray | None:
+    """h x w argmax of the main logits at feature resolution (``ocrviz.context.cell_classes``);
+    None when the cache cannot tell (foreign trees keep no head logits)."""
+    from ocrviz import context
+
+    try:
+        return context.cell_classes(cache, batch_index=b)
+    except (ValueError, KeyError):
+        return None
 
 
 def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Sequence[str] | None = None,
                palette: Any = None, output_stride: int | None = None, batch_index: int = 0,
                aspp_cache: Any = None, aspp_rates: Sequence[int] | None = None,
-               aspp_project_weight: Any = None,
+               aspp_project_weight: Any = "model",
                erf_maps: Mapping[tuple[int, int], Any] | None = None,
                mark: Any = None, mark_name: str = "marked", logits: Any = None,
                aspp_logits: Any = None, pixel_head: Any = None, blame: Any = None) -> ExplorerData:
@@ -242,8 +256,10 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
     ``batch_index``.  ``image`` is the displayed image (H x W x 3 uint8 or a
     3 x H x W tensor), ``labels`` optional H x W ground truth (255 = ignore).
     With ``aspp_cache`` (captured from an ASPP model on the same input):
-    branch shares from hooks ``hook_branch0..n`` + ``hook_pool`` (weighted by
-    ``aspp_project_weight`` when given) and the ASPP prediction.  ``mark``:
+    branch shares from hooks ``hook_branch0..n`` + ``hook_pool``
+    (``ocrviz.context.dilated_taps.branch_shares``: weighted by
+    ``aspp_project_weight``; "model" = the captured head's projection when the
+    cache knows it, None = the branch outputs' own norms) and the ASPP prediction.  ``mark``:
     an optional H x W bool map shown by the overlay named ``mark_name``.
     ``logits`` / ``aspp_logits`` (B x K x H x W): the prediction to show when
     the cache holds none (captures of foreign trees hold no ``logits``).
@@ -270,14 +286,17 @@ def from_cache(cache: Any, image: Any, *, labels: Any = None, class_names: Seque
     if aspp_cache is not None:
         if aspp_rates is None:
             raise ValueError("aspp_cache given without aspp_rates; pass the ASPP head's rates, e.g. (12, 24, 36)")
-        n = len(aspp_rates)
-        branches = [_np(_by_suffix(aspp_cache, f"hook_branch{i}"))[b] for i in range(n + 1)]  # C x h x w each
-        branches.append(_np(_by_suffix(aspp_cache, "hook_pool"))[b])                         # C x h x w
-        pw = None if aspp_project_weight is None else _np(aspp_project_weight)
-        kw.update(aspp_rates=tuple(aspp_rates), aspp_shares=aspp_branch_shares(branches, pw),
-                  aspp_pred=_np(aspp_cache.logits if aspp_logits is None else aspp_logits)[b].argmax(0))
+        from ocrviz.context import dilated_taps
+
+        site = _aspp_site(aspp_cache)
+        pw = aspp_project_weight if aspp_project_weight is None or isinstance(aspp_project_weight, str) \
+            else _np(aspp_project_weight)
+        shares, _ = dilated_taps.branch_shares(aspp_cache, site, b, project_weight=pw)      # HW x nb
+        kw.update(aspp_rates=tuple(aspp_rates), aspp_shares=shares,
+                  aspp_pred=_np(aspp_cache.logits if aspp_logits is None else aspp_logits)[b].argmax(0),
+                  aspp_cell_pred=_cell_pred(aspp_cache, b))
     return ExplorerData(image=img, feat_hw=(h, w), output_stride=int(output_stride),
                         class_names=tuple(class_names), palette=pal, pred=logits.argmax(0),
                         sim_map=sim, region_weights=rw, gt=gt, erf_maps=erf_maps,
                         mark=None if mark is None else _np(mark).astype(bool), mark_name=mark_name,
-                        pixel_head=pixel_head, blame=blame, **kw)
+                        pixel_head=pixel_head, blame=blame, cell_pred=_cell_pred(cache, b), **kw)

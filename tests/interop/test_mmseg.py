@@ -163,5 +163,5 @@ def test_the_command_line_from_an_mmseg_checkpoint_to_html_reports(mmseg_checkpo
         with torch.no_grad():
             pred = mm.encode_decode(x, [dict(img_shape=IMAGE[2:])]).argmax(1)[0].numpy()
         want += confusion_matrix(pred, np.asarray(labels), 19)
-    assert np.array_equal(np.asarray(got["metrics"]["confusion"]), want)
-    assert got["metrics"]["n_images"] == 2
+    assert np.array_equal(np.asarray(got["models"][0]["metrics"]["confusion"]), want)
+    assert got["models"][0]["metrics"]["n_images"] == 2
