@@ -219,11 +219,44 @@ def _attach_block(site: HookSite, emit: Emit, detach: bool) -> list[RemovableHan
 
 
 # -- the producer interface (ocrviz.context) ------------------------------------------------------
+HOOK_ROLES = ("query", "key", "value", "context")   # ocrviz heads: <path>.hook_<role>
+
+
 def find_sites(cache: Cache) -> list[Site]:
-    """This family's captured records in ``cache``, as sites (forward order is the caller's)."""
-    return sites_of(cache, KIND)
+    """This family's sites: hooked records, and ocrviz heads whose HookPoints hold the same factors.
+
+    An ocrviz head qualifies with ``hook_query`` (B x HW x Ck), ``hook_key``
+    (B x Ck x HW), ``hook_value`` (B x HW x C), ``hook_context`` (B x C x h x w,
+    attention @ value) under one path and a ``scale`` attribute (the logit scale).
+    """
+    sites = sites_of(cache, KIND)
+    names = cache.names()
+    for name in names:
+        if not name.endswith(".hook_query"):
+            continue
+        path = name[: -len(".hook_query")]
+        hooks = {r: f"{path}.hook_{r}" for r in HOOK_ROLES}
+        if all(n in names for n in hooks.values()) and hasattr(_module(cache, path), "scale"):
+            h, w = cache[hooks["context"]].shape[-2:]
+            sites.append(Site(path=path, kind=KIND, hooks=hooks, grid=(int(h), int(w)),
+                              order=max(names.index(n) for n in hooks.values())))
+    return sites
+
+
+def _module(cache: Cache, path: str) -> nn.Module | None:
+    try:
+        return cache.module(path)
+    except (ValueError, AttributeError):
+        return None
 
 
 def read(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
-    """Pixel ``cell``'s map at ``site``, computed from the stored factors."""
-    return read_site(cache, site, cell, batch_index)
+    """Pixel ``cell``'s exact row at ``site``, computed from the stored factors and checked against the context."""
+    if set(site.hooks) != set(HOOK_ROLES) or not site.hooks["query"].endswith(".hook_query"):
+        return read_site(cache, site, cell, batch_index)
+    context = cache[site.hooks["context"]]
+    factors = {"query": cache[site.hooks["query"]], "key": cache[site.hooks["key"]],
+               "value": cache[site.hooks["value"]],
+               "context": context.reshape(context.shape[0], context.shape[1], -1)}     # B x C x HW
+    record = SiteRecord(site.path, KIND, site.grid, factors, _read, {"scale": float(cache.module(site.path).scale)})
+    return record.map(batch_index, cell)
