@@ -17,9 +17,9 @@ Recognised modules (duck typing on class names anywhere in the MRO):
 
 Per call the hooks keep the factors (query B x HW x C, key B x C x HW, value
 B x HW x Cv) and the module's own context (B x Cv x HW), and check that the
-factors reproduce that context: on every row when HW <= FULL_CHECK, else on
-SAMPLE evenly spaced rows (so capture costs a small fraction of the module's
-own HW x HW work); reading a pixel's map checks that pixel's own row again,
+factors reproduce that context on SAMPLE evenly spaced rows (every row on
+grids of up to SAMPLE cells), so capture costs at most SAMPLE / HW of the
+module's own HW x HW work; reading a pixel's map checks that pixel's own row again,
 so a drawn row is always one the module's output confirms.  A disagreement
 raises :class:`CaptureMismatchError`.  The HW x HW matrix is never stored.
 """
@@ -43,8 +43,7 @@ NONLOCAL_CLASSES = frozenset({"NonLocal2d", "_NonLocalNd"})
 DNL_CLASSES = frozenset({"DisentangledNonLocal2d"})
 SA_BLOCK_CLASSES = frozenset({"SelfAttentionBlock"})
 PAM_CLASSES = frozenset({"PAM"})
-FULL_CHECK = 4096   # up to this many cells every row is checked at capture
-SAMPLE = 256        # rows checked at capture above that (every row is checked again when read)
+SAMPLE = 256   # rows checked at capture, evenly spaced (all of them on smaller grids); each row read is checked
 
 
 def find_modules(model: nn.Module) -> list[HookSite]:
@@ -136,10 +135,9 @@ def _attach_nonlocal(site: HookSite, emit: Emit, detach: bool) -> list[Removable
 
 
 def check_rows(hw: int) -> torch.Tensor:
-    """Rows checked at capture: all of them up to FULL_CHECK cells, else SAMPLE evenly spaced."""
-    if hw <= FULL_CHECK:
-        return torch.arange(hw)
-    return torch.linspace(0, hw - 1, SAMPLE).round().long()
+    """Rows checked at capture: min(hw, SAMPLE) evenly spaced, so capture costs at most SAMPLE / HW
+    of the module's own attention."""
+    return torch.linspace(0, hw - 1, min(hw, SAMPLE)).round().long()
 
 
 def _attend_rows(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float, rows: torch.Tensor,

@@ -6,10 +6,12 @@ MiT-B0 has 8, two per stage), whose ``attn`` is a torch
 reduced by an ``sr_ratio`` x ``sr_ratio`` strided conv (sr = 8, 4, 2, 1 by
 stage), so a query attends to S = (h // sr) * (w // sr) reduced cells.
 
-Per call the hooks keep the projected queries (B x heads x HW x d) and keys
+Per call the hooks keep the layer's input at the queries (B x HW x E; a
+pixel's query is projected when it is read) and the projected keys
 (B x heads x S x d), and check that they reproduce both the head-averaged
 weights ``nn.MultiheadAttention`` returns and its output (``out_proj`` of the
-heads' weighted values).
+heads' weighted values), on 256 evenly spaced query rows (every row on
+smaller grids; ``self_attention.check_rows``).
 
 The map of pixel p: each head's row is exact over the S reduced cells.  Two
 choices are conventions, stated in the legend when they apply: the heads are
@@ -28,6 +30,7 @@ from torch.utils.hooks import RemovableHandle
 
 from ..capture.cache import Cache
 from ..capture.foreign import verify
+from .self_attention import check_rows
 from .sites import (CallCounter, Emit, HookSite, SiteRecord, class_names, join, publish, read_site, row_map, sites_of)
 from .types import ContextMap, Site
 
@@ -37,7 +40,7 @@ MIT_CLASSES = frozenset({"EfficientMultiheadAttention"})
 
 def find_modules(model: nn.Module) -> list[HookSite]:
     """MMSeg EfficientMultiheadAttention layers (an nn.MultiheadAttention inside), module order."""
-    return [HookSite(path, m, KIND, _attach, (join(path, "query"), join(path, "key")))
+    return [HookSite(path, m, KIND, _attach, (join(path, "query_input"), join(path, "key")))
             for path, m in model.named_modules()
             if class_names(m) & MIT_CLASSES and isinstance(getattr(m, "attn", None), nn.MultiheadAttention)]
 
@@ -70,21 +73,27 @@ def _attach(site: HookSite, emit: Emit, detach: bool) -> list[RemovableHandle]:
             raise ValueError(f"{path}: expected {h * w} queries (seq-first) for hw_shape {hw}, "
                              f"got {tuple(s['query'].shape)}")
         with torch.no_grad():
-            q = _project(mha, s["query"].detach(), 0)                       # B x heads x HW x d
             k = _project(mha, s["key"].detach(), 1)                         # B x heads x S x d
             v = _project(mha, s["value"].detach(), 2)                       # B x heads x S x d
-            attn = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1)   # B x heads x HW x S
-            heads = attn @ v                                                # B x heads x HW x d
-            out = mha.out_proj(heads.permute(2, 0, 1, 3).reshape(h * w, q.shape[0], -1))  # HW x B x E
+            rows = check_rows(h * w)                                        # all, or a sample on big grids
+            qr = _project(mha, s["query"].detach()[rows], 0)                # B x heads x R x d
+            attn = torch.softmax(qr @ k.transpose(-1, -2) / qr.shape[-1] ** 0.5, dim=-1)  # B x heads x R x S
+            heads = attn @ v                                                # B x heads x R x d
+            out = mha.out_proj(heads.permute(2, 0, 1, 3).reshape(len(rows), qr.shape[0], -1))  # R x B x E
         returned_out, returned_weights = s["output"]
         if returned_weights is not None:
             verify(path, "head-averaged attention weights (returned by nn.MultiheadAttention)",
-                   attn.mean(1), returned_weights)
-        verify(path, "attention output (out_proj of the heads' weighted values)", out, returned_out)
+                   attn.mean(1), returned_weights[:, rows])
+        verify(path, "attention output (out_proj of the heads' weighted values)", out, returned_out[rows])
         sr = int(getattr(m, "sr_ratio", 1))
         name = calls.next()
-        factors = {"query": q, "key": k}
-        publish(emit, detach, name, KIND, (h, w), factors, _read, {"sr": sr, "reduced": (h // sr, w // sr)})
+        # The queries are projected when a pixel is read: keep the layer's input (B x HW x E) and the weights.
+        factors = {"query_input": s["query"].detach().transpose(0, 1), "key": k}
+        e = mha.embed_dim
+        bias = mha.in_proj_bias[:e].detach().clone() if mha.in_proj_bias is not None else None
+        meta = {"sr": sr, "reduced": (h // sr, w // sr), "heads": mha.num_heads,
+                "wq": mha.in_proj_weight[:e].detach().clone(), "bq": bias}      # E x E: a copy, not the live layer
+        publish(emit, detach, name, KIND, (h, w), factors, _read, meta)
 
     return [mha.register_forward_hook(inner, with_kwargs=True), layer.register_forward_hook(post, with_kwargs=True)]
 
@@ -92,7 +101,9 @@ def _attach(site: HookSite, emit: Emit, detach: bool) -> list[RemovableHandle]:
 def _rows(record: SiteRecord, batch: int, cell: tuple[int, int]) -> torch.Tensor:
     """heads x S: each head's exact row over the reduced key cells (float64)."""
     h, w = record.grid
-    q = record.factors["query"][batch, :, cell[0] * w + cell[1]].double()      # heads x d
+    x = record.factors["query_input"][batch, cell[0] * w + cell[1]]            # E, the layer's input at p
+    q = F.linear(x, record.meta["wq"], record.meta["bq"]).double()            # E
+    q = q.reshape(record.meta["heads"], -1)                                    # heads x d
     k = record.factors["key"][batch].double()                                  # heads x S x d
     return torch.softmax(torch.einsum("hd,hsd->hs", q, k) / q.shape[-1] ** 0.5, dim=-1)
 

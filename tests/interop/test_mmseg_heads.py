@@ -484,8 +484,8 @@ def test_large_grid_checks_sampled_rows_at_capture_and_the_clicked_row_when_read
     from ocrviz.context import self_attention as sa
     torch.manual_seed(0)
     block = NonLocal2d(16, reduction=2).eval()
-    x = torch.randn(1, 16, 66, 66)                                     # 4356 cells > FULL_CHECK
-    assert 66 * 66 > sa.FULL_CHECK
+    x = torch.randn(1, 16, 66, 66)                                     # 4356 cells > SAMPLE
+    assert 66 * 66 > sa.SAMPLE
     spy = Spy(block.embedded_gaussian)
     block.embedded_gaussian = spy
     _, cache = ocrviz.run_with_cache(block, x)
