@@ -234,8 +234,12 @@ def find_sites(cache: Cache) -> list[Site]:
             continue
         path = name[: -len(".hook_query")]
         hooks = {r: f"{path}.hook_{r}" for r in HOOK_ROLES}
-        if all(n in names for n in hooks.values()) and hasattr(_module(cache, path), "scale"):
-            h, w = cache[hooks["context"]].shape[-2:]
+        if (not all(n in names for n in hooks.values()) or f"{path}.hook_sim_map" in names   # OCR's block
+                or not hasattr(_module(cache, path), "scale")):
+            continue
+        h, w = cache[hooks["context"]].shape[-2:]
+        # pixel-to-pixel: keys over the same h*w cells as the queries (OCR's keys are over K regions)
+        if cache[hooks["query"]].shape[1] == cache[hooks["key"]].shape[-1] == h * w:
             sites.append(Site(path=path, kind=KIND, hooks=hooks, grid=(int(h), int(w)),
                               order=max(names.index(n) for n in hooks.values())))
     return sites
