@@ -499,3 +499,41 @@ def test_large_grid_checks_sampled_rows_at_capture_and_the_clicked_row_when_read
     with pytest.raises(CaptureMismatchError, match="clicked pixel"):
         ocrviz.context_maps(cache, (40, 14))
     assert hooks_left(block) == []
+
+
+# -- ASPPHead (DeepLabV3) and DepthwiseSeparableASPPHead (DeepLabV3+): a stated convention -------------
+@pytest.mark.parametrize("config", ["deeplabv3_r50-d8", "deeplabv3plus_r50-d8"])
+def test_mmseg_aspp_map_is_shares_times_the_exact_footprint(config, monkeypatch) -> None:
+    model = build(config, dilations=(1, 2, 3, 5))      # rates that land inside an 8 x 12 grid
+    head = model.decode_head
+    seen = {}
+    orig = head.bottleneck.forward
+    monkeypatch.setattr(head.bottleneck, "forward", lambda t: (seen.setdefault("cat", t), orig(t))[1])
+    _, cache = ocrviz.run_with_cache(model, _image(13))
+    cat = seen["cat"][0].double()                                      # MMSeg's own bottleneck input
+    weight = head.bottleneck.conv.weight.detach().double()
+    sizes = [head.channels] * (1 + len(head.aspp_modules))            # every branch gives `channels`
+    box = torch.ones(1, 1, 3, 3, dtype=torch.float64) / 9
+    for pixel in PIXELS:
+        (m,) = ocrviz.context_maps(cache, pixel)
+        assert m.kind == "aspp" and not m.exact and "3x3 bottleneck" in m.convention
+        _check_mass(m)
+        r, c = m.cell
+        # shares: each branch's slice of the 3x3 bottleneck applied to MMSeg's own branch outputs, at p
+        parts = torch.split(cat, sizes)
+        wparts = torch.split(weight, sizes, dim=1)
+        norms = np.array([float(F_conv(p_, w_)[:, r, c].norm()) for p_, w_ in zip(parts, wparts)])
+        np.testing.assert_allclose(m.source_weights, norms / norms.sum(), atol=1e-9)
+        # footprint: a delta at p spread by the bottleneck's 3x3 window, then by each branch's taps
+        delta = torch.zeros(1, 1, 8, 12, dtype=torch.float64)
+        delta[0, 0, r, c] = 1
+        window = torch.nn.functional.conv2d(delta, box, padding=1)
+        spreads = [window.sum() * torch.ones_like(delta) / 96, window]
+        spreads += [torch.nn.functional.conv2d(window, box, padding=d, dilation=d) for d in (2, 3, 5)]
+        expected = sum(s * sp[0, 0] for s, sp in zip(m.source_weights, spreads))
+        np.testing.assert_allclose(m.weights, expected.numpy(), atol=1e-12)
+    assert hooks_left(model) == []
+
+
+def F_conv(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.conv2d(x[None], w, padding=w.shape[-1] // 2)[0]
