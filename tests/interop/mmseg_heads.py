@@ -16,6 +16,7 @@ from __future__ import annotations
 import types
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -112,3 +113,27 @@ def hooks_left(model: nn.Module) -> list[str]:
     left = [f"{n or '<model>'}.{d}" for n, m in model.named_modules() for d in dicts if getattr(m, d, None)]
     glob = torch.nn.modules.module
     return left + [g for g in ("_global_forward_hooks", "_global_forward_pre_hooks") if getattr(glob, g, None)]
+
+
+# -- shared by the test files -------------------------------------------------------------------
+IMAGE = (1, 3, 64, 96)          # an 8 x 12 grid at output stride 8 (h != w catches transposes)
+PIXELS = ((0, 0), (30, 50), (63, 95), (41, 7))
+
+
+def image(seed: int = 0) -> torch.Tensor:
+    return torch.randn(*IMAGE, generator=torch.Generator().manual_seed(seed))
+
+
+def cell(pixel, grid):
+    return pixel[0] * grid[0] // IMAGE[2], pixel[1] * grid[1] // IMAGE[3]
+
+
+def check_mass(m) -> None:
+    assert abs(m.weights.sum() + m.off_grid - 1) < 1e-6
+    assert (m.weights >= 0).all()
+
+
+def peaked(row: np.ndarray) -> None:
+    # A near-uniform row would let a wrong index pass: the weights must matter.
+    cv = row.std() / row.mean()                      # coefficient of variation; 0 for a uniform row
+    assert cv > 0.5, f"row too flat for a meaningful comparison (std / mean {cv:.3f}, max {row.max():.4f})"
