@@ -99,6 +99,9 @@ class Cache:
         # The captured model (its sites' settings: ASPP rates, projection weights, class names)
         # and the H x W of its input, read when the forward starts; None when unknown.
         self.model = model
+        # Records of context modules hooked during capture (``ocrviz/context/sites.py``), one per
+        # call, forward order: their factors are in the store, their read functions here.
+        self.context_sites: list = []
         self.input_size: tuple[int, int] | None = None
 
     # -- filling (used by capture.py and foreign.py) -------------------------

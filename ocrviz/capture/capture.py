@@ -94,9 +94,15 @@ def capture(model: nn.Module, names: NameFilter = None, *, detach: bool = True,
         raise ValueError(f"foreign=True but {type(model).__name__} has no recognised OCR module "
                          f"(SpatialGather_Module, SpatialOCR_Module / ObjectAttentionBlock2D, MMSeg "
                          f"ObjectAttentionBlock / SpatialGatherModule); use foreign=None")
-    available = [n for n, _ in points] + [n for s in sites for n in s.names]
+    # Imported here: the context families import capture.foreign (verify), and capture is
+    # imported first by ``ocrviz/__init__``.
+    from ..context.hooks import find_context_sites
+    context_sites = [] if foreign is True else find_context_sites(model)
+    available = ([n for n, _ in points] + [n for s in sites for n in s.names]
+                 + [n for s in context_sites for n in s.names])
     if not available:
-        raise ValueError(f"{type(model).__name__} has no HookPoint modules and no recognised OCR modules; "
+        raise ValueError(f"{type(model).__name__} has no HookPoint modules and no recognised OCR modules "
+                         f"(nor a context head that ocrviz/context/ reads); "
                          f"nothing to capture. Build it with ocrviz.create_model(...) or place "
                          f"ocrviz.models.hook_point.HookPoint modules where tensors should be seen.")
     keep = _selector(names, available)
@@ -114,11 +120,25 @@ def capture(model: nn.Module, names: NameFilter = None, *, detach: bool = True,
         for site in sites:
             if any(keep(n) for n in site.names):
                 handles.extend(site.attach(store, detach))
+        emit = _Emit(store, cache)
+        for site in context_sites:
+            if any(keep(n) for n in site.names):
+                handles.extend(site.attach(emit, detach))
         yield cache
     finally:
         for handle in handles:
             handle.remove()
         handles.clear()
+
+
+class _Emit:
+    """What context sites hand their factors (``store``) and per-call records (``site``) to."""
+
+    def __init__(self, store: Callable[[str, torch.Tensor], None], cache: Cache) -> None:
+        self.store, self._cache = store, cache
+
+    def site(self, record: Any) -> None:
+        self._cache.context_sites.append(record)
 
 
 def _input_size(cache: Cache) -> Callable:

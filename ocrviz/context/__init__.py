@@ -40,12 +40,15 @@ import numpy as np
 import torch
 
 from ..capture.cache import Cache, resolve
-from . import dilated_taps, ocr
+from . import (criss_cross, dilated_taps, em, global_context, isa, mmseg_aspp, ocr, pooling_bins, self_attention,
+               transformer)
 from .erf import gradient_erf_map
 from .types import ContextMap, Site
 
 # The head families, each one module (see the docstring for what a module defines).
-PRODUCERS: tuple[ModuleType, ...] = (ocr, dilated_taps)
+# Those that also define ``find_modules(model)`` hook foreign modules during capture (``sites.py``).
+PRODUCERS: tuple[ModuleType, ...] = (ocr, dilated_taps, mmseg_aspp, self_attention, criss_cross, pooling_bins,
+                                     global_context, isa, em, transformer)
 
 __all__ = ["ContextMap", "Site", "PRODUCERS", "context_maps", "find_sites", "context_masses", "cell_of",
            "cell_classes", "mass_by_class", "gradient_erf_map"]

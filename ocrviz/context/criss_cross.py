@@ -1,0 +1,125 @@
+"""Criss-cross attention (CCNet): each pixel attends to its row and its column, H + W - 1 cells.
+
+Recognised: mmcv's ``CrissCrossAttention`` (pure PyTorch since mmcv 1.3.13;
+MMSeg's CCHead calls the same module ``recurrence`` = 2 times).  For pixel
+(h, w) the energies are ``q(h, w) . k(i, w)`` over its column (i != h: mmcv
+puts -inf on i = h so the pixel itself is counted once) and ``q(h, w) . k(h, j)``
+over its row; one softmax over the H + W energies;
+``out = gamma * sum(attn * v) + x``.
+
+Every call is its own site record (``<path>``, ``<path>.call1``, ...): each
+pass's map is exact.  What two passes give together is not a single row of
+the head's arithmetic (the second pass mixes the first pass's *outputs*,
+residual and value projection included), so :func:`rollout_map` composes
+them by attention rollout, A2 . A1, a stated convention.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from ..capture.cache import Cache
+from ..capture.foreign import verify
+from .sites import (CallCounter, Emit, HookSite, SiteRecord, class_names, join, publish, read_site, recorder, row_map,
+                    sites_of)
+from .types import ContextMap, Site
+
+KIND = "criss_cross"
+CC_CLASSES = frozenset({"CrissCrossAttention"})
+ROLLOUT = "two criss-cross passes composed by attention rollout (A2 . A1); residuals and value projections ignored"
+
+
+def find_modules(model: nn.Module) -> list[HookSite]:
+    """mmcv CrissCrossAttention modules (query_conv, key_conv, value_conv, gamma), module order."""
+    return [HookSite(path, m, KIND, _attach, (join(path, "query"), join(path, "key")))
+            for path, m in model.named_modules()
+            if class_names(m) & CC_CLASSES
+            and all(hasattr(m, a) for a in ("query_conv", "key_conv", "value_conv", "gamma"))]
+
+
+def criss_cross_attention(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """B x H x W x (H + W) weights: [..., :H] over the pixel's column, [..., H:] over its row."""
+    b, c, h, w = query.shape
+    energy_h = torch.einsum("bchw,bciw->bhwi", query, key)                 # B x H x W x H (column)
+    diag = torch.eye(h, dtype=torch.bool, device=query.device)            # i == h
+    energy_h = energy_h.masked_fill(diag[:, None, :], float("-inf"))       # H x 1 x H broadcast
+    energy_w = torch.einsum("bchw,bchj->bhwj", query, key)                 # B x H x W x W (row)
+    return F.softmax(torch.cat([energy_h, energy_w], dim=-1), dim=-1)      # B x H x W x (H + W)
+
+
+def _apply(attn: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    h = value.shape[2]
+    out = torch.einsum("bciw,bhwi->bchw", value, attn[..., :h])             # column part
+    return out + torch.einsum("bchj,bhwj->bchw", value, attn[..., h:])     # row part, B x C x H x W
+
+
+def _attach(site: HookSite, emit: Emit, detach: bool) -> list[RemovableHandle]:
+    path, mod = site.path, site.module
+    scratch: dict[str, list] = {}
+    calls = CallCounter(path)
+    handles = [getattr(mod, n).register_forward_hook(recorder(scratch, n))
+               for n in ("query_conv", "key_conv", "value_conv")]
+    handles.append(mod.gamma.register_forward_hook(recorder(scratch, "gamma", keep_input=True)))
+
+    def post(m: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        s = {k: v[-1] for k, v in scratch.items()}
+        scratch.clear()
+        q, k, v = s["query_conv"], s["key_conv"], s["value_conv"]
+        with torch.no_grad() if detach else torch.enable_grad():
+            out = _apply(criss_cross_attention(q, k), v)
+        verify(path, "criss-cross context (the input of gamma)", out, s["gamma_in"])
+        verify(path, "output (gamma(context) + x)", s["gamma"] + args[0], output)
+        name = calls.next()
+        factors = {"query": q, "key": k}
+        publish(emit, detach, name, KIND, tuple(q.shape[-2:]), factors, _read, {"path": path, "call": calls.count - 1})
+
+    handles.append(mod.register_forward_hook(post))
+    return handles
+
+
+def pass_row(record: SiteRecord, batch: int, cell: tuple[int, int]) -> torch.Tensor:
+    """Pixel ``cell``'s weights over the whole h x w grid (zero off its row and column), float64."""
+    h, w = record.grid
+    r, c = cell
+    q = record.factors["query"][batch, :, r, c].double()                 # C
+    k = record.factors["key"][batch].double()                            # C x H x W
+    col = q @ k[:, :, c]                                                 # H energies over column c
+    col[r] = float("-inf")                                               # the pixel counts once, in its row
+    row = q @ k[:, r, :]                                                 # W energies over row r
+    attn = F.softmax(torch.cat([col, row]), dim=0)                       # H + W
+    out = torch.zeros(h, w, dtype=torch.float64)
+    out[:, c] += attn[:h]
+    out[r, :] += attn[h:]
+    return out                                                           # h x w
+
+
+def _read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
+    """This pass's exact criss-cross row."""
+    return row_map(pass_row(record, batch, cell), record.grid, cell, record, criss_cross_pass=record.meta["call"])
+
+
+def rollout_map(records: list[SiteRecord], batch: int, cell: tuple[int, int]) -> ContextMap:
+    """Compose consecutive passes (first to last) by rollout: M = A_n ... A_1, row ``cell``."""
+    if not records or any(r.kind != KIND or r.grid != records[0].grid for r in records):
+        raise ValueError("rollout_map takes criss-cross records of one module, on one grid, first pass first")
+    h, w = records[0].grid
+    row = pass_row(records[-1], batch, cell).reshape(-1)                 # HW
+    for rec in reversed(records[:-1]):
+        nxt = torch.zeros(h * w, dtype=torch.float64)
+        for idx in torch.nonzero(row).flatten().tolist():                # H + W - 1 cells
+            nxt += row[idx] * pass_row(rec, batch, divmod(idx, w)).reshape(-1)
+        row = nxt
+    return row_map(row, (h, w), cell, records[-1], exact=False, convention=ROLLOUT, passes=len(records))
+
+
+# -- the producer interface (ocrviz.context) ------------------------------------------------------
+def find_sites(cache: Cache) -> list[Site]:
+    """This family's captured records in ``cache``, as sites (forward order is the caller's)."""
+    return sites_of(cache, KIND)
+
+
+def read(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
+    """Pixel ``cell``'s map at ``site``, computed from the stored factors."""
+    return read_site(cache, site, cell, batch_index)

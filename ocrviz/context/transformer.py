@@ -1,0 +1,154 @@
+"""Transformer attention (SegFormer's MiT): one map per attention layer, read from the queries and keys.
+
+Recognised: MMSeg's ``EfficientMultiheadAttention`` (MixVisionTransformer;
+MiT-B0 has 8, two per stage), whose ``attn`` is a torch
+``nn.MultiheadAttention``.  Keys and values come from the layer's grid
+reduced by an ``sr_ratio`` x ``sr_ratio`` strided conv (sr = 8, 4, 2, 1 by
+stage), so a query attends to S = (h // sr) * (w // sr) reduced cells.
+
+Per call the hooks keep the layer's input at the queries (B x HW x E; a
+pixel's query is projected when it is read) and the projected keys
+(B x heads x S x d), and check that they reproduce both the head-averaged
+weights ``nn.MultiheadAttention`` returns and its output (``out_proj`` of the
+heads' weighted values), on 256 evenly spaced query rows (every row on
+smaller grids; ``self_attention.check_rows``).
+
+The map of pixel p: each head's row is exact over the S reduced cells.  Two
+choices are conventions, stated in the legend when they apply: the heads are
+averaged (they feed different value projections), and a reduced cell's
+weight is spread uniformly over the sr x sr cells its conv reads (the conv
+mixes them with learned weights).  With one head and sr = 1 the map is
+exact.  ``head_map`` gives one head's map.  The SegformerHead itself (an MLP
+over the four stages) has no context site.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from ..capture.cache import Cache
+from ..capture.foreign import verify
+from .self_attention import check_rows
+from .sites import (CallCounter, Emit, HookSite, SiteRecord, class_names, join, publish, read_site, row_map, sites_of)
+from .types import ContextMap, Site
+
+KIND = "transformer"
+MIT_CLASSES = frozenset({"EfficientMultiheadAttention"})
+
+
+def find_modules(model: nn.Module) -> list[HookSite]:
+    """MMSeg EfficientMultiheadAttention layers (an nn.MultiheadAttention inside), module order."""
+    return [HookSite(path, m, KIND, _attach, (join(path, "query_input"), join(path, "key")))
+            for path, m in model.named_modules()
+            if class_names(m) & MIT_CLASSES and isinstance(getattr(m, "attn", None), nn.MultiheadAttention)]
+
+
+def _project(mha: nn.MultiheadAttention, x: torch.Tensor, which: int) -> torch.Tensor:
+    """in_proj slice ``which`` (0 q, 1 k, 2 v) of ``x`` (L x B x E), as B x heads x L x d."""
+    e, nh = mha.embed_dim, mha.num_heads
+    w = mha.in_proj_weight[which * e:(which + 1) * e]
+    b = mha.in_proj_bias[which * e:(which + 1) * e] if mha.in_proj_bias is not None else None
+    y = F.linear(x, w, b)                                                    # L x B x E
+    return y.reshape(y.shape[0], y.shape[1], nh, e // nh).permute(1, 2, 0, 3)   # B x heads x L x d
+
+
+def _attach(site: HookSite, emit: Emit, detach: bool) -> list[RemovableHandle]:
+    path, layer = site.path, site.module
+    mha: nn.MultiheadAttention = layer.attn
+    scratch: dict[str, object] = {}
+    calls = CallCounter(path)
+
+    def inner(m: nn.Module, args: tuple, kwargs: dict, output: tuple) -> None:
+        get = lambda i, n: args[i] if len(args) > i else kwargs[n]          # noqa: E731
+        scratch.update(query=get(0, "query"), key=get(1, "key"), value=get(2, "value"), output=output)
+
+    def post(m: nn.Module, args: tuple, kwargs: dict, output: torch.Tensor) -> None:
+        s = dict(scratch)
+        scratch.clear()
+        hw = args[1] if len(args) > 1 else kwargs["hw_shape"]
+        h, w = int(hw[0]), int(hw[1])
+        if not mha.batch_first and s["query"].shape[0] != h * w:
+            raise ValueError(f"{path}: expected {h * w} queries (seq-first) for hw_shape {hw}, "
+                             f"got {tuple(s['query'].shape)}")
+        with torch.no_grad():
+            k = _project(mha, s["key"].detach(), 1)                         # B x heads x S x d
+            v = _project(mha, s["value"].detach(), 2)                       # B x heads x S x d
+            rows = check_rows(h * w)                                        # all, or a sample on big grids
+            qr = _project(mha, s["query"].detach()[rows], 0)                # B x heads x R x d
+            attn = torch.softmax(qr @ k.transpose(-1, -2) / qr.shape[-1] ** 0.5, dim=-1)  # B x heads x R x S
+            heads = attn @ v                                                # B x heads x R x d
+            out = mha.out_proj(heads.permute(2, 0, 1, 3).reshape(len(rows), qr.shape[0], -1))  # R x B x E
+        returned_out, returned_weights = s["output"]
+        if returned_weights is not None:
+            verify(path, "head-averaged attention weights (returned by nn.MultiheadAttention)",
+                   attn.mean(1), returned_weights[:, rows])
+        verify(path, "attention output (out_proj of the heads' weighted values)", out, returned_out[rows])
+        sr = int(getattr(m, "sr_ratio", 1))
+        name = calls.next()
+        # The queries are projected when a pixel is read: keep the layer's input (B x HW x E) and the weights.
+        factors = {"query_input": s["query"].detach().transpose(0, 1), "key": k}
+        e = mha.embed_dim
+        bias = mha.in_proj_bias[:e].detach().clone() if mha.in_proj_bias is not None else None
+        meta = {"sr": sr, "reduced": (h // sr, w // sr), "heads": mha.num_heads,
+                "wq": mha.in_proj_weight[:e].detach().clone(), "bq": bias}      # E x E: a copy, not the live layer
+        publish(emit, detach, name, KIND, (h, w), factors, _read, meta)
+
+    return [mha.register_forward_hook(inner, with_kwargs=True), layer.register_forward_hook(post, with_kwargs=True)]
+
+
+def _rows(record: SiteRecord, batch: int, cell: tuple[int, int]) -> torch.Tensor:
+    """heads x S: each head's exact row over the reduced key cells (float64)."""
+    h, w = record.grid
+    x = record.factors["query_input"][batch, cell[0] * w + cell[1]]            # E, the layer's input at p
+    q = F.linear(x, record.meta["wq"], record.meta["bq"]).double()            # E
+    q = q.reshape(record.meta["heads"], -1)                                    # heads x d
+    k = record.factors["key"][batch].double()                                  # heads x S x d
+    return torch.softmax(torch.einsum("hd,hsd->hs", q, k) / q.shape[-1] ** 0.5, dim=-1)
+
+
+def _spread(record: SiteRecord, row: torch.Tensor) -> torch.Tensor:
+    """A row over the reduced cells, spread uniformly over each one's sr x sr patch: h x w."""
+    (h, w), sr, (rh, rw) = record.grid, record.meta["sr"], record.meta["reduced"]
+    out = torch.zeros(h, w, dtype=torch.float64)
+    patch = row.reshape(rh, rw).repeat_interleave(sr, 0).repeat_interleave(sr, 1) / (sr * sr)   # rh*sr x rw*sr
+    out[:rh * sr, :rw * sr] = patch                                            # cells the conv never reads: 0
+    return out
+
+
+def _convention(record: SiteRecord, n_heads: int) -> str:
+    parts = []
+    if n_heads > 1:
+        parts.append(f"the mean of {n_heads} heads")
+    if record.meta["sr"] > 1:
+        sr = record.meta["sr"]
+        parts.append(f"each reduced key cell spread uniformly over its {sr}x{sr} patch (the sr conv mixes them)")
+    return "; ".join(parts)
+
+
+def _read(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
+    """Head-averaged row, spread over the sr x sr patches; exact for one head and sr = 1."""
+    rows = _rows(record, batch, cell)
+    conv = _convention(record, rows.shape[0])
+    return row_map(_spread(record, rows.mean(0)), record.grid, cell, record, exact=not conv, convention=conv,
+                   heads=rows.shape[0], sr_ratio=record.meta["sr"])
+
+
+def head_map(record: SiteRecord, batch: int, cell: tuple[int, int], head: int) -> ContextMap:
+    """One head's row (exact over the reduced cells; spread over patches when sr > 1)."""
+    rows = _rows(record, batch, cell)
+    conv = _convention(record, 1)
+    return row_map(_spread(record, rows[head]), record.grid, cell, record, exact=not conv, convention=conv,
+                   head=head, sr_ratio=record.meta["sr"])
+
+
+# -- the producer interface (ocrviz.context) ------------------------------------------------------
+def find_sites(cache: Cache) -> list[Site]:
+    """This family's captured records in ``cache``, as sites (forward order is the caller's)."""
+    return sites_of(cache, KIND)
+
+
+def read(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
+    """Pixel ``cell``'s map at ``site``, computed from the stored factors."""
+    return read_site(cache, site, cell, batch_index)
