@@ -27,7 +27,7 @@ import time
 import numpy as np
 import torch
 
-from ocrviz.analysis.pixel_head import PixelHead, _conv_bn
+from ocrviz.analysis.pixel_head import PixelHead, _conv_bn_relu
 from ocrviz.analysis.counterfactual import ocr_parts
 from ocrviz.models.hrnet import HRNetW48OCR
 from ocrviz.widgets.kernel_cf import KernelCounterfactuals
@@ -43,8 +43,8 @@ def head_of(k: int, hw: int, seed: int = 0) -> PixelHead:
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 2)
     parts = ocr_parts(model)
-    up_w, up_b = _conv_bn(parts.block.f_up)
-    fuse_w, fuse_b = _conv_bn(parts.fuse)
+    up_w, up_b = _conv_bn_relu(parts.up, "f_up")
+    fuse_w, fuse_b = _conv_bn_relu(parts.fuse, "fuse")
     cls = parts.cls
     rng = np.random.default_rng(seed)
     c, ck = up_w.shape
