@@ -17,9 +17,9 @@
 #   comes from (notebook 1 derives this), with a **mass strip** under it that says on which
 #   classes that mass lies ("62 % road · 14 % pole · ...": the share of the map on the cells the
 #   model predicts as road, as pole, ...),
-# * beside it, for the same pixel, the fixed dilated **taps** the ASPP model reads and ASPP's
-#   gradient **receptive field** (ERF), each with its own strip, so the three compare class by
-#   class.
+# * in the row below, for the same pixel, the fixed dilated **taps** the ASPP model reads and
+#   ASPP's gradient **receptive field** (ERF), each with its own strip, so the three maps compare
+#   class by class.
 #
 # Then we measure how much of each pixel's context comes from its **own object** — for nearly
 # every pixel, very little — and visit the pixels where it is least.
@@ -31,7 +31,7 @@
 # **cue-free**: the road and sidewalk pixels with nothing but paving within 77 px, where only
 # context from further away can decide).  The next two switch how the maps are drawn: **by class
 # (mass)**, the default, colours each source cell by its predicted class, as strong as that
-# class's share of the map (the strip); **per cell (density)** draws each cell's own value on the
+# class's share of the map (the strip) times the cell's own value; **per cell (density)** draws each cell's own value on the
 # colour scale the buttons after it pick (√, log, linear).  For a projector, open the explorer with
 # `size="large"`.
 
@@ -74,8 +74,9 @@ def to_input(image):
 #
 # `ocrviz.Explorer(model, image, labels, aspp_model=...)` runs both models once with capture and
 # ships the captured tensors to the browser; every click is redrawn there, without a round trip to
-# Python.  With an ASPP model, ASPP's taps panel sits beside OCR's map; with `erf_fn` and
-# `show_erf=True`, a third panel shows ASPP's gradient receptive field (ERF) of the selected pixel,
+# Python.  The image and OCR's context map sit side by side, the region bars to their right; with
+# an ASPP model, ASPP's taps panel sits under the image, and with `erf_fn` and `show_erf=True` a
+# fourth panel, under OCR's map, shows ASPP's gradient receptive field (ERF) of the selected pixel,
 # computed in Python for every pixel you click (about a second each).
 
 # %% ocrviz={"erf_cells": [[7, 14], [16, 32]]}
@@ -176,7 +177,7 @@ print(f"mean own-object share: all cells {share.mean():.2f}; correct cells {shar
 # %% [markdown]
 # For each class in the image, here is the cell whose context comes **least** from its own object
 # (the extreme of a common case, not a rare one).
-# **Click them in the explorer above** (row and column are feature cells; the line under the image
+# **Click them in the explorer above** (row and column are feature cells; the line under the explorer
 # shows the cell you point at), or run `explorer.select(row, col)`.  For each, ask: which region does
 # it attend to, is the prediction right, and would a human need that other object to label the
 # pixel?
@@ -231,14 +232,14 @@ print(f"second explorer: cell {tuple(explorer2.selected)}, own-object share {sha
 #
 # * Click a **car window** and a **building window**: the same paint, different context.  Does the
 #   car window attend to `car`?  What about a window of a car parked in front of a building?
-# * Look at the **ASPP taps** panel beside OCR's map for the same pixel: the taps sit at fixed
+# * Look at the **ASPP taps** panel under the image for the same pixel: the taps sit at fixed
 #   distances whatever the object.  Compare the strips class by class.  Notebook 3 compares the
 #   two systematically.
 # * Pin a pixel on the **road** near the kerb, then step with the arrow keys onto the **sidewalk**:
 #   when does the top region change, and does the prediction follow?
 # * Switch on the **cue-free** overlay and click inside the yellow area: the backbone sees nothing
 #   there but paving.  Which regions does the pixel attend to, and is the prediction right?
-#   Compare with ASPP's taps beside it, whose widest reach 144 px (taps that fall off the image
+#   Compare with ASPP's taps below it, whose widest reach 144 px (taps that fall off the image
 #   count as "off-grid" in its strip).
 # * Switch the maps to **per cell (density)**: the strip stays, the colours now show how much
 #   each single cell contributes, whatever its class.
@@ -250,7 +251,7 @@ print(f"second explorer: cell {tuple(explorer2.selected)}, own-object share {sha
 #
 # Not first.  Its row puts more weight on large stuff regions (road first) than on `car`, and the
 # strip under its OCR map puts less of the context on car cells than on road cells (ASPP's taps,
-# beside it, put far more on car): the pixel's context is mostly a summary of the scene, not of
+# in the panel below, put far more on car): the pixel's context is mostly a summary of the scene, not of
 # its own car.  Its label is
 # still right — what the context is used for is what the `Δlogit` column and notebook 3 measure.
 # </details>

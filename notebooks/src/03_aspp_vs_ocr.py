@@ -300,7 +300,7 @@ print(f"own-object share: OCR {ocr_own[row, col]:.2f}, ASPP {aspp_own[row, col]:
 #    is sensitive to.  All three are distributions over the feature cells (sum 1), drawn on the same
 #    log colour scale (yellow = the map's maximum, fading out three orders of magnitude below).
 #
-# The live explorer further down shows the same three maps side by side, each with a **mass
+# The live explorer further down shows the same three maps together, each with a **mass
 # strip** under it: the share of the map on the cells the OCR model predicts as each class.  The
 # line under the figure prints those strips; read the **car** share of each.
 
@@ -338,8 +338,8 @@ for name, mass in strips.items():
 #
 # The explorer below shows `street_2` with both models and starts on the same car-window cell
 # (pinned: click elsewhere or press Esc to let it follow the mouse).  Hover or click any cell to
-# see its sim-map row (bars, each with its influence `Δlogit`) and, side by side, the three maps
-# of the figure above: OCR's context map, ASPP's taps and ASPP's gradient ERF (computed in Python
+# see its sim-map row (bars, each with its influence `Δlogit`) and the three maps of the figure
+# above: OCR's context map beside the image, ASPP's taps and ASPP's gradient ERF in the row below (computed in Python
 # for every cell you click, about a second each), each with its mass strip; on the car window
 # the strips should read as printed above.  The **cue-free** overlay marks,
 # in the colour its legend names, the paving pixels with nothing but paving within 77 px (the

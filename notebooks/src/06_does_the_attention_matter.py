@@ -198,11 +198,12 @@ print(f"Own-class share of the context (mean of the diagonals): OCR {ocr_diag:.2
 # **shift-click** to keep only that region, the **slider** to scale one, **undo** to go back.  The
 # pixel is re-run through OCR's own head after the sim map; the prediction and all logits
 # before → after appear under the bars, the OCR context map beside the image and the mass strip
-# under it are redrawn with the edited row (the dropped region's share leaves the strip), and the
-# prediction overlay shows the same edit on every cell.  The predicted and true class of the
-# pixel stay written under the image, for comparison.  A small head travels with the page, which re-runs it without the kernel; an HRNet-size
-# head (yours, with `MODEL_PATH`) stays in the kernel, which answers each edit.  The line under
-# the explorer says which.
+# under it are redrawn with the edited row (the dropped region's class loses share: the cell below
+# prints the strip before and after), and the prediction overlay shows the same edit on every
+# cell.  The predicted and true class of the pixel stay written under the image, for comparison.
+# A small head travels with the page, which re-runs it without the kernel; an HRNet-size head
+# (yours, with `MODEL_PATH`) stays in the kernel, which answers each edit.  The line under the
+# explorer says which.
 
 # %%
 explorer = ocrviz.Explorer(model, sample.image, sample.labels)
