@@ -14,17 +14,26 @@
 #
 # * the **regions** it attends to (its row of the HW × K sim map, as bars),
 # * its **context map** `c_p = Σ_k sim[p, k] · region_weights_k` — where in the image its context
-#   comes from (notebook 1 derives this),
-# * with **ASPP** mode, the fixed dilated taps the ASPP model reads for the same pixel.
+#   comes from (notebook 1 derives this), with a **mass strip** under it that says on which
+#   classes that mass lies ("62 % road · 14 % pole · ...": the share of the map on the cells the
+#   model predicts as road, as pole, ...),
+# * in the row below, for the same pixel, the fixed dilated **taps** the ASPP model reads and
+#   ASPP's gradient **receptive field** (ERF), each with its own strip, so the three maps compare
+#   class by class.
 #
 # Then we measure how much of each pixel's context comes from its **own object** — for nearly
 # every pixel, very little — and visit the pixels where it is least.
 #
 # **How to use the explorer.** Hover to follow the mouse; click to pin a pixel (click again or
 # press Esc to release); arrow keys move a pinned pixel (Shift: 5 cells).  Hover a bar to see that
-# region's weights alone.  The buttons switch the overlay (image, prediction, ground truth,
-# errors, and **cue-free**: the road and sidewalk pixels with nothing but paving within 77 px,
-# where only context from further away can decide) and the mode (OCR / ASPP).
+# region's weights alone.  The predicted and true class of the pixel are written under the image.
+# The first buttons switch the overlay (image, prediction, ground truth, errors, and
+# **cue-free**: the road and sidewalk pixels with nothing but paving within 77 px, where only
+# context from further away can decide).  The next two switch how the maps are drawn: **by class
+# (mass)**, the default, colours each source cell by its predicted class, as strong as that
+# class's share of the map (the strip) times the cell's own value; **per cell (density)** draws each cell's own value on the
+# colour scale the buttons after it pick (√, log, linear).  For a projector, open the explorer with
+# `size="large"`.
 
 # %%
 import ipywidgets as widgets
@@ -43,6 +52,7 @@ from ocrviz.data.ambiguity import cue_free
 from ocrviz.data.dataset import normalize
 from ocrviz.data.samples import load_sample
 from ocrviz.data.toycity import CLASSES, PALETTE, colorize
+from ocrviz.tools.teaching import strip_text          # a panel's mass strip as the explorer writes it
 from ocrviz.widgets.colours import ERROR_NAME, ERROR_RGB, MARK_NAME, RIGHT_NAME, RIGHT_RGB, rgb01
 
 %matplotlib inline
@@ -64,8 +74,10 @@ def to_input(image):
 #
 # `ocrviz.Explorer(model, image, labels, aspp_model=...)` runs both models once with capture and
 # ships the captured tensors to the browser; every click is redrawn there, without a round trip to
-# Python.  With `erf_fn` and `show_erf=True`, ASPP mode also shows ASPP's gradient receptive field
-# (ERF) of the selected pixel, computed on demand in Python (about a second per pixel).
+# Python.  The image and OCR's context map sit side by side, the region bars to their right; with
+# an ASPP model, ASPP's taps panel sits under the image, and with `erf_fn` and `show_erf=True` a
+# fourth panel, under OCR's map, shows ASPP's gradient receptive field (ERF) of the selected pixel,
+# computed in Python for every pixel you click (about a second each).
 
 # %% ocrviz={"erf_cells": [[7, 14], [16, 32]]}
 sample = load_sample("street_0")             # a validation scene (never seen in training)
@@ -92,7 +104,8 @@ display(explorer, echo)
 # The explorer and Python share its state: the line under it is written by Python each time you
 # click (`explorer.observe(..., names="selected")`), `explorer.selected` is the pinned feature cell
 # (row, column), and `explorer.select(row, col)` moves it from code.  Every number it shows comes
-# from `explorer.data`:
+# from `explorer.data`, the strips under the maps included (`panel_masses`: each panel's mass by
+# the class predicted at each source cell):
 
 # %%
 d = explorer.data
@@ -104,6 +117,8 @@ r, c = explorer.selected
 print(f"selected cell ({r}, {c}): predicted {d.class_names[d.pred_at(r, c)]}, true {d.class_names[d.gt_at(r, c)]}")
 for k, name, weight in d.ranked_regions(r, c)[:3]:
     print(f"   attends to {name:12s} {weight:.6f}")
+for panel, mass in d.panel_masses(r, c).items():       # the ERF panel's strip appears once it is computed
+    print(f"   {panel} strip: {strip_text(mass)}")
 
 # %% [markdown]
 # The same overlays as the explorer's buttons, as a static picture: prediction, ground truth and
@@ -162,7 +177,7 @@ print(f"mean own-object share: all cells {share.mean():.2f}; correct cells {shar
 # %% [markdown]
 # For each class in the image, here is the cell whose context comes **least** from its own object
 # (the extreme of a common case, not a rare one).
-# **Click them in the explorer above** (row and column are feature cells; the line under the image
+# **Click them in the explorer above** (row and column are feature cells; the line under the explorer
 # shows the cell you point at), or run `explorer.select(row, col)`.  For each, ask: which region does
 # it attend to, is the prediction right, and would a human need that other object to label the
 # pixel?
@@ -217,21 +232,27 @@ print(f"second explorer: cell {tuple(explorer2.selected)}, own-object share {sha
 #
 # * Click a **car window** and a **building window**: the same paint, different context.  Does the
 #   car window attend to `car`?  What about a window of a car parked in front of a building?
-# * Switch to **ASPP** mode on the same pixel: the taps sit at fixed distances whatever the object.
-#   Notebook 3 compares the two systematically.
+# * Look at the **ASPP taps** panel under the image for the same pixel: the taps sit at fixed
+#   distances whatever the object.  Compare the strips class by class.  Notebook 3 compares the
+#   two systematically.
 # * Pin a pixel on the **road** near the kerb, then step with the arrow keys onto the **sidewalk**:
 #   when does the top region change, and does the prediction follow?
 # * Switch on the **cue-free** overlay and click inside the yellow area: the backbone sees nothing
 #   there but paving.  Which regions does the pixel attend to, and is the prediction right?
-#   Compare with the same pixel in ASPP mode, whose widest taps reach 144 px.
+#   Compare with ASPP's taps below it, whose widest reach 144 px (taps that fall off the image
+#   count as "off-grid" in its strip).
+# * Switch the maps to **per cell (density)**: the strip stays, the colours now show how much
+#   each single cell contributes, whatever its class.
 # * Hover the bars: each region's weights sum to 1 over the image — bright where the region
 #   summary is taken from.
 #
 # <details><summary>Does the car window attend to car? (the cell below prints the answer for this
 # street's largest car window)</summary>
 #
-# Not first.  Its row puts more weight on large stuff regions (road first) than on `car`: the
-# pixel's context is mostly a summary of the scene, not of its own car.  Its label is
+# Not first.  Its row puts more weight on large stuff regions (road first) than on `car`, and the
+# strip under its OCR map puts less of the context on car cells than on road cells (ASPP's taps,
+# in the panel below, put far more on car): the pixel's context is mostly a summary of the scene, not of
+# its own car.  Its label is
 # still right — what the context is used for is what the `Δlogit` column and notebook 3 measure.
 # </details>
 
@@ -247,6 +268,9 @@ car_rank = [name for _, name, _ in ranked].index("car") + 1
 print(f"car window, cell ({rw_}, {cw_}): predicted {d.class_names[d.pred_at(rw_, cw_)]}; its regions: "
       + ", ".join(f"{name} {weight:.2f}" for _, name, weight in ranked[:4])
       + f" ...; car is number {car_rank} of {d.num_classes}")
+window_mass = d.panel_masses(rw_, cw_)                  # {panel: {class: share}}
+for panel, mass in window_mass.items():
+    print(f"   {panel} strip: {strip_text(mass)}  (car {mass['car']:.0%})")
 
 # %% tags=["course-test"] jupyter={"source_hidden": true}
 # For the course's automated browser test (tests/browser) only: it sets OCRVIZ_COURSE_TEST_DIR and

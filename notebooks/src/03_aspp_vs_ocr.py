@@ -44,6 +44,8 @@ from ocrviz.data.ambiguity import cue_free
 from ocrviz.data.dataset import ToyCityDataset, normalize, val_split
 from ocrviz.data.samples import load_sample
 from ocrviz.data.toycity import AMBIGUITY_KINDS, CLASSES, PALETTE, make_scene
+from ocrviz.context import cell_classes
+from ocrviz.tools.teaching import strip_text          # a panel's mass strip as the explorer writes it
 from ocrviz.widgets.colours import ERROR_NAME, ERROR_RGB, MARK_NAME, MARK_RGB, RIGHT_NAME, RIGHT_RGB, rgb01
 from ocrviz.zoo import model_card
 
@@ -297,6 +299,10 @@ print(f"own-object share: OCR {ocr_own[row, col]:.2f}, ASPP {aspp_own[row, col]:
 #    (`ocrviz.analysis.erf.gradient_erf`): everything the whole ASPP network, backbone included,
 #    is sensitive to.  All three are distributions over the feature cells (sum 1), drawn on the same
 #    log colour scale (yellow = the map's maximum, fading out three orders of magnitude below).
+#
+# The live explorer further down shows the same three maps together, each with a **mass
+# strip** under it: the share of the map on the cells the OCR model predicts as each class.  The
+# line under the figure prints those strips; read the **car** share of each.
 
 # %%
 ocr_map = context_map(sim[row * w + col], rw)                                  # h x w
@@ -319,15 +325,23 @@ plt.show()
 
 names = ["1x1"] + [f"rate {r}" for r in RATES] + ["image pool"]
 print("ASPP branch shares for this pixel: " + ", ".join(f"{n} {v:.2f}" for n, v in zip(names, shares[row * w + col])))
+# the strips: each map's mass summed over the cells OCR predicts as each class (feature resolution)
+cell_pred = cell_classes(oc)                                                 # h x w: OCR's class per cell
+strips = {name: {c: float(m[cell_pred == k].sum()) for k, c in enumerate(CLASSES)}
+          for name, m in (("OCR context", ocr_map), ("ASPP taps", tap_map), ("ASPP ERF", erf.cells))}
+strips["ASPP taps"]["off-grid"] = float(off_grid)
+for name, mass in strips.items():
+    print(f"{name:11s} strip: {strip_text(mass)}  (car {mass['car']:.0%})")
 
 # %% [markdown]
 # ### The same scene, live
 #
 # The explorer below shows `street_2` with both models and starts on the same car-window cell
 # (pinned: click elsewhere or press Esc to let it follow the mouse).  Hover or click any cell to
-# see its sim-map row (bars, each with its influence `Δlogit`) and its context map; the **ASPP**
-# button shows the fixed taps and ASPP's gradient ERF for the same cell (computed in Python, about
-# a second per cell).  The **cue-free** overlay marks,
+# see its sim-map row (bars, each with its influence `Δlogit`) and the three maps of the figure
+# above: OCR's context map beside the image, ASPP's taps and ASPP's gradient ERF in the row below (computed in Python
+# for every cell you click, about a second each), each with its mass strip; on the car window
+# the strips should read as printed above.  The **cue-free** overlay marks,
 # in the colour its legend names, the paving pixels with nothing but paving within 77 px (the
 # accuracy section below explains them); **errors** shows where OCR is wrong.  Try a few road and
 # building cells and compare the bars with what you measured above: the top bar is rarely the

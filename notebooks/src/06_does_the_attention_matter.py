@@ -41,6 +41,7 @@ from ocrviz.analysis.verdicts import attention_verdicts
 from ocrviz.data.dataset import normalize, val_split
 from ocrviz.data.samples import load_sample
 from ocrviz.data.toycity import CLASSES, make_scene
+from ocrviz.tools.teaching import strip_text          # a panel's mass strip as the explorer writes it
 from ocrviz.widgets.flow_view import FlowExplorer
 
 %matplotlib inline
@@ -196,10 +197,13 @@ print(f"Own-class share of the context (mean of the diagonals): OCR {ocr_diag:.2
 # the region supports the prediction).  **Click a bar** to drop that region from the pixel's row,
 # **shift-click** to keep only that region, the **slider** to scale one, **undo** to go back.  The
 # pixel is re-run through OCR's own head after the sim map; the prediction and all logits
-# before → after appear under the bars, and the prediction overlay shows the same edit on every
-# cell.  A small head travels with the page, which re-runs it without the kernel; an HRNet-size
-# head (yours, with `MODEL_PATH`) stays in the kernel, which answers each edit.  The line under
-# the explorer says which.
+# before → after appear under the bars, the OCR context map beside the image and the mass strip
+# under it are redrawn with the edited row (the dropped region's class loses share: the cell below
+# prints the strip before and after), and the prediction overlay shows the same edit on every
+# cell.  The predicted and true class of the pixel stay written under the image, for comparison.
+# A small head travels with the page, which re-runs it without the kernel; an HRNet-size head
+# (yours, with `MODEL_PATH`) stays in the kernel, which answers each edit.  The line under the
+# explorer says which.
 
 # %%
 explorer = ocrviz.Explorer(model, sample.image, sample.labels)
@@ -209,6 +213,20 @@ where = {"browser": "in the page (no kernel needed)", "kernel": "in the kernel"}
 display(explorer)
 print(f"This model's head after the sim map needs {feat_mib:.1f} MiB of pixel features for this image, "
       f"so its counterfactuals run {where}.")
+
+# the strip under the context map, before and after clicking the top region's bar: the map's mass
+# on the cells predicted as each class, for the cell's row and for the row without its top region
+d5 = explorer.data
+r5, c5 = explorer.selected
+row5 = d5.sim_map[r5 * d5.feat_hw[1] + c5]                                  # K
+top5 = int(np.argmax(row5))
+dropped5 = np.where(np.arange(K) == top5, 0.0, row5) / (1 - row5[top5])     # the rest renormalised
+cls5 = d5.cell_classes().ravel()                                            # HW: the class of each cell
+strip_before, strip_after = ({n: float(v) for n, v in zip(names, np.bincount(
+    cls5, weights=np.tensordot(r_, d5.region_weights, axes=1).ravel(), minlength=K))}
+    for r_ in (row5, dropped5))
+print(f"cell ({r5}, {c5}), strip: {strip_text(strip_before)}\n"
+      f"without the {names[top5]} region: {strip_text(strip_after)}")
 
 # %% [markdown]
 # ## Exercises

@@ -29,6 +29,7 @@ N_IMAGES = 12                               # notebook 03's first section measur
 FACADE = ("street_0", (7, 14))              # a building cell whose context is mostly road
 ROAD = ("street_0", (16, 32))               # a road cell; its own (road) region works against it
 CAR_WINDOW = ("street_2", (13, 25))         # notebook 03's pixel: the largest car window's centre
+PANELS = ("ocr-context", "aspp-context", "aspp-erf")   # the explorer's three context panels, side by side
 
 
 def _models() -> tuple[Any, Any]:
@@ -44,6 +45,17 @@ def own_object_fraction(scene: Any, cell: tuple[int, int], feat_hw: tuple[int, i
 
     frac, centre = _object_fractions(object_ids(scene.labels, scene.instances), stride, feat_hw)
     return frac[centre[cell]]
+
+
+def strip_text(mass: dict[str, float], most: int = 4, least: float = 0.03) -> str:
+    """The mass strip the explorer draws under a panel ("62 % road · 14 % pole · 18 % other"): the
+    largest shares (at most ``most``, each at least ``least``), the rest as "other" (ocrviz/widgets/js
+    mass.js, ``massText``; JavaScript's Math.round rounds halves up)."""
+    order = sorted(mass.items(), key=lambda kv: -kv[1])                 # stable, as Array.sort
+    shown = [(n, v) for i, (n, v) in enumerate(order) if i < most and v >= least]
+    rest = 1 - sum(v for _, v in shown)
+    parts = shown + ([("other", rest)] if rest >= 0.005 else [])
+    return " · ".join(f"{int(np.floor(100 * v + 0.5))} % {n}" for n, v in parts)
 
 
 def pixel_numbers(ocr: Any, aspp: Any, scene_name: str, cell: tuple[int, int] | None = None) -> dict[str, Any]:
@@ -88,6 +100,9 @@ def pixel_numbers(ocr: Any, aspp: Any, scene_name: str, cell: tuple[int, int] | 
     shares = aspp_branch_shares([acache[n][0].numpy() for n in hooks], aspp.head.project[0].weight.detach().numpy())
     erf = erf_to_cells(make_erf_fn(aspp, x)(r, c), (h, w), stride, scene.labels.shape)   # h x w, sums to 1
     own = own_object_fraction(scene, (r, c), (h, w), stride)
+    explorer = ocrviz.Explorer(ocr, scene.image, scene.labels, aspp_model=aspp)   # as the notebooks open it
+    masses = explorer.data.panel_masses(r, c, erf)                       # {panel: {class: mass}}: the strips
+    explorer.close()
     with torch.no_grad():
         soft = labels_at_cells(ocr(x, return_aux=True)[1][0].max(0).indices.numpy(), stride, (h, w))  # h x w
     name = lambda k: CLASSES[int(k)]  # noqa: E731
@@ -107,6 +122,7 @@ def pixel_numbers(ocr: Any, aspp: Any, scene_name: str, cell: tuple[int, int] | 
         "aspp_own": float(aspp_own_object_share(shares, aspp.head.rates, scene.labels, scene.instances,
                                                 stride=stride)[r, c]),
         "erf_own": float((erf * own).sum()),
+        "mass": {panel: masses[panel] for panel in PANELS}, "erf_cells": erf, "aspp_shares": shares[p],
     }
 
 
@@ -143,8 +159,9 @@ def numbers() -> dict[str, Any]:
             "scenes": scene_numbers(ocr)}
 
 
-def fields(n: dict[str, Any]) -> dict[str, str]:
-    """The template's ``{name}`` fields, formatted as the page prints them."""
+def fields(n: dict[str, Any]) -> dict[str, Any]:
+    """The template's ``{name}`` fields, formatted as the page prints them (``*_pct`` are dicts of
+    class name -> "23 %", which the template indexes: ``{w_ocr_pct[car]}``)."""
     f, r, win, cf, sc = n["facade"], n["road"], n["window"], n["cuefree"], n["scenes"]
     cell = lambda p: f"({p['cell'][0]}, {p['cell'][1]})"  # noqa: E731
     out = {
@@ -167,6 +184,10 @@ def fields(n: dict[str, Any]) -> dict[str, str]:
         "c_after_pred": cf["pred_after_drop_top"],
         "c_true_before": f"{cf['logits'][cf['true']]:.2f}", "c_true_after": f"{cf['after_drop_top'][cf['true']]:.2f}",
     }
+    for key, pix in (("f", f), ("r", r), ("w", win), ("c", cf)):         # the mass strips, as the page draws them
+        for panel, short in zip(PANELS, ("ocr", "aspp", "erf")):
+            out[f"{key}_strip_{short}"] = strip_text(pix["mass"][panel])
+            out[f"{key}_{short}_pct"] = {n: f"{int(np.floor(100 * v + 0.5))} %" for n, v in pix["mass"][panel].items()}
     return out
 
 

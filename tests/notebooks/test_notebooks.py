@@ -131,11 +131,18 @@ _probe = {"second": _second, "second_wanted": [int(r2), int(c2)], "first": _firs
                                    "inf": {n: float(v) for n, v in zip(CLASSES, influence[_r * w + _c])},
                                    "true": CLASSES[int(cell_true[_r, _c])], "pred": CLASSES[int(cell_pred[_r, _c])]}
                     for _r, _c in ((7, 14), (16, 32))},
+          "teach_mass": {f"{_r},{_c}": d.panel_masses(_r, _c) for _r, _c in ((7, 14), (16, 32))},
+          "window_mass": window_mass,
           "car_rank": car_rank, "car_window_top": ranked[0][1], "car_window_right": bool(d.pred_at(rw_, cw_) == cell_true[rw_, cw_]),
           "own_mean": float(share.mean())}
 """,
     "03_aspp_vs_ocr": """
-_probe = {"K": int(K), "top_is_true": top_is_true, "pred_is_true": pred_is_true, "eff_mean": eff_mean,
+from ocrviz.widgets.export import explorer_erfs as _erfs
+if (int(row), int(col)) not in _erfs(explorer):         # the debounced on-demand ERF has not run yet
+    explorer._compute_erf()
+_probe = {"strips": strips,
+          "explorer_masses": explorer.data.panel_masses(row, col, _erfs(explorer).get((int(row), int(col)))),
+          "K": int(K), "top_is_true": top_is_true, "pred_is_true": pred_is_true, "eff_mean": eff_mean,
           "road_building": road_building, "others_road_building": others_road_building,
           "region_on_class": region_on_class, "higher": higher,
           "best_cells": {k: {"class": v["class"], "lead": v["lead"]} for k, v in best_cells.items()},
@@ -180,6 +187,8 @@ _probe = {"rep": rep.to_dict(), "uniform_drop": float(uniform_drop), "shuffled_d
           "onehot_drop": float(onehot_drop), "verdict": verdict, "agree": agree, "corr": corr,
           "top_att": top_att.tolist(), "top_inf": top_inf.tolist(),
           "explorer_selected": [int(v) for v in explorer.selected], "explorer_pinned": bool(explorer.pinned),
+          "strip_before": strip_before, "strip_after": strip_after, "top5": names[top5],
+          "strip_shown": explorer.data.panel_masses(r5, c5)["ocr-context"],
           "explorer_has_head": explorer.data.pixel_head is not None,
           "cf_where": explorer.counterfactuals, "cf_printed": where, "feat_mib": feat_mib,
           "cf_page_ok": bool(explorer.cf_value) == (explorer.counterfactuals == "browser"),
@@ -644,7 +653,10 @@ def test_teaching_numbers_are_the_notebooks(run_notebook) -> None:
     assert tuple(v3["pixel"]) == teaching.CAR_WINDOW[1]
     _quoted(page, f"cell ({v3['pixel'][0]}, {v3['pixel'][1]})")
     _quoted(page, f"OCR predicts {v3['pred_px'][0]}, ASPP {v3['pred_px'][1]}")
-    _quoted(page, f"puts **{v3['ocr_own_px']:.2f}** on the pixel's own car")
+    _quoted(page, f"OCR's context puts **{v3['ocr_own_px']:.2f}** there")
+    for who, panel in (("OCR's context", "OCR context"), ("ASPP's taps", "ASPP taps"), ("ASPP's ERF", "ASPP ERF")):
+        mass = v3["strips"][panel]
+        _quoted(page, f"- {who}: **{int(100 * mass['car'] + 0.5)} % car** ({teaching.strip_text(mass)})")
     _quoted(page, f"ASPP's taps put **{v3['aspp_own_px']:.2f}** on the car")
     # pixel 4: exercise 7's cell, its top region dropped
     _quoted(page, f"a cue-free cell OCR gets wrong, cell ({v3['cell7'][0]}, {v3['cell7'][1]})")
@@ -656,7 +668,49 @@ def test_teaching_numbers_are_the_notebooks(run_notebook) -> None:
     t = _probed(run_notebook, "02_click_a_pixel")["teach"]
     f, r = t["7,14"], t["16,32"]
     top = max(f["row"], key=f["row"].get)
-    _quoted(page, f"true class {f['true']}, predicted {f['pred']}.  The top bar is **{top}\n({f['row'][top]:.2f})**")
+    _quoted(page, f"true class {f['true']}, predicted {f['pred']} (under the image)")
+    _quoted(page, f"The region bars agree: the top bar is **{top}\n({f['row'][top]:.2f})**")
+    m2 = _probed(run_notebook, "02_click_a_pixel")["teach_mass"]
+    _quoted(page, f"strip reads **{teaching.strip_text(m2['7,14']['ocr-context'])}**")
+    _quoted(page, f"ASPP's taps ({teaching.strip_text(m2['7,14']['aspp-context'])})")
+    _quoted(page, f"the OCR strip reads {teaching.strip_text(m2['16,32']['ocr-context'])}.")
     _quoted(page, f"The `Δlogit` beside {top} is **{f['inf'][top]:+.2f}**")
-    _quoted(page, f"true {r['true']}, predicted {r['pred']}; the road region's weight is {r['row']['road']:.2f}")
+    _quoted(page, f"true {r['true']}, predicted {r['pred']}; the OCR strip")
+    _quoted(page, f"The road region's weight is {r['row']['road']:.2f}")
     _quoted(page, f"its `Δlogit` is **{r['inf']['road']:+.2f}**")
+
+
+def test_claims_03_the_strips_are_the_explorers(run_notebook) -> None:
+    """03 prints the car window's three mass strips, computed by hand from the figure's maps and
+    OCR's class per cell; they are the strips its live explorer draws (ExplorerData.panel_masses, the
+    page's data-mass), and the text's reading holds: OCR puts the least on car cells, ASPP's taps the
+    most."""
+    v = _probed(run_notebook, "03_aspp_vs_ocr")
+    got, shown = v["strips"], v["explorer_masses"]
+    for name, panel, tol in (("OCR context", "ocr-context", 1e-5), ("ASPP taps", "aspp-context", 1e-5),
+                             ("ASPP ERF", "aspp-erf", 1e-3)):
+        assert panel in shown, (panel, list(shown))
+        for cls, share in got[name].items():
+            assert abs(share - shown[panel][cls]) < tol, (name, cls, share, shown[panel][cls])
+    car = {n: m["car"] for n, m in got.items()}
+    assert car["OCR context"] < car["ASPP ERF"] < car["ASPP taps"], car
+
+
+def test_claims_02_the_car_window_strip(run_notebook) -> None:
+    """02's folded answer: the car window's OCR strip puts less on car cells than on road cells,
+    and ASPP's taps beside it far more on car (the strips sum to 1)."""
+    m = _probed(run_notebook, "02_click_a_pixel")["window_mass"]
+    assert all(abs(sum(v.values()) - 1) < 1e-5 for v in m.values())
+    assert m["ocr-context"]["car"] < m["ocr-context"]["road"]
+    assert m["aspp-context"]["car"] > 2 * m["ocr-context"]["car"], m
+
+
+def test_claims_06_a_dropped_region_leaves_the_strip(run_notebook) -> None:
+    """06 section 5 prints the strip under the context map before and after the top region's bar is
+    clicked: before is the strip the explorer draws; after, the row without that region (rest
+    renormalised) puts less of the map on that region's class."""
+    v = _probed(run_notebook, "06_does_the_attention_matter")
+    before, after, shown = v["strip_before"], v["strip_after"], v["strip_shown"]
+    assert all(abs(before[n] - shown[n]) < 1e-5 for n in before), (before, shown)
+    assert abs(sum(after.values()) - 1) < 1e-5
+    assert after[v["top5"]] < before[v["top5"]], (v["top5"], before, after)

@@ -102,6 +102,62 @@ def test_each_pixels_numbers_recomputed(numbers, models, key) -> None:
     blocks = erf.reshape(32, 8, 64, 8).sum((1, 3))
     assert abs(n["erf_own"] - float((blocks / blocks.sum() * cover).sum())) < 1e-3
     assert 0 <= n["aspp_own"] <= 1
+    # the mass strips: each map's mass summed over the cells the OCR model predicts as each class
+    # (argmax of its main logits at feature resolution, read from the head's logits hook)
+    with torch.no_grad():
+        _, hc = ocrviz.run_with_cache(ocr, x, names=["head.hook_head_logits"])
+    cls = hc["head.hook_head_logits"][0].argmax(0).numpy().ravel()     # HW
+    by_class = lambda m: np.bincount(cls, weights=np.ravel(m), minlength=len(CLASSES))  # noqa: E731
+    mass = n["mass"]
+    np.testing.assert_allclose([mass["ocr-context"][c] for c in CLASSES], by_class(ctx), atol=1e-5)
+    np.testing.assert_allclose([mass["aspp-erf"][c] for c in CLASSES], by_class(blocks / blocks.sum()), atol=1e-3)
+    taps, off = _taps_map(cell, n["aspp_shares"], aspp.head.rates, (32, 64))
+    np.testing.assert_allclose([mass["aspp-context"][c] for c in CLASSES], by_class(taps), atol=1e-6)
+    assert abs(mass["aspp-context"]["off-grid"] - off) < 1e-6 and mass["ocr-context"]["off-grid"] == 0
+
+
+def _taps_map(cell, shares, rates, hw):
+    """h x w and off-grid mass: the 1x1 branch's share on the cell, each dilated branch's share split
+    over its nine taps (a tap off the grid reads padding: off-grid), image pooling spread evenly."""
+    (r, c), (h, w) = cell, hw
+    m = np.full((h, w), shares[-1] / (h * w))
+    m[r, c] += shares[0]
+    off = 0.0
+    for b, rate in enumerate(rates, start=1):
+        for dy in (-rate, 0, rate):
+            for dx in (-rate, 0, rate):
+                if 0 <= r + dy < h and 0 <= c + dx < w:
+                    m[r + dy, c + dx] += shares[b] / 9
+                else:
+                    off += shares[b] / 9
+    return m, off
+
+
+def _strip_parts(strip: str) -> list[tuple[int, str]]:
+    return [(int(p.split(" % ")[0]), p.split(" % ")[1]) for p in strip.split(" · ")]
+
+
+@pytest.mark.parametrize("key", ["facade", "road", "window", "cuefree"])
+def test_the_quoted_strips_are_the_masses(numbers, key) -> None:
+    """Each strip the page quotes: the largest shares (at most four, each >= 3 %), in order, each
+    the rounded mass, then "other" with the rest, as the explorer draws it."""
+    fields = teaching.fields(numbers)
+    prefix = {"facade": "f", "road": "r", "window": "w", "cuefree": "c"}[key]
+    page = teaching.DOC.read_text()
+    for panel, short in zip(teaching.PANELS, ("ocr", "aspp", "erf")):
+        mass = numbers[key]["mass"][panel]
+        assert abs(sum(mass.values()) - 1) < 1e-5
+        strip = fields[f"{prefix}_strip_{short}"]
+        parts = _strip_parts(strip)
+        named = [(n, v) for n, v in mass.items() if n in {p[1] for p in parts}]
+        top = sorted(mass.values(), reverse=True)
+        assert [round(100 * mass[n] + 1e-9) for _, n in parts if n != "other"] == [v for v, n in parts if n != "other"]
+        assert [mass[n] for _, n in parts if n != "other"] == top[:len(named)]
+        assert len(named) <= 4 and all(v >= 0.03 for _, v in named)
+        if parts[-1][1] == "other":
+            assert abs(parts[-1][0] - 100 * (1 - sum(v for _, v in named))) <= 0.5 + 1e-9
+        if short == "ocr" or key == "window":
+            assert strip in page, (key, panel, strip)
 
 
 def test_the_pages_sentences_hold(numbers) -> None:
@@ -109,12 +165,18 @@ def test_the_pages_sentences_hold(numbers) -> None:
     # pixel 1: a building cell, right, whose top region is road, which is also the most influential
     assert f["true"] == f["pred"] == "building" and f["top"] == "road" == f["most_influential"]
     assert f["influence"]["road"] > 0 and f["ocr_own"] < 0.05
+    fm = f["mass"]                                                     # its strips: OCR on road, ASPP on building
+    assert max(fm["ocr-context"], key=fm["ocr-context"].get) == "road" and fm["ocr-context"]["building"] < 0.05
+    assert all(max(fm[p], key=fm[p].get) == "building" for p in ("aspp-context", "aspp-erf"))
     # pixel 2: a road cell, right, attending to road; removing road RAISES the road logit
     assert r["true"] == r["pred"] == "road" and r["influence"]["road"] < 0
     assert r["most_influential"] != "road"
     # pixel 3: both models right; OCR's own-object share below ASPP's taps and ERF
     assert w["true"] == w["pred"] == w["aspp_pred"] == "car"
     assert w["ocr_own"] < w["aspp_own"] and w["ocr_own"] < w["erf_own"]
+    wm = w["mass"]                                                     # and on car cells, by the strips
+    assert wm["ocr-context"]["car"] < wm["aspp-erf"]["car"] < wm["aspp-context"]["car"]
+    assert c["mass"]["aspp-context"]["off-grid"] >= 0.03               # "the taps that fall off the image"
     # pixel 4: cue-free, soft regions right, OCR wrong; dropping the top region raises its own logit
     assert c["soft"] == c["true"] != c["pred"]
     assert c["after_drop_top"][c["top"]] > c["logits"][c["top"]] and c["pred_after_drop_top"] != c["pred"]
