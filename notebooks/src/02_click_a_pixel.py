@@ -52,7 +52,7 @@ from ocrviz.data.ambiguity import cue_free
 from ocrviz.data.dataset import normalize
 from ocrviz.data.samples import load_sample
 from ocrviz.data.toycity import CLASSES, PALETTE, colorize
-from ocrviz.tools.teaching import strip_text          # a panel's mass strip as the explorer writes it
+from ocrviz.context import strip_text          # a panel's mass strip as the explorer writes it
 from ocrviz.widgets.colours import ERROR_NAME, ERROR_RGB, MARK_NAME, RIGHT_NAME, RIGHT_RGB, rgb01
 
 %matplotlib inline

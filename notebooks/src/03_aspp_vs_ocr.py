@@ -45,7 +45,7 @@ from ocrviz.data.dataset import ToyCityDataset, normalize, val_split
 from ocrviz.data.samples import load_sample
 from ocrviz.data.toycity import AMBIGUITY_KINDS, CLASSES, PALETTE, make_scene
 from ocrviz.context import cell_classes
-from ocrviz.tools.teaching import strip_text          # a panel's mass strip as the explorer writes it
+from ocrviz.context import strip_text          # a panel's mass strip as the explorer writes it
 from ocrviz.widgets.colours import ERROR_NAME, ERROR_RGB, MARK_NAME, MARK_RGB, RIGHT_NAME, RIGHT_RGB, rgb01
 from ocrviz.zoo import model_card
 

@@ -41,7 +41,7 @@ from ocrviz.analysis.verdicts import attention_verdicts
 from ocrviz.data.dataset import normalize, val_split
 from ocrviz.data.samples import load_sample
 from ocrviz.data.toycity import CLASSES, make_scene
-from ocrviz.tools.teaching import strip_text          # a panel's mass strip as the explorer writes it
+from ocrviz.context import strip_text          # a panel's mass strip as the explorer writes it
 from ocrviz.widgets.flow_view import FlowExplorer
 
 %matplotlib inline

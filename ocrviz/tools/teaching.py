@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from ocrviz.context import strip_text  # noqa: F401  (the notebooks' name, re-exported)
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,17 +47,6 @@ def own_object_fraction(scene: Any, cell: tuple[int, int], feat_hw: tuple[int, i
 
     frac, centre = _object_fractions(object_ids(scene.labels, scene.instances), stride, feat_hw)
     return frac[centre[cell]]
-
-
-def strip_text(mass: dict[str, float], most: int = 4, least: float = 0.03) -> str:
-    """The mass strip the explorer draws under a panel ("62 % road · 14 % pole · 18 % other"): the
-    largest shares (at most ``most``, each at least ``least``), the rest as "other" (ocrviz/widgets/js
-    mass.js, ``massText``; JavaScript's Math.round rounds halves up)."""
-    order = sorted(mass.items(), key=lambda kv: -kv[1])                 # stable, as Array.sort
-    shown = [(n, v) for i, (n, v) in enumerate(order) if i < most and v >= least]
-    rest = 1 - sum(v for _, v in shown)
-    parts = shown + ([("other", rest)] if rest >= 0.005 else [])
-    return " · ".join(f"{int(np.floor(100 * v + 0.5))} % {n}" for n, v in parts)
 
 
 def pixel_numbers(ocr: Any, aspp: Any, scene_name: str, cell: tuple[int, int] | None = None) -> dict[str, Any]:
