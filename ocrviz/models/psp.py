@@ -4,9 +4,9 @@ Pyramid Scene Parsing (Zhao et al. 2017, arXiv 1612.01105), as
 MMSegmentation's ``PSPHead`` builds it, at ToyCity size::
 
     for b in bins (1, 2, 3, 6):
-        adaptive avg pool to b x b -> conv1x1 (Cin -> C) -> BN -> ReLU    pooled_b
+        adaptive avg pool to b x b -> conv1x1 (Cf -> C) -> BN -> ReLU    pooled_b
         -> bilinear upsample to h x w (align_corners=False)              up_b
-    bottleneck conv3x3 (Cin + 4C -> C) -> BN -> ReLU on [features, up_1, up_2, up_3, up_6]
+    bottleneck conv3x3 (Cf + 4C -> C) -> BN -> ReLU on [features, up_1, up_2, up_3, up_6]
     -> Dropout2d -> classifier conv1x1 -> K
 
 The context is fixed geometry: a pixel reads each level's bins through the
@@ -30,7 +30,7 @@ What capture sees, and how a context producer reads pixel p's context:
   other is a convention the producer must state (e.g. equal level weights,
   or the norms of the bottleneck's input slices).
 
-Shapes: B batch, Cin backbone channels, C per-level channels (and bottleneck
+Shapes: B batch, Cf backbone channels, C per-level channels (and bottleneck
 width), K classes, h x w feature map.  Training needs a batch of at least 2
 (BatchNorm on the 1 x 1 level), as in MMSegmentation; eval takes any batch.
 
@@ -61,7 +61,7 @@ class PSPHead(nn.Module):
     """Feature map -> ``(None, main logits)`` at feature resolution, through pyramid pooling.
 
     Args:
-        in_channels: backbone channels (Cin).
+        in_channels: backbone channels (Cf).
         num_classes: K.
         channels: width C of each pooled level and of the bottleneck (512 in MMSeg; 64 here).
         bins: the pooled grid sizes, (1, 2, 3, 6) as in the paper (fixed here: one hook per level).
@@ -69,7 +69,7 @@ class PSPHead(nn.Module):
 
     Attributes: ``bins``, ``channels``; modules ``levels`` (one conv-BN-ReLU per
     bin size, in ``bins`` order), ``bottleneck`` (its conv's input channels are
-    [features (Cin), level 1 (C), level 2 (C), level 3 (C), level 6 (C)]),
+    [features (Cf), level 1 (C), level 2 (C), level 3 (C), level 6 (C)]),
     ``dropout``, ``classifier``.
     """
 

@@ -8,14 +8,14 @@ mode="embedded_gaussian")`` with its ``g`` / ``theta`` / ``phi`` / ``conv_out``
 named ``value`` / ``query`` / ``key`` / ``out`` (tests/models load one into the
 other and compare)::
 
-    pre       conv3x3 (Cin -> C) -> BN -> ReLU                      x
+    pre       conv3x3 (Cf -> C) -> BN -> ReLU                      x
     query     conv1x1 (C -> Ck)              q = B x HW x Ck
     key       conv1x1 (C -> Ck)              k = B x Ck x HW
     value     conv1x1 (C -> Ck)              v = B x HW x Ck
     attention softmax_j(q_i . k_j / sqrt(Ck))   HW x HW, rows sum to 1
     context   attention @ v -> conv1x1 (Ck -> C) -> BN        (out)
     residual  y = x + out                                       (non-local's "+ x")
-    fuse      conv3x3 (Cin + C -> C) -> BN -> ReLU on [features, y]
+    fuse      conv3x3 (Cf + C -> C) -> BN -> ReLU on [features, y]
     -> Dropout2d -> classifier conv1x1 -> K
 
 The HW x HW attention exists only inside ``forward`` (a 32 x 64 map gives
@@ -33,7 +33,7 @@ What capture sees, and how a context producer reads pixel p's exact row:
   1 / sqrt(Ck)``), HW weights summing to 1 with nothing off the grid; it is
   exact, and ``row @ v[b]`` equals ``hook_context[b, :, i, j]``.
 
-Shapes: B batch, Cin backbone channels, C head channels, Ck key channels,
+Shapes: B batch, Cf backbone channels, C head channels, Ck key channels,
 K classes, h x w feature map, HW = h * w.
 
 Example::
@@ -60,7 +60,7 @@ class SelfAttentionHead(nn.Module):
     """Feature map -> ``(None, main logits)`` at feature resolution, through non-local attention.
 
     Args:
-        in_channels: backbone channels (Cin).
+        in_channels: backbone channels (Cf).
         num_classes: K.
         channels: width C of the block (512 in MMSeg's NLHead; 64 here).
         key_channels: Ck of query, key and value (C / 2, as NonLocal2d's reduction=2).

@@ -295,3 +295,21 @@ def test_shipped_head_model_keeps_the_frozen_fcn_backbone(name):
     ours, theirs = model.backbone.state_dict(), fcn.backbone.state_dict()
     assert ours.keys() == theirs.keys()
     assert all(torch.equal(ours[n], theirs[n]) for n in ours)
+
+
+@pytest.mark.parametrize("arch, names", [
+    ("sa", ["head.hook_query", "head.hook_key", "head.hook_value", "head.hook_context"]),
+    ("psp", ["head.hook_pooled_1", "head.hook_pooled_2", "head.hook_pooled_3", "head.hook_pooled_6",
+             "head.hook_bottleneck"]),
+    ("da", ["head.hook_pam_query", "head.hook_pam_key", "head.hook_pam_value", "head.hook_pam_context",
+            "head.hook_cam_attention"]),
+    ("cc", [f"head.passes.{r}.hook_{n}" for r in (0, 1) for n in ("query", "key", "value", "context")]),
+])
+def test_capture_sees_every_factor_once_in_forward_order(arch, names):
+    """run_with_cache on each head: the documented hooks, each fired once (CC: one set per pass), in
+    forward order, and no HW x HW tensor among them."""
+    model = create_model(arch, num_classes=K, dilated=False).eval()
+    _, cache = ocrviz.run_with_cache(model, torch.randn(1, 3, 64, 128))
+    assert cache.names() == ["hook_features", *names, "hook_logits"]
+    hw = 8 * 16
+    assert all(sorted(cache[n].shape[-2:]) != [hw, hw] for n in names)
