@@ -83,9 +83,9 @@ models: $(STAMP)
 # first run renders and caches them under build/head-features, the others reuse them), one
 # run at a time on one thread.  Cards and weights: data/checkpoints/toycity-<name>.{json,safetensors};
 # times in benchmarks/RESULTS.md.  ocr-fb / aspp-fb: OCR and ASPP retrained the same way (the
-# shipped toycity-ocr / -aspp stay as they are).
+# shipped toycity-ocr / -aspp stay as they are); fcn-fb: the no-context baseline trained the same way.
 HEAD_ARGS ?= --scenes 400 --steps 200 --batch-size 4 --val-every 100 --threads 1
-HEADS     ?= sa:sa psp:psp da:da cc:cc ocrnet:ocr-fb aspp:aspp-fb
+HEADS     ?= sa:sa psp:psp da:da cc:cc ocrnet:ocr-fb aspp:aspp-fb fcn:fcn-fb
 heads: $(STAMP)
 	for m in $(HEADS); do \
 	  $(BIN)/python -m ocrviz.train_heads --arch $${m%%:*} $(HEAD_ARGS) --out data/checkpoints/toycity-$${m##*:} || exit 1; \

@@ -16,7 +16,8 @@ from .models import create_model
 
 SHIPPED = ("toycity-ocr", "toycity-aspp", "toycity-fcn")
 # Heads trained on toycity-fcn's frozen backbone by ocrviz.train_heads (`make heads`), everything else equal.
-HEAD_MODELS = ("toycity-sa", "toycity-psp", "toycity-da", "toycity-cc", "toycity-ocr-fb", "toycity-aspp-fb")
+HEAD_MODELS = ("toycity-sa", "toycity-psp", "toycity-da", "toycity-cc", "toycity-ocr-fb", "toycity-aspp-fb",
+               "toycity-fcn-fb")
 
 
 def data_dir() -> Path:
