@@ -183,6 +183,8 @@ class Explorer(anywidget.AnyWidget):
     erf_mass = t.List(t.Float(), []).tag(sync=True)     # the on-demand ERF's K class shares (exact strip)
     # {panel: one plain sentence}: why a panel is not drawn for this model ("counterfactuals", "aspp-erf")
     unavailable = t.Dict({}).tag(sync=True)
+    # other heads' context sites (site_payload.py): [{label, sites: [entry with base64 buffers]}]
+    sites = t.List(t.Dict(), []).tag(sync=True)
 
     def __init__(self, model: Any, image: Any, labels: Any = None, *, aspp_model: Any = None,
                  class_names: Sequence[str] | None = None, palette: Any = None,
@@ -190,7 +192,7 @@ class Explorer(anywidget.AnyWidget):
                  aspp_rates: Sequence[int] | None = None, mark: Any = None, mark_name: str = "marked",
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  logits_fn: Callable[[Any], Any] | None = None, align_corners: bool | None = None,
-                 device: Any = None, **widget_kwargs: Any) -> None:
+                 device: Any = None, compare: Any = (), **widget_kwargs: Any) -> None:
         """Run ``model`` (and ``aspp_model``) on ``image`` with capture, then show it.
 
         ``image``: H x W x 3 uint8 (normalised with ImageNet mean / std, the
@@ -225,6 +227,15 @@ class Explorer(anywidget.AnyWidget):
                                 palette=palette, transform=transform, aspp_rates=aspp_rates,
                                 mark=mark, mark_name=mark_name, mean=mean, std=std, logits_fn=logits_fn,
                                 align_corners=align_corners, device=device)
+        if compare:
+            from .site_payload import MAX_HEADS, head_sites
+
+            if isinstance(compare, (str, bytes)) or len(compare) > MAX_HEADS:
+                raise ValueError(f"compare={compare!r}: give a list (or dict) of at most {MAX_HEADS} models or "
+                                 f"shipped names, e.g. compare=['toycity-sa', 'toycity-cc']")
+            import dataclasses
+
+            data = dataclasses.replace(data, sites=head_sites(compare, x, data.cell_classes(), data.class_names))
         if erf_fn is None and aspp_model is not None:
             from ocrviz.analysis.erf import make_erf_fn
 

@@ -113,6 +113,8 @@ class ExplorerData:
         cell_class:     optional h x w int: each feature cell's predicted class,
                         the argmax of the main logits at feature resolution (the
                         classes the mass strips count by); default ``cell_classes()``
+        sites:          optional [{"label", "sites": [entry, ...]}, ...]: other heads'
+                        context sites, every cell's map (``site_payload.head_sites``)
         unavailable:    optional {panel: sentence}: why a panel cannot be drawn for
                         this model (e.g. ``{"counterfactuals": "Counterfactuals are
                         off: ..."}``), one plain line each, shown by the page
@@ -143,6 +145,7 @@ class ExplorerData:
     blame: np.ndarray | None = None
     cell_class: np.ndarray | None = None
     unavailable: Mapping[str, str] | None = None
+    sites: Sequence[Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen: normalise once)

@@ -181,7 +181,8 @@ def _page_data(data: ExplorerData, state: Mapping[str, Any] | None, image_format
             out[k] = v
     out["aspp_shares"] = {"b64": "", "deflate": False, "shuffle": 1, "fixed": 0}
     fixed_size = len(_PAGE) + len(_BOOT) + len((STATIC / "explorer.js").read_bytes()) \
-        + len((STATIC / "explorer.css").read_bytes()) + len(json.dumps(out)) + 4096
+        + len((STATIC / "explorer.css").read_bytes()) + len(json.dumps({k: v for k, v in out.items() if k != "sites"})) \
+        + 4096    # other heads' site maps (site_payload.py, already compact) travel beyond max_bytes
     out.update(_choose_precisions(data, precision, max_bytes - fixed_size))
     h, w = data.feat_hw
     view = {"selected": [h // 2, w // 2], "mode": "ocr", "overlay": "image", "hover_region": -1,

@@ -265,6 +265,8 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
         # OCR's head after the sim map (counterfactual re-runs in the view); float32, row-major
         **{f"cf_{name}": (b"" if a is None else f32(a)) for name, a in cf.items()},
         "unavailable": unavailable_panels(data, cf_shipped=cf["value"] is not None, live=live),
+        # other heads' context sites, every cell's map (site_payload.py: base64 buffer specs inside)
+        "sites": list(data.sites or []),
     }
 
 

@@ -662,7 +662,7 @@ var __ocrviz_bundle = (() => {
     const legendText = el("span", "ocrviz-legend-text");
     legend.append(grad, legendText);
     const strip = el("div", "ocrviz-mass", { title: "where this map's mass lies: its share on cells the model predicts as each class" });
-    panel.append(title, stack, strip, legend);
+    panel.append(title, stack, strip, legend, ...source.after || []);
     const small = canvas(h, w), sctx = small.getContext("2d"), img = sctx.createImageData(w, h);
     const px = new Uint32Array(img.data.buffer), vals = new Float32Array(hw);
     const peak = new Float64Array(names.length);
@@ -732,7 +732,7 @@ var __ocrviz_bundle = (() => {
             e.dataset.scale = st.scale;
           }
           panel.dataset.mass = "";
-          if (source.draw) source.draw(ctx, f);
+          if (source.draw) source.draw(ctx, f, panel);
           return;
         }
         why.hidden = true;
@@ -743,17 +743,18 @@ var __ocrviz_bundle = (() => {
         sctx.putImageData(img, 0, 0);
         ctx.drawImage(small, 0, 0, size.bw, size.bh);
         layers.outline(ctx, st.y, st.x);
-        if (source.draw) source.draw(ctx, f);
+        if (source.draw) source.draw(ctx, f, panel);
         setStrip(mass);
         panel.dataset.mass = massJSON(mass);
+        const note = source.legendNote ? source.legendNote() + " · " : "";
         const what = st.shared ? "largest of this pixel's context maps" : r.topWhat;
         if (st.view === "density") {
           grad.style.background = VIRIDIS_CSS;
           grad.hidden = false;
-          legendText.textContent = "density: the value per cell · " + describeScale(top, what, st.scale);
+          legendText.textContent = note + "density: the value per cell · " + describeScale(top, what, st.scale);
         } else {
           grad.hidden = true;
-          legendText.textContent = `mass by class: colour = the cell's predicted class, strength = that class's share (the strip) × the cell's value (${st.scale === "sqrt" ? "√" : st.scale}, to the class's own peak)`;
+          legendText.textContent = note + `mass by class: colour = the cell's predicted class, strength = that class's share (the strip) × the cell's value (${st.scale === "sqrt" ? "√" : st.scale}, to the class's own peak)`;
         }
         for (const e of [panel, cv]) {
           e.dataset.vmax = String(top);
@@ -783,6 +784,7 @@ var __ocrviz_bundle = (() => {
     const exact = regionMass.length === K * K;
     return {
       id: "ocr-context",
+      legendNote: () => "exact",
       watches: ["hover"],
       map(f, out) {
         const k = f.st.hover;
@@ -910,6 +912,7 @@ var __ocrviz_bundle = (() => {
     const row = new Float64Array(nBranch);
     const source = {
       id: "aspp-context",
+      legendNote: () => "convention: 1/9 per dilated tap × the branch shares",
       nodes: [taps],
       map(f, out) {
         if (!shares.length) return { why: data.unavailable["aspp-context"] || "This page has no ASPP branch shares to weight the taps with." };
@@ -939,6 +942,7 @@ var __ocrviz_bundle = (() => {
     const { data, model } = v, { preErf } = data;
     return {
       id: "aspp-erf",
+      legendNote: () => "gradient saliency",
       watches: ["erf"],
       map(f, out) {
         const erf = data.erfFor(f.st.y, f.st.x);
@@ -952,6 +956,119 @@ var __ocrviz_bundle = (() => {
       },
       title: () => "ASPP's effective receptive field (|∂ output / ∂ input| per cell; sums to 1)"
     };
+  }
+
+  // ocrviz/widgets/js/site_context.js
+  var NBARS = 5;
+  async function decodeB64(spec) {
+    const bin = atob(spec.b64 || ""), bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    return decode({ ...spec, buf: new DataView(bytes.buffer) });
+  }
+  async function loadSite(e) {
+    const out = { ...e, hw: e.grid[0] * e.grid[1] };
+    if (e.why) return out;
+    out.codes = u8(await decodeB64(e.maps));
+    out.scales = f32(await decodeB64(e.scales));
+    out.off = f32(await decodeB64(e.off_grid));
+    out.mass = f32(await decodeB64(e.class_mass));
+    out.rows = e.source_rows ? f32(await decodeB64(e.source_rows)) : null;
+    return out;
+  }
+  async function loadHeads(heads) {
+    return Promise.all((heads || []).map(async (hd) => ({ label: hd.label, sites: await Promise.all(hd.sites.map(loadSite)) })));
+  }
+  function siteRow(s, p, out) {
+    out.set(dequantise(s.codes.subarray(p * s.hw, (p + 1) * s.hw), [s.scales[p]], s.hw));
+    return s.off[p];
+  }
+  function siteShares(s, p, K) {
+    return Array.from(s.mass.subarray(p * K, (p + 1) * K));
+  }
+  function rankedSources(s, p, n = NBARS) {
+    if (!s.rows || !s.sources) return [];
+    const S = s.sources.length, row = s.rows.subarray(p * S, (p + 1) * S);
+    const order = Array.from({ length: S }, (_, i) => i).sort((a, b) => row[b] - row[a] || a - b);
+    return order.slice(0, n).map((i) => ({ name: s.sources[i], weight: row[i], index: i }));
+  }
+  function exactness(s) {
+    return s.exact ? "exact" : `convention: ${s.convention}`;
+  }
+  function siteSource(v, head, j) {
+    const { data } = v, { h, w, K } = data;
+    let pick = 0;
+    const picker = el("select", "ocrviz-site-pick", { "aria-label": `${head.label}: which context site` });
+    head.sites.forEach((s, i) => {
+      const o = el("option", "", { value: i });
+      o.textContent = s.title;
+      picker.append(o);
+    });
+    const pickRow = el("div", "ocrviz-site-row");
+    pickRow.append(picker);
+    pickRow.style.visibility = head.sites.length > 1 ? "" : "hidden";
+    const few = head.sites.some((s) => s.sources);
+    const bars = el("div", "ocrviz-site-bars");
+    const rows = [];
+    for (let i = 0; i < NBARS && few; i++) {
+      const r = el("div", "ocrviz-region ocrviz-site-source");
+      const sw = el("span", "ocrviz-swatch"), nm = el("span", "ocrviz-name");
+      const bar = el("span", "ocrviz-bar"), fill = el("span", "ocrviz-bar-fill");
+      bar.append(fill);
+      const val = el("span", "ocrviz-value");
+      r.append(sw, nm, bar, val, el("span"));
+      rows.push({ r, sw, nm, fill, val });
+      bars.append(r);
+    }
+    const source = {
+      id: `site-${j}`,
+      after: [pickRow, ...few ? [bars] : []],
+      attach() {
+        v.listen.on(picker, "change", () => {
+          pick = +picker.value;
+          v.redraw();
+          v.refocus();
+        });
+      },
+      site: () => head.sites[pick],
+      map(f, out) {
+        const s = head.sites[pick];
+        if (s.why) return { why: s.why };
+        if (s.grid[0] !== h || s.grid[1] !== w) {
+          return { why: `This site's grid is ${s.grid[0]} x ${s.grid[1]} cells and the explorer's ${h} x ${w}: the page draws a site only on the explorer's own grid.` };
+        }
+        const off = siteRow(s, f.p, out);
+        return { off, map: "site", topWhat: "this cell's largest context weight", shares: siteShares(s, f.p, K) };
+      },
+      title(f, r) {
+        const s = head.sites[pick];
+        return `${s.title}: where this cell's context comes from (${exactness(s)})`;
+      },
+      legendNote: () => exactness(head.sites[pick]),
+      draw(ctx, f, panel) {
+        const s = head.sites[pick];
+        panel.dataset.site = String(pick);
+        panel.dataset.siteName = s.site;
+        panel.dataset.exact = String(!!s.exact);
+        panel.dataset.head = head.label;
+        panel.dataset.convention = s.exact ? "" : s.convention;
+        const top = s.why || s.grid[0] !== h || s.grid[1] !== w ? [] : rankedSources(s, f.p);
+        const mx = top.length ? top[0].weight || 1 : 1;
+        rows.forEach((row, i) => {
+          const t = top[i];
+          row.r.style.visibility = t ? "" : "hidden";
+          if (!t) return;
+          const k = data.names.indexOf(t.name), rgb = k >= 0 ? data.palette[k] : [150, 150, 150];
+          row.sw.style.background = row.fill.style.background = `rgb(${rgb.join(",")})`;
+          row.nm.textContent = t.name;
+          row.val.textContent = fmt(t.weight, 4);
+          row.fill.style.width = (100 * t.weight / mx).toFixed(2) + "%";
+          row.r.dataset.name = t.name;
+          row.r.dataset.weight = t.weight.toFixed(6);
+          row.r.dataset.rank = String(i + 1);
+        });
+      }
+    };
+    return source;
   }
 
   // ocrviz/widgets/js/bars.js
@@ -1547,7 +1664,12 @@ var __ocrviz_bundle = (() => {
     const dims = { h, w };
     const store = createStore(model, initialState(model, dims), dims);
     listen.add(() => store.dispose());
-    const sources = (v2) => [ocrSource(v2), ...data.rates.length ? [asppSource(v2), erfSource(v2)] : []];
+    const heads = await loadHeads(model.get("sites"));
+    const sources = (v2) => [
+      ocrSource(v2),
+      ...data.rates.length ? [asppSource(v2), erfSource(v2)] : [],
+      ...heads.map((hd, j) => siteSource(v2, hd, j))
+    ];
     const size = sizing(data, 2), root = el("div", "ocrviz-explorer");
     const v = { model, data, store, size, listen, root, cf: counterfactuals(data, model), lut: heatLut(), layers: createLayers(data, size) };
     v.refocus = () => v.image.focus({ preventScroll: true });
@@ -1583,6 +1705,7 @@ var __ocrviz_bundle = (() => {
       root.dataset.layout = size.stacked ? "stacked" : "row";
       return changed;
     }
+    v.redraw = () => redraw();
     resize();
     store.subscribe((changed) => {
       if (changed.has("dropped") || changed.has("gain")) v.cf.clearWhole();
