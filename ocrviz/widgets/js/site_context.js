@@ -65,11 +65,11 @@ export function siteSource(v, head, j) {
   const bars = el("div", "ocrviz-site-bars");
   const rows = [];
   for (let i = 0; i < NBARS && few; i++) {
-    const r = el("div", "ocrviz-region ocrviz-site-source");
+    const r = el("div", "ocrviz-site-source");
     const sw = el("span", "ocrviz-swatch"), nm = el("span", "ocrviz-name");
     const bar = el("span", "ocrviz-bar"), fill = el("span", "ocrviz-bar-fill"); bar.append(fill);
     const val = el("span", "ocrviz-value");
-    r.append(sw, nm, bar, val, el("span"));
+    r.append(sw, nm, bar, val);
     rows.push({ r, sw, nm, fill, val }); bars.append(r);
   }
   const source = {
