@@ -2,8 +2,8 @@
 // drawn over the dimmed image, with the strip that says where its mass lies by class.
 // `source` says what the map is (ocr_context.js, aspp_context.js, erf_context.js):
 //   {id, title(f), map(f, out) -> {off, topWhat, shares?} | {why} (out: HW), draw?(ctx, f), nodes?}
-//   (shares: the map's exact K class shares when the drawn map is only 8-bit; optional: after (nodes
-//   under the legend), legendNote() (said first in the legend: "exact" or the convention), and
+//   (shares: the map's exact K class shares when the drawn map is only 8-bit; optional: before / after (nodes
+//   over the map / under the legend), legendNote() (said first in the legend: "exact" or the convention), and
 //   draw(ctx, f, panel) also gets the panel, for its data-* attributes)
 // Two views: "mass" (each cell in its predicted class's colour; a class's opacity is its share of
 // the mass relative to the largest share, each class drawn relative to its own peak) and "density"
@@ -26,7 +26,7 @@ export function contextPanel(v, source) {
   const legendText = el("span", "ocrviz-legend-text");
   legend.append(grad, legendText);
   const strip = el("div", "ocrviz-mass", { title: "where this map's mass lies: its share on cells the model predicts as each class" });
-  panel.append(title, stack, strip, legend, ...(source.after || []));
+  panel.append(title, ...(source.before || []), stack, strip, legend, ...(source.after || []));
 
   const small = canvas(h, w), sctx = small.getContext("2d"), img = sctx.createImageData(w, h);
   const px = new Uint32Array(img.data.buffer), vals = new Float32Array(hw);

@@ -74,7 +74,8 @@ export function siteSource(v, head, j) {
   }
   const source = {
     id: `site-${j}`,
-    after: [pickRow, ...(few ? [bars] : [])],
+    before: [pickRow],
+    after: few ? [bars] : [],
     attach() {
       v.listen.on(picker, "change", () => { pick = +picker.value; v.redraw(); v.refocus(); });
     },

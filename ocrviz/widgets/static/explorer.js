@@ -662,7 +662,7 @@ var __ocrviz_bundle = (() => {
     const legendText = el("span", "ocrviz-legend-text");
     legend.append(grad, legendText);
     const strip = el("div", "ocrviz-mass", { title: "where this map's mass lies: its share on cells the model predicts as each class" });
-    panel.append(title, stack, strip, legend, ...source.after || []);
+    panel.append(title, ...source.before || [], stack, strip, legend, ...source.after || []);
     const small = canvas(h, w), sctx = small.getContext("2d"), img = sctx.createImageData(w, h);
     const px = new Uint32Array(img.data.buffer), vals = new Float32Array(hw);
     const peak = new Float64Array(names.length);
@@ -1021,7 +1021,8 @@ var __ocrviz_bundle = (() => {
     }
     const source = {
       id: `site-${j}`,
-      after: [pickRow, ...few ? [bars] : []],
+      before: [pickRow],
+      after: few ? [bars] : [],
       attach() {
         v.listen.on(picker, "change", () => {
           pick = +picker.value;
