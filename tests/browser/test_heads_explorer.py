@@ -1,0 +1,108 @@
+"""Other heads beside OCR in the explorer (``compare=``), in the exported page, offline, at 1400 px:
+a self-attention map (toycity-sa) and each CCNet pass (toycity-cc) read back from the page against
+``ocrviz.context_maps`` on the same input: data-mass (the strip) against the float map's mass by
+class, data-vmax (the drawn map's maximum) against the float map's; the site picker changes the
+map, not the page's height."""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import ocrviz
+from dom import cell_point, read_state
+from ocrviz.context import context_maps
+
+pytestmark = pytest.mark.browser
+CELLS = [(14, 40), (3, 5), (25, 60), (16, 20)]         # (row, col) feature cells of the 32 x 64 grid
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from ocrviz.data.toycity import make_scene
+    from ocrviz.normalisation import input_normalisation, normalise
+    from ocrviz.widgets import Explorer
+
+    torch.set_num_threads(1)
+    scene = make_scene(3, 256, 512)
+    ocr = ocrviz.load_model("toycity-ocr")
+    ex = Explorer(ocr, scene.image, scene.labels, compare=["toycity-sa", "toycity-cc"])
+    path = ex.save_html(tmp_path_factory.mktemp("heads") / "heads.html")
+    x = normalise(scene.image, *input_normalisation(ocr))         # the explorer's input (the model's default)
+    caches = {name: ocrviz.run_with_cache(ocrviz.load_model(name), x)[1] for name in ("toycity-sa", "toycity-cc")}
+    return path, ex.data, caches
+
+
+@pytest.fixture(scope="module")
+def page(browser, setup, shots):
+    path = setup[0]
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, offline=True)
+    page = ctx.new_page()
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.route(re.compile(r"^https?://"), lambda route: route.abort())
+    page.goto(path.as_uri())
+    page.wait_for_selector("#ocrviz-root[data-ready=true]", timeout=60_000)
+    yield page
+    ctx.close()
+
+
+def _select(page, data, y: int, x: int) -> dict:
+    canvas = page.locator("canvas.ocrviz-image")
+    canvas.click(position=cell_point(canvas, y, x, data.output_stride, data.image_hw))
+    page.wait_for_function(f"() => {{ const r = document.querySelector('.ocrviz-explorer'); "
+                           f"return r.dataset.y === '{y}' && r.dataset.x === '{x}'; }}")
+    return read_state(page.locator(".ocrviz-explorer"))
+
+
+def _check(panel: dict, want, data) -> None:
+    """The page's strip and top colour against the float ContextMap ``want``."""
+    assert panel["why"] == ""
+    mass = want.mass_by_class(data.cell_classes().astype(np.int64), data.class_names)
+    got = panel["mass"]
+    assert list(got) == list(mass)
+    np.testing.assert_allclose([got[k] for k in mass], [mass[k] for k in mass], atol=2e-6)
+    assert float(panel["vmax"]) == pytest.approx(want.weights.max(), rel=1e-5)
+
+
+def test_self_attention_and_criss_cross_pass_against_context_maps(page, setup, shots):
+    _, data, caches = setup
+    for y, x in CELLS:
+        st = _select(page, data, y, x)
+        pixel = (y * data.output_stride, x * data.output_stride)
+        (sa,) = context_maps(caches["toycity-sa"], pixel)
+        cc = context_maps(caches["toycity-cc"], pixel)
+        assert sa.kind == "self_attention" and sa.exact and [m.kind for m in cc[:2]] == ["criss_cross"] * 2
+        _check(st["panels"]["site-0"], sa, data)
+        _check(st["panels"]["site-1"], cc[0], data)
+        # a pass reaches only the cell's row and column: its mass lies there
+        assert cc[0].weights[y].sum() + cc[0].weights[:, x].sum() >= 0.999
+    panel = page.locator("[data-panel=site-1]")
+    assert panel.get_attribute("data-exact") == "true" and panel.get_attribute("data-head") == "toycity-cc"
+    assert "exact" in panel.locator(".ocrviz-legend-text").text_content()
+    page.screenshot(path=str(shots / "heads_explorer_sa_cc.png"), full_page=True)
+    assert page.errors == []
+
+
+def test_site_picker_shows_the_second_pass_without_moving_the_page(page, setup, shots):
+    _, data, caches = setup
+    y, x = CELLS[0]
+    before = _select(page, data, y, x)
+    page.locator("[data-panel=site-1] select.ocrviz-site-pick").select_option("1")
+    page.wait_for_function("() => document.querySelector('[data-panel=site-1]').dataset.site === '1'")
+    after = read_state(page.locator(".ocrviz-explorer"))
+    cc = context_maps(caches["toycity-cc"], (y * data.output_stride, x * data.output_stride))
+    assert page.locator("[data-panel=site-1]").get_attribute("data-site-name") == cc[1].site
+    _check(after["panels"]["site-1"], cc[1], data)
+    assert after["panels"]["site-1"]["mass"] != before["panels"]["site-1"]["mass"]
+    assert abs(after["height"] - before["height"]) <= 2, (before["height"], after["height"])
+    assert after["panels"]["site-0"] == before["panels"]["site-0"]            # the other head untouched
+    # the pick stays while the pixel moves
+    st = _select(page, data, *CELLS[1])
+    cc = context_maps(caches["toycity-cc"], (CELLS[1][0] * data.output_stride, CELLS[1][1] * data.output_stride))
+    _check(st["panels"]["site-1"], cc[1], data)
+    page.screenshot(path=str(shots / "heads_explorer_cc_pass1.png"), full_page=True)
+    assert json.loads(page.locator("[data-panel=site-0]").get_attribute("data-mass"))
