@@ -235,7 +235,8 @@ class Explorer(anywidget.AnyWidget):
                                  f"shipped names, e.g. compare=['toycity-sa', 'toycity-cc']")
             import dataclasses
 
-            data = dataclasses.replace(data, sites=head_sites(compare, x, data.cell_classes(), data.class_names))
+            data = dataclasses.replace(data, sites=[*(data.sites or []),
+                                                    *head_sites(compare, x, data.cell_classes(), data.class_names)])
         if erf_fn is None and aspp_model is not None:
             from ocrviz.analysis.erf import make_erf_fn
 
@@ -615,11 +616,14 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
     try:
         cache, logits = _run_drawn(model, x, _drawn_ocr, logits_fn, align_corners)
     except ValueError as e:
-        if "nothing to capture" in str(e):
-            raise _no_ocr_block(model) from None
-        raise
-    if not cache.has("sim_map") or not cache.has("region_weights"):
-        raise _no_ocr_block(model)
+        if "nothing to capture" not in str(e):
+            raise
+        cache = None
+    if cache is None or not cache.has("sim_map") or not cache.has("region_weights"):
+        if aspp_model is not None:
+            raise _no_ocr_block(model)
+        return _sites_data(model, prep, x, labels, class_names=class_names, palette=palette, mark=mark,
+                           mark_name=mark_name, logits_fn=logits_fn, align_corners=align_corners), x
     kw: dict[str, Any] = {}
     if aspp_model is not None:
         rates = aspp_rates or getattr(getattr(aspp_model, "head", None), "rates", None) \
@@ -646,3 +650,43 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
                       blame=_blame(model, prep, labels),
                       output_stride=getattr(model, "output_stride", None), mark=mark, mark_name=mark_name,
                       **kw), x
+
+
+def _sites_data(model: Any, prep: PreparedImage, x: Any, labels: Any, *, class_names: Any, palette: Any,
+                mark: Any, mark_name: str, logits_fn: Any, align_corners: bool | None) -> ExplorerData:
+    """A model without an OCR block, shown by its context sites (``site_payload``): every site's map of
+    every cell; the strips count by this model's own argmax at feature resolution."""
+    from ocrviz import context
+
+    from .explorer_data import default_palette
+    from .payload import _np
+    from .site_payload import head_sites
+
+    cache, logits = _run_drawn(model, x, lambda name: True, logits_fn, align_corners)
+    if not context.find_sites(cache):
+        raise _no_ocr_block(model)
+    logits = _np(cache["logits"] if logits is None else logits)[0]                       # K x H x W
+    k = logits.shape[0]
+    own_names, own_pal = _names_from(model)
+    names = list(class_names if class_names is not None else own_names or [f"class {i}" for i in range(k)])
+    if len(names) != k:
+        raise ValueError(f"{len(names)} class names given, but the model has {k} classes; give {k} names")
+    try:
+        cell_class = context.cell_classes(cache)                                          # h x w
+    except ValueError:
+        cell_class = None
+    grid = context.find_sites(cache)[-1][1].grid
+    if cell_class is None:                                    # the prediction at each cell's centre pixel
+        H, W = logits.shape[1:]
+        ys = np.minimum((np.arange(grid[0]) + 0.5) * H / grid[0], H - 1).astype(int)
+        xs = np.minimum((np.arange(grid[1]) + 0.5) * W / grid[1], W - 1).astype(int)
+        cell_class = logits.argmax(0)[np.ix_(ys, xs)]
+    sites = head_sites([model], x, cell_class, names, cache=cache)
+    pal = palette if palette is not None else own_pal
+    gt = None if labels is None else _np(labels).astype(np.int64)
+    stride = getattr(model, "output_stride", None) or max(1, round(prep.picture.shape[0] / grid[0]))
+    return ExplorerData(image=prep.picture, feat_hw=tuple(grid), output_stride=int(stride),
+                        class_names=tuple(names), palette=default_palette(k) if pal is None else pal,
+                        pred=logits.argmax(0), sim_map=None, region_weights=None, gt=gt,
+                        mark=None if mark is None else _np(mark).astype(bool), mark_name=mark_name,
+                        cell_class=cell_class, sites=sites)

@@ -115,7 +115,7 @@ def _size(spec: dict[str, Any] | None) -> int:
 
 def _choose_precisions(data: ExplorerData, precision: str, budget: int) -> dict[str, dict[str, Any]]:
     """Encode sim_map (and aspp_shares): finest precision that fits ``budget`` bytes, sim map first."""
-    arrays = {"sim_map": data.sim_map}
+    arrays = {"sim_map": data.sim_map if data.sim_map is not None else np.zeros(0, np.float32)}  # none: no OCR
     if data.aspp_shares is not None:
         arrays["aspp_shares"] = data.aspp_shares
     if precision != "auto":

@@ -134,17 +134,19 @@ def site_entries(cache: Any, cell_class: np.ndarray, class_names: Sequence[str],
 
 
 def _label(model: Any, i: int) -> str:
-    arch = getattr(model, "arch", None)
-    return str(getattr(model, "name", None) or (f"head {i + 1} ({arch})" if arch else f"head {i + 1}"))
+    arch, card = getattr(model, "arch", None), getattr(model, "card", None) or {}
+    return str(getattr(model, "name", None) or card.get("name")
+               or (f"head {i + 1} ({arch})" if arch else f"head {i + 1}"))
 
 
-def head_sites(models: Any, x: Any, cell_class: np.ndarray, class_names: Sequence[str]) -> list[dict[str, Any]]:
+def head_sites(models: Any, x: Any, cell_class: np.ndarray, class_names: Sequence[str], *,
+               cache: Any = None) -> list[dict[str, Any]]:
     """``[{"label", "sites": [entry, ...]}]``: each model of ``models`` run once on ``x`` with capture,
     every context site's maps packed by :func:`site_entries` (the strips count by ``cell_class``).
 
     ``models``: a sequence of models or shipped names (``"toycity-sa"``, loaded with
     ``ocrviz.load_model``), or a dict {label: model}.  A model without a context site is refused,
-    naming what was captured.
+    naming what was captured.  ``cache``: one model's capture on ``x`` already made (not run again).
     """
     import torch
 
@@ -158,13 +160,14 @@ def head_sites(models: Any, x: Any, cell_class: np.ndarray, class_names: Sequenc
 
             label, m = label or m, load_model(m)
         label = label or _label(m, i)
-        m.to(x.device)
-        was = m.training
-        m.eval()
-        try:
-            _, cache = run_with_cache(m, x)
-        finally:
-            m.train(was)
+        if cache is None or len(items) != 1:
+            m.to(x.device)
+            was = m.training
+            m.eval()
+            try:
+                _, cache = run_with_cache(m, x)
+            finally:
+                m.train(was)
         k = len(class_names)
         n = getattr(m, "num_classes", k)
         if n != k:
@@ -176,6 +179,6 @@ def head_sites(models: Any, x: Any, cell_class: np.ndarray, class_names: Sequenc
                              f"{', '.join(list(cache.names())[:8])}); pass a model with a context head "
                              f"(self-attention, CCNet, PSP, DANet, OCR, ASPP, ...)")
         out.append({"label": label, "sites": entries})
-        del cache
+        cache = None
         torch.cuda.empty_cache() if x.device.type == "cuda" else None
     return out

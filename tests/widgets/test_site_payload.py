@@ -133,3 +133,32 @@ def test_too_large_grid_is_refused_in_a_sentence(image):
 def test_head_sites_refuses_a_head_without_context(image):
     with pytest.raises(ValueError, match="no context site"):
         head_sites(["toycity-fcn"], image, np.zeros((32, 64), int), [f"c{i}" for i in range(9)])
+
+
+def test_explorer_opens_a_model_without_ocr_by_its_sites():
+    from ocrviz.data.toycity import make_scene
+    from ocrviz.widgets import Explorer
+    from ocrviz.widgets.payload import to_payload
+
+    torch.set_num_threads(1)
+    scene = make_scene(3, 256, 512)
+    ex = Explorer(ocrviz.load_model("toycity-sa"), scene.image, compare=["toycity-cc"])
+    d = ex.data
+    assert d.sim_map is None and [hd["label"] for hd in d.sites] == ["toycity-sa", "toycity-cc"]
+    assert [e["kind"] for e in d.sites[1]["sites"]][:2] == ["criss_cross", "criss_cross"]
+    assert ex.sim_map == b"" and len(ex.sites) == 2 and to_payload(d)["region_mass"] == b""
+    # the strips count by toycity-sa's own argmax at feature resolution: its head re-run on the features
+    from ocrviz.context import cell_classes
+    from ocrviz.normalisation import input_normalisation, normalise
+
+    x = normalise(scene.image, *input_normalisation(ocrviz.load_model("toycity-sa")))
+    logits, cache = ocrviz.run_with_cache(ocrviz.load_model("toycity-sa"), x)
+    np.testing.assert_array_equal(d.cell_classes(), cell_classes(cache))
+    e = d.sites[0]["sites"][0]
+    (m,) = context_maps(cache, (100, 200))
+    q = (100 // 8) * 64 + 200 // 8
+    mass = _f32(e["class_mass"]).reshape(2048, 9)[q]
+    want = m.mass_by_class(cell_classes(cache).astype(np.int64), list(d.class_names))
+    np.testing.assert_allclose(mass, [want[n] for n in d.class_names], atol=2e-7)
+    with pytest.raises(ValueError, match="no OCR block"):
+        Explorer(ocrviz.load_model("toycity-fcn"), scene.image)

@@ -2,8 +2,8 @@
 // drawn over the dimmed image, with the strip that says where its mass lies by class.
 // `source` says what the map is (ocr_context.js, aspp_context.js, erf_context.js):
 //   {id, title(f), map(f, out) -> {off, topWhat, shares?} | {why} (out: HW), draw?(ctx, f), nodes?}
-//   (shares: the map's exact K class shares when the drawn map is only 8-bit; optional: before / after (nodes
-//   over the map / under the legend), legendNote() (said first in the legend: "exact" or the convention), and
+//   (shares: the map's exact K class shares when the drawn map is only 8-bit; optional: titleNodes (in the
+//   title's box, under its text), after (nodes under the legend), legendNote() (said first in the legend: "exact" or the convention), and
 //   draw(ctx, f, panel) also gets the panel, for its data-* attributes)
 // Two views: "mass" (each cell in its predicted class's colour; a class's opacity is its share of
 // the mass relative to the largest share, each class drawn relative to its own peak) and "density"
@@ -15,7 +15,8 @@ import { VIRIDIS, colourise, describeScale, maxOf, rgba, scaled } from "./scales
 export function contextPanel(v, source) {
   const { data, layers, size, lut } = v, { h, w, hw, names, palette, cellClass } = data;
   const panel = el("div", "ocrviz-panel ocrviz-panel-context", { "data-panel": source.id });
-  const title = el("div", "ocrviz-title");
+  const title = el("div", "ocrviz-title"), titleText = el("span");
+  title.append(titleText, ...(source.titleNodes || []));       // e.g. a site picker under the title's text
   const stack = el("div", "ocrviz-stack");
   const cv = el("canvas", "ocrviz-context");
   const why = el("div", "ocrviz-unavailable"); why.hidden = true;
@@ -26,7 +27,7 @@ export function contextPanel(v, source) {
   const legendText = el("span", "ocrviz-legend-text");
   legend.append(grad, legendText);
   const strip = el("div", "ocrviz-mass", { title: "where this map's mass lies: its share on cells the model predicts as each class" });
-  panel.append(title, ...(source.before || []), stack, strip, legend, ...(source.after || []));
+  panel.append(title, stack, strip, legend, ...(source.after || []));
 
   const small = canvas(h, w), sctx = small.getContext("2d"), img = sctx.createImageData(w, h);
   const px = new Uint32Array(img.data.buffer), vals = new Float32Array(hw);
@@ -69,7 +70,7 @@ export function contextPanel(v, source) {
       const st = f.st, r = source.map(f, vals), ctx = cv.getContext("2d");
       ctx.imageSmoothingEnabled = false;
       ctx.drawImage(st.view === "density" || r.why ? layers.dim() : layers.faded(), 0, 0);
-      title.textContent = source.title(f, r);
+      titleText.textContent = source.title(f, r);
       cv.dataset.map = r.map || "none";
       cv.dataset.region = r.region ?? "all";
       if (r.why) {

@@ -54,7 +54,7 @@ export function arrange(container, image, contexts, side, size) {
 }
 
 // the column beside (or below) the pictures: a title over the parts' nodes
-export function sideColumn(v, parts) {
+export function sideColumn(v, parts, text = "object regions this pixel draws context from (its sim map row)") {
   const panel = el("div", "ocrviz-panel ocrviz-panel-bars");
   const title = el("div", "ocrviz-title");
   panel.append(title, ...parts.flatMap((p) => p.nodes));
@@ -66,7 +66,7 @@ export function sideColumn(v, parts) {
       panel.style.width = size.stacked ? Math.max(size.barW, Math.min(2 * size.barW, size.dispW + 2)) + "px" : size.barW + "px";
     },
     draw(f) {
-      if (!f.only) title.textContent = "object regions this pixel draws context from (its sim map row)";
+      if (!f.only) title.textContent = text;
       for (const p of parts) if (!f.only || (p.watches || []).some((k) => f.only.has(k))) p.draw(f);
     },
   };

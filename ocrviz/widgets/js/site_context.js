@@ -74,7 +74,7 @@ export function siteSource(v, head, j) {
   }
   const source = {
     id: `site-${j}`,
-    before: [pickRow],
+    titleNodes: [pickRow],
     after: few ? [bars] : [],
     attach() {
       v.listen.on(picker, "change", () => { pick = +picker.value; v.redraw(); v.refocus(); });
@@ -92,7 +92,7 @@ export function siteSource(v, head, j) {
     },
     title(f, r) {
       const s = head.sites[pick];
-      return `${s.title}: where this cell's context comes from (${exactness(s)})`;
+      return `${s.title} (${exactness(s)})`;
     },
     legendNote: () => exactness(head.sites[pick]),
     draw(ctx, f, panel) {

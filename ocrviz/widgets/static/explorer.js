@@ -358,6 +358,10 @@ var __ocrviz_bundle = (() => {
       regionScale,
       sim,
       cellClass,
+      ocr: sim.length > 0,
+      // else a model shown by its context sites only
+      // whose prediction the picture and the info line show: OCR's, or that model's (site_payload label)
+      predBy: sim.length ? "OCR" : ((model.get("sites") || [])[0] || {}).label || "the model",
       regionMass: f32(buf("region_mass")),
       // K x K: region k's mass on class c's cells (exact strips)
       unavailable: model.get("unavailable") || {},
@@ -473,7 +477,7 @@ var __ocrviz_bundle = (() => {
         if (k >= names.length) e.textContent = `${label} ignore`;
         parts.push(e);
       };
-      key("OCR:", at(maps.pred));
+      key(`${data.predBy}:`, at(maps.pred));
       if (maps.aspp.data.length) key("ASPP:", at(maps.aspp));
       key("true:", at(maps.gt));
       classes.replaceChildren(...parts);
@@ -527,7 +531,7 @@ var __ocrviz_bundle = (() => {
         const st = f.st, ctx = image.getContext("2d");
         ctx.drawImage(layers.overlay(st.overlay, maps.pred, "ocr", v.cf.editPred), 0, 0);
         layers.outline(ctx, st.y, st.x);
-        const shown = st.overlay === "marked" ? `${markName}: ${markPct}% of the image` : st.overlay === "prediction" && v.cf.editPred ? "OCR's prediction with the edit, per cell" : st.overlay === "prediction" || st.overlay === "errors" ? `${st.overlay}, OCR` : st.overlay;
+        const shown = st.overlay === "marked" ? `${markName}: ${markPct}% of the image` : st.overlay === "prediction" && v.cf.editPred ? "OCR's prediction with the edit, per cell" : st.overlay === "prediction" || st.overlay === "errors" ? `${st.overlay}, ${data.predBy}` : st.overlay;
         drawLegend(st.overlay);
         drawClasses(st);
         title.textContent = `image (${shown}) · selected cell = ${s}x${s} px`;
@@ -650,7 +654,8 @@ var __ocrviz_bundle = (() => {
   function contextPanel(v, source) {
     const { data, layers, size, lut } = v, { h, w, hw, names, palette, cellClass } = data;
     const panel = el("div", "ocrviz-panel ocrviz-panel-context", { "data-panel": source.id });
-    const title = el("div", "ocrviz-title");
+    const title = el("div", "ocrviz-title"), titleText = el("span");
+    title.append(titleText, ...source.titleNodes || []);
     const stack = el("div", "ocrviz-stack");
     const cv = el("canvas", "ocrviz-context");
     const why = el("div", "ocrviz-unavailable");
@@ -662,7 +667,7 @@ var __ocrviz_bundle = (() => {
     const legendText = el("span", "ocrviz-legend-text");
     legend.append(grad, legendText);
     const strip = el("div", "ocrviz-mass", { title: "where this map's mass lies: its share on cells the model predicts as each class" });
-    panel.append(title, ...source.before || [], stack, strip, legend, ...source.after || []);
+    panel.append(title, stack, strip, legend, ...source.after || []);
     const small = canvas(h, w), sctx = small.getContext("2d"), img = sctx.createImageData(w, h);
     const px = new Uint32Array(img.data.buffer), vals = new Float32Array(hw);
     const peak = new Float64Array(names.length);
@@ -717,7 +722,7 @@ var __ocrviz_bundle = (() => {
         const st = f.st, r = source.map(f, vals), ctx = cv.getContext("2d");
         ctx.imageSmoothingEnabled = false;
         ctx.drawImage(st.view === "density" || r.why ? layers.dim() : layers.faded(), 0, 0);
-        title.textContent = source.title(f, r);
+        titleText.textContent = source.title(f, r);
         cv.dataset.map = r.map || "none";
         cv.dataset.region = r.region ?? "all";
         if (r.why) {
@@ -1021,7 +1026,7 @@ var __ocrviz_bundle = (() => {
     }
     const source = {
       id: `site-${j}`,
-      before: [pickRow],
+      titleNodes: [pickRow],
       after: few ? [bars] : [],
       attach() {
         v.listen.on(picker, "change", () => {
@@ -1042,7 +1047,7 @@ var __ocrviz_bundle = (() => {
       },
       title(f, r) {
         const s = head.sites[pick];
-        return `${s.title}: where this cell's context comes from (${exactness(s)})`;
+        return `${s.title} (${exactness(s)})`;
       },
       legendNote: () => exactness(head.sites[pick]),
       draw(ctx, f, panel) {
@@ -1335,12 +1340,12 @@ var __ocrviz_bundle = (() => {
         const y0 = st.y * s, x0 = st.x * s;
         const parts = [
           `cell (row ${st.y}, col ${st.x}) = pixels y ${y0}–${Math.min(H, y0 + s) - 1}, x ${x0}–${Math.min(W, x0 + s) - 1}`,
-          `OCR predicts ${name(pr)}`
+          `${data.predBy} predicts ${name(pr)}`
         ];
         if (gt !== null) parts.push(`true: ${name(gt)}`);
         if (ap !== null) parts.push(`ASPP predicts ${name(ap)}`);
         if (f.topRegion !== void 0) v.topRegion = f.topRegion;
-        parts.push(`top region: ${names[v.topRegion] ?? "?"}`);
+        if (data.ocr) parts.push(`top region: ${names[v.topRegion] ?? "?"}`);
         const bl = at(maps.blame);
         root.dataset.blame = bl === null || bl === IGNORE || !BLAME[bl] ? "" : BLAME[bl][0];
         if (st.overlay === "errors" && root.dataset.blame) parts.push(`error blame: ${BLAME[bl][0]} — ${BLAME[bl][1]}`);
@@ -1499,7 +1504,7 @@ var __ocrviz_bundle = (() => {
     side.el.style.gridColumn = "3";
     side.el.style.gridRow = `1 / span ${Math.ceil((1 + contexts.length) / 2)}`;
   }
-  function sideColumn(v, parts) {
+  function sideColumn(v, parts, text = "object regions this pixel draws context from (its sim map row)") {
     const panel = el("div", "ocrviz-panel ocrviz-panel-bars");
     const title = el("div", "ocrviz-title");
     panel.append(title, ...parts.flatMap((p) => p.nodes));
@@ -1511,7 +1516,7 @@ var __ocrviz_bundle = (() => {
         panel.style.width = size.stacked ? Math.max(size.barW, Math.min(2 * size.barW, size.dispW + 2)) + "px" : size.barW + "px";
       },
       draw(f) {
-        if (!f.only) title.textContent = "object regions this pixel draws context from (its sim map row)";
+        if (!f.only) title.textContent = text;
         for (const p of parts) if (!f.only || (p.watches || []).some((k) => f.only.has(k))) p.draw(f);
       }
     };
@@ -1667,14 +1672,18 @@ var __ocrviz_bundle = (() => {
     listen.add(() => store.dispose());
     const heads = await loadHeads(model.get("sites"));
     const sources = (v2) => [
-      ocrSource(v2),
+      ...data.ocr ? [ocrSource(v2)] : [],
       ...data.rates.length ? [asppSource(v2), erfSource(v2)] : [],
       ...heads.map((hd, j) => siteSource(v2, hd, j))
     ];
     const size = sizing(data, 2), root = el("div", "ocrviz-explorer");
     const v = { model, data, store, size, listen, root, cf: counterfactuals(data, model), lut: heatLut(), layers: createLayers(data, size) };
     v.refocus = () => v.image.focus({ preventScroll: true });
-    const bar = toolbar(v), image = imagePanel(v), cfBox = cfPanel(v), side = sideColumn(v, [regionBars(v), branchBars(v), cfBox]);
+    const bar = toolbar(v), image = imagePanel(v), cfBox = cfPanel(v), side = sideColumn(
+      v,
+      data.ocr ? [regionBars(v), branchBars(v), cfBox] : [],
+      data.ocr ? void 0 : ""
+    );
     const contexts = sources(v).map((src) => contextPanel(v, src)), info = infoLine(v);
     v.contextTops = (f) => contexts.map((c) => c.top(f));
     const panels = el("div", "ocrviz-panels");
