@@ -14,7 +14,7 @@ import { VIRIDIS, colourise, describeScale, maxOf, rgba, scaled } from "./scales
 
 export function contextPanel(v, source) {
   const { data, layers, size, lut } = v, { h, w, hw, names, palette, cellClass } = data;
-  const panel = el("div", "ocrviz-panel ocrviz-panel-context", { "data-panel": source.id });
+  const panel = el("div", `ocrviz-panel ocrviz-panel-context ${source.panelClass || ""}`.trim(), { "data-panel": source.id });
   const title = el("div", "ocrviz-title"), titleText = el("span");
   title.append(titleText, ...(source.titleNodes || []));       // e.g. a site picker under the title's text
   const stack = el("div", "ocrviz-stack");

@@ -76,6 +76,7 @@ export function siteSource(v, head, j) {
     id: `site-${j}`,
     titleNodes: [pickRow],
     after: few ? [bars] : [],
+    panelClass: "ocrviz-panel-site",
     attach() {
       v.listen.on(picker, "change", () => { pick = +picker.value; v.redraw(); v.refocus(); });
     },
@@ -92,7 +93,7 @@ export function siteSource(v, head, j) {
     },
     title(f, r) {
       const s = head.sites[pick];
-      return `${s.title} (${exactness(s)})`;
+      return `${s.title} (${s.exact ? "exact" : "a convention: see the legend"})`;
     },
     legendNote: () => exactness(head.sites[pick]),
     draw(ctx, f, panel) {

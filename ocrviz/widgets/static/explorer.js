@@ -653,7 +653,7 @@ var __ocrviz_bundle = (() => {
   // ocrviz/widgets/js/context_panel.js
   function contextPanel(v, source) {
     const { data, layers, size, lut } = v, { h, w, hw, names, palette, cellClass } = data;
-    const panel = el("div", "ocrviz-panel ocrviz-panel-context", { "data-panel": source.id });
+    const panel = el("div", `ocrviz-panel ocrviz-panel-context ${source.panelClass || ""}`.trim(), { "data-panel": source.id });
     const title = el("div", "ocrviz-title"), titleText = el("span");
     title.append(titleText, ...source.titleNodes || []);
     const stack = el("div", "ocrviz-stack");
@@ -1028,6 +1028,7 @@ var __ocrviz_bundle = (() => {
       id: `site-${j}`,
       titleNodes: [pickRow],
       after: few ? [bars] : [],
+      panelClass: "ocrviz-panel-site",
       attach() {
         v.listen.on(picker, "change", () => {
           pick = +picker.value;
@@ -1047,7 +1048,7 @@ var __ocrviz_bundle = (() => {
       },
       title(f, r) {
         const s = head.sites[pick];
-        return `${s.title} (${exactness(s)})`;
+        return `${s.title} (${s.exact ? "exact" : "a convention: see the legend"})`;
       },
       legendNote: () => exactness(head.sites[pick]),
       draw(ctx, f, panel) {
