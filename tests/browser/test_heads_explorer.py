@@ -106,3 +106,31 @@ def test_site_picker_shows_the_second_pass_without_moving_the_page(page, setup, 
     _check(st["panels"]["site-1"], cc[1], data)
     page.screenshot(path=str(shots / "heads_explorer_cc_pass1.png"), full_page=True)
     assert json.loads(page.locator("[data-panel=site-0]").get_attribute("data-mass"))
+
+
+def test_a_model_without_ocr_opens_by_its_own_sites(browser, tmp_path, shots):
+    """Explorer(toycity-sa, image): no OCR panel, the SA map is site-0 and its strip counts by
+    toycity-sa's own argmax at feature resolution (ocrviz.context.cell_classes)."""
+    from ocrviz.context import cell_classes
+    from ocrviz.data.toycity import make_scene
+    from ocrviz.normalisation import input_normalisation, normalise
+    from ocrviz.widgets import Explorer
+
+    scene = make_scene(3, 256, 512)
+    sa = ocrviz.load_model("toycity-sa")
+    ex = Explorer(sa, scene.image, scene.labels, selected=[9, 50])
+    path = ex.save_html(tmp_path / "sa.html")
+    _, cache = ocrviz.run_with_cache(sa, normalise(scene.image, *input_normalisation(sa)))
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, offline=True)
+    page = ctx.new_page()
+    page.goto(path.as_uri())
+    page.wait_for_selector("#ocrviz-root[data-ready=true]", timeout=60_000)
+    st = read_state(page.locator(".ocrviz-explorer"))
+    assert list(st["panels"]) == ["site-0"] and st["regions"] == []
+    (m,) = context_maps(cache, (9 * 8, 50 * 8))
+    mass = m.mass_by_class(cell_classes(cache).astype(np.int64), ex.data.class_names)
+    np.testing.assert_allclose([st["panels"]["site-0"]["mass"][k] for k in mass], list(mass.values()), atol=2e-6)
+    assert float(st["panels"]["site-0"]["vmax"]) == pytest.approx(m.weights.max(), rel=1e-5)
+    assert "toycity-sa predicts" in page.locator(".ocrviz-info").text_content()
+    page.screenshot(path=str(shots / "heads_explorer_sa_alone.png"), full_page=True)
+    ctx.close()
