@@ -134,3 +134,61 @@ def test_a_model_without_ocr_opens_by_its_own_sites(browser, tmp_path, shots):
     assert "toycity-sa predicts" in page.locator(".ocrviz-info").text_content()
     page.screenshot(path=str(shots / "heads_explorer_sa_alone.png"), full_page=True)
     ctx.close()
+
+
+LAB_CELL = '''import json, numpy as np, torch, ocrviz
+torch.set_num_threads(1)
+from ocrviz.context import cell_classes, context_maps
+from ocrviz.data.toycity import make_scene
+from ocrviz.normalisation import input_normalisation, normalise
+from ocrviz.widgets import Explorer
+scene = make_scene(3, 256, 512)
+sa = ocrviz.load_model("toycity-sa")
+x = normalise(scene.image, *input_normalisation(sa))
+_, sa_cache = ocrviz.run_with_cache(sa, x)
+_, cc_cache = ocrviz.run_with_cache(ocrviz.load_model("toycity-cc"), x)
+cls = cell_classes(sa_cache).astype(np.int64)
+names = list(sa.class_names)
+want = {}
+for y, x_ in [(14, 40), (5, 9)]:
+    (m,) = context_maps(sa_cache, (y * 8, x_ * 8))
+    c = context_maps(cc_cache, (y * 8, x_ * 8))
+    want[f"{y},{x_}"] = {"sa": [m.mass_by_class(cls, names), m.weights.max()],
+                         "cc": [[p.mass_by_class(cls, names), p.weights.max()] for p in c[:2]]}
+json.dump(want, open("heads_expected.json", "w"))
+ex = Explorer(sa, scene.image, compare=["toycity-cc"], selected=[14, 40])
+ex'''
+
+
+def test_in_jupyterlab_sa_and_a_cc_pass(lab_server, browser, shots):
+    """The widget in JupyterLab (the same data through the comm): toycity-sa and toycity-cc's passes,
+    read back against context_maps computed in the notebook's kernel; the picker keeps the height."""
+    import nbformat
+
+    from lab_harness import run_notebook
+
+    url, root = lab_server
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(LAB_CELL)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nb, str(root / "heads_explorer.ipynb"))
+    page, _, _ = run_notebook(browser, url, "heads_explorer.ipynb", ".ocrviz-explorer[data-y]", 1, shots)
+    want = json.loads((root / "heads_expected.json").read_text())
+    root_el = page.locator(".ocrviz-explorer")
+
+    def check(panel, mass_vmax):
+        mass, vmax = mass_vmax
+        np.testing.assert_allclose([panel["mass"][k] for k in mass], list(mass.values()), atol=2e-6)
+        assert float(panel["vmax"]) == pytest.approx(vmax, rel=1e-5)
+
+    st = read_state(root_el)
+    check(st["panels"]["site-0"], want["14,40"]["sa"])
+    check(st["panels"]["site-1"], want["14,40"]["cc"][0])
+    page.locator("[data-panel=site-1] select.ocrviz-site-pick").select_option("1")
+    page.wait_for_function("() => document.querySelector('[data-panel=site-1]').dataset.site === '1'")
+    after = read_state(root_el)
+    check(after["panels"]["site-1"], want["14,40"]["cc"][1])
+    assert abs(after["height"] - st["height"]) <= 2
+    page.screenshot(path=str(shots / "lab_heads_explorer.png"))
+    assert page.errors == []
+    page.close()

@@ -36,13 +36,14 @@ async function render({ model, el: host }) {
   const heads = await loadHeads(model.get("sites"));
   const sources = (v) => [...(data.ocr ? [ocrSource(v)] : []), ...(data.rates.length ? [asppSource(v), erfSource(v)] : []),
     ...heads.map((hd, j) => siteSource(v, hd, j))];
-  const size = sizing(data, 2), root = el("div", "ocrviz-explorer");      // two pictures a row (layout.arrange)
+  const size = sizing(data, 2, data.ocr), root = el("div", "ocrviz-explorer");      // two pictures a row (layout.arrange)
   const v = { model, data, store, size, listen, root, cf: counterfactuals(data, model), lut: heatLut(), layers: createLayers(data, size) };
   v.refocus = () => v.image.focus({ preventScroll: true });   // after a button, arrow keys still reach the image
 
   const bar = toolbar(v), image = imagePanel(v), cfBox = cfPanel(v), side = sideColumn(v, data.ocr ? [regionBars(v), branchBars(v), cfBox] : [],
     data.ocr ? undefined : "");
   const contexts = sources(v).map((src) => contextPanel(v, src)), info = infoLine(v);
+  if (!data.ocr) side.el.style.display = "none";             // no region bars: the pictures take the width
   v.contextTops = (f) => contexts.map((c) => c.top(f));      // "same scale for all maps"
   const panels = el("div", "ocrviz-panels");
   panels.append(image.el, contexts[0].el, side.el, ...contexts.slice(1).map((c) => c.el));

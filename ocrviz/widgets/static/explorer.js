@@ -1467,11 +1467,11 @@ var __ocrviz_bundle = (() => {
     const half = crisp((avail - GAP - 6) / 2);
     return half >= 160 ? { side: half, stacked: true } : { side: crisp(avail - 4), stacked: true };
   }
-  function sizing(data, n) {
+  function sizing(data, n, bars = true) {
     const dpr = Math.min(2, globalThis.devicePixelRatio || 1);
     const size = { dpr, dispW: 300, dispH: Math.round(300 * data.H / data.W), bw: 0, bh: 0, stacked: false, barW: BAR_W };
     size.fit = (avail, fixed, large) => {
-      size.barW = Math.round(BAR_W * (large ? LARGE : 1));
+      size.barW = bars ? Math.round(BAR_W * (large ? LARGE : 1)) : 0;
       const lay = layoutFor(avail, data, fixed, n, size.barW);
       const changed = lay.side !== size.dispW || lay.stacked !== size.stacked || !size.bw;
       size.dispW = lay.side;
@@ -1677,7 +1677,7 @@ var __ocrviz_bundle = (() => {
       ...data.rates.length ? [asppSource(v2), erfSource(v2)] : [],
       ...heads.map((hd, j) => siteSource(v2, hd, j))
     ];
-    const size = sizing(data, 2), root = el("div", "ocrviz-explorer");
+    const size = sizing(data, 2, data.ocr), root = el("div", "ocrviz-explorer");
     const v = { model, data, store, size, listen, root, cf: counterfactuals(data, model), lut: heatLut(), layers: createLayers(data, size) };
     v.refocus = () => v.image.focus({ preventScroll: true });
     const bar = toolbar(v), image = imagePanel(v), cfBox = cfPanel(v), side = sideColumn(
@@ -1686,6 +1686,7 @@ var __ocrviz_bundle = (() => {
       data.ocr ? void 0 : ""
     );
     const contexts = sources(v).map((src) => contextPanel(v, src)), info = infoLine(v);
+    if (!data.ocr) side.el.style.display = "none";
     v.contextTops = (f) => contexts.map((c) => c.top(f));
     const panels = el("div", "ocrviz-panels");
     panels.append(image.el, contexts[0].el, side.el, ...contexts.slice(1).map((c) => c.el));
