@@ -15,6 +15,9 @@ families, and packs what the page needs to redraw a click without the kernel:
 * ``sources`` / ``source_rows`` (HW x S float32) when a site mixes a few sources
   (regions, bins, bases): the ranked bars.
 
+After CCNet's passes (two or more criss-cross sites on one grid) comes one more entry, their
+rollout A_n ... A_1 (``criss_cross.ROLLOUT``, a stated convention: ``exact`` False).
+
 Buffers are ``{"b64", "deflate", "shuffle", "fixed"}`` specs (``payload.encode_buffer``
 in base64), so that one JSON value travels both in the widget and in a saved page.
 A grid too large to ship (HW > ``MAX_SITE_CELLS``) gives an entry with ``why``: one
@@ -95,7 +98,8 @@ def site_entries(cache: Any, cell_class: np.ndarray, class_names: Sequence[str],
     from ocrviz.context import find_sites
 
     k = len(class_names)
-    out = []
+    out: list[dict[str, Any]] = []
+    passes: list[tuple[str, np.ndarray, np.ndarray, str]] = []      # criss-cross passes, for their rollout
     for n, (producer, site) in enumerate(find_sites(cache)):
         h, w = site.grid
         hw = h * w
@@ -122,15 +126,42 @@ def site_entries(cache: Any, cell_class: np.ndarray, class_names: Sequence[str],
         part, note = partition_for(cell_class, (h, w))
         onehot = np.zeros((hw, k))                                                  # HW x K
         onehot[np.arange(hw), part.reshape(-1)] = 1.0
-        codes, scales = quantise_rows(maps)
         entry.update(exact=bool(first.exact), convention=first.convention, partition=note,
-                     maps=_spec(codes.tobytes()), scales=_f32(scales), off_grid=_f32(off),
-                     class_mass=_f32(maps @ onehot))                               # HW x K, exact
+                     **_packed(maps, off, onehot))
         src = first.sources
         if src is not None and len(rows) == hw and 0 < len(src) <= MAX_SOURCES:
             entry.update(sources=[str(s) for s in src], source_rows=_f32(np.stack(rows)))   # HW x S
         out.append(entry)
+        if site.kind == "criss_cross" and off.max() == 0:
+            passes.append((site.path, maps, onehot, note))
+    if len(passes) >= 2 and len({m.shape for _, m, _, _ in passes}) == 1:
+        out.append(_rollout_entry(passes, len(out), label, out[-1]["grid"]))
     return out
+
+
+def _packed(maps: np.ndarray, off: np.ndarray, onehot: np.ndarray) -> dict[str, Any]:
+    """HW x HW maps, HW off-grid masses, HW x K one-hot partition -> the entry's buffers."""
+    codes, scales = quantise_rows(maps)
+    return {"maps": _spec(codes.tobytes()), "scales": _f32(scales), "off_grid": _f32(off),
+            "class_mass": _f32(maps @ onehot)}                                      # HW x K, exact
+
+
+def _rollout_entry(passes: list[tuple[str, np.ndarray, np.ndarray, str]], n: int, label: str,
+                   grid: list[int]) -> dict[str, Any]:
+    """CCNet's passes composed by rollout (``criss_cross.ROLLOUT``, a stated convention): M = A_n ... A_1,
+    row q = cell q's map; the passes put no mass off the grid, so neither does M."""
+    from ocrviz.context.criss_cross import ROLLOUT
+
+    paths = [p for p, _, _, _ in passes]
+    m = passes[0][1]
+    for _, a, _, _ in passes[1:]:
+        m = a @ m                                                                   # HW x HW
+    hw = m.shape[0]
+    path = f"{paths[0]} .. {paths[-1]}"
+    return {"id": f"site-{n}", "title": f"{label + ': ' if label else ''}criss-cross rollout of {len(paths)} passes",
+            "kind": "criss_cross", "site": path, "grid": list(grid), "label": label, "exact": False,
+            "convention": ROLLOUT, "partition": passes[-1][3], "rollout_of": paths,
+            **_packed(m, np.zeros(hw), passes[-1][2])}
 
 
 def _label(model: Any, i: int) -> str:

@@ -52,6 +52,7 @@ def _capture(name: str, x: torch.Tensor):
 def _check_against_context_maps(cache, entries, k: int, cls: np.ndarray) -> int:
     """Every entry's rows for CELLS against context_maps at that cell's pixel; returns the sites seen."""
     h, w = 32, 64
+    entries = [e for e in entries if "rollout_of" not in e]      # the rollout: its own test below
     for cell in CELLS:
         pixel = (cell[0] * STRIDE + 3, cell[1] * STRIDE + 5)
         want = context_maps(cache, pixel)
@@ -162,3 +163,23 @@ def test_explorer_opens_a_model_without_ocr_by_its_sites():
     np.testing.assert_allclose(mass, [want[n] for n in d.class_names], atol=2e-7)
     with pytest.raises(ValueError, match="no OCR block"):
         Explorer(ocrviz.load_model("toycity-fcn"), scene.image)
+
+
+def test_criss_cross_rollout_entry_equals_criss_cross_rollout(image):
+    from ocrviz.context import criss_cross
+
+    m, cache = _capture("toycity-cc", image)
+    cls = np.random.default_rng(4).integers(0, 9, (32, 64))
+    entries = site_entries(cache, cls, m.class_names, label="toycity-cc")
+    roll = entries[-1]
+    assert [e["kind"] for e in entries] == ["criss_cross"] * 3 and not roll["exact"]
+    assert roll["convention"] == criss_cross.ROLLOUT and roll["rollout_of"] == [e["site"] for e in entries[:2]]
+    codes = np.frombuffer(_raw(roll["maps"]), np.uint8).reshape(2048, 2048)
+    scales = _f32(roll["scales"])
+    for y, x in CELLS:
+        want = criss_cross.rollout(cache, (y, x))                      # the producer's loop over the H+W-1 cells
+        q = y * 64 + x
+        assert np.abs(codes[q] * float(scales[q]) - want.weights.reshape(-1)).max() <= scales[q] / 2 + 1e-7
+        mass = _f32(roll["class_mass"]).reshape(2048, 9)[q]
+        np.testing.assert_allclose(mass, np.bincount(cls.ravel(), weights=want.weights.ravel(), minlength=9),
+                                   atol=2e-6)

@@ -64,6 +64,7 @@ export function siteSource(v, head, j) {
   const few = head.sites.some((s) => s.sources);
   const bars = el("div", "ocrviz-site-bars");
   const rows = [];
+  if (few) { const n = el("div", "ocrviz-note"); n.textContent = `the sources this cell mixes: its ${NBARS} largest weights`; bars.append(n); }
   for (let i = 0; i < NBARS && few; i++) {
     const r = el("div", "ocrviz-site-source");
     const sw = el("span", "ocrviz-swatch"), nm = el("span", "ocrviz-name");
