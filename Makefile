@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: lab test venv bench clean-notebooks models chromium handouts js js-check
+.PHONY: lab test venv bench clean-notebooks models chromium handouts js js-check heads
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -102,3 +102,16 @@ models: $(STAMP)
 	$(call train_all,$(STAGE1_ARGS),,$(STAGES_DIR)/toycity-NAME-1)
 	$(call train_all,$(STAGE2_ARGS),$(STAGES_DIR)/toycity-NAME-1.safetensors,$(STAGES_DIR)/toycity-NAME-2)
 	$(call train_all,$(STAGE3_ARGS),$(STAGES_DIR)/toycity-NAME-2.safetensors,data/checkpoints/toycity-NAME)
+
+# The context heads compared with everything else equal (issue 18): each head trained alone on
+# the shipped FCN's frozen backbone from features computed once (ocrviz/train_heads.py; the
+# first run renders and caches them under build/head-features, the others reuse them), one
+# run at a time on one thread.  Cards and weights: data/checkpoints/toycity-<name>.{json,safetensors};
+# times in benchmarks/RESULTS.md.  ocr-fb / aspp-fb: OCR and ASPP retrained the same way (the
+# shipped toycity-ocr / -aspp stay as they are); fcn-fb: the no-context baseline trained the same way.
+HEAD_ARGS ?= --scenes 400 --steps 200 --batch-size 4 --val-every 100 --threads 1
+HEADS     ?= sa:sa psp:psp da:da cc:cc ocrnet:ocr-fb aspp:aspp-fb fcn:fcn-fb
+heads: $(STAMP)
+	for m in $(HEADS); do \
+	  $(BIN)/python -m ocrviz.train_heads --arch $${m%%:*} $(HEAD_ARGS) --out data/checkpoints/toycity-$${m##*:} || exit 1; \
+	done

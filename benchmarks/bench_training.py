@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from ocrviz.train import training_stages
-from ocrviz.zoo import SHIPPED, model_card
+from ocrviz.zoo import HEAD_MODELS, SHIPPED, data_dir, model_card
 
 
 def _fmt(v: float | None) -> str:
@@ -75,6 +75,33 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(f"{miou:.3f} ({wall / 60:.0f} min)" for _, miou, wall in curve) + " |")
     print("\nTrained with: " + ", then ".join(f"`{stage['command']}`" for stage in training_stages(some)) + " (arch and paths differ per model); "
           f"machine: {some['machine']['processor']}, {some['machine']['cpu_count']} CPUs, torch {some['machine']['torch']}.")
+    heads_table()
+
+
+def heads_table() -> None:
+    """The heads trained by ``ocrviz.train_heads`` on toycity-fcn's frozen backbone (`make heads`)."""
+    cards = {n: model_card(n) for n in HEAD_MODELS if (data_dir() / "checkpoints" / f"{n}.json").exists()}
+    if not cards:
+        return
+    some = next(iter(cards.values()))
+    print(f"\n### Context heads on toycity-fcn's frozen backbone, everything else equal ({len(cards)} of "
+          f"{len(HEAD_MODELS)} in ocrviz.zoo.HEAD_MODELS)\n")
+    print("| model | arch | mIoU | ambiguous acc | cue-free acc | pixel acc | head params | CPU ms / image | "
+          "steps x batch | head training | load avg (1 min) start / end |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, c in cards.items():
+        m, cfg, load = c["metrics"], c["config"], c["load_average"]
+        print(f"| {name} | {c['arch']} | {m['miou']:.3f} | {m['ambiguous_acc']:.3f} | {_fmt(m['cue_free_acc'])} | "
+              f"{m['pixel_acc']:.3f} | {c['head_params'] / 1e3:.0f}k | {1000 * m['seconds_per_image']:.0f} | "
+              f"{cfg['steps']} x {cfg['batch_size']} | {c['wall_time_s'] / 60:.1f} min | "
+              f"{load['start'][0]:.1f} / {load['end'][0]:.1f} |")
+    feats = some["features"]
+    print(f"\nEach: `{some['command']}` (arch and out differ); backbone features of {feats['scenes']} training "
+          f"scenes computed once ({feats['wall_time_s'] / 60:.1f} min, float16, cached); only the head trains; "
+          f"evaluated on the same {some['val_split']['n_images']} validation scenes as the table above. "
+          f"Machine: {some['machine']['processor']}, {some['machine']['cpu_count']} CPUs shared with other jobs "
+          f"(the load average is os.getloadavg() at the start and end of the training loop), one thread, "
+          f"torch {some['machine']['torch']}.")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ from .checkpoints import load_checkpoint
 from .models import create_model
 
 SHIPPED = ("toycity-ocr", "toycity-aspp", "toycity-fcn")
+# Heads trained on toycity-fcn's frozen backbone by ocrviz.train_heads (`make heads`), everything else equal.
+HEAD_MODELS = ("toycity-sa", "toycity-psp", "toycity-da", "toycity-cc", "toycity-ocr-fb", "toycity-aspp-fb",
+               "toycity-fcn-fb")
 
 
 def data_dir() -> Path:
@@ -24,8 +27,8 @@ def data_dir() -> Path:
 
 
 def model_card(name: str) -> dict:
-    if name not in SHIPPED:
-        raise ValueError(f"unknown shipped model {name!r}; available: {', '.join(SHIPPED)}. "
+    if name not in SHIPPED + HEAD_MODELS:
+        raise ValueError(f"unknown shipped model {name!r}; available: {', '.join(SHIPPED + HEAD_MODELS)}. "
                          "For your own checkpoint (ocrviz, official HRNet-OCR, MMSeg or openseg OCRNet) use ocrviz.from_checkpoint(path); "
                          "for an official MMSeg one, ocrviz.from_checkpoint('mmseg:ocrnet_hr48_4xb2-160k_cityscapes-512x1024')")
     path = data_dir() / "checkpoints" / f"{name}.json"

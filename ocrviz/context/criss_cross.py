@@ -23,7 +23,7 @@ from torch.utils.hooks import RemovableHandle
 from ..capture.cache import Cache
 from ..capture.foreign import verify
 from .sites import (CallCounter, Emit, HookSite, SiteRecord, class_names, join, publish, read_site, recorder, row_map,
-                    sites_of)
+                    sites_of, ocrviz_head_logits)
 from .types import ContextMap, Site
 
 KIND = "criss_cross"
@@ -114,12 +114,81 @@ def rollout_map(records: list[SiteRecord], batch: int, cell: tuple[int, int]) ->
     return row_map(row, (h, w), cell, records[-1], exact=False, convention=ROLLOUT, passes=len(records))
 
 
+# -- ocrviz's CCHead: one HookPoint set per pass ------------------------------------------------------
+HOOK_ROLES = ("query", "key", "value", "context")   # <path>.hook_<role>, each B x C x h x w
+
+
+def _hook_sites(cache: Cache) -> list[Site]:
+    """ocrviz criss-cross passes (``models.criss_cross``: ``head.passes.<r>.hook_*``), forward order.
+
+    A path qualifies with ``hook_query``, ``hook_key``, ``hook_value`` and ``hook_context``, all
+    4-d maps on one h x w grid, and a parent whose ``passes`` holds it (the module's weights are
+    shared; each pass's HookPoints are its own).
+    """
+    names = cache.names()
+    out = []
+    for name in names:
+        path, _, leaf = name.rpartition(".")
+        if leaf != "hook_query" or ".passes." not in f".{path}":
+            continue
+        hooks = {r: f"{path}.hook_{r}" for r in HOOK_ROLES}
+        if not all(n in names for n in hooks.values()):
+            continue
+        shapes = [tuple(cache[n].shape) for n in hooks.values()]
+        if all(len(sh) == 4 for sh in shapes) and len({sh[-2:] for sh in shapes}) == 1:
+            out.append(Site(path=path, kind=KIND, hooks=hooks, grid=tuple(int(v) for v in shapes[0][-2:]),
+                            order=max(names.index(n) for n in hooks.values())))
+    return out
+
+
+def _hook_record(cache: Cache, site: Site) -> SiteRecord:
+    factors = {r: cache[n] for r, n in site.hooks.items()}
+    return SiteRecord(site.path, KIND, site.grid, factors, _read_hook, {"path": site.path})
+
+
+def _read_hook(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
+    """This pass's exact cross, checked: its weights applied to the pass's values give the pass's context."""
+    weights = pass_row(record, batch, cell)                                # h x w
+    v = record.factors["value"][batch].double()                            # C x h x w
+    verify(f"{record.name} at cell {cell}", "criss-cross context of the clicked pixel (its cross @ value)",
+           torch.einsum("chw,hw->c", v, weights), record.factors["context"][batch, :, cell[0], cell[1]])
+    return row_map(weights, record.grid, cell, record, criss_cross_pass=int(record.name.rpartition(".")[2]))
+
+
+def _is_hook_site(site: Site) -> bool:
+    return set(site.hooks) == set(HOOK_ROLES)
+
+
 # -- the producer interface (ocrviz.context) ------------------------------------------------------
 def find_sites(cache: Cache) -> list[Site]:
-    """This family's captured records in ``cache``, as sites (forward order is the caller's)."""
-    return sites_of(cache, KIND)
+    """This family's sites in ``cache``: hooked mmcv calls and ocrviz passes (forward order is the caller's)."""
+    return sites_of(cache, KIND) + _hook_sites(cache)
 
 
 def read(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
-    """Pixel ``cell``'s map at ``site``, computed from the stored factors."""
+    """Pixel ``cell``'s exact map for one pass at ``site``, computed from the stored factors."""
+    if _is_hook_site(site):
+        return _hook_record(cache, site).map(batch_index, cell)
     return read_site(cache, site, cell, batch_index)
+
+
+def rollout(cache: Cache, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
+    """Every criss-cross pass in ``cache`` (forward order, one grid) composed by rollout at ``cell``.
+
+    Not exact: the convention is ``ROLLOUT`` (A_n ... A_1, residuals and value projections
+    ignored), so the map reaches every cell after two passes, as CCNet's paper argues.
+    """
+    from . import find_sites as all_sites              # the package's forward-order sort
+
+    sites = [s for p, s in all_sites(cache) if s.kind == KIND]
+    if not sites or len({s.grid for s in sites}) != 1:
+        raise ValueError(f"rollout needs criss-cross passes on one grid; this cache has "
+                         f"{[(s.path, s.grid) for s in sites] or 'none'}")
+    records = [_hook_record(cache, s) if _is_hook_site(s) else
+               next(r for r in cache.context_sites if r.name == s.path and r.kind == KIND) for s in sites]
+    return rollout_map(records, batch_index, cell)
+
+
+def head_logits(cache: Cache, site: Site, batch_index: int = 0) -> torch.Tensor | None:
+    """K x h x w main logits for ocrviz heads (``sites.ocrviz_head_logits``); None for hooked foreign trees."""
+    return ocrviz_head_logits(cache, batch_index) if _is_hook_site(site) else None

@@ -26,6 +26,9 @@ weights, so the map gives each scale an equal share, 1 / len(pool_scales).
 """
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,7 +36,8 @@ from torch.utils.hooks import RemovableHandle
 
 from ..capture.cache import Cache
 from ..capture.foreign import verify
-from .sites import (CallCounter, Emit, HookSite, SiteRecord, class_names, join, publish, read_site, row_map, sites_of)
+from .sites import (CallCounter, Emit, HookSite, SiteRecord, class_names, join, publish, read_site, row_map, sites_of,
+                    ocrviz_head_logits)
 from .types import ContextMap, Site
 
 KIND = "pooling_bins"
@@ -195,12 +199,131 @@ def _read_ann(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextM
                    source_weights=sim.numpy())
 
 
+# -- ocrviz's PSPHead: one HookPoint per pooled level -------------------------------------------------
+TOY_CONVENTION = ("each pooling scale weighted equally (the bottleneck mixes them, and the pixel's own "
+                  "features, by learned weights); within a scale, exact: the bins' bilinear weights times "
+                  "each bin's uniform average")
+
+
+@functools.lru_cache(maxsize=32)
+def _pool_up(scale: int, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P: s*s x HW, U: HW x s*s) of ``F.adaptive_avg_pool2d`` and the align_corners=False resize."""
+    return pool_matrix(scale, grid), up_matrix(scale, grid, align_corners=False)
+
+
+def _hook_sites(cache: Cache) -> list[Site]:
+    """ocrviz PSP heads (``models.psp``): ``<path>.hook_pooled_<s>`` for each of the module's ``bins``."""
+    names = cache.names()
+    out = []
+    for name in names:
+        path, _, leaf = name.rpartition(".")
+        if leaf != "hook_bottleneck":
+            continue
+        module = _module(cache, path)
+        bins = tuple(getattr(module, "bins", ()))
+        hooks = {f"pooled{s}": f"{path}.hook_pooled_{s}" for s in bins}
+        if not bins or not all(n in names for n in hooks.values()) or not hasattr(module, "levels"):
+            continue
+        hooks["bottleneck"] = name
+        grid = tuple(int(v) for v in cache[name].shape[-2:])
+        out.append(Site(path=path, kind=KIND, hooks=hooks, grid=grid,
+                        order=max(names.index(n) for n in hooks.values())))
+    return out
+
+
+def _module(cache: Cache, path: str) -> nn.Module | None:
+    try:
+        return cache.module(path)
+    except (ValueError, AttributeError):
+        return None
+
+
+def _features(cache: Cache, site: Site) -> torch.Tensor | None:
+    """The head's input (the model's ``hook_features``) when captured on the same grid, else None."""
+    found = [n for n in cache.names() if n.rpartition(".")[2] == "hook_features"]
+    if len(found) == 1 and tuple(cache[found[0]].shape[-2:]) == site.grid:
+        return cache[found[0]]
+    return None
+
+
+def _check_bins(cache: Cache, site: Site, batch: int) -> None:
+    """Each level's captured bins equal its conv-BN-ReLU applied to P_s @ features (the footprint's check)."""
+    feats = _features(cache, site)
+    if feats is None:
+        return                                       # features not captured (names=...): geometry unchecked
+    module = cache.module(site.path)
+    x = feats[batch : batch + 1]                                              # 1 x Cf x h x w
+    h, w = site.grid
+    with torch.no_grad():
+        for s, level in zip(module.bins, module.levels):
+            pool, _ = _pool_up(s, site.grid)
+            pooled = (x.reshape(1, -1, h * w).double() @ pool.T).reshape(1, -1, s, s)   # 1 x Cf x s x s
+            verify(site.path, f"level {s} bins (conv-BN-ReLU of each bin's plain mean)",
+                   level(pooled.to(x.dtype)), cache[site.hooks[f"pooled{s}"]][batch : batch + 1])
+
+
+def _bins_of(site: Site) -> tuple[int, ...]:
+    return tuple(int(k[len("pooled"):]) for k in site.hooks if k.startswith("pooled"))
+
+
+def _toy_matrix(site: Site) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(M: HW x HW with row p = pixel p's map, [U_s: HW x s*s / n per scale])."""
+    bins = _bins_of(site)
+    h, w = site.grid
+    total = torch.zeros(h * w, h * w, dtype=torch.float64)
+    ups = []
+    for s in bins:
+        pool, up = _pool_up(s, site.grid)
+        total += up @ pool / len(bins)                                        # HW x HW
+        ups.append(up / len(bins))
+    return total, ups
+
+
+def _read_toy(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int) -> ContextMap:
+    _check_bins(cache, site, batch_index)
+    h, w = site.grid
+    p = cell[0] * w + cell[1]
+    bins = _bins_of(site)
+    total = torch.zeros(h * w, dtype=torch.float64)
+    names, shares = [], []
+    for s in bins:
+        pool, up = _pool_up(s, site.grid)
+        u = up[p] / len(bins)                                                 # s*s bin shares
+        total += u @ pool                                                     # HW
+        names += [f"{s}x{s} bin ({i // s}, {i % s})" for i in range(s * s)]
+        shares.append(u)
+    return ContextMap(weights=total.reshape(h, w).numpy(), off_grid=0.0, cell=cell, exact=False,
+                      convention=TOY_CONVENTION, site=site.path, kind=KIND, sources=tuple(names),
+                      source_weights=torch.cat(shares).numpy())
+
+
 # -- the producer interface (ocrviz.context) ------------------------------------------------------
 def find_sites(cache: Cache) -> list[Site]:
-    """This family's captured records in ``cache``, as sites (forward order is the caller's)."""
-    return sites_of(cache, KIND)
+    """This family's sites in ``cache``: hooked MMSeg records and ocrviz PSP heads (forward order is the caller's)."""
+    return sites_of(cache, KIND) + _hook_sites(cache)
 
 
 def read(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
-    """Pixel ``cell``'s map at ``site``, computed from the stored factors."""
+    """Pixel ``cell``'s map at ``site``, computed from the stored factors (ocrviz PSP: from the bin geometry)."""
+    if "bottleneck" in site.hooks:
+        h, w = site.grid
+        if not (0 <= cell[0] < h and 0 <= cell[1] < w):
+            raise ValueError(f"cell {cell} is outside {site.path}'s {h} x {w} grid")
+        return _read_toy(cache, site, (int(cell[0]), int(cell[1])), batch_index)
     return read_site(cache, site, cell, batch_index)
+
+
+def masses(cache: Cache, site: Site, frac: np.ndarray, batch_index: int = 0) -> np.ndarray:
+    """HW x O: every cell's map's mass on each of the O cell maps ``frac`` (O x h x w)."""
+    f = np.asarray(frac, np.float64).reshape(len(frac), -1).T                # HW x O
+    if "bottleneck" in site.hooks:
+        _check_bins(cache, site, batch_index)
+        return _toy_matrix(site)[0].numpy() @ f
+    h, w = site.grid
+    return np.stack([read_site(cache, site, (q // w, q % w), batch_index).weights.ravel()
+                     for q in range(h * w)]) @ f
+
+
+def head_logits(cache: Cache, site: Site, batch_index: int = 0) -> torch.Tensor | None:
+    """K x h x w main logits for ocrviz heads (``sites.ocrviz_head_logits``); None for hooked foreign trees."""
+    return ocrviz_head_logits(cache, batch_index) if "bottleneck" in site.hooks else None

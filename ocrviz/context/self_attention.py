@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,7 +36,7 @@ from torch.utils.hooks import RemovableHandle
 from ..capture.cache import Cache
 from ..capture.foreign import verify
 from .sites import (CallCounter, Emit, HookSite, SiteRecord, class_names, join, publish, read_site, recorder, row_map,
-                    sites_of)
+                    sites_of, ocrviz_head_logits)
 from .types import ContextMap, Site
 
 KIND = "self_attention"
@@ -217,32 +218,45 @@ def _attach_block(site: HookSite, emit: Emit, detach: bool) -> list[RemovableHan
 
 
 # -- the producer interface (ocrviz.context) ------------------------------------------------------
-HOOK_ROLES = ("query", "key", "value", "context")   # ocrviz heads: <path>.hook_<role>
+HOOK_ROLES = ("query", "key", "value", "context")   # ocrviz heads: <path>.hook_<prefix><role>
+# ocrviz heads whose logit scale is not a ``scale`` attribute: DANet's PAM has none (softmax(q . k)).
+PREFIX_SCALE = {"pam_": 1.0}
+CAM_NOTE = ("DANet's channel attention (CAM) mixes channels, never pixels: pixel p's CAM output reads only "
+            "p's own features, so it has no spatial context map; this map is the PAM branch's")
+
+
+def _hook_sites(cache: Cache) -> list[tuple[Site, str]]:
+    """(site, prefix) of ocrviz heads whose HookPoints hold q, k, v and the context (see find_sites)."""
+    names = cache.names()
+    out = []
+    for name in names:
+        path, _, leaf = name.rpartition(".")
+        if not (leaf.startswith("hook_") and leaf.endswith("query")):
+            continue
+        prefix = leaf[len("hook_"):-len("query")]                           # "" or e.g. "pam_"
+        hooks = {r: f"{path}.hook_{prefix}{r}" for r in HOOK_ROLES}
+        if (not all(n in names for n in hooks.values()) or f"{path}.hook_sim_map" in names   # OCR's block
+                or _scale(cache, path, prefix) is None):
+            continue
+        q, k, ctx = (cache[hooks[r]] for r in ("query", "key", "context"))
+        h, w = ctx.shape[-2:]
+        # pixel-to-pixel: keys over the same h*w cells as the queries (OCR's keys are over K regions;
+        # criss-cross passes keep B x C x h x w maps)
+        if q.dim() == 3 and k.dim() == 3 and q.shape[1] == k.shape[-1] == h * w:
+            out.append((Site(path=path, kind=KIND, hooks=hooks, grid=(int(h), int(w)),
+                             order=max(names.index(n) for n in hooks.values())), prefix))
+    return out
 
 
 def find_sites(cache: Cache) -> list[Site]:
     """This family's sites: hooked records, and ocrviz heads whose HookPoints hold the same factors.
 
-    An ocrviz head qualifies with ``hook_query`` (B x HW x Ck), ``hook_key``
-    (B x Ck x HW), ``hook_value`` (B x HW x C), ``hook_context`` (B x C x h x w,
-    attention @ value) under one path and a ``scale`` attribute (the logit scale).
+    An ocrviz head qualifies with ``hook_<p>query`` (B x HW x Ck), ``hook_<p>key``
+    (B x Ck x HW), ``hook_<p>value`` (B x HW x C), ``hook_<p>context`` (B x C x h x w,
+    attention @ value) under one path, ``<p>`` empty (``models.self_attention``: a
+    ``scale`` attribute holds the logit scale) or ``pam_`` (``models.danet``: no scale).
     """
-    sites = sites_of(cache, KIND)
-    names = cache.names()
-    for name in names:
-        if not name.endswith(".hook_query"):
-            continue
-        path = name[: -len(".hook_query")]
-        hooks = {r: f"{path}.hook_{r}" for r in HOOK_ROLES}
-        if (not all(n in names for n in hooks.values()) or f"{path}.hook_sim_map" in names   # OCR's block
-                or not hasattr(_module(cache, path), "scale")):
-            continue
-        h, w = cache[hooks["context"]].shape[-2:]
-        # pixel-to-pixel: keys over the same h*w cells as the queries (OCR's keys are over K regions)
-        if cache[hooks["query"]].shape[1] == cache[hooks["key"]].shape[-1] == h * w:
-            sites.append(Site(path=path, kind=KIND, hooks=hooks, grid=(int(h), int(w)),
-                              order=max(names.index(n) for n in hooks.values())))
-    return sites
+    return sites_of(cache, KIND) + [s for s, _ in _hook_sites(cache)]
 
 
 def _module(cache: Cache, path: str) -> nn.Module | None:
@@ -252,13 +266,60 @@ def _module(cache: Cache, path: str) -> nn.Module | None:
         return None
 
 
-def read(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
-    """Pixel ``cell``'s exact row at ``site``, computed from the stored factors and checked against the context."""
-    if set(site.hooks) != set(HOOK_ROLES) or not site.hooks["query"].endswith(".hook_query"):
-        return read_site(cache, site, cell, batch_index)
+def _scale(cache: Cache, path: str, prefix: str) -> float | None:
+    if prefix in PREFIX_SCALE:
+        return PREFIX_SCALE[prefix]
+    module = _module(cache, path)
+    return None if module is None or prefix or not hasattr(module, "scale") else float(module.scale)
+
+
+def _hook_record(cache: Cache, site: Site) -> SiteRecord:
+    prefix = site.hooks["query"].rpartition(".hook_")[2][: -len("query")]
     context = cache[site.hooks["context"]]
     factors = {"query": cache[site.hooks["query"]], "key": cache[site.hooks["key"]],
                "value": cache[site.hooks["value"]],
                "context": context.reshape(context.shape[0], context.shape[1], -1)}     # B x C x HW
-    record = SiteRecord(site.path, KIND, site.grid, factors, _read, {"scale": float(cache.module(site.path).scale)})
-    return record.map(batch_index, cell)
+    note = CAM_NOTE if prefix == "pam_" and f"{site.path}.hook_cam_attention" in cache.names() else ""
+    return SiteRecord(site.path, KIND, site.grid, factors, _read_hook, {"scale": _scale(cache, site.path, prefix),
+                                                                        "note": note})
+
+
+def _read_hook(record: SiteRecord, batch: int, cell: tuple[int, int]) -> ContextMap:
+    row = attention_row(record, batch, cell)
+    _confirm(record, batch, cell, row)
+    extra = {"note": record.meta["note"]} if record.meta["note"] else {}
+    return row_map(row, record.grid, cell, record, **extra)
+
+
+def _is_hook_site(site: Site) -> bool:
+    return set(site.hooks) == set(HOOK_ROLES) and ".hook_" in site.hooks["query"]
+
+
+def read(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
+    """Pixel ``cell``'s exact row at ``site``, computed from the stored factors and checked against the context."""
+    if not _is_hook_site(site):
+        return read_site(cache, site, cell, batch_index)
+    return _hook_record(cache, site).map(batch_index, cell)
+
+
+def masses(cache: Cache, site: Site, frac: np.ndarray, batch_index: int = 0) -> np.ndarray:
+    """HW x O: every cell's exact row's mass on each of the O cell maps ``frac`` (O x h x w).
+
+    On ocrviz heads the whole HW x HW attention is formed once (h*w = 2048 on ToyCity: 32 MiB) and
+    checked against the captured context for every cell; hooked records read each cell's row.
+    """
+    if not _is_hook_site(site):
+        h, w = site.grid
+        rows = [read_site(cache, site, (q // w, q % w), batch_index).weights.ravel() for q in range(h * w)]
+        return np.stack(rows) @ frac.reshape(len(frac), -1).T                   # HW x O
+    rec = _hook_record(cache, site)
+    q, k, v = (rec.factors[r][batch_index] for r in ("query", "key", "value"))
+    att = F.softmax(rec.meta["scale"] * (q @ k).double(), dim=-1)               # HW x HW
+    verify(f"{site.path} (every cell)", "context (attention @ value)", (att.to(v.dtype) @ v).T,
+           rec.factors["context"][batch_index])
+    return att.detach().cpu().numpy() @ np.asarray(frac, np.float64).reshape(len(frac), -1).T  # HW x O
+
+
+def head_logits(cache: Cache, site: Site, batch_index: int = 0) -> torch.Tensor | None:
+    """K x h x w main logits for ocrviz heads (``sites.ocrviz_head_logits``); None for hooked foreign trees."""
+    return ocrviz_head_logits(cache, batch_index) if _is_hook_site(site) else None

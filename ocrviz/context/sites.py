@@ -151,3 +151,16 @@ def row_map(row: torch.Tensor, grid: tuple[int, int], cell: tuple[int, int], rec
     return ContextMap(weights=weights, off_grid=float(off_grid), cell=cell, exact=exact, convention=convention,
                       site=record.name, kind=record.kind, sources=sources, source_weights=source_weights,
                       extra=dict(extra))
+
+
+def ocrviz_head_logits(cache: Any, batch_index: int = 0) -> torch.Tensor | None:
+    """K x h x w main logits of an ocrviz ``SegModel`` in eval mode: its ``head`` re-run on the captured
+    ``hook_features`` (the head is per image and deterministic in eval); None for other models."""
+    model = getattr(cache, "model", None)
+    head = getattr(model, "head", None)
+    if head is None or model.training or "hook_features" not in cache.names():
+        return None
+    with torch.no_grad():
+        out = head(cache["hook_features"][batch_index : batch_index + 1])
+    main = out[1] if isinstance(out, tuple) else out
+    return main[0] if torch.is_tensor(main) and main.dim() == 4 else None

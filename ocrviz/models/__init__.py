@@ -17,6 +17,14 @@ the context they use are not differences in capacity):
 * ``"aspp"``: ``ASPPHead`` with ``channels=64`` and rates (6, 12, 18) at stride 8,
   doubled at stride 4 so that the taps cover the same input pixels.
 * ``"fcn"``: ``FCNHead`` with ``channels=192`` (a conv3x3 as large as the other heads).
+* ``"sa"``: non-local self-attention :class:`~ocrviz.models.self_attention.SelfAttentionHead`
+  (``channels=64, key_channels=32``).
+* ``"psp"``: PSPNet pyramid pooling :class:`~ocrviz.models.psp.PSPHead` (``channels=64``,
+  bins 1, 2, 3, 6).
+* ``"da"``: DANet position + channel attention :class:`~ocrviz.models.danet.DAHead`
+  (``channels=64``, Ck = 8).
+* ``"cc"``: CCNet criss-cross attention, 2 passes :class:`~ocrviz.models.criss_cross.CCHead`
+  (``channels=64``, Ck = 8).
 * ``"hrnet_w48_ocr"``: :class:`ocrviz.models.hrnet.HRNetW48OCR` (official
   layout, 70.4 M parameters, stride 4), imported only when asked for.
 """
@@ -29,13 +37,18 @@ from torch import nn
 
 from .aspp import ASPPHead
 from .backbone import DilatedResNet
+from .criss_cross import CCHead
+from .danet import DAHead
 from .fcn import FCNHead
 from .hook_point import HookPoint
 from .ocr import ObjectAttentionBlock, OCRHead, SpatialGather, SpatialOCR
+from .psp import PSPHead
 from .segmodel import SegModel, check_input
+from .self_attention import SelfAttentionHead
 
 __all__ = ["create_model", "MODELS", "SegModel", "DilatedResNet", "OCRHead", "ASPPHead", "FCNHead",
-           "SpatialGather", "SpatialOCR", "ObjectAttentionBlock", "HookPoint", "check_input"]
+           "SpatialGather", "SpatialOCR", "ObjectAttentionBlock", "HookPoint", "check_input",
+           "SelfAttentionHead", "PSPHead", "DAHead", "CCHead"]
 
 BACKBONE_WIDTHS = (16, 32, 64, 128)
 ASPP_RATES_AT_STRIDE_8 = (6, 12, 18)
@@ -79,6 +92,47 @@ def build_fcn(num_classes: int, output_stride: int | None = None, *,
     return SegModel(backbone, head, arch="fcn", class_names=class_names, palette=palette)
 
 
+def build_sa(num_classes: int, output_stride: int | None = None, *,
+             widths: Sequence[int] = BACKBONE_WIDTHS, dilated: bool = True, channels: int = 64,
+             key_channels: int = 32, dropout: float = 0.1, class_names: Sequence[str] | None = None,
+             palette: Sequence[Sequence[int]] | None = None) -> SegModel:
+    """DilatedResNet + non-local self-attention head (every pixel to every pixel)."""
+    backbone = _backbone(output_stride, widths, dilated)
+    head = SelfAttentionHead(backbone.out_channels, num_classes, channels=channels, key_channels=key_channels,
+                             dropout=dropout)
+    return SegModel(backbone, head, arch="sa", class_names=class_names, palette=palette)
+
+
+def build_psp(num_classes: int, output_stride: int | None = None, *,
+              widths: Sequence[int] = BACKBONE_WIDTHS, dilated: bool = True, channels: int = 64,
+              dropout: float = 0.1, class_names: Sequence[str] | None = None,
+              palette: Sequence[Sequence[int]] | None = None) -> SegModel:
+    """DilatedResNet + PSPNet pyramid pooling head (bins 1, 2, 3, 6)."""
+    backbone = _backbone(output_stride, widths, dilated)
+    head = PSPHead(backbone.out_channels, num_classes, channels=channels, dropout=dropout)
+    return SegModel(backbone, head, arch="psp", class_names=class_names, palette=palette)
+
+
+def build_da(num_classes: int, output_stride: int | None = None, *,
+             widths: Sequence[int] = BACKBONE_WIDTHS, dilated: bool = True, channels: int = 64,
+             key_channels: int | None = None, dropout: float = 0.1, class_names: Sequence[str] | None = None,
+             palette: Sequence[Sequence[int]] | None = None) -> SegModel:
+    """DilatedResNet + DANet dual attention head (PAM + CAM)."""
+    backbone = _backbone(output_stride, widths, dilated)
+    head = DAHead(backbone.out_channels, num_classes, channels=channels, key_channels=key_channels, dropout=dropout)
+    return SegModel(backbone, head, arch="da", class_names=class_names, palette=palette)
+
+
+def build_cc(num_classes: int, output_stride: int | None = None, *,
+             widths: Sequence[int] = BACKBONE_WIDTHS, dilated: bool = True, channels: int = 64,
+             key_channels: int | None = None, dropout: float = 0.1, class_names: Sequence[str] | None = None,
+             palette: Sequence[Sequence[int]] | None = None) -> SegModel:
+    """DilatedResNet + CCNet criss-cross attention head (2 passes of one module)."""
+    backbone = _backbone(output_stride, widths, dilated)
+    head = CCHead(backbone.out_channels, num_classes, channels=channels, key_channels=key_channels, dropout=dropout)
+    return SegModel(backbone, head, arch="cc", class_names=class_names, palette=palette)
+
+
 def build_hrnet_w48_ocr(num_classes: int, output_stride: int | None = None, **kw: Any) -> nn.Module:
     """HRNetV2-W48 + OCR in the official layout (lazy import: 70 M parameters)."""
     if output_stride not in (None, 4):
@@ -95,6 +149,10 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "ocrnet": build_ocrnet,
     "aspp": build_aspp,
     "fcn": build_fcn,
+    "sa": build_sa,
+    "psp": build_psp,
+    "da": build_da,
+    "cc": build_cc,
     "hrnet_w48_ocr": build_hrnet_w48_ocr,
 }
 
@@ -104,7 +162,7 @@ def create_model(name: str, num_classes: int = 19, *, output_stride: int | None 
     """Build a randomly initialised model by name (train mode).
 
     Args:
-        name: one of ``MODELS``: "ocrnet", "aspp", "fcn", "hrnet_w48_ocr".
+        name: one of ``MODELS``: "ocrnet", "aspp", "fcn", "sa", "psp", "da", "cc", "hrnet_w48_ocr".
         num_classes: K (19 = Cityscapes).
         output_stride: 8 or 4 for the toy models (None = 8); hrnet is always 4.
         pretrained: not supported here (raises); trained weights come from

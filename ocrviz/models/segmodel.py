@@ -32,7 +32,7 @@ from torch import nn
 from .hook_point import HookPoint
 from .validation import validate_input
 
-ARCHS = ("ocrnet", "aspp", "fcn")
+ARCHS = ("ocrnet", "aspp", "fcn", "sa", "psp", "da", "cc")
 
 
 def check_input(x: Any, output_stride: int) -> None:
@@ -70,7 +70,8 @@ class SegModel(nn.Module):
             (e.g. :class:`~ocrviz.models.backbone.DilatedResNet`).
         head: module with ``num_classes`` whose forward returns
             ``(aux_or_None, main)`` at feature resolution.
-        arch: ``"ocrnet"``, ``"aspp"`` or ``"fcn"`` (read by capture and widgets).
+        arch: one of ``ARCHS``: ``"ocrnet"``, ``"aspp"``, ``"fcn"``, ``"sa"``, ``"psp"``, ``"da"``,
+            ``"cc"`` (read by capture and widgets).
         class_names: K names, or None.
         palette: K RGB triples (0-255), or None.
 

@@ -183,6 +183,8 @@ class Explorer(anywidget.AnyWidget):
     erf_mass = t.List(t.Float(), []).tag(sync=True)     # the on-demand ERF's K class shares (exact strip)
     # {panel: one plain sentence}: why a panel is not drawn for this model ("counterfactuals", "aspp-erf")
     unavailable = t.Dict({}).tag(sync=True)
+    # other heads' context sites (site_payload.py): [{label, sites: [entry with base64 buffers]}]
+    sites = t.List(t.Dict(), []).tag(sync=True)
 
     def __init__(self, model: Any, image: Any, labels: Any = None, *, aspp_model: Any = None,
                  class_names: Sequence[str] | None = None, palette: Any = None,
@@ -190,7 +192,7 @@ class Explorer(anywidget.AnyWidget):
                  aspp_rates: Sequence[int] | None = None, mark: Any = None, mark_name: str = "marked",
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  logits_fn: Callable[[Any], Any] | None = None, align_corners: bool | None = None,
-                 device: Any = None, **widget_kwargs: Any) -> None:
+                 device: Any = None, compare: Any = (), **widget_kwargs: Any) -> None:
         """Run ``model`` (and ``aspp_model``) on ``image`` with capture, then show it.
 
         ``image``: H x W x 3 uint8 (normalised with ImageNet mean / std, the
@@ -225,6 +227,16 @@ class Explorer(anywidget.AnyWidget):
                                 palette=palette, transform=transform, aspp_rates=aspp_rates,
                                 mark=mark, mark_name=mark_name, mean=mean, std=std, logits_fn=logits_fn,
                                 align_corners=align_corners, device=device)
+        if compare:
+            from .site_payload import MAX_HEADS, head_sites
+
+            if isinstance(compare, (str, bytes)) or len(compare) > MAX_HEADS:
+                raise ValueError(f"compare={compare!r}: give a list (or dict) of at most {MAX_HEADS} models or "
+                                 f"shipped names, e.g. compare=['toycity-sa', 'toycity-cc']")
+            import dataclasses
+
+            data = dataclasses.replace(data, sites=[*(data.sites or []),
+                                                    *head_sites(compare, x, data.cell_classes(), data.class_names)])
         if erf_fn is None and aspp_model is not None:
             from ocrviz.analysis.erf import make_erf_fn
 
@@ -604,11 +616,14 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
     try:
         cache, logits = _run_drawn(model, x, _drawn_ocr, logits_fn, align_corners)
     except ValueError as e:
-        if "nothing to capture" in str(e):
-            raise _no_ocr_block(model) from None
-        raise
-    if not cache.has("sim_map") or not cache.has("region_weights"):
-        raise _no_ocr_block(model)
+        if "nothing to capture" not in str(e):
+            raise
+        cache = None
+    if cache is None or not cache.has("sim_map") or not cache.has("region_weights"):
+        if aspp_model is not None:
+            raise _no_ocr_block(model)
+        return _sites_data(model, prep, x, labels, class_names=class_names, palette=palette, mark=mark,
+                           mark_name=mark_name, logits_fn=logits_fn, align_corners=align_corners), x
     kw: dict[str, Any] = {}
     if aspp_model is not None:
         rates = aspp_rates or getattr(getattr(aspp_model, "head", None), "rates", None) \
@@ -635,3 +650,43 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
                       blame=_blame(model, prep, labels),
                       output_stride=getattr(model, "output_stride", None), mark=mark, mark_name=mark_name,
                       **kw), x
+
+
+def _sites_data(model: Any, prep: PreparedImage, x: Any, labels: Any, *, class_names: Any, palette: Any,
+                mark: Any, mark_name: str, logits_fn: Any, align_corners: bool | None) -> ExplorerData:
+    """A model without an OCR block, shown by its context sites (``site_payload``): every site's map of
+    every cell; the strips count by this model's own argmax at feature resolution."""
+    from ocrviz import context
+
+    from .explorer_data import default_palette
+    from .payload import _np
+    from .site_payload import head_sites
+
+    cache, logits = _run_drawn(model, x, lambda name: True, logits_fn, align_corners)
+    if not context.find_sites(cache):
+        raise _no_ocr_block(model)
+    logits = _np(cache["logits"] if logits is None else logits)[0]                       # K x H x W
+    k = logits.shape[0]
+    own_names, own_pal = _names_from(model)
+    names = list(class_names if class_names is not None else own_names or [f"class {i}" for i in range(k)])
+    if len(names) != k:
+        raise ValueError(f"{len(names)} class names given, but the model has {k} classes; give {k} names")
+    try:
+        cell_class = context.cell_classes(cache)                                          # h x w
+    except ValueError:
+        cell_class = None
+    grid = context.find_sites(cache)[-1][1].grid
+    if cell_class is None:                                    # the prediction at each cell's centre pixel
+        H, W = logits.shape[1:]
+        ys = np.minimum((np.arange(grid[0]) + 0.5) * H / grid[0], H - 1).astype(int)
+        xs = np.minimum((np.arange(grid[1]) + 0.5) * W / grid[1], W - 1).astype(int)
+        cell_class = logits.argmax(0)[np.ix_(ys, xs)]
+    sites = head_sites([model], x, cell_class, names, cache=cache)
+    pal = palette if palette is not None else own_pal
+    gt = None if labels is None else _np(labels).astype(np.int64)
+    stride = getattr(model, "output_stride", None) or max(1, round(prep.picture.shape[0] / grid[0]))
+    return ExplorerData(image=prep.picture, feat_hw=tuple(grid), output_stride=int(stride),
+                        class_names=tuple(names), palette=default_palette(k) if pal is None else pal,
+                        pred=logits.argmax(0), sim_map=None, region_weights=None, gt=gt,
+                        mark=None if mark is None else _np(mark).astype(bool), mark_name=mark_name,
+                        cell_class=cell_class, sites=sites)

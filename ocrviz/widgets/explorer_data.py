@@ -92,7 +92,8 @@ class ExplorerData:
         class_names:    K names
         palette:        K x 3 uint8 (any K x 3 ints 0..255 is accepted)
         pred:           h x w or H x W int class map (OCR prediction)
-        sim_map:        HW x K float, each row sums to 1 (pixel -> regions)
+        sim_map:        HW x K float, each row sums to 1 (pixel -> regions); None (with
+                        region_weights) for a model without OCR, shown by its ``sites``
         region_weights: K x h x w float, each map sums to 1 (spatial softmax)
         gt:             optional h x w or H x W int, 255 = ignore
         aspp_rates:     optional dilation rates in feature cells, e.g. (12, 24, 36)
@@ -113,6 +114,8 @@ class ExplorerData:
         cell_class:     optional h x w int: each feature cell's predicted class,
                         the argmax of the main logits at feature resolution (the
                         classes the mass strips count by); default ``cell_classes()``
+        sites:          optional [{"label", "sites": [entry, ...]}, ...]: other heads'
+                        context sites, every cell's map (``site_payload.head_sites``)
         unavailable:    optional {panel: sentence}: why a panel cannot be drawn for
                         this model (e.g. ``{"counterfactuals": "Counterfactuals are
                         off: ..."}``), one plain line each, shown by the page
@@ -130,8 +133,8 @@ class ExplorerData:
     class_names: tuple[str, ...]
     palette: np.ndarray
     pred: np.ndarray
-    sim_map: np.ndarray
-    region_weights: np.ndarray
+    sim_map: np.ndarray | None
+    region_weights: np.ndarray | None
     gt: np.ndarray | None = None
     aspp_rates: tuple[int, ...] | None = None
     aspp_shares: np.ndarray | None = None
@@ -143,6 +146,7 @@ class ExplorerData:
     blame: np.ndarray | None = None
     cell_class: np.ndarray | None = None
     unavailable: Mapping[str, str] | None = None
+    sites: Sequence[Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen: normalise once)
@@ -174,9 +178,17 @@ class ExplorerData:
             raise ValueError(f"palette has shape {pal.shape}; expected K x 3 = ({k}, 3) ints in 0..255 "
                              f"(one colour per class name)")
         put("palette", _readonly(pal.astype(np.uint8)))
-        put("sim_map", _distribution("sim_map", self.sim_map, (h * w, k), (1,), "each row (over K regions)"))
-        put("region_weights", _distribution("region_weights", self.region_weights, (k, h, w), (1, 2),
-                                            "each region's map (over h x w cells)"))
+        if self.sim_map is None and self.region_weights is None:      # a model without OCR: its sites only
+            if not self.sites:
+                raise ValueError("no sim_map / region_weights (no OCR block) and no context sites: nothing to "
+                                 "show; give OCR's arrays, or sites (ocrviz.widgets.site_payload.head_sites)")
+        elif self.sim_map is None or self.region_weights is None:
+            raise ValueError("give both sim_map and region_weights (an OCR block), or neither (a model shown by its "
+                             "context sites)")
+        else:
+            put("sim_map", _distribution("sim_map", self.sim_map, (h * w, k), (1,), "each row (over K regions)"))
+            put("region_weights", _distribution("region_weights", self.region_weights, (k, h, w), (1, 2),
+                                                "each region's map (over h x w cells)"))
         grids = [(h, w), (H, W)]
         put("pred", _int_map("pred", self.pred, grids, k, allow_ignore=False))
         if self.gt is not None:
@@ -263,7 +275,7 @@ class ExplorerData:
 
     def ranked_regions(self, y: int, x: int) -> list[tuple[int, str, float]]:
         """(k, name, weight) of cell (y, x)'s sim-map row, heaviest first (ties: lower k first)."""
-        row = self.sim_map[y * self.feat_hw[1] + x]
+        row = self._ocr()[0][y * self.feat_hw[1] + x]
         order = np.argsort(-row, kind="stable")
         return [(int(k), self.class_names[k], float(row[k])) for k in order]
 
@@ -271,7 +283,14 @@ class ExplorerData:
         """h x w: sum_k sim[p, k] * region_weights[k], where cell (y, x) takes its context from."""
         from ocrviz.context import ocr
 
-        return ocr.weights(self.sim_map[y * self.feat_hw[1] + x], self.region_weights)  # h x w
+        sim, regions = self._ocr()
+        return ocr.weights(sim[y * self.feat_hw[1] + x], regions)  # h x w
+
+    def _ocr(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.sim_map is None:
+            raise ValueError("this explorer's model has no OCR block (no sim map); its context is in .sites "
+                             "(ocrviz.context_maps(cache, pixel) for the float maps)")
+        return self.sim_map, self.region_weights
 
     def panel_maps(self, y: int, x: int, erf: np.ndarray | None = None) -> dict[str, Any]:
         """{panel: ContextMap} of cell (y, x): "ocr-context", and with ASPP data "aspp-context",
@@ -280,8 +299,8 @@ class ExplorerData:
         from ocrviz.context.erf import from_cells
 
         p = y * self.feat_hw[1] + x
-        out = {"ocr-context": ocr.from_arrays(self.sim_map[p], self.region_weights, (y, x),
-                                              sources=self.class_names)}
+        out = {} if self.sim_map is None else {
+            "ocr-context": ocr.from_arrays(self.sim_map[p], self.region_weights, (y, x), sources=self.class_names)}
         if self.aspp_shares is not None:
             out["aspp-context"] = dilated_taps.from_arrays(self.aspp_shares[p], self.aspp_rates, (y, x),
                                                            self.feat_hw)
@@ -322,7 +341,9 @@ class ExplorerData:
         if self.mark is not None:
             extra["mark"] = np.asarray(self.mark)
             extra["mark_name"] = np.array(self.mark_name)
-        np.savez(path, sim_map=self.sim_map, region_weights=self.region_weights,
+        if self.sim_map is not None:
+            extra.update(sim_map=self.sim_map, region_weights=self.region_weights)
+        np.savez(path,
                  pred_cells=np.array([self.pred_at(y, x) for y, x in cells], np.int32).reshape(h, w),
                  cell_class=self.cell_classes(),
                  feat_hw=np.array(self.feat_hw), output_stride=np.array(self.output_stride),

@@ -115,7 +115,7 @@ def _size(spec: dict[str, Any] | None) -> int:
 
 def _choose_precisions(data: ExplorerData, precision: str, budget: int) -> dict[str, dict[str, Any]]:
     """Encode sim_map (and aspp_shares): finest precision that fits ``budget`` bytes, sim map first."""
-    arrays = {"sim_map": data.sim_map}
+    arrays = {"sim_map": data.sim_map if data.sim_map is not None else np.zeros(0, np.float32)}  # none: no OCR
     if data.aspp_shares is not None:
         arrays["aspp_shares"] = data.aspp_shares
     if precision != "auto":
@@ -181,7 +181,8 @@ def _page_data(data: ExplorerData, state: Mapping[str, Any] | None, image_format
             out[k] = v
     out["aspp_shares"] = {"b64": "", "deflate": False, "shuffle": 1, "fixed": 0}
     fixed_size = len(_PAGE) + len(_BOOT) + len((STATIC / "explorer.js").read_bytes()) \
-        + len((STATIC / "explorer.css").read_bytes()) + len(json.dumps(out)) + 4096
+        + len((STATIC / "explorer.css").read_bytes()) + len(json.dumps({k: v for k, v in out.items() if k != "sites"})) \
+        + 4096    # other heads' site maps (site_payload.py, already compact) travel beyond max_bytes
     out.update(_choose_precisions(data, precision, max_bytes - fixed_size))
     h, w = data.feat_hw
     view = {"selected": [h // 2, w // 2], "mode": "ocr", "overlay": "image", "hover_region": -1,

@@ -67,7 +67,7 @@ def pack_for_widget(payload: dict[str, Any], data: ExplorerData, precision: str 
     its raw trait left empty.  Keeps the widget's payload near the export's size.
     """
     out = dict(payload)
-    packed: dict[str, Any] = {"sim_map": encode_numbers(data.sim_map, precision)}
+    packed: dict[str, Any] = {} if data.sim_map is None else {"sim_map": encode_numbers(data.sim_map, precision)}
     if data.aspp_shares is not None:
         packed["aspp_shares"] = encode_numbers(data.aspp_shares, precision)
     for key in ("region_q", "cf_pixels", "pred", "gt", "aspp_pred", "mark", "blame", "cell_class"):
@@ -210,8 +210,9 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
                          f"(PNG up to {AUTO_PNG_MAX_BYTES // 1024} KiB, else JPEG)")
     k = data.num_classes
     h, w = data.feat_hw
-    rq, rscale = zip(*(quantise_u8(m) for m in data.region_weights))   # K x (h x w, scale)
-    region_q = np.stack(rq)                                               # K x h x w
+    ocr = data.sim_map is not None                                        # else a model shown by its sites
+    rq, rscale = zip(*(quantise_u8(m) for m in data.region_weights)) if ocr else ((), ())  # K x (h x w, scale)
+    region_q = np.stack(rq) if ocr else np.zeros(0, np.uint8)             # K x h x w
     erf_cells, erf_q, erf_scales = [], [], []
     for (y, x), m in (data.erf_maps or {}).items():
         q, sc = quantise_u8(m)
@@ -240,7 +241,7 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
         "pred_hw": list(data.pred.shape),
         "gt": u8(data.gt),
         "gt_hw": [] if data.gt is None else list(data.gt.shape),
-        "sim_map": f32(data.sim_map),
+        "sim_map": f32(data.sim_map) if ocr else b"",
         "region_q": region_q.tobytes(),
         "region_scale": [float(v) for v in rscale],
         "aspp_rates": list(data.aspp_rates or []),
@@ -260,11 +261,13 @@ def to_payload(data: ExplorerData, *, image_format: str = "png",
         "cell_class": u8(cell_class),                         # h x w: what the mass strips count by
         # K x K float32: region k's mass on the cells of class c (the OCR strip, exact: sim row @ this)
         "region_mass": f32(np.stack([np.bincount(cell_class.ravel(), weights=m.ravel(), minlength=k)[:k]
-                                     for m in data.region_weights.astype(np.float64)])),
+                                     for m in data.region_weights.astype(np.float64)])) if ocr else b"",
         "erf_class_mass": [class_mass(m, cell_class, k) for m in (data.erf_maps or {}).values()],
         # OCR's head after the sim map (counterfactual re-runs in the view); float32, row-major
         **{f"cf_{name}": (b"" if a is None else f32(a)) for name, a in cf.items()},
         "unavailable": unavailable_panels(data, cf_shipped=cf["value"] is not None, live=live),
+        # other heads' context sites, every cell's map (site_payload.py: base64 buffer specs inside)
+        "sites": list(data.sites or []),
     }
 
 

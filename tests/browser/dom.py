@@ -11,7 +11,7 @@ READ_JS = """
     y: +a(root, 'data-y'), x: +a(root, 'data-x'), pred: a(root, 'data-pred'), predName: a(root, 'data-pred-name'),
     true: a(root, 'data-true'), view: a(root, 'data-view'), overlay: a(root, 'data-overlay'),
     pinned: a(root, 'data-pinned'), drawMs: +a(root, 'data-draw-ms'),
-    region: a(ctx, 'data-region'), map: a(ctx, 'data-map'),
+    region: ctx && a(ctx, 'data-region'), map: ctx && a(ctx, 'data-map'),   // null: a model without OCR
     regions: [...root.querySelectorAll('.ocrviz-region')].map((e) => ({
       k: +a(e, 'data-k'), name: a(e, 'data-name'), weight: a(e, 'data-weight'), rank: +a(e, 'data-rank')})),
     taps: [...root.querySelectorAll('.ocrviz-tap')].map((e) => ({

@@ -28,8 +28,10 @@ import ocrviz.models as models_pkg
 from ocrviz.models import create_model
 
 MODELS_DIR = Path(models_pkg.__file__).parent
-FILES = ("ocr.py", "aspp.py", "fcn.py", "backbone.py", "segmodel.py")
-SHAPE = re.compile(r"^#\s*([\w/]+(?:\s+x\s+[\w/]+)+)")
+FILES = ("ocr.py", "aspp.py", "fcn.py", "backbone.py", "segmodel.py",
+         "self_attention.py", "psp.py", "danet.py", "criss_cross.py")
+ARCHS = ("ocrnet", "aspp", "fcn", "sa", "psp", "da", "cc")
+SHAPE = re.compile(r"^#\s*([\w/+]+(?:\s+x\s+[\w/+]+)+)")
 HOOK_DECL = re.compile(r"self\.(hook_\w+)\s*=\s*HookPoint\(\)")
 RESHAPING = re.compile(r"\.(reshape|view|permute|flatten|unsqueeze|squeeze|expand|transpose)\(")
 WIDTHS = (9, 10, 11, 13)
@@ -48,7 +50,7 @@ def shape_comments(path: Path) -> dict[int, str]:
 def evaluate(shape: str, symbols: dict[str, int]) -> tuple[int, ...]:
     dims = []
     for token in re.split(r"\s+x\s+", shape):
-        expr = re.sub(r"^(\d+)([A-Za-z_])", r"\1*\2", token)          # 5C -> 5*C
+        expr = re.sub(r"(?<![\w])(\d+)([A-Za-z_])", r"\1*\2", token)   # 5C -> 5*C, Cf+4C -> Cf+4*C
         num, _, den = expr.partition("/")
         value = eval(num, {"__builtins__": {}}, dict(symbols))         # noqa: S307 - test-only, own source
         if den:
@@ -66,7 +68,9 @@ def symbols_for(stride: int) -> dict[str, int]:
 
 
 def build(arch: str, stride: int) -> torch.nn.Module:
-    kw = {"ocrnet": {"mid_channels": C, "key_channels": CK}, "aspp": {"channels": C}, "fcn": {"channels": C}}
+    kw = {"ocrnet": {"mid_channels": C, "key_channels": CK}, "aspp": {"channels": C}, "fcn": {"channels": C},
+          "sa": {"channels": C, "key_channels": CK}, "psp": {"channels": C},
+          "da": {"channels": C, "key_channels": CK}, "cc": {"channels": C, "key_channels": CK}}
     return create_model(arch, num_classes=K, output_stride=stride, widths=WIDTHS, **kw[arch]).eval()
 
 
@@ -135,12 +139,13 @@ def traced():
     tracers = []
     for stride in (8, 4):
         tracer = ShapeTracer(symbols_for(stride))
-        built = [build(arch, stride) for arch in ("ocrnet", "aspp", "fcn")]
+        built = [build(arch, stride) for arch in ARCHS]
         x = torch.randn(B, 3, H, W)
         with tracer, torch.no_grad():
             for model in built:
                 model(x, return_aux=True)
             built[1].head.projection_weights()
+            built[ARCHS.index("da")].head.branch_logits(torch.randn(B, WIDTHS[-1], H // stride, W // stride))
         tracers.append(tracer)
     return tracers
 
@@ -171,14 +176,16 @@ def test_reshaping_lines_carry_a_shape_comment(filename):
     assert not bare, "lines that reshape without a `# B x ...` comment:\n" + "\n".join(bare)
 
 
-@pytest.mark.parametrize("arch", ["ocrnet", "aspp"])
+@pytest.mark.parametrize("arch", ["ocrnet", "aspp", "sa", "psp", "da", "cc"])
 @pytest.mark.parametrize("stride", [8, 4])
 def test_hook_declarations_match_captured_shapes(arch, stride):
     """Table from the ``self.hook_x = HookPoint()  # shape`` comments vs the hooked tensors."""
     model = build(arch, stride)
     symbols = symbols_for(stride)
     documented = {}
-    for filename in ("ocr.py", "aspp.py", "segmodel.py"):
+    head_file = {"ocrnet": "ocr.py", "aspp": "aspp.py", "sa": "self_attention.py", "psp": "psp.py",
+                 "da": "danet.py", "cc": "criss_cross.py"}[arch]          # leaf names repeat across heads
+    for filename in (head_file, "segmodel.py"):
         lines = (MODELS_DIR / filename).read_text().splitlines()
         for line_no, shape in shape_comments(MODELS_DIR / filename).items():
             if m := HOOK_DECL.search(lines[line_no - 1]):
@@ -192,7 +199,9 @@ def test_hook_declarations_match_captured_shapes(arch, stride):
     finally:
         for h in handles:
             h.remove()
-    expected_hooks = {"ocrnet": 14, "aspp": 8}[arch]
+    # sa: q, k, v, context; psp: 4 levels + bottleneck; da: PAM q, k, v, context + CAM attention;
+    # cc: q, k, v, context per pass (2 passes); + features and logits of SegModel
+    expected_hooks = {"ocrnet": 14, "aspp": 8, "sa": 6, "psp": 7, "da": 7, "cc": 10}[arch]
     assert len(seen) == expected_hooks, sorted(seen)
     for path, shape in seen.items():
         leaf = path.rsplit(".", 1)[-1]
@@ -207,5 +216,6 @@ def test_evaluate_rejects_wrong_shapes():
     assert evaluate("B x 5C x h x w", s) == (2, 60, 3, 7)
     assert evaluate("B x w3 x H/s x W/s", s) == (2, 13, 3, 7)
     assert evaluate("B x HW x K", s) != evaluate("B x K x HW", s)
+    assert evaluate("B x Cf+4C x h+w", s) == (2, 13 + 48, 3 + 7)
     with pytest.raises(AssertionError):
         evaluate("B x H/5", s)

@@ -11,6 +11,7 @@ export function asppSource(v) {
   const row = new Float64Array(nBranch);
   const source = {
     id: "aspp-context",
+    legendNote: () => "convention: 1/9 per dilated tap × the branch shares",
     nodes: [taps],
     map(f, out) {
       if (!shares.length) return { why: data.unavailable["aspp-context"] || "This page has no ASPP branch shares to weight the taps with." };

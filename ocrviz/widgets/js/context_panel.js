@@ -2,7 +2,9 @@
 // drawn over the dimmed image, with the strip that says where its mass lies by class.
 // `source` says what the map is (ocr_context.js, aspp_context.js, erf_context.js):
 //   {id, title(f), map(f, out) -> {off, topWhat, shares?} | {why} (out: HW), draw?(ctx, f), nodes?}
-//   (shares: the map's exact K class shares when the drawn map is only 8-bit)
+//   (shares: the map's exact K class shares when the drawn map is only 8-bit; optional: titleNodes (in the
+//   title's box, under its text), after (nodes under the legend), legendNote() (said first in the legend: "exact" or the convention), and
+//   draw(ctx, f, panel) also gets the panel, for its data-* attributes)
 // Two views: "mass" (each cell in its predicted class's colour; a class's opacity is its share of
 // the mass relative to the largest share, each class drawn relative to its own peak) and "density"
 // (the map's value per cell in viridis).  Carries data-panel, data-vmax, data-scale, data-mass.
@@ -12,8 +14,9 @@ import { VIRIDIS, colourise, describeScale, maxOf, rgba, scaled } from "./scales
 
 export function contextPanel(v, source) {
   const { data, layers, size, lut } = v, { h, w, hw, names, palette, cellClass } = data;
-  const panel = el("div", "ocrviz-panel ocrviz-panel-context", { "data-panel": source.id });
-  const title = el("div", "ocrviz-title");
+  const panel = el("div", `ocrviz-panel ocrviz-panel-context ${source.panelClass || ""}`.trim(), { "data-panel": source.id });
+  const title = el("div", "ocrviz-title"), titleText = el("span");
+  title.append(titleText, ...(source.titleNodes || []));       // e.g. a site picker under the title's text
   const stack = el("div", "ocrviz-stack");
   const cv = el("canvas", "ocrviz-context");
   const why = el("div", "ocrviz-unavailable"); why.hidden = true;
@@ -24,7 +27,7 @@ export function contextPanel(v, source) {
   const legendText = el("span", "ocrviz-legend-text");
   legend.append(grad, legendText);
   const strip = el("div", "ocrviz-mass", { title: "where this map's mass lies: its share on cells the model predicts as each class" });
-  panel.append(title, stack, strip, legend);
+  panel.append(title, stack, strip, legend, ...(source.after || []));
 
   const small = canvas(h, w), sctx = small.getContext("2d"), img = sctx.createImageData(w, h);
   const px = new Uint32Array(img.data.buffer), vals = new Float32Array(hw);
@@ -67,7 +70,7 @@ export function contextPanel(v, source) {
       const st = f.st, r = source.map(f, vals), ctx = cv.getContext("2d");
       ctx.imageSmoothingEnabled = false;
       ctx.drawImage(st.view === "density" || r.why ? layers.dim() : layers.faded(), 0, 0);
-      title.textContent = source.title(f, r);
+      titleText.textContent = source.title(f, r);
       cv.dataset.map = r.map || "none";
       cv.dataset.region = r.region ?? "all";
       if (r.why) {
@@ -76,7 +79,7 @@ export function contextPanel(v, source) {
         strip.textContent = "\u00a0"; legendText.textContent = "no map"; grad.style.background = "none";
         for (const e of [panel, cv]) { e.dataset.vmax = ""; e.dataset.scale = st.scale; }
         panel.dataset.mass = "";
-        if (source.draw) source.draw(ctx, f);
+        if (source.draw) source.draw(ctx, f, panel);
         return;
       }
       why.hidden = true;
@@ -85,16 +88,17 @@ export function contextPanel(v, source) {
       if (st.view === "density") colourise(vals, px, top, st.scale, lut); else massView(vals, mass, st.scale);
       sctx.putImageData(img, 0, 0); ctx.drawImage(small, 0, 0, size.bw, size.bh);
       layers.outline(ctx, st.y, st.x);
-      if (source.draw) source.draw(ctx, f);
+      if (source.draw) source.draw(ctx, f, panel);
       setStrip(mass);
       panel.dataset.mass = massJSON(mass);
+      const note = source.legendNote ? source.legendNote() + " · " : "";
       const what = st.shared ? "largest of this pixel's context maps" : r.topWhat;
       if (st.view === "density") {
         grad.style.background = VIRIDIS_CSS; grad.hidden = false;
-        legendText.textContent = "density: the value per cell · " + describeScale(top, what, st.scale);
+        legendText.textContent = note + "density: the value per cell · " + describeScale(top, what, st.scale);
       } else {
         grad.hidden = true;
-        legendText.textContent = `mass by class: colour = the cell's predicted class, strength = that class's share `
+        legendText.textContent = note + `mass by class: colour = the cell's predicted class, strength = that class's share `
           + `(the strip) × the cell's value (${st.scale === "sqrt" ? "√" : st.scale}, to the class's own peak)`;
       }
       for (const e of [panel, cv]) { e.dataset.vmax = String(top); e.dataset.scale = st.scale; e.dataset.scaleOf = what; }

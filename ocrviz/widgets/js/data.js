@@ -43,6 +43,9 @@ export async function loadData(model) {
   return {
     H, W, h, w, s, hw, names, K, palette, bitmap, maps, rates, preErf, regionScale,
     sim, cellClass,
+    ocr: sim.length > 0,                                     // else a model shown by its context sites only
+    // whose prediction the picture and the info line show: OCR's, or that model's (site_payload label)
+    predBy: sim.length ? "OCR" : (((model.get("sites") || [])[0] || {}).label || "the model"),
     regionMass: f32(buf("region_mass")),                     // K x K: region k's mass on class c's cells (exact strips)
     unavailable: model.get("unavailable") || {},             // {panel: one plain sentence}: why it is not drawn
     region: dequantise(u8(buf("region_q")), regionScale, hw), // K x HW

@@ -5,6 +5,7 @@ export function erfSource(v) {
   const { data, model } = v, { preErf } = data;
   return {
     id: "aspp-erf",
+    legendNote: () => "gradient saliency",
     watches: ["erf"],
     map(f, out) {
       const erf = data.erfFor(f.st.y, f.st.x);

@@ -41,7 +41,7 @@ export function imagePanel(v) {
       if (k >= names.length) e.textContent = `${label} ignore`;
       parts.push(e);
     };
-    key("OCR:", at(maps.pred));
+    key(`${data.predBy}:`, at(maps.pred));
     if (maps.aspp.data.length) key("ASPP:", at(maps.aspp));
     key("true:", at(maps.gt));
     classes.replaceChildren(...parts);
@@ -90,7 +90,7 @@ export function imagePanel(v) {
       layers.outline(ctx, st.y, st.x);
       const shown = st.overlay === "marked" ? `${markName}: ${markPct}% of the image`
         : st.overlay === "prediction" && v.cf.editPred ? "OCR's prediction with the edit, per cell"
-          : st.overlay === "prediction" || st.overlay === "errors" ? `${st.overlay}, OCR` : st.overlay;
+          : st.overlay === "prediction" || st.overlay === "errors" ? `${st.overlay}, ${data.predBy}` : st.overlay;
       drawLegend(st.overlay);
       drawClasses(st);
       title.textContent = `image (${shown}) · selected cell = ${s}x${s} px`;

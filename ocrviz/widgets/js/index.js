@@ -12,6 +12,7 @@ import { contextPanel } from "./context_panel.js";
 import { ocrSource } from "./ocr_context.js";
 import { asppSource } from "./aspp_context.js";
 import { erfSource } from "./erf_context.js";
+import { loadHeads, siteSource } from "./site_context.js";
 import { regionBars } from "./bars.js";
 import { branchBars } from "./branches.js";
 import { cfPanel } from "./cf_panel.js";
@@ -31,13 +32,18 @@ async function render({ model, el: host }) {
   const store = createStore(model, initialState(model, dims), dims);
   listen.add(() => store.dispose());
   // the context maps shown side by side: OCR's, and with an ASPP model its taps and its ERF
-  const sources = (v) => [ocrSource(v), ...(data.rates.length ? [asppSource(v), erfSource(v)] : [])];
-  const size = sizing(data, 2), root = el("div", "ocrviz-explorer");      // two pictures a row (layout.arrange)
+  // and every context site of the heads in `sites` (site_context.js: one panel per head, a site picker)
+  const heads = await loadHeads(model.get("sites"));
+  const sources = (v) => [...(data.ocr ? [ocrSource(v)] : []), ...(data.rates.length ? [asppSource(v), erfSource(v)] : []),
+    ...heads.map((hd, j) => siteSource(v, hd, j))];
+  const size = sizing(data, 2, data.ocr), root = el("div", "ocrviz-explorer");      // two pictures a row (layout.arrange)
   const v = { model, data, store, size, listen, root, cf: counterfactuals(data, model), lut: heatLut(), layers: createLayers(data, size) };
   v.refocus = () => v.image.focus({ preventScroll: true });   // after a button, arrow keys still reach the image
 
-  const bar = toolbar(v), image = imagePanel(v), cfBox = cfPanel(v), side = sideColumn(v, [regionBars(v), branchBars(v), cfBox]);
+  const bar = toolbar(v), image = imagePanel(v), cfBox = cfPanel(v), side = sideColumn(v, data.ocr ? [regionBars(v), branchBars(v), cfBox] : [],
+    data.ocr ? undefined : "");
   const contexts = sources(v).map((src) => contextPanel(v, src)), info = infoLine(v);
+  if (!data.ocr) side.el.style.display = "none";             // no region bars: the pictures take the width
   v.contextTops = (f) => contexts.map((c) => c.top(f));      // "same scale for all maps"
   const panels = el("div", "ocrviz-panels");
   panels.append(image.el, contexts[0].el, side.el, ...contexts.slice(1).map((c) => c.el));
@@ -67,6 +73,7 @@ async function render({ model, el: host }) {
     root.dataset.layout = size.stacked ? "stacked" : "row";
     return changed;
   }
+  v.redraw = () => redraw();
   resize();
 
   store.subscribe((changed) => {

@@ -25,11 +25,11 @@ export function infoLine(v) {
       root.dataset.asppPred = ap === null ? "" : String(ap);
       const y0 = st.y * s, x0 = st.x * s;
       const parts = [`cell (row ${st.y}, col ${st.x}) = pixels y ${y0}–${Math.min(H, y0 + s) - 1}, x ${x0}–${Math.min(W, x0 + s) - 1}`,
-        `OCR predicts ${name(pr)}`];
+        `${data.predBy} predicts ${name(pr)}`];
       if (gt !== null) parts.push(`true: ${name(gt)}`);
       if (ap !== null) parts.push(`ASPP predicts ${name(ap)}`);
       if (f.topRegion !== undefined) v.topRegion = f.topRegion;
-      parts.push(`top region: ${names[v.topRegion] ?? "?"}`);
+      if (data.ocr) parts.push(`top region: ${names[v.topRegion] ?? "?"}`);
       const bl = at(maps.blame);          // at the cell's centre pixel
       root.dataset.blame = bl === null || bl === IGNORE || !BLAME[bl] ? "" : BLAME[bl][0];
       if (st.overlay === "errors" && root.dataset.blame) parts.push(`error blame: ${BLAME[bl][0]} — ${BLAME[bl][1]}`);

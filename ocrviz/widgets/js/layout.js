@@ -22,11 +22,11 @@ export function layoutFor(avail, { W, s }, fixed, n = 2, barW = BAR_W) {
 }
 
 // the size every picture shares (CSS px and canvas px); fit() recomputes it and says if it changed
-export function sizing(data, n) {
+export function sizing(data, n, bars = true) {       // bars: false when there is no bars column (no OCR)
   const dpr = Math.min(2, (globalThis.devicePixelRatio || 1));
   const size = { dpr, dispW: 300, dispH: Math.round(300 * data.H / data.W), bw: 0, bh: 0, stacked: false, barW: BAR_W };
   size.fit = (avail, fixed, large) => {
-    size.barW = Math.round(BAR_W * (large ? LARGE : 1));
+    size.barW = bars ? Math.round(BAR_W * (large ? LARGE : 1)) : 0;
     const lay = layoutFor(avail, data, fixed, n, size.barW);
     const changed = lay.side !== size.dispW || lay.stacked !== size.stacked || !size.bw;
     size.dispW = lay.side; size.dispH = Math.round(lay.side * data.H / data.W); size.stacked = lay.stacked;
@@ -54,7 +54,7 @@ export function arrange(container, image, contexts, side, size) {
 }
 
 // the column beside (or below) the pictures: a title over the parts' nodes
-export function sideColumn(v, parts) {
+export function sideColumn(v, parts, text = "object regions this pixel draws context from (its sim map row)") {
   const panel = el("div", "ocrviz-panel ocrviz-panel-bars");
   const title = el("div", "ocrviz-title");
   panel.append(title, ...parts.flatMap((p) => p.nodes));
@@ -66,7 +66,7 @@ export function sideColumn(v, parts) {
       panel.style.width = size.stacked ? Math.max(size.barW, Math.min(2 * size.barW, size.dispW + 2)) + "px" : size.barW + "px";
     },
     draw(f) {
-      if (!f.only) title.textContent = "object regions this pixel draws context from (its sim map row)";
+      if (!f.only) title.textContent = text;
       for (const p of parts) if (!f.only || (p.watches || []).some((k) => f.only.has(k))) p.draw(f);
     },
   };

@@ -9,6 +9,7 @@ export function ocrSource(v) {
   const exact = regionMass.length === K * K;          // the class shares from the float maps, not the 8-bit ones
   return {
     id: "ocr-context",
+    legendNote: () => "exact",
     watches: ["hover"],
     map(f, out) {
       const k = f.st.hover;

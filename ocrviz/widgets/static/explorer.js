@@ -358,6 +358,10 @@ var __ocrviz_bundle = (() => {
       regionScale,
       sim,
       cellClass,
+      ocr: sim.length > 0,
+      // else a model shown by its context sites only
+      // whose prediction the picture and the info line show: OCR's, or that model's (site_payload label)
+      predBy: sim.length ? "OCR" : ((model.get("sites") || [])[0] || {}).label || "the model",
       regionMass: f32(buf("region_mass")),
       // K x K: region k's mass on class c's cells (exact strips)
       unavailable: model.get("unavailable") || {},
@@ -473,7 +477,7 @@ var __ocrviz_bundle = (() => {
         if (k >= names.length) e.textContent = `${label} ignore`;
         parts.push(e);
       };
-      key("OCR:", at(maps.pred));
+      key(`${data.predBy}:`, at(maps.pred));
       if (maps.aspp.data.length) key("ASPP:", at(maps.aspp));
       key("true:", at(maps.gt));
       classes.replaceChildren(...parts);
@@ -527,7 +531,7 @@ var __ocrviz_bundle = (() => {
         const st = f.st, ctx = image.getContext("2d");
         ctx.drawImage(layers.overlay(st.overlay, maps.pred, "ocr", v.cf.editPred), 0, 0);
         layers.outline(ctx, st.y, st.x);
-        const shown = st.overlay === "marked" ? `${markName}: ${markPct}% of the image` : st.overlay === "prediction" && v.cf.editPred ? "OCR's prediction with the edit, per cell" : st.overlay === "prediction" || st.overlay === "errors" ? `${st.overlay}, OCR` : st.overlay;
+        const shown = st.overlay === "marked" ? `${markName}: ${markPct}% of the image` : st.overlay === "prediction" && v.cf.editPred ? "OCR's prediction with the edit, per cell" : st.overlay === "prediction" || st.overlay === "errors" ? `${st.overlay}, ${data.predBy}` : st.overlay;
         drawLegend(st.overlay);
         drawClasses(st);
         title.textContent = `image (${shown}) · selected cell = ${s}x${s} px`;
@@ -649,8 +653,9 @@ var __ocrviz_bundle = (() => {
   // ocrviz/widgets/js/context_panel.js
   function contextPanel(v, source) {
     const { data, layers, size, lut } = v, { h, w, hw, names, palette, cellClass } = data;
-    const panel = el("div", "ocrviz-panel ocrviz-panel-context", { "data-panel": source.id });
-    const title = el("div", "ocrviz-title");
+    const panel = el("div", `ocrviz-panel ocrviz-panel-context ${source.panelClass || ""}`.trim(), { "data-panel": source.id });
+    const title = el("div", "ocrviz-title"), titleText = el("span");
+    title.append(titleText, ...source.titleNodes || []);
     const stack = el("div", "ocrviz-stack");
     const cv = el("canvas", "ocrviz-context");
     const why = el("div", "ocrviz-unavailable");
@@ -662,7 +667,7 @@ var __ocrviz_bundle = (() => {
     const legendText = el("span", "ocrviz-legend-text");
     legend.append(grad, legendText);
     const strip = el("div", "ocrviz-mass", { title: "where this map's mass lies: its share on cells the model predicts as each class" });
-    panel.append(title, stack, strip, legend);
+    panel.append(title, stack, strip, legend, ...source.after || []);
     const small = canvas(h, w), sctx = small.getContext("2d"), img = sctx.createImageData(w, h);
     const px = new Uint32Array(img.data.buffer), vals = new Float32Array(hw);
     const peak = new Float64Array(names.length);
@@ -717,7 +722,7 @@ var __ocrviz_bundle = (() => {
         const st = f.st, r = source.map(f, vals), ctx = cv.getContext("2d");
         ctx.imageSmoothingEnabled = false;
         ctx.drawImage(st.view === "density" || r.why ? layers.dim() : layers.faded(), 0, 0);
-        title.textContent = source.title(f, r);
+        titleText.textContent = source.title(f, r);
         cv.dataset.map = r.map || "none";
         cv.dataset.region = r.region ?? "all";
         if (r.why) {
@@ -732,7 +737,7 @@ var __ocrviz_bundle = (() => {
             e.dataset.scale = st.scale;
           }
           panel.dataset.mass = "";
-          if (source.draw) source.draw(ctx, f);
+          if (source.draw) source.draw(ctx, f, panel);
           return;
         }
         why.hidden = true;
@@ -743,17 +748,18 @@ var __ocrviz_bundle = (() => {
         sctx.putImageData(img, 0, 0);
         ctx.drawImage(small, 0, 0, size.bw, size.bh);
         layers.outline(ctx, st.y, st.x);
-        if (source.draw) source.draw(ctx, f);
+        if (source.draw) source.draw(ctx, f, panel);
         setStrip(mass);
         panel.dataset.mass = massJSON(mass);
+        const note = source.legendNote ? source.legendNote() + " · " : "";
         const what = st.shared ? "largest of this pixel's context maps" : r.topWhat;
         if (st.view === "density") {
           grad.style.background = VIRIDIS_CSS;
           grad.hidden = false;
-          legendText.textContent = "density: the value per cell · " + describeScale(top, what, st.scale);
+          legendText.textContent = note + "density: the value per cell · " + describeScale(top, what, st.scale);
         } else {
           grad.hidden = true;
-          legendText.textContent = `mass by class: colour = the cell's predicted class, strength = that class's share (the strip) × the cell's value (${st.scale === "sqrt" ? "√" : st.scale}, to the class's own peak)`;
+          legendText.textContent = note + `mass by class: colour = the cell's predicted class, strength = that class's share (the strip) × the cell's value (${st.scale === "sqrt" ? "√" : st.scale}, to the class's own peak)`;
         }
         for (const e of [panel, cv]) {
           e.dataset.vmax = String(top);
@@ -783,6 +789,7 @@ var __ocrviz_bundle = (() => {
     const exact = regionMass.length === K * K;
     return {
       id: "ocr-context",
+      legendNote: () => "exact",
       watches: ["hover"],
       map(f, out) {
         const k = f.st.hover;
@@ -910,6 +917,7 @@ var __ocrviz_bundle = (() => {
     const row = new Float64Array(nBranch);
     const source = {
       id: "aspp-context",
+      legendNote: () => "convention: 1/9 per dilated tap × the branch shares",
       nodes: [taps],
       map(f, out) {
         if (!shares.length) return { why: data.unavailable["aspp-context"] || "This page has no ASPP branch shares to weight the taps with." };
@@ -939,6 +947,7 @@ var __ocrviz_bundle = (() => {
     const { data, model } = v, { preErf } = data;
     return {
       id: "aspp-erf",
+      legendNote: () => "gradient saliency",
       watches: ["erf"],
       map(f, out) {
         const erf = data.erfFor(f.st.y, f.st.x);
@@ -952,6 +961,126 @@ var __ocrviz_bundle = (() => {
       },
       title: () => "ASPP's effective receptive field (|∂ output / ∂ input| per cell; sums to 1)"
     };
+  }
+
+  // ocrviz/widgets/js/site_context.js
+  var NBARS = 5;
+  async function decodeB64(spec) {
+    const bin = atob(spec.b64 || ""), bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    return decode({ ...spec, buf: new DataView(bytes.buffer) });
+  }
+  async function loadSite(e) {
+    const out = { ...e, hw: e.grid[0] * e.grid[1] };
+    if (e.why) return out;
+    out.codes = u8(await decodeB64(e.maps));
+    out.scales = f32(await decodeB64(e.scales));
+    out.off = f32(await decodeB64(e.off_grid));
+    out.mass = f32(await decodeB64(e.class_mass));
+    out.rows = e.source_rows ? f32(await decodeB64(e.source_rows)) : null;
+    return out;
+  }
+  async function loadHeads(heads) {
+    return Promise.all((heads || []).map(async (hd) => ({ label: hd.label, sites: await Promise.all(hd.sites.map(loadSite)) })));
+  }
+  function siteRow(s, p, out) {
+    out.set(dequantise(s.codes.subarray(p * s.hw, (p + 1) * s.hw), [s.scales[p]], s.hw));
+    return s.off[p];
+  }
+  function siteShares(s, p, K) {
+    return Array.from(s.mass.subarray(p * K, (p + 1) * K));
+  }
+  function rankedSources(s, p, n = NBARS) {
+    if (!s.rows || !s.sources) return [];
+    const S = s.sources.length, row = s.rows.subarray(p * S, (p + 1) * S);
+    const order = Array.from({ length: S }, (_, i) => i).sort((a, b) => row[b] - row[a] || a - b);
+    return order.slice(0, n).map((i) => ({ name: s.sources[i], weight: row[i], index: i }));
+  }
+  function exactness(s) {
+    return s.exact ? "exact" : `convention: ${s.convention}`;
+  }
+  function siteSource(v, head, j) {
+    const { data } = v, { h, w, K } = data;
+    let pick = 0;
+    const picker = el("select", "ocrviz-site-pick", { "aria-label": `${head.label}: which context site` });
+    head.sites.forEach((s, i) => {
+      const o = el("option", "", { value: i });
+      o.textContent = s.title;
+      picker.append(o);
+    });
+    const pickRow = el("div", "ocrviz-site-row");
+    pickRow.append(picker);
+    pickRow.style.visibility = head.sites.length > 1 ? "" : "hidden";
+    const few = head.sites.some((s) => s.sources);
+    const bars = el("div", "ocrviz-site-bars");
+    const rows = [];
+    if (few) {
+      const n = el("div", "ocrviz-note");
+      n.textContent = `the sources this cell mixes: its ${NBARS} largest weights`;
+      bars.append(n);
+    }
+    for (let i = 0; i < NBARS && few; i++) {
+      const r = el("div", "ocrviz-site-source");
+      const sw = el("span", "ocrviz-swatch"), nm = el("span", "ocrviz-name");
+      const bar = el("span", "ocrviz-bar"), fill = el("span", "ocrviz-bar-fill");
+      bar.append(fill);
+      const val = el("span", "ocrviz-value");
+      r.append(sw, nm, bar, val);
+      rows.push({ r, sw, nm, fill, val });
+      bars.append(r);
+    }
+    const source = {
+      id: `site-${j}`,
+      titleNodes: [pickRow],
+      after: few ? [bars] : [],
+      panelClass: "ocrviz-panel-site",
+      attach() {
+        v.listen.on(picker, "change", () => {
+          pick = +picker.value;
+          v.redraw();
+          v.refocus();
+        });
+      },
+      site: () => head.sites[pick],
+      map(f, out) {
+        const s = head.sites[pick];
+        if (s.why) return { why: s.why };
+        if (s.grid[0] !== h || s.grid[1] !== w) {
+          return { why: `This site's grid is ${s.grid[0]} x ${s.grid[1]} cells and the explorer's ${h} x ${w}: the page draws a site only on the explorer's own grid.` };
+        }
+        const off = siteRow(s, f.p, out);
+        return { off, map: "site", topWhat: "this cell's largest context weight", shares: siteShares(s, f.p, K) };
+      },
+      title(f, r) {
+        const s = head.sites[pick];
+        return `${s.title} (${s.exact ? "exact" : "a convention: see the legend"})`;
+      },
+      legendNote: () => exactness(head.sites[pick]),
+      draw(ctx, f, panel) {
+        const s = head.sites[pick];
+        panel.dataset.site = String(pick);
+        panel.dataset.siteName = s.site;
+        panel.dataset.exact = String(!!s.exact);
+        panel.dataset.head = head.label;
+        panel.dataset.convention = s.exact ? "" : s.convention;
+        const top = s.why || s.grid[0] !== h || s.grid[1] !== w ? [] : rankedSources(s, f.p);
+        const mx = top.length ? top[0].weight || 1 : 1;
+        rows.forEach((row, i) => {
+          const t = top[i];
+          row.r.style.visibility = t ? "" : "hidden";
+          if (!t) return;
+          const k = data.names.indexOf(t.name), rgb = k >= 0 ? data.palette[k] : [150, 150, 150];
+          row.sw.style.background = row.fill.style.background = `rgb(${rgb.join(",")})`;
+          row.nm.textContent = t.name;
+          row.val.textContent = fmt(t.weight, 4);
+          row.fill.style.width = (100 * t.weight / mx).toFixed(2) + "%";
+          row.r.dataset.name = t.name;
+          row.r.dataset.weight = t.weight.toFixed(6);
+          row.r.dataset.rank = String(i + 1);
+        });
+      }
+    };
+    return source;
   }
 
   // ocrviz/widgets/js/bars.js
@@ -1217,12 +1346,12 @@ var __ocrviz_bundle = (() => {
         const y0 = st.y * s, x0 = st.x * s;
         const parts = [
           `cell (row ${st.y}, col ${st.x}) = pixels y ${y0}–${Math.min(H, y0 + s) - 1}, x ${x0}–${Math.min(W, x0 + s) - 1}`,
-          `OCR predicts ${name(pr)}`
+          `${data.predBy} predicts ${name(pr)}`
         ];
         if (gt !== null) parts.push(`true: ${name(gt)}`);
         if (ap !== null) parts.push(`ASPP predicts ${name(ap)}`);
         if (f.topRegion !== void 0) v.topRegion = f.topRegion;
-        parts.push(`top region: ${names[v.topRegion] ?? "?"}`);
+        if (data.ocr) parts.push(`top region: ${names[v.topRegion] ?? "?"}`);
         const bl = at(maps.blame);
         root.dataset.blame = bl === null || bl === IGNORE || !BLAME[bl] ? "" : BLAME[bl][0];
         if (st.overlay === "errors" && root.dataset.blame) parts.push(`error blame: ${BLAME[bl][0]} — ${BLAME[bl][1]}`);
@@ -1343,11 +1472,11 @@ var __ocrviz_bundle = (() => {
     const half = crisp((avail - GAP - 6) / 2);
     return half >= 160 ? { side: half, stacked: true } : { side: crisp(avail - 4), stacked: true };
   }
-  function sizing(data, n) {
+  function sizing(data, n, bars = true) {
     const dpr = Math.min(2, globalThis.devicePixelRatio || 1);
     const size = { dpr, dispW: 300, dispH: Math.round(300 * data.H / data.W), bw: 0, bh: 0, stacked: false, barW: BAR_W };
     size.fit = (avail, fixed, large) => {
-      size.barW = Math.round(BAR_W * (large ? LARGE : 1));
+      size.barW = bars ? Math.round(BAR_W * (large ? LARGE : 1)) : 0;
       const lay = layoutFor(avail, data, fixed, n, size.barW);
       const changed = lay.side !== size.dispW || lay.stacked !== size.stacked || !size.bw;
       size.dispW = lay.side;
@@ -1381,7 +1510,7 @@ var __ocrviz_bundle = (() => {
     side.el.style.gridColumn = "3";
     side.el.style.gridRow = `1 / span ${Math.ceil((1 + contexts.length) / 2)}`;
   }
-  function sideColumn(v, parts) {
+  function sideColumn(v, parts, text = "object regions this pixel draws context from (its sim map row)") {
     const panel = el("div", "ocrviz-panel ocrviz-panel-bars");
     const title = el("div", "ocrviz-title");
     panel.append(title, ...parts.flatMap((p) => p.nodes));
@@ -1393,7 +1522,7 @@ var __ocrviz_bundle = (() => {
         panel.style.width = size.stacked ? Math.max(size.barW, Math.min(2 * size.barW, size.dispW + 2)) + "px" : size.barW + "px";
       },
       draw(f) {
-        if (!f.only) title.textContent = "object regions this pixel draws context from (its sim map row)";
+        if (!f.only) title.textContent = text;
         for (const p of parts) if (!f.only || (p.watches || []).some((k) => f.only.has(k))) p.draw(f);
       }
     };
@@ -1547,12 +1676,22 @@ var __ocrviz_bundle = (() => {
     const dims = { h, w };
     const store = createStore(model, initialState(model, dims), dims);
     listen.add(() => store.dispose());
-    const sources = (v2) => [ocrSource(v2), ...data.rates.length ? [asppSource(v2), erfSource(v2)] : []];
-    const size = sizing(data, 2), root = el("div", "ocrviz-explorer");
+    const heads = await loadHeads(model.get("sites"));
+    const sources = (v2) => [
+      ...data.ocr ? [ocrSource(v2)] : [],
+      ...data.rates.length ? [asppSource(v2), erfSource(v2)] : [],
+      ...heads.map((hd, j) => siteSource(v2, hd, j))
+    ];
+    const size = sizing(data, 2, data.ocr), root = el("div", "ocrviz-explorer");
     const v = { model, data, store, size, listen, root, cf: counterfactuals(data, model), lut: heatLut(), layers: createLayers(data, size) };
     v.refocus = () => v.image.focus({ preventScroll: true });
-    const bar = toolbar(v), image = imagePanel(v), cfBox = cfPanel(v), side = sideColumn(v, [regionBars(v), branchBars(v), cfBox]);
+    const bar = toolbar(v), image = imagePanel(v), cfBox = cfPanel(v), side = sideColumn(
+      v,
+      data.ocr ? [regionBars(v), branchBars(v), cfBox] : [],
+      data.ocr ? void 0 : ""
+    );
     const contexts = sources(v).map((src) => contextPanel(v, src)), info = infoLine(v);
+    if (!data.ocr) side.el.style.display = "none";
     v.contextTops = (f) => contexts.map((c) => c.top(f));
     const panels = el("div", "ocrviz-panels");
     panels.append(image.el, contexts[0].el, side.el, ...contexts.slice(1).map((c) => c.el));
@@ -1583,6 +1722,7 @@ var __ocrviz_bundle = (() => {
       root.dataset.layout = size.stacked ? "stacked" : "row";
       return changed;
     }
+    v.redraw = () => redraw();
     resize();
     store.subscribe((changed) => {
       if (changed.has("dropped") || changed.has("gain")) v.cf.clearWhole();

@@ -1,0 +1,120 @@
+// Any head's context sites (ocrviz.widgets.site_payload): every cell's map sent as one 8-bit row with
+// its own scale, its exact class masses and off-grid mass, and, where a site mixes a few sources
+// (regions, bins, bases), each cell's source row (ranked bars).  One context panel per head
+// (data-panel "site-<j>", j = the head's place in the `sites` trait); a picker when the head has
+// several sites (CCNet's passes, SegFormer's layers).  The picker changes only this panel's
+// contents, never its height.
+import { decode, dequantise, u8, f32 } from "./codecs.js";
+import { el, fmt } from "./dom.js";
+
+const NBARS = 5;            // the ranked bars: this many sources, always (a fixed height)
+
+// {b64, deflate, shuffle, fixed} (site_payload._spec) -> a DataView of the raw bytes
+export async function decodeB64(spec) {
+  const bin = atob(spec.b64 || ""), bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return decode({ ...spec, buf: new DataView(bytes.buffer) });
+}
+
+// one site entry -> typed arrays (codes stay 8-bit: a row is dequantised on demand)
+export async function loadSite(e) {
+  const out = { ...e, hw: e.grid[0] * e.grid[1] };
+  if (e.why) return out;
+  out.codes = u8(await decodeB64(e.maps));
+  out.scales = f32(await decodeB64(e.scales));
+  out.off = f32(await decodeB64(e.off_grid));
+  out.mass = f32(await decodeB64(e.class_mass));
+  out.rows = e.source_rows ? f32(await decodeB64(e.source_rows)) : null;
+  return out;
+}
+
+// the `sites` trait [{label, sites: [entry, ...]}, ...] -> the same with each entry decoded
+export async function loadHeads(heads) {
+  return Promise.all((heads || []).map(async (hd) => ({ label: hd.label, sites: await Promise.all(hd.sites.map(loadSite)) })));
+}
+
+// cell p's map at site `s` into `out` (HW); returns its off-grid mass
+export function siteRow(s, p, out) {
+  out.set(dequantise(s.codes.subarray(p * s.hw, (p + 1) * s.hw), [s.scales[p]], s.hw));
+  return s.off[p];
+}
+
+// cell p's K class masses (exact: computed in Python from the float map)
+export function siteShares(s, p, K) { return Array.from(s.mass.subarray(p * K, (p + 1) * K)); }
+
+// the largest `n` sources of cell p: [{name, weight}] largest first, ties by index
+export function rankedSources(s, p, n = NBARS) {
+  if (!s.rows || !s.sources) return [];
+  const S = s.sources.length, row = s.rows.subarray(p * S, (p + 1) * S);
+  const order = Array.from({ length: S }, (_, i) => i).sort((a, b) => (row[b] - row[a]) || (a - b));
+  return order.slice(0, n).map((i) => ({ name: s.sources[i], weight: row[i], index: i }));
+}
+
+// what the legend says the map is: "exact" or its convention
+export function exactness(s) { return s.exact ? "exact" : `convention: ${s.convention}`; }
+
+export function siteSource(v, head, j) {
+  const { data } = v, { h, w, K } = data;
+  let pick = 0;
+  const picker = el("select", "ocrviz-site-pick", { "aria-label": `${head.label}: which context site` });
+  head.sites.forEach((s, i) => { const o = el("option", "", { value: i }); o.textContent = s.title; picker.append(o); });
+  const pickRow = el("div", "ocrviz-site-row");
+  pickRow.append(picker);
+  pickRow.style.visibility = head.sites.length > 1 ? "" : "hidden";      // kept: the same height for every head
+  const few = head.sites.some((s) => s.sources);
+  const bars = el("div", "ocrviz-site-bars");
+  const rows = [];
+  if (few) { const n = el("div", "ocrviz-note"); n.textContent = `the sources this cell mixes: its ${NBARS} largest weights`; bars.append(n); }
+  for (let i = 0; i < NBARS && few; i++) {
+    const r = el("div", "ocrviz-site-source");
+    const sw = el("span", "ocrviz-swatch"), nm = el("span", "ocrviz-name");
+    const bar = el("span", "ocrviz-bar"), fill = el("span", "ocrviz-bar-fill"); bar.append(fill);
+    const val = el("span", "ocrviz-value");
+    r.append(sw, nm, bar, val);
+    rows.push({ r, sw, nm, fill, val }); bars.append(r);
+  }
+  const source = {
+    id: `site-${j}`,
+    titleNodes: [pickRow],
+    after: few ? [bars] : [],
+    panelClass: "ocrviz-panel-site",
+    attach() {
+      v.listen.on(picker, "change", () => { pick = +picker.value; v.redraw(); v.refocus(); });
+    },
+    site: () => head.sites[pick],
+    map(f, out) {
+      const s = head.sites[pick];
+      if (s.why) return { why: s.why };
+      if (s.grid[0] !== h || s.grid[1] !== w) {
+        return { why: `This site's grid is ${s.grid[0]} x ${s.grid[1]} cells and the explorer's ${h} x ${w}: `
+          + "the page draws a site only on the explorer's own grid." };
+      }
+      const off = siteRow(s, f.p, out);
+      return { off, map: "site", topWhat: "this cell's largest context weight", shares: siteShares(s, f.p, K) };
+    },
+    title(f, r) {
+      const s = head.sites[pick];
+      return `${s.title} (${s.exact ? "exact" : "a convention: see the legend"})`;
+    },
+    legendNote: () => exactness(head.sites[pick]),
+    draw(ctx, f, panel) {
+      const s = head.sites[pick];
+      panel.dataset.site = String(pick); panel.dataset.siteName = s.site;
+      panel.dataset.exact = String(!!s.exact); panel.dataset.head = head.label;
+      panel.dataset.convention = s.exact ? "" : s.convention;
+      const top = s.why || s.grid[0] !== h || s.grid[1] !== w ? [] : rankedSources(s, f.p);
+      const mx = top.length ? top[0].weight || 1 : 1;
+      rows.forEach((row, i) => {
+        const t = top[i];
+        row.r.style.visibility = t ? "" : "hidden";
+        if (!t) return;
+        const k = data.names.indexOf(t.name), rgb = k >= 0 ? data.palette[k] : [150, 150, 150];
+        row.sw.style.background = row.fill.style.background = `rgb(${rgb.join(",")})`;
+        row.nm.textContent = t.name; row.val.textContent = fmt(t.weight, 4);
+        row.fill.style.width = (100 * t.weight / mx).toFixed(2) + "%";
+        row.r.dataset.name = t.name; row.r.dataset.weight = t.weight.toFixed(6); row.r.dataset.rank = String(i + 1);
+      });
+    },
+  };
+  return source;
+}

@@ -1,0 +1,183 @@
+"""ocrviz.context_maps on the ToyCity context heads (ocrviz.models: sa, da, cc, psp).
+
+Each map is checked against a recomputation written here from the captured
+tensors (a dense softmax, plain loops over a cross, plain loops over pooled
+bins with the bilinear formula written out), never against the producer's own
+helpers; the recomputed attention is itself checked against the head's own
+context tensor, so the reference is the module's arithmetic.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import ocrviz
+from ocrviz.capture import CaptureMismatchError
+from ocrviz.context import cell_classes, context_maps, criss_cross
+from ocrviz.models import create_model
+
+H, W = 48, 80                         # 6 x 10 cells at stride 8
+
+
+def _model(arch: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    m = create_model(arch, num_classes=5).eval()
+    with torch.no_grad():                                    # peaked rows: a wrong cell cannot hide
+        for name, p in m.head.named_parameters():
+            if ("query" in name or "key" in name) and name.endswith("weight"):
+                p.mul_(8)
+            if name.endswith("gamma"):
+                p.fill_(0.7)
+    return m
+
+
+def _run(arch: str, seed: int = 0):
+    m = _model(arch, seed)
+    x = torch.randn(2, 3, H, W, generator=torch.Generator().manual_seed(seed + 1))
+    logits, cache = ocrviz.run_with_cache(m, x)
+    return m, cache
+
+
+PIXELS = [(0, 0), (21, 45), (47, 79), (30, 8)]
+
+
+# ---------------------------------------------------------------------------- self-attention, DANet PAM
+@pytest.mark.parametrize("arch,prefix,scale", [("sa", "", None), ("da", "pam_", 1.0)])
+def test_pixel_attention_rows_are_the_dense_softmax(arch: str, prefix: str, scale: float | None) -> None:
+    m, cache = _run(arch)
+    scale = m.head.scale if scale is None else scale          # SA: 1/sqrt(Ck); DANet's PAM has none
+    for b in (0, 1):
+        q = cache[f"head.hook_{prefix}query"][b].double()    # HW x Ck
+        k = cache[f"head.hook_{prefix}key"][b].double()      # Ck x HW
+        v = cache[f"head.hook_{prefix}value"][b].double()    # HW x C
+        att = torch.softmax(scale * q @ k, dim=-1)           # HW x HW, dense, written here
+        ctx = cache[f"head.hook_{prefix}context"][b].double().flatten(1)   # C x HW
+        np.testing.assert_allclose((att @ v).T.numpy(), ctx.numpy(), atol=1e-4)   # the reference is the head's
+        for y, x in PIXELS:
+            maps = context_maps(cache, (y, x), batch_index=b)
+            assert len(maps) == 1, [mm.site for mm in maps]  # one site; DANet's CAM gives none
+            (mm,) = maps
+            r, c = y * 6 // H, x * 10 // W
+            assert mm.exact and mm.convention == "" and mm.kind == "self_attention" and mm.cell == (r, c)
+            np.testing.assert_allclose(mm.weights.ravel(), att[r * 10 + c].numpy(), atol=1e-6)
+            assert abs(mm.weights.sum() + mm.off_grid - 1) < 1e-9 and mm.off_grid == 0
+    assert att.max() > 5 / att.shape[1]                      # rows are peaked, not uniform
+    if arch == "da":
+        assert "CAM" in mm.extra["note"] and "no spatial context map" in mm.extra["note"]
+
+
+def test_a_tampered_context_refuses_the_row() -> None:
+    m, cache = _run("sa")
+    cache._store["head.hook_context"] = cache["head.hook_context"] + 1.0
+    with pytest.raises(CaptureMismatchError):
+        context_maps(cache, (21, 45))
+
+
+# ---------------------------------------------------------------------------- CCNet
+def _cross_by_loops(q: torch.Tensor, k: torch.Tensor, i: int, j: int) -> np.ndarray:
+    """h x w weights of pixel (i, j): one softmax over its column (without itself) and its row."""
+    _, h, w = q.shape
+    cells, energies = [], []
+    for ii in range(h):
+        if ii != i:
+            cells.append((ii, j))
+            energies.append(float(q[:, i, j] @ k[:, ii, j]))
+    for jj in range(w):
+        cells.append((i, jj))
+        energies.append(float(q[:, i, j] @ k[:, i, jj]))
+    top = max(energies)
+    e = [math.exp(v - top) for v in energies]
+    out = np.zeros((h, w))
+    for (a, bb), v in zip(cells, e):
+        out[a, bb] += v / sum(e)
+    return out
+
+
+def test_criss_cross_one_exact_map_per_pass_in_forward_order() -> None:
+    m, cache = _run("cc")
+    b = 1
+    for y, x in PIXELS:
+        maps = context_maps(cache, (y, x), batch_index=b)
+        assert [mm.site for mm in maps] == ["head.passes.0", "head.passes.1"]
+        r, c = y * 6 // H, x * 10 // W
+        for p, mm in enumerate(maps):
+            q = cache[f"head.passes.{p}.hook_query"][b].double()
+            k = cache[f"head.passes.{p}.hook_key"][b].double()
+            v = cache[f"head.passes.{p}.hook_value"][b].double()
+            ref = _cross_by_loops(q, k, r, c)
+            assert mm.exact and mm.extra["criss_cross_pass"] == p and abs(mm.weights.sum() - 1) < 1e-9
+            np.testing.assert_allclose(mm.weights, ref, atol=1e-6)
+            np.testing.assert_allclose((v * torch.from_numpy(ref)).sum((1, 2)).numpy(),     # the head's own context
+                                       cache[f"head.passes.{p}.hook_context"][b, :, r, c].double().numpy(),
+                                       atol=1e-4)
+    assert maps[0].weights.max() > 0.2                       # peaked crosses
+
+
+def test_criss_cross_rollout_is_the_product_of_the_passes() -> None:
+    m, cache = _run("cc")
+    b, (r, c) = 0, (2, 7)
+    passes = []
+    for p in range(2):
+        q = cache[f"head.passes.{p}.hook_query"][b].double()
+        k = cache[f"head.passes.{p}.hook_key"][b].double()
+        passes.append(np.stack([_cross_by_loops(q, k, i, j).ravel() for i in range(6) for j in range(10)]))
+    ref = (passes[1] @ passes[0])[r * 10 + c]                # A2 . A1, row of the cell
+    got = criss_cross.rollout(cache, (r, c), b)
+    assert not got.exact and "rollout" in got.convention
+    np.testing.assert_allclose(got.weights.ravel(), ref, atol=1e-9)
+    assert (got.weights > 0).all()                           # two crosses reach every cell
+
+
+# ---------------------------------------------------------------------------- PSP
+def _bilinear_1d(i: int, n_out: int, n_in: int) -> dict[int, float]:
+    """align_corners=False weights of output index i over n_in source indices (PyTorch's formula)."""
+    src = max((i + 0.5) * n_in / n_out - 0.5, 0.0)
+    i0 = min(int(math.floor(src)), n_in - 1)
+    i1 = min(i0 + 1, n_in - 1)
+    lam = src - i0
+    out: dict[int, float] = {}
+    out[i0] = out.get(i0, 0.0) + 1 - lam
+    out[i1] = out.get(i1, 0.0) + lam
+    return out
+
+
+def _psp_by_loops(bins: tuple[int, ...], h: int, w: int, r: int, c: int) -> np.ndarray:
+    out = np.zeros((h, w))
+    for s in bins:
+        wy, wx = _bilinear_1d(r, h, s), _bilinear_1d(c, w, s)
+        for u, a in wy.items():
+            for v, bb in wx.items():
+                r0, r1 = u * h // s, -(-(u + 1) * h // s)     # adaptive_avg_pool2d's bin
+                c0, c1 = v * w // s, -(-(v + 1) * w // s)
+                out[r0:r1, c0:c1] += a * bb / ((r1 - r0) * (c1 - c0)) / len(bins)
+    return out
+
+
+def test_psp_map_is_the_bin_geometry_with_equal_scales() -> None:
+    m, cache = _run("psp")
+    for y, x in PIXELS:
+        (mm,) = context_maps(cache, (y, x), batch_index=1)
+        r, c = y * 6 // H, x * 10 // W
+        assert mm.kind == "pooling_bins" and not mm.exact and "weighted equally" in mm.convention
+        np.testing.assert_allclose(mm.weights, _psp_by_loops((1, 2, 3, 6), 6, 10, r, c), atol=1e-12)
+        assert abs(mm.weights.sum() - 1) < 1e-9
+        assert len(mm.sources) == 1 + 4 + 9 + 36 and abs(mm.source_weights.sum() - 1) < 1e-9
+
+
+def test_psp_bins_are_checked_against_the_captured_levels() -> None:
+    m, cache = _run("psp")
+    cache._store["head.hook_pooled_3"] = cache["head.hook_pooled_3"].flip(-1)
+    with pytest.raises(CaptureMismatchError):
+        context_maps(cache, (21, 45))
+
+
+# ---------------------------------------------------------------------------- cell classes
+@pytest.mark.parametrize("arch", ["sa", "da", "cc", "psp"])
+def test_cell_classes_are_the_heads_own_logits(arch: str) -> None:
+    m, cache = _run(arch)
+    with torch.no_grad():
+        _, main = m.head(cache["hook_features"][1:2])
+    np.testing.assert_array_equal(cell_classes(cache, batch_index=1), main[0].argmax(0).numpy())
