@@ -65,10 +65,11 @@ def _looks_like_file(spec: str) -> bool:
 
 def load_model_arg(spec: str, *, flag: str = "--model", num_classes: int | None = None) -> Any:
     """A model from a shipped name (``ocrviz.load_model``) or a checkpoint file (``ocrviz.from_checkpoint``)."""
-    from ocrviz.zoo import SHIPPED
+    from ocrviz.zoo import HEAD_MODELS, SHIPPED
 
-    allowed = f"a shipped model ({', '.join(SHIPPED)}) or a checkpoint file ({', '.join(CHECKPOINT_SUFFIXES)})"
-    if spec in SHIPPED and not os.path.exists(spec):
+    shipped = SHIPPED + HEAD_MODELS
+    allowed = f"a shipped model ({', '.join(shipped)}) or a checkpoint file ({', '.join(CHECKPOINT_SUFFIXES)})"
+    if spec in shipped and not os.path.exists(spec):
         from ocrviz.zoo import load_model
 
         if num_classes is not None:
@@ -87,7 +88,7 @@ def load_model_arg(spec: str, *, flag: str = "--model", num_classes: int | None 
         from ocrviz import from_checkpoint
     except (ImportError, AttributeError):
         raise InputError(f"{flag} {spec!r}: reading checkpoint files needs ocrviz.from_checkpoint, which this "
-                         f"install does not have; give a shipped model ({', '.join(SHIPPED)})") from None
+                         f"install does not have; give a shipped model ({', '.join(shipped)})") from None
     from ocrviz.checkpoints import CheckpointFormatError, CheckpointMismatchError
 
     try:
