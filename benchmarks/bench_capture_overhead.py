@@ -11,7 +11,10 @@ registering one hook per HookPoint, the forward, storing every tensor
     .venv/bin/python benchmarks/bench_capture_overhead.py [--repeats 10] [--threads N]
     .venv/bin/python benchmarks/bench_capture_overhead.py --quick     # 32 x 64 input, 2 repeats
 
-Models: the toy OCRNet (``create_model("ocrnet", num_classes=9)``) and
+Models: the toy OCRNet (``create_model("ocrnet", num_classes=9)``), the toy
+ASPP, self-attention, PSP, DANet and CCNet heads on the same backbone (the
+captured forward also attaches what ``ocrviz.context`` needs for their sites
+and checks the stored factors against the module's own output), and
 HRNetV2-W48 + OCR (``create_model("hrnet_w48_ocr")``, 19 classes), random
 weights (timing does not depend on them), input 1 x 3 x 512 x 1024.
 """
@@ -24,7 +27,9 @@ import torch
 from common import fmt_ms, machine_line, md_table, median, p90, set_threads, time_ms  # first: puts the repo on sys.path
 import ocrviz  # noqa: E402
 
-MODELS = (("toy OCRNet", "ocrnet", 9), ("HRNet-W48-OCR", "hrnet_w48_ocr", 19))
+MODELS = (("toy OCRNet", "ocrnet", 9), ("toy ASPP", "aspp", 9), ("toy self-attention", "sa", 9),
+          ("toy PSP", "psp", 9), ("toy DANet", "da", 9), ("toy CCNet", "cc", 9),
+          ("HRNet-W48-OCR", "hrnet_w48_ocr", 19))
 TARGET = 1.02
 
 
@@ -65,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--quick", action="store_true", help="1 x 3 x 32 x 64 input, 2 repeats (smoke test)")
+    parser.add_argument("--models", default=None, help="comma-separated labels' create_model names (default: all)")
     args = parser.parse_args(argv)
     if args.quick:
         args.height, args.width, args.repeats = 32, 64, 2
@@ -73,7 +79,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     x = torch.randn(1, 3, args.height, args.width)
     rows, verdicts = [], []
+    wanted = None if args.models is None else set(args.models.split(","))
     for label, name, classes in MODELS:
+        if wanted is not None and name not in wanted:
+            continue
         model = ocrviz.create_model(name, num_classes=classes).eval()
         plain_ms, cap_ms, n_hooks = measure(model, x, args.repeats)
         ratio = median(cap_ms) / median(plain_ms)
