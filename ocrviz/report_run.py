@@ -199,16 +199,17 @@ def run_report(models: Sequence[tuple[str, torch.nn.Module]], dataset: Any, scen
         if not analyses:
             entry["skipped"] = "attention report and context flow skipped (--no-analyses)"
         elif reason is not None:
-            entry["skipped"] = (f"attention report skipped: {reason}; it re-runs OCR's head on edited similarity "
-                                "maps (pixel -> object regions)")
             try:                                  # any head whose map is exact still gets its context flow
                 from ocrviz.analysis import context_flow
                 flow = context_flow(model, *split(scenes, n), progress=progress)
                 entry["analyses"]["context_flow"] = {"dict": flow.to_dict(), "even_spread": even_spread_flow(scenes, k),
                                                      "aspp_name": None}
-                entry["skipped"] += f"; context flow drawn from its exact map ({flow.head})"
-            except ValueError as e:
-                entry["skipped"] += f"; context flow skipped ({e})"
+                entry["skipped"] = (f"attention report skipped: {reason}; it re-runs OCR's head on edited similarity "
+                                    f"maps; context flow drawn from its exact map ({flow.head})")
+            except ValueError as e:               # the reason goes to warn; the page line stays short
+                warn(f"{name}: context flow skipped ({e})")
+                entry["skipped"] = (f"attention report and context flow skipped: {reason}; the first re-runs OCR's "
+                                    "head on edited similarity maps, the second needs one exact context map")
         else:
             entry["analyses"], extra = _attention(model, scenes, n, rs, aspp, k, progress,
                                                   lambda line, name=name: warn(f"{name}: {line}"))
