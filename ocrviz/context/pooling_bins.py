@@ -266,19 +266,6 @@ def _bins_of(site: Site) -> tuple[int, ...]:
     return tuple(int(k[len("pooled"):]) for k in site.hooks if k.startswith("pooled"))
 
 
-def _toy_matrix(site: Site) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """(M: HW x HW with row p = pixel p's map, [U_s: HW x s*s / n per scale])."""
-    bins = _bins_of(site)
-    h, w = site.grid
-    total = torch.zeros(h * w, h * w, dtype=torch.float64)
-    ups = []
-    for s in bins:
-        pool, up = _pool_up(s, site.grid)
-        total += up @ pool / len(bins)                                        # HW x HW
-        ups.append(up / len(bins))
-    return total, ups
-
-
 def _read_toy(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int) -> ContextMap:
     _check_bins(cache, site, batch_index)
     h, w = site.grid
@@ -318,7 +305,12 @@ def masses(cache: Cache, site: Site, frac: np.ndarray, batch_index: int = 0) -> 
     f = np.asarray(frac, np.float64).reshape(len(frac), -1).T                # HW x O
     if "bottleneck" in site.hooks:
         _check_bins(cache, site, batch_index)
-        return _toy_matrix(site)[0].numpy() @ f
+        out = np.zeros((f.shape[0], f.shape[1]))
+        bins = _bins_of(site)
+        for s in bins:
+            pool, up = _pool_up(s, site.grid)
+            out += up.numpy() @ (pool.numpy() @ f) / len(bins)                # HW x s*s @ s*s x O
+        return out
     h, w = site.grid
     return np.stack([read_site(cache, site, (q // w, q % w), batch_index).weights.ravel()
                      for q in range(h * w)]) @ f
