@@ -27,6 +27,7 @@ weights, so the map gives each scale an equal share, 1 / len(pool_scales).
 from __future__ import annotations
 
 import functools
+import weakref
 
 import numpy as np
 import torch
@@ -246,10 +247,15 @@ def _features(cache: Cache, site: Site) -> torch.Tensor | None:
     return None
 
 
+_CHECKED: "weakref.WeakKeyDictionary[Cache, set]" = weakref.WeakKeyDictionary()   # (site, batch) checked
+
+
 def _check_bins(cache: Cache, site: Site, batch: int) -> None:
-    """Each level's captured bins equal its conv-BN-ReLU applied to P_s @ features (the footprint's check)."""
+    """Each level's captured bins equal its conv-BN-ReLU applied to P_s @ features (the footprint's check;
+    once per cache, site and image)."""
+    done = _CHECKED.setdefault(cache, set())
     feats = _features(cache, site)
-    if feats is None:
+    if feats is None or (site.path, batch, id(feats)) in done:
         return                                       # features not captured (names=...): geometry unchecked
     module = cache.module(site.path)
     x = feats[batch : batch + 1]                                              # 1 x Cf x h x w
@@ -260,6 +266,7 @@ def _check_bins(cache: Cache, site: Site, batch: int) -> None:
             pooled = (x.reshape(1, -1, h * w).double() @ pool.T).reshape(1, -1, s, s)   # 1 x Cf x s x s
             verify(site.path, f"level {s} bins (conv-BN-ReLU of each bin's plain mean)",
                    level(pooled.to(x.dtype)), cache[site.hooks[f"pooled{s}"]][batch : batch + 1])
+    done.add((site.path, batch, id(feats)))
 
 
 def _bins_of(site: Site) -> tuple[int, ...]:
