@@ -24,7 +24,7 @@ def models():
 
 
 def test_registry_names():
-    assert list(MODELS) == ["ocrnet", "aspp", "fcn", "hrnet_w48_ocr"]
+    assert list(MODELS) == ["ocrnet", "aspp", "fcn", "sa", "psp", "da", "cc", "hrnet_w48_ocr"]
 
 
 @pytest.mark.parametrize("name", TOY)
