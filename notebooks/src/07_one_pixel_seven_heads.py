@@ -64,6 +64,9 @@ for head, name in MODELS.items():
     c = cards[head]
     how = c.get("recipe") or f"end to end, {c.get('total_steps')} steps"
     print(f"{head:15s} {name:16s} val mIoU {c['metrics']['miou']:.3f}   trained: {how}")
+end_to_end = {name: model_card(name)["metrics"]["miou"] for name in ("toycity-ocr", "toycity-aspp", "toycity-fcn")}
+print("for reference, trained end to end (notebooks 02-06): "
+      + ", ".join(f"{name} {miou:.3f}" for name, miou in end_to_end.items()))
 
 # %% [markdown]
 # ## 1 · Three pixels

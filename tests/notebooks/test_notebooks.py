@@ -214,7 +214,7 @@ _probe = {"strips": {f"{l}|{t}": v for (l, t), v in strips.items()}, "again": _a
           "cards": {k: [MODELS[k], cards[k].get("head_params"), cards[k].get("params")] for k in MODELS},
           "kinds": {k: (None if v is None else [bool(v[0]), v[1]]) for k, v in kinds.items()},
           "n_exact": n_exact, "fcn": FCN_NAME, "n_scenes": len(SCENES),
-          "recipes": {k: cards[k].get("recipe") for k in MODELS}}
+          "recipes": {k: cards[k].get("recipe") for k in MODELS}, "end_to_end": end_to_end}
 """,
 }
 
@@ -715,3 +715,5 @@ def test_one_pixel_seven_heads_claims(run_notebook) -> None:
     assert {t for t, v in kinds.items() if v and not v[0]} == {"ASPP", "PSP", "CCNet rollout"}
     assert "equally" in kinds["PSP"][1] and "rollout" in kinds["CCNet rollout"][1]
     assert pr["n_exact"] == 4 and pr["n_scenes"] == 3
+    from ocrviz.zoo import model_card
+    assert pr["end_to_end"] == {n: model_card(n)["metrics"]["miou"] for n in ("toycity-ocr", "toycity-aspp", "toycity-fcn")}
