@@ -288,3 +288,10 @@ def test_masses_are_every_cells_map_on_each_cell_map(arch: str, site: str) -> No
     maps = [context_maps(cache, (i * 8, j * 8), batch_index=1) for i in range(6) for j in range(10)]
     ref = np.stack([[mm for mm in ms if mm.site == site][0].weights.ravel() for ms in maps]) @ frac.reshape(3, -1).T
     np.testing.assert_allclose(got, ref, atol=1e-6)              # float32 logits, two matmul orders
+
+
+def test_exact_sites_name_the_maps_the_dataset_analyses_may_score() -> None:
+    from ocrviz.context import exact_sites
+    assert [s.path for _, s in exact_sites(_run("cc")[1])] == ["head.passes.0", "head.passes.1"]
+    assert [s.path for _, s in exact_sites(_run("da")[1])] == ["head"]
+    assert exact_sites(_run("psp")[1]) == []
