@@ -313,3 +313,40 @@ def test_capture_sees_every_factor_once_in_forward_order(arch, names):
     assert cache.names() == ["hook_features", *names, "hook_logits"]
     hw = 8 * 16
     assert all(sorted(cache[n].shape[-2:]) != [hw, hw] for n in names)
+
+
+def test_head_models_share_everything_but_the_head():
+    """'Everything else equal': one backbone file, one config (less arch and out), one feature set."""
+    from ocrviz.zoo import model_card
+    cards = {n: model_card(n) for n in _shipped_heads()}
+    configs = {n: {k: v for k, v in c["config"].items() if k not in ("arch", "out")} for n, c in cards.items()}
+    first = next(iter(configs.values()))
+    assert all(cfg == first for cfg in configs.values()), configs
+    assert len({c["backbone"]["sha256"] for c in cards.values()}) == 1
+    assert len({tuple(c["features"]["seeds"]) for c in cards.values()}) == 1
+    assert sorted(c["arch"] for c in cards.values()) == sorted(["sa", "psp", "da", "cc", "ocrnet", "aspp", "fcn"])
+    for n, c in cards.items():
+        assert c["command"].startswith(f"python -m ocrviz.train_heads --arch {c['arch']} ") and n in c["command"]
+
+
+def test_train_head_trains_only_the_head_and_reuses_the_features(tmp_path):
+    """A 2-step run: the backbone stays bit for bit the FCN's, the head moves, the card records the
+    recipe, and a second run reads the cached features instead of rendering."""
+    from ocrviz.train_heads import HeadTrainConfig, train_head
+    torch.set_num_threads(1)
+    config = HeadTrainConfig(arch="psp", scenes=4, steps=2, batch_size=2, val_images=1, val_every=100,
+                             cache_dir=str(tmp_path / "features"), out=str(tmp_path / "toycity-psp-tiny"))
+    result = train_head(config, progress=False)
+    fcn = ocrviz.load_model("toycity-fcn")
+    ours, theirs = result.model.backbone.state_dict(), fcn.backbone.state_dict()
+    assert all(torch.equal(ours[n], theirs[n]) for n in ours)
+    fresh = create_model("psp", num_classes=9, dilated=False)
+    assert not torch.equal(result.model.head.classifier.weight, fresh.head.classifier.weight)
+    card = result.card
+    assert card["features"]["from_cache"] is False and card["features"]["scenes"] == 4
+    assert len(result.losses) == 2 and card["steps"] == 2 and card["check_subset"]["n_images"] == 8
+    back = ocrviz.from_checkpoint(result.checkpoint)
+    assert back.arch == "psp" and back.card["name"] == "toycity-psp-tiny"
+    again = train_head(config, progress=False)
+    assert again.card["features"]["from_cache"] is True
+    assert again.losses == result.losses             # same seed, same cached features: the same run
