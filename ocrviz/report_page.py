@@ -149,19 +149,22 @@ def _flow_section(m: Mapping[str, Any]) -> str:
     f = entry["dict"]
     names = f["class_names"]
     nan = lambda x: np.array([[np.nan if v is None else v for v in r] for r in x], np.float64)  # noqa: E731
-    mass, even, infl = nan(f["ocr_mass"]), nan(entry["even_spread"]), nan(f["ocr_influence"])
-    figs = [heatmap(mass, names, names, title="OCR context mass: share of a class-t cell's context on class c",
+    mass, even = nan(f["ocr_mass"]), nan(entry["even_spread"])
+    head = f.get("head", "OCR")
+    figs = [heatmap(mass, names, names, title=f"{head} context mass: share of a class-t cell's context on class c",
                     vmin=0, vmax=1, col_axis="class the context comes from (rows sum to 1)"),
             heatmap(even, names, names, title="Chance: context spread evenly over the image",
-                    vmin=0, vmax=1, col_axis="class c's share of the image (rows sum to 1)"),
-            heatmap(infl, names, names, title="OCR influence: mean drop of the predicted logit without region c",
-                    diverging=True, col_axis="region removed (logit units; negative = removing it helps)")]
+                    vmin=0, vmax=1, col_axis="class c's share of the image (rows sum to 1)")]
+    if f.get("ocr_influence") is not None:        # OCR only: it re-runs OCR's head without region c
+        figs.append(heatmap(nan(f["ocr_influence"]), names, names,
+                            title="OCR influence: mean drop of the predicted logit without region c",
+                            diverging=True, col_axis="region removed (logit units; negative = removing it helps)"))
     if f.get("aspp_mass") is not None:
         figs.append(heatmap(nan(f["aspp_mass"]), names, names, title=f"ASPP tap mass ({entry.get('aspp_name', 'ASPP')}): "
                             "share of a class-t cell's taps on class c", vmin=0, vmax=1,
                             col_axis="class the taps land on (rows sum to 1)"))
     diag = lambda a: float(np.nanmean(np.diag(a)))  # noqa: E731
-    line = (f"Own-class share of the context (mean of the diagonal): OCR {diag(mass):.2f} against {diag(even):.2f} "
+    line = (f"Own-class share of the context (mean of the diagonal): {head} {diag(mass):.2f} against {diag(even):.2f} "
             "for context spread evenly" + (f", ASPP ({entry.get('aspp_name', 'ASPP')}) {diag(nan(f['aspp_mass'])):.2f}"
                                            if f.get("aspp_mass") else "") + ".")
     cells = ", ".join(f"{n} {c}" for n, c in zip(names, f["cells"]))
@@ -232,6 +235,6 @@ def report_html(title: str, rep: Mapping[str, Any], explain_links: Mapping[int, 
     for m in models:
         if m["analyses"].get("attention_report"):
             parts.append(_attention_section(m))
-            parts.append(_flow_section(m))
+        parts.append(_flow_section(m))          # any head with an exact map (context_flow)
     parts += [_confusion_section(rep, names), _per_class(rep, names), _per_image(rep, explain_links or {})]
     return page(title, "\n".join(p for p in parts if p), extra_css=CSS)

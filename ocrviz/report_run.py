@@ -14,7 +14,8 @@ each figure.  The result is a JSON-ready dict; its contract (tested):
                  "analyses": {"attention_report": {...}, "context_flow": {...}}, "skipped": str | None}],
      "deltas": [{"name", "vs", "miou", "miou_ci", "pixel_acc", "pixel_acc_ci"}]}
 
-A model without an OCR head gets one ``skipped`` line instead of the analyses.
+A model without an OCR head gets one ``skipped`` line instead of the attention report, and
+its context flow when its head has one exact context map (``context_flow``; self-attention, DANet).
 """
 from __future__ import annotations
 
@@ -198,8 +199,17 @@ def run_report(models: Sequence[tuple[str, torch.nn.Module]], dataset: Any, scen
         if not analyses:
             entry["skipped"] = "attention report and context flow skipped (--no-analyses)"
         elif reason is not None:
-            entry["skipped"] = (f"attention report and context flow skipped: {reason}; both re-run OCR's head "
-                                "on edited similarity maps (pixel -> object regions)")
+            try:                                  # any head whose map is exact still gets its context flow
+                from ocrviz.analysis import context_flow
+                flow = context_flow(model, *split(scenes, n), progress=progress)
+                entry["analyses"]["context_flow"] = {"dict": flow.to_dict(), "even_spread": even_spread_flow(scenes, k),
+                                                     "aspp_name": None}
+                entry["skipped"] = (f"attention report skipped: {reason}; it re-runs OCR's head on edited similarity "
+                                    f"maps; context flow drawn from its exact map ({flow.head})")
+            except ValueError as e:               # the reason goes to warn; the page line stays short
+                warn(f"{name}: context flow skipped ({e})")
+                entry["skipped"] = (f"attention report and context flow skipped: {reason}; the first re-runs OCR's "
+                                    "head on edited similarity maps, the second needs one exact context map")
         else:
             entry["analyses"], extra = _attention(model, scenes, n, rs, aspp, k, progress,
                                                   lambda line, name=name: warn(f"{name}: {line}"))

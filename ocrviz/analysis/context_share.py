@@ -13,7 +13,10 @@ the analogous distribution over cells (taps on the zero padding carry weight
 but land on no object).  This is "where ASPP's taps land", not a gradient.
 
 Both maps are ``ocrviz.context``'s (``context/ocr.py``, ``context/dilated_taps.py``);
-this module scores them on objects.
+this module scores them on objects.  :func:`own_object_share` scores any head's
+map the same way (self-attention, DANet's PAM, a criss-cross pass, PSP's bins,
+OCR, ASPP), from a capture, through ``ocrviz.context.context_masses``: the
+head-specific part is only the producer.
 
 Own object: the pixel's instance for thing classes (``instances > 0``), its
 class region for stuff.  Cells are scored by the fraction of their
@@ -22,6 +25,8 @@ class region for stuff.  Cells are scored by the fraction of their
 Example::
 
     share = ocr_own_object_share(sim_map, region_weights, labels, instances, stride=8)  # h x w
+    logits, cache = ocrviz.run_with_cache(model, x)
+    share = own_object_share(cache, labels, instances, stride=8)                          # any head, h x w
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import context
 from ..context import dilated_taps, ocr
 from .cells import labels_at_cells
 
@@ -99,3 +105,29 @@ def aspp_tap_map(row: int, col: int, shares_row: Sequence[float], rates: Sequenc
     hit); the per-pixel picture of what :func:`aspp_own_object_share` sums.
     """
     return dilated_taps.tap_weights(row, col, shares_row, rates, feat_hw)
+
+
+def own_object_share(cache: object, labels: np.ndarray, instances: np.ndarray | None = None, stride: int = 8, *,
+                     site: str | None = None, batch_index: int = 0, exact_only: bool = True) -> np.ndarray:
+    """h x w: mass of each cell's context map on the object under its centre pixel, for any head.
+
+    ``cache`` from ``ocrviz.run_with_cache(model, x)`` on the image whose ``labels`` (H x W) and
+    ``instances`` are given; ``site`` picks one context site by module path when the cache has several
+    (CCNet's passes ``head.passes.0`` / ``head.passes.1``).  With ``exact_only`` (default) a site whose
+    map rests on a convention (PSP, ASPP) is refused: say ``exact_only=False`` to score it anyway.
+    """
+    sites = [(p, s) for p, s in context.find_sites(cache) if site is None or s.path == site]
+    if len(sites) != 1:
+        raise ValueError(f"own_object_share reads one context site; the cache has "
+                         f"{[s.path for _, s in context.find_sites(cache)] or 'none'}"
+                         + (f" and none at {site!r}" if site is not None and not sites else "")
+                         + "; pick one with site=...")
+    p, s = sites[0]
+    m = p.read(cache, s, (0, 0), batch_index)
+    if exact_only and not m.exact:
+        raise ValueError(f"the map at {s.path!r} ({s.kind}) rests on a convention ({m.convention}); "
+                         f"pass exact_only=False to score it anyway")
+    h, w = s.grid
+    frac, centre = _object_fractions(object_ids(labels, instances), stride, (h, w))
+    ((_, mass),) = context.context_masses(cache, frac, batch_index=batch_index, path=s.path, kind=s.kind)  # HW x O
+    return mass[np.arange(h * w), centre.ravel()].reshape(h, w)                  # h x w

@@ -1,6 +1,6 @@
 """Where each class's context comes from, over a dataset: ``context_flow``.
 
-Three K x K matrices; row t = feature cells whose true class (centre-pixel
+Three K x K matrices (one for a model without OCR: see below); row t = feature cells whose true class (centre-pixel
 label, ``cells.labels_at_cells``) is t, column c = the class of the pixels
 the context comes from.  Sources are scored by the fraction of each cell's
 pixels in class c (``cells.class_fractions``; ignored pixels belong to no class).
@@ -18,6 +18,13 @@ pixels in class c (``cells.class_fractions``; ignored pixels belong to no class)
   branch weighted by its share of the projection, ``ocrviz.context.dilated_taps``)
   scored the same way, rows
   normalised to sum 1 (taps on the zero padding land on no class).
+
+Any other head whose map is exact (self-attention, DANet's PAM, a
+criss-cross pass: ``ContextMap.exact``) gets ``ocr_mass`` from its own map
+(the name is kept; ``head`` says whose map it is) and no influence matrix
+(``ocr_influence`` is None: it re-runs OCR's head on edited rows).  A map that
+rests on a convention (PSP, ASPP) is refused; CCNet's two passes need
+``site="head.passes.1"`` (or ``.0``).
 
 ``cells[t]`` counts the class-t cells; ``examples[(t, c)]`` lists up to
 ``n_examples`` cells ``(image index, row, col)`` of class t with the largest
@@ -50,21 +57,23 @@ class ContextFlow:
     """K x K matrices, rows true class of the cell, columns source class (see the module docstring)."""
 
     ocr_mass: np.ndarray
-    ocr_influence: np.ndarray
+    ocr_influence: np.ndarray | None
     aspp_mass: np.ndarray | None
     cells: np.ndarray
     class_names: tuple[str, ...]
     n_images: int
     examples: dict[tuple[int, int], list[tuple[int, int, int]]] = field(default_factory=dict)
+    head: str = "OCR"          # whose exact map ``ocr_mass`` scores: "OCR", or "<kind> at <site path>"
 
     def to_dict(self) -> dict[str, Any]:
         nan = lambda m: None if m is None else np.where(np.isnan(m), None, np.round(m, 6)).tolist()  # noqa: E731
         return {"class_names": list(self.class_names), "n_images": self.n_images, "cells": self.cells.tolist(),
+                "head": self.head,
                 "ocr_mass": nan(self.ocr_mass), "ocr_influence": nan(self.ocr_influence),
                 "aspp_mass": nan(self.aspp_mass)}
 
     def to_markdown(self) -> str:
-        """The OCR mass matrix as a markdown table (rows true class, columns source class)."""
+        """The context-mass matrix (OCR's, or the head's) as a markdown table (rows true class, columns source class)."""
         head = "| true \\ source | " + " | ".join(map(cell, self.class_names)) + " |"
         rows = [f"| {cell(n)} | " + " | ".join("-" if np.isnan(v) else f"{v:.2f}" for v in r) + " |"
                 for n, r in zip(self.class_names, self.ocr_mass)]
@@ -75,8 +84,9 @@ class ContextFlow:
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
 
-        mats = [("OCR context-map mass", self.ocr_mass, "Blues"), ("OCR influence (mean logit drop)",
-                                                                   self.ocr_influence, "RdBu")]
+        mats = [(f"{self.head} context-map mass", self.ocr_mass, "Blues")]
+        if self.ocr_influence is not None:
+            mats.append(("OCR influence (mean logit drop)", self.ocr_influence, "RdBu"))
         if self.aspp_mass is not None:
             mats.append(("ASPP tap-weighted mass", self.aspp_mass, "Oranges"))
         fig = make_subplots(rows=1, cols=len(mats), subplot_titles=[t for t, _, _ in mats], horizontal_spacing=0.08)
@@ -108,6 +118,21 @@ def _site_mass(cache: Any, frac: np.ndarray, kind: str, what: str) -> np.ndarray
     return found[0][1]
 
 
+def _exact_site(cache: Any, site: str | None) -> tuple[Any, Any]:
+    """(producer, site) of the one exact context site (at module path ``site`` when given)."""
+    found = context.find_sites(cache)
+    chosen = [(p, s) for p, s in found if site is None or s.path == site]
+    if len(chosen) != 1:
+        raise ValueError(f"context_flow reads one context site; this model has {[s.path for _, s in found] or 'none'}"
+                         f"{f' and none at {site!r}' if site is not None and not chosen else ''}; pick one with site=...")
+    p, s = chosen[0]
+    m = p.read(cache, s, (0, 0))
+    if not m.exact:
+        raise ValueError(f"the map at {s.path!r} ({s.kind}) rests on a convention ({m.convention}), so its "
+                         f"class-to-class flow would be the convention's; context_flow reads exact maps only")
+    return p, s
+
+
 def _aspp_cell_mass(aspp_model: torch.nn.Module, image: np.ndarray, frac: np.ndarray, i: int) -> np.ndarray:
     """HW x K: each cell's ASPP tap-weighted mass on each class."""
     p = image_pass(aspp_model, image, i)
@@ -119,23 +144,31 @@ def _aspp_cell_mass(aspp_model: torch.nn.Module, image: np.ndarray, frac: np.nda
 
 @torch.no_grad()
 def context_flow(model: torch.nn.Module, images: Iterable[np.ndarray], labels: Iterable[np.ndarray], *,
-                 aspp_model: torch.nn.Module | None = None, n_examples: int = 5, progress: bool = False) -> ContextFlow:
-    """Class-to-class context flow of an OCR model (and optionally an ASPP model) over a set.
+                 aspp_model: torch.nn.Module | None = None, n_examples: int = 5, progress: bool = False,
+                 site: str | None = None) -> ContextFlow:
+    """Class-to-class context flow of an OCR model, or of any head whose map is exact, over a set.
 
     Args:
-        model: a supported OCR model (``counterfactual.SUPPORTED``).
+        model: a supported OCR model (``counterfactual.SUPPORTED``), or a model with one exact context
+            site (``ocrviz.context.exact_sites``: toycity-sa, toycity-da, a CCNet pass, MMSeg's NLHead).
         images, labels: iterables in step, H x W x 3 uint8 and H x W (255 = ignore); read once.
         aspp_model: an ocrviz ASPP model (``arch == "aspp"``) with the same output stride.
         n_examples: example cells kept per matrix entry.
         progress: a tqdm bar.
+        site: module path of the context site to read when the model has several (CCNet's passes).
     """
-    parts = ocr_parts(model)
+    try:
+        parts = ocr_parts(model)
+    except ValueError:
+        parts = None                                   # not OCR: its one exact site's map, no influence
     if aspp_model is not None and getattr(aspp_model, "arch", None) != "aspp":
         raise ValueError(f"aspp_model must be an ocrviz ASPP model (arch 'aspp', e.g. load_model('toycity-aspp')), "
                          f"got {type(aspp_model).__name__} arch={getattr(aspp_model, 'arch', None)!r}")
     from tqdm.auto import tqdm
 
-    k = int(getattr(model, "num_classes", 0) or parts.cls.out_channels)
+    k = int(getattr(model, "num_classes", 0) or (parts.cls.out_channels if parts is not None else 0))
+    if k == 0:
+        raise ValueError(f"cannot tell how many classes {type(model).__name__} predicts; give a model with num_classes")
     names = tuple(getattr(model, "class_names", None) or [str(i) for i in range(k)])
     mass, infl, aspp = np.zeros((k, k)), np.zeros((k, k)), np.zeros((k, k))
     cells = np.zeros(k, np.int64)
@@ -145,6 +178,7 @@ def context_flow(model: torch.nn.Module, images: Iterable[np.ndarray], labels: I
     for m in models:
         m.eval()
     n = 0
+    head = "OCR"
     label_iter = iter(labels)
     try:
         for i, image in enumerate(tqdm(images, desc="context_flow", unit="img", disable=not progress)):
@@ -157,8 +191,14 @@ def context_flow(model: torch.nn.Module, images: Iterable[np.ndarray], labels: I
             cell = labels_at_cells(lab, p.stride, (h, w)).ravel()           # HW true class per cell
             known = cell != 255
             frac = class_fractions(lab, k, (h, w))                         # K x h x w
-            cell_mass = _site_mass(p.cache, frac, "ocr", "model")            # HW x K
-            cell_infl = region_influence(model, p.cache)[0].double().cpu().numpy()  # HW x K
+            if parts is not None:
+                cell_mass = _site_mass(p.cache, frac, "ocr", "model")        # HW x K
+                cell_infl = region_influence(model, p.cache)[0].double().cpu().numpy()  # HW x K
+            else:
+                prod, s = _exact_site(p.cache, site)
+                head = f"{s.kind} at {s.path}"
+                ((_, cell_mass),) = context.context_masses(p.cache, frac, kind=s.kind, path=s.path)  # HW x K
+                cell_infl = np.zeros_like(cell_mass)
             t = cell[known]
             np.add.at(mass, t, cell_mass[known])
             np.add.at(infl, t, cell_infl[known])
@@ -180,7 +220,7 @@ def context_flow(model: torch.nn.Module, images: Iterable[np.ndarray], labels: I
         raise ValueError("context_flow got no images; give iterables of H x W x 3 uint8 images and H x W labels")
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_infl = np.where(cells[:, None] > 0, infl / np.maximum(cells[:, None], 1), np.nan)
-    return ContextFlow(ocr_mass=_normalise_rows(mass), ocr_influence=mean_infl,
+    return ContextFlow(ocr_mass=_normalise_rows(mass), ocr_influence=mean_infl if parts is not None else None,
                        aspp_mass=_normalise_rows(aspp) if aspp_model is not None else None, cells=cells,
                        class_names=names, n_images=n,
-                       examples={key: [e for _, e in v] for key, v in best.items()})
+                       examples={key: [e for _, e in v] for key, v in best.items()}, head=head)

@@ -50,7 +50,7 @@ from .types import ContextMap, Site
 PRODUCERS: tuple[ModuleType, ...] = (ocr, dilated_taps, mmseg_aspp, self_attention, criss_cross, pooling_bins,
                                      global_context, isa, em, transformer)
 
-__all__ = ["ContextMap", "Site", "PRODUCERS", "context_maps", "find_sites", "context_masses", "cell_of",
+__all__ = ["ContextMap", "Site", "PRODUCERS", "context_maps", "find_sites", "exact_sites", "context_masses", "cell_of",
            "cell_classes", "mass_by_class", "strip_text", "gradient_erf_map"]
 
 
@@ -58,6 +58,12 @@ def find_sites(cache: Cache) -> list[tuple[ModuleType, Site]]:
     """(producer module, site) for every context site in ``cache``, in forward order."""
     found = [(p, s) for p in PRODUCERS for s in p.find_sites(cache)]
     return sorted(found, key=lambda ps: ps[1].order)
+
+
+def exact_sites(cache: Cache, *, batch_index: int = 0) -> list[tuple[ModuleType, Site]]:
+    """The sites whose maps are the head's own arithmetic (``ContextMap.exact``; read at cell (0, 0)),
+    forward order: what ``context_flow`` and the own-object share may score."""
+    return [(p, s) for p, s in find_sites(cache) if p.read(cache, s, (0, 0), batch_index).exact]
 
 
 def cell_of(pixel: Sequence[int], image_hw: tuple[int, int], grid: tuple[int, int]) -> tuple[int, int]:
@@ -107,13 +113,13 @@ def context_maps(cache: Cache, pixel: Sequence[int], *, batch_index: int = 0,
     return [p.read(cache, s, cell_of(pixel, hw, s.grid), batch_index) for p, s in sites]
 
 
-def context_masses(cache: Cache, frac: np.ndarray, *, batch_index: int = 0, kind: str | None = None
-                   ) -> list[tuple[Site, np.ndarray]]:
-    """(site, HW x O) per site (of ``kind`` when given): every cell's map's mass on each cell map in
-    ``frac`` (O x h x w, e.g. ``analysis.cells.class_fractions``), forward order."""
+def context_masses(cache: Cache, frac: np.ndarray, *, batch_index: int = 0, kind: str | None = None,
+                   path: str | None = None) -> list[tuple[Site, np.ndarray]]:
+    """(site, HW x O) per site (of ``kind`` / at module ``path`` when given): every cell's map's mass on
+    each cell map in ``frac`` (O x h x w, e.g. ``analysis.cells.class_fractions``), forward order."""
     out = []
     for p, s in find_sites(cache):
-        if kind is not None and s.kind != kind:
+        if (kind is not None and s.kind != kind) or (path is not None and s.path != path):
             continue
         f = np.asarray(frac, np.float64)
         if f.shape[1:] != tuple(s.grid):

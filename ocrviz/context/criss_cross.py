@@ -15,6 +15,7 @@ them by attention rollout, A2 . A1, a stated convention.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -170,6 +171,26 @@ def read(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int = 0) 
     if _is_hook_site(site):
         return _hook_record(cache, site).map(batch_index, cell)
     return read_site(cache, site, cell, batch_index)
+
+
+def masses(cache: Cache, site: Site, frac: np.ndarray, batch_index: int = 0) -> np.ndarray:
+    """HW x O: every cell's exact cross's mass on each of the O cell maps ``frac`` (O x h x w).
+
+    ocrviz passes: all crosses at once (h x w x (h + w) weights), checked against the pass's context
+    for every cell; hooked mmcv calls read each cell.
+    """
+    f = torch.from_numpy(np.asarray(frac, np.float64))                        # O x h x w
+    h, w = site.grid
+    if not _is_hook_site(site):
+        return np.stack([read_site(cache, site, (q // w, q % w), batch_index).weights.ravel()
+                         for q in range(h * w)]) @ f.reshape(len(f), -1).T.numpy()
+    q, k, v = (cache[site.hooks[r]][batch_index : batch_index + 1].double() for r in ("query", "key", "value"))
+    attn = criss_cross_attention(q, k)                                        # 1 x h x w x (h + w)
+    verify(f"{site.path} (every cell)", "criss-cross context (crosses @ value)", _apply(attn, v),
+           cache[site.hooks["context"]][batch_index : batch_index + 1].double())
+    col = torch.einsum("hwi,oiw->hwo", attn[0, ..., :h], f)                  # mass from each cell's column
+    row = torch.einsum("hwj,ohj->hwo", attn[0, ..., h:], f)                  # and from its row
+    return (col + row).reshape(h * w, -1).numpy()                             # HW x O
 
 
 def rollout(cache: Cache, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:

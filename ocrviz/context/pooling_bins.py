@@ -27,6 +27,7 @@ weights, so the map gives each scale an equal share, 1 / len(pool_scales).
 from __future__ import annotations
 
 import functools
+import weakref
 
 import numpy as np
 import torch
@@ -246,10 +247,15 @@ def _features(cache: Cache, site: Site) -> torch.Tensor | None:
     return None
 
 
+_CHECKED: "weakref.WeakKeyDictionary[Cache, set]" = weakref.WeakKeyDictionary()   # (site, batch) checked
+
+
 def _check_bins(cache: Cache, site: Site, batch: int) -> None:
-    """Each level's captured bins equal its conv-BN-ReLU applied to P_s @ features (the footprint's check)."""
+    """Each level's captured bins equal its conv-BN-ReLU applied to P_s @ features (the footprint's check;
+    once per cache, site and image)."""
+    done = _CHECKED.setdefault(cache, set())
     feats = _features(cache, site)
-    if feats is None:
+    if feats is None or (site.path, batch, id(feats)) in done:
         return                                       # features not captured (names=...): geometry unchecked
     module = cache.module(site.path)
     x = feats[batch : batch + 1]                                              # 1 x Cf x h x w
@@ -260,23 +266,11 @@ def _check_bins(cache: Cache, site: Site, batch: int) -> None:
             pooled = (x.reshape(1, -1, h * w).double() @ pool.T).reshape(1, -1, s, s)   # 1 x Cf x s x s
             verify(site.path, f"level {s} bins (conv-BN-ReLU of each bin's plain mean)",
                    level(pooled.to(x.dtype)), cache[site.hooks[f"pooled{s}"]][batch : batch + 1])
+    done.add((site.path, batch, id(feats)))
 
 
 def _bins_of(site: Site) -> tuple[int, ...]:
     return tuple(int(k[len("pooled"):]) for k in site.hooks if k.startswith("pooled"))
-
-
-def _toy_matrix(site: Site) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """(M: HW x HW with row p = pixel p's map, [U_s: HW x s*s / n per scale])."""
-    bins = _bins_of(site)
-    h, w = site.grid
-    total = torch.zeros(h * w, h * w, dtype=torch.float64)
-    ups = []
-    for s in bins:
-        pool, up = _pool_up(s, site.grid)
-        total += up @ pool / len(bins)                                        # HW x HW
-        ups.append(up / len(bins))
-    return total, ups
 
 
 def _read_toy(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int) -> ContextMap:
@@ -318,7 +312,12 @@ def masses(cache: Cache, site: Site, frac: np.ndarray, batch_index: int = 0) -> 
     f = np.asarray(frac, np.float64).reshape(len(frac), -1).T                # HW x O
     if "bottleneck" in site.hooks:
         _check_bins(cache, site, batch_index)
-        return _toy_matrix(site)[0].numpy() @ f
+        out = np.zeros((f.shape[0], f.shape[1]))
+        bins = _bins_of(site)
+        for s in bins:
+            pool, up = _pool_up(s, site.grid)
+            out += up.numpy() @ (pool.numpy() @ f) / len(bins)                # HW x s*s @ s*s x O
+        return out
     h, w = site.grid
     return np.stack([read_site(cache, site, (q // w, q % w), batch_index).weights.ravel()
                      for q in range(h * w)]) @ f

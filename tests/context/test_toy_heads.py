@@ -181,3 +181,117 @@ def test_cell_classes_are_the_heads_own_logits(arch: str) -> None:
     with torch.no_grad():
         _, main = m.head(cache["hook_features"][1:2])
     np.testing.assert_array_equal(cell_classes(cache, batch_index=1), main[0].argmax(0).numpy())
+
+
+# ---------------------------------------------------------------------------- consumers on toycity-sa
+def _sa_attention(cache, b: int = 0) -> np.ndarray:
+    """HW x HW: the dense softmax of the captured factors (toycity-sa's logit scale 1/sqrt(Ck))."""
+    q, k = cache["head.hook_query"][b].double(), cache["head.hook_key"][b].double()
+    return torch.softmax(q @ k / math.sqrt(q.shape[1]), -1).numpy()
+
+
+def _block_fractions(ids: np.ndarray, values: list[int], s: int = 8) -> np.ndarray:
+    """len(values) x h x w: the share of each s x s block's pixels equal to each value (plain loops)."""
+    h, w = ids.shape[0] // s, ids.shape[1] // s
+    out = np.zeros((len(values), h, w))
+    for o, val in enumerate(values):
+        for i in range(h):
+            for j in range(w):
+                out[o, i, j] = (ids[i * s:(i + 1) * s, j * s:(j + 1) * s] == val).mean()
+    return out
+
+
+@pytest.fixture(scope="module")
+def sa_scenes():
+    from ocrviz.data.dataset import normalize
+    from ocrviz.data.toycity import make_scene
+    model = ocrviz.load_model("toycity-sa")
+    scenes = [make_scene(seed=s) for s in (900_001, 900_002)]
+    caches = [ocrviz.run_with_cache(model, normalize(sc.image)[None])[1] for sc in scenes]
+    return model, scenes, caches
+
+
+def test_own_object_share_on_toycity_sa_is_the_loop_over_cells(sa_scenes) -> None:
+    from ocrviz.analysis.context_share import own_object_share
+    _, scenes, caches = sa_scenes
+    sc, cache = scenes[0], caches[0]
+    ids = np.where(sc.instances > 0, sc.instances.astype(np.int64), -(sc.labels.astype(np.int64) + 1))
+    ids = np.where(sc.labels == 255, -10**6, ids)                  # things by instance, stuff by class
+    values = sorted(np.unique(ids).tolist())
+    frac = _block_fractions(ids, values)                            # O x 32 x 64
+    att = _sa_attention(cache)
+    ref = np.zeros((32, 64))
+    for i in range(32):
+        for j in range(64):
+            own = values.index(ids[i * 8 + 4, j * 8 + 4])          # the object under the centre pixel
+            ref[i, j] = att[i * 64 + j] @ frac[own].ravel()                # sum over the 2048 cells q
+    got = own_object_share(cache, sc.labels, sc.instances, stride=8)
+    np.testing.assert_allclose(got, ref, atol=1e-6)              # float32 logits, two matmul orders
+    assert 0.05 < ref.mean() < 0.95 and ref.std() > 0.02           # a share that varies: not a constant
+
+
+def test_context_flow_on_toycity_sa_is_the_loop_over_cells(sa_scenes) -> None:
+    from ocrviz.analysis import context_flow
+    model, scenes, caches = sa_scenes
+    k = model.num_classes
+    mass = np.zeros((k, k))
+    for sc, cache in zip(scenes, caches):
+        frac = _block_fractions(sc.labels.astype(np.int64), list(range(k)))   # K x 32 x 64
+        att = _sa_attention(cache)
+        for i in range(32):
+            for j in range(64):
+                t = int(sc.labels[i * 8 + 4, j * 8 + 4])
+                if t != 255:
+                    mass[t] += att[i * 64 + j] @ frac.reshape(k, -1).T
+    with np.errstate(invalid="ignore"):
+        ref = mass / mass.sum(1, keepdims=True)
+    flow = context_flow(model, [sc.image for sc in scenes], [sc.labels for sc in scenes])
+    assert flow.head == "self_attention at head" and flow.ocr_influence is None and flow.aspp_mass is None
+    np.testing.assert_allclose(flow.ocr_mass, ref, atol=1e-9)
+    assert flow.to_dict()["head"] == "self_attention at head" and flow.to_dict()["ocr_influence"] is None
+
+
+def test_conventions_are_refused_by_the_dataset_analyses() -> None:
+    from ocrviz.analysis.context_share import own_object_share
+    m, cache = _run("psp")
+    labels = np.zeros((H, W), np.int64)
+    with pytest.raises(ValueError, match="convention"):
+        own_object_share(cache, labels, stride=8, batch_index=0)
+    m, cache = _run("cc")
+    with pytest.raises(ValueError, match="site="):
+        own_object_share(cache, labels, stride=8)
+    assert own_object_share(cache, labels, stride=8, site="head.passes.1").shape == (6, 10)
+
+
+def test_report_draws_the_context_flow_of_a_self_attention_model(sa_scenes) -> None:
+    from ocrviz.data.dataset import ToyCityDataset
+    from ocrviz.report_page import report_html
+    from ocrviz.report_run import run_report
+    model, scenes, _ = sa_scenes
+    seeds = (900_001, 900_002)
+    rep = run_report([("toycity-sa", model)], ToyCityDataset(seeds), lambda: ((s.image, s.labels) for s in scenes),
+                     ["a", "b"], progress=False, n_boot=20)
+    (entry,) = rep["models"]
+    flow = entry["analyses"]["context_flow"]["dict"]
+    assert "attention report skipped" in entry["skipped"] and "context flow drawn" in entry["skipped"]
+    assert flow["head"] == "self_attention at head" and flow["ocr_influence"] is None
+    html = report_html("t", rep)
+    assert "self_attention at head context mass" in html and "OCR influence" not in html
+
+
+@pytest.mark.parametrize("arch,site", [("cc", "head.passes.1"), ("psp", "head"), ("sa", "head"), ("da", "head")])
+def test_masses_are_every_cells_map_on_each_cell_map(arch: str, site: str) -> None:
+    from ocrviz.context import context_masses
+    m, cache = _run(arch)
+    frac = np.random.default_rng(0).random((3, 6, 10))
+    ((s, got),) = context_masses(cache, frac, batch_index=1, path=site)
+    maps = [context_maps(cache, (i * 8, j * 8), batch_index=1) for i in range(6) for j in range(10)]
+    ref = np.stack([[mm for mm in ms if mm.site == site][0].weights.ravel() for ms in maps]) @ frac.reshape(3, -1).T
+    np.testing.assert_allclose(got, ref, atol=1e-6)              # float32 logits, two matmul orders
+
+
+def test_exact_sites_name_the_maps_the_dataset_analyses_may_score() -> None:
+    from ocrviz.context import exact_sites
+    assert [s.path for _, s in exact_sites(_run("cc")[1])] == ["head.passes.0", "head.passes.1"]
+    assert [s.path for _, s in exact_sites(_run("da")[1])] == ["head"]
+    assert exact_sites(_run("psp")[1]) == []

@@ -40,7 +40,7 @@ from ocrviz.widgets import colours
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 STEMS = ["01_ocr_in_three_steps", "02_click_a_pixel", "03_aspp_vs_ocr", "04_your_model_your_image",
-         "05_train_your_own", "06_does_the_attention_matter"]
+         "05_train_your_own", "06_does_the_attention_matter", "07_one_pixel_seven_heads"]
 SHIPPED = ("toycity-ocr", "toycity-aspp", "toycity-fcn")
 CELL_TIMEOUT_S = 120
 BUDGET_S = 120.0                      # the whole set, on 2 CPU cores
@@ -199,6 +199,31 @@ _probe = {"rep": rep.to_dict(), "uniform_drop": float(uniform_drop), "shuffled_d
           "flow_opened": (lambda _k: None if _k is None else
                           [list(_k), [int(v) for v in flow_explorer.show(*_k).selected], list(flow.examples[_k][0][1:])])(
               next((k for k, v in flow.examples.items() if v), None))}
+""",
+    "07_one_pixel_seven_heads": """
+import math as _m
+def _strip_again(_w, _cls, _off=0.0):      # mass by predicted class, top 3, written again here
+    _s = {CLASSES[k]: float(_w[_cls == k].sum()) for k in range(len(CLASSES))}
+    _r = sorted(_s.items(), key=lambda kv: -kv[1])[:3]
+    return ", ".join(f"{k} {v:.2f}" for k, v in _r) + (f", off {_off:.2f}" if _off > 0.005 else "")
+_c = caches["self-attention"]
+_q, _k = _c["head.hook_query"][0].double(), _c["head.hook_key"][0].double()
+_att = torch.softmax(_q @ _k / _m.sqrt(_q.shape[1]), -1)                 # HW x HW, dense
+_co = caches["OCR"]
+_sim = _co.sim_map[0].double(); _rw = _co.region_weights[0].double()   # HW x K, K x h x w
+_again = {}
+for _label, (_r0, _c0) in CELLS.items():
+    _again[_label + "|self-attention"] = _strip_again(_att[_r0 * w + _c0].reshape(h, w).numpy(), preds["self-attention"])
+    _again[_label + "|OCR"] = _strip_again(torch.einsum("k,khw->hw", _sim[_r0 * w + _c0], _rw).numpy(), preds["OCR"])
+_sums = [float(m.weights.sum() + m.off_grid) for head in MODELS for lab in CELLS
+         for _, m in pixel_maps(head, CELLS[lab]) if m is not None]
+_probe = {"strips": {f"{l}|{t}": v for (l, t), v in strips.items()}, "again": _again, "sums": _sums,
+          "stats": {k: list(v) for k, v in stats.items()}, "most_own": most_own, "widest": widest,
+          "costs": costs, "cheapest": cheapest, "dearest": dearest, "backbone_params": backbone_params,
+          "cards": {k: [MODELS[k], cards[k].get("head_params"), cards[k].get("params")] for k in MODELS},
+          "kinds": {k: (None if v is None else [bool(v[0]), v[1]]) for k, v in kinds.items()},
+          "n_exact": n_exact, "fcn": FCN_NAME, "n_scenes": len(SCENES),
+          "recipes": {k: cards[k].get("recipe") for k in MODELS}, "end_to_end": end_to_end}
 """,
 }
 
@@ -714,3 +739,35 @@ def test_claims_06_a_dropped_region_leaves_the_strip(run_notebook) -> None:
     assert all(abs(before[n] - shown[n]) < 1e-5 for n in before), (before, shown)
     assert abs(sum(after.values()) - 1) < 1e-5
     assert after[v["top5"]] < before[v["top5"]], (v["top5"], before, after)
+
+
+def test_one_pixel_seven_heads_claims(run_notebook) -> None:
+    """07: the strips are the maps' mass (recomputed from the captured factors for self-attention and
+    OCR), the summary lines follow from the printed tables, exact / convention as the text says."""
+    pr = _probed(run_notebook, "07_one_pixel_seven_heads")
+    for key, strip in pr["again"].items():                          # dense softmax / sim @ region weights
+        assert pr["strips"][key] == strip, key
+    assert all(abs(v - 1) < 1e-4 for v in pr["sums"]) and len(pr["sums"]) == 3 * 7
+    own = {k: v[0] for k, v in pr["stats"].items() if v[0] is not None}
+    eff = {k: v[1] for k, v in pr["stats"].items() if v[1] is not None}
+    assert set(own) == {"ASPP", "PSP", "self-attention", "DANet", "CCNet", "OCR"}      # FCN: no site
+    assert pr["most_own"] == max(own, key=own.get) and pr["widest"] == max(eff, key=eff.get)
+    assert all(0 < v < 1 for v in own.values()) and all(1 <= v <= 2048 for v in eff.values())
+    gf = {k: c["head_gflops"] for k, c in pr["costs"].items()}
+    assert pr["cheapest"] == min(gf, key=gf.get) and pr["dearest"] == max(gf, key=gf.get)
+    for head, (name, head_params, params) in pr["cards"].items():   # parameters agree with the model cards
+        if head_params is not None:
+            assert pr["costs"][head]["head_params"] == head_params, head
+        if params is not None:
+            assert pr["costs"][head]["params"] == params, head
+    # "the six context heads were trained on toycity-fcn's frozen backbone"
+    assert all("frozen backbone" in (pr["recipes"][k] or "") for k in ("ASPP", "PSP", "self-attention", "DANet",
+                                                                      "CCNet", "OCR"))
+    kinds = pr["kinds"]
+    assert kinds["FCN"] is None
+    assert [t for t, v in kinds.items() if v and v[0]] == ["self-attention", "DANet", "CCNet pass 2", "OCR"]
+    assert {t for t, v in kinds.items() if v and not v[0]} == {"ASPP", "PSP", "CCNet rollout"}
+    assert "equally" in kinds["PSP"][1] and "rollout" in kinds["CCNet rollout"][1]
+    assert pr["n_exact"] == 4 and pr["n_scenes"] == 3
+    from ocrviz.zoo import model_card
+    assert pr["end_to_end"] == {n: model_card(n)["metrics"]["miou"] for n in ("toycity-ocr", "toycity-aspp", "toycity-fcn")}
