@@ -39,6 +39,32 @@ class OneLineParser(argparse.ArgumentParser):
         raise InputError(f"{one_line(message)} (see {self.prog} --help)")
 
 
+def dataclass_parser(cls: type, prog: str, description: str, special: dict[str, dict] | None = None
+                     ) -> OneLineParser:
+    """One ``--option`` per field of the dataclass ``cls`` (typed as its default; str where the default is
+    None), each defaulting to the field's default; ``special`` gives the add_argument keywords of fields
+    that need more (a JSON option, a help text).  Errors come back in one line (``OneLineParser``)."""
+    import dataclasses
+
+    p = OneLineParser(prog=prog, description=description)
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        if special and f.name in special:
+            p.add_argument(flag, **special[f.name])
+            continue
+        default = getattr(defaults, f.name)
+        p.add_argument(flag, type=type(default) if default is not None else str, default=default)
+    return p
+
+
+def require_positive(config: Any, names: Sequence[str]) -> None:
+    """ValueError naming the first of ``names`` whose value on ``config`` is below 1."""
+    for name in names:
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name}={getattr(config, name)} must be >= 1")
+
+
 def glue_option_values(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
     """``--flag -1,5`` -> ``--flag=-1,5`` for options that take one value, so that a value starting
     with '-' reaches the option's own check (argparse takes it for an unknown option and answers

@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from .atomic import check_folder_writable, commit, discard, stage
 from .checkpoints import checkpoint_metadata, load_checkpoint, save_checkpoint
+from .cli_checks import require_positive
 from .data.dataset import TRAIN_SEEDS, ToyCityDataset, val_split
 from .data.toycity import CLASSES, PALETTE
 from .evaluate import IGNORE_INDEX, evaluate
@@ -78,9 +79,7 @@ class TrainConfig:
             raise ValueError(f"arch={self.arch!r} is not trainable here; choose one of {ARCHS}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer={self.optimizer!r}; choose one of {OPTIMIZERS}")
-        for name in ("steps", "batch_size", "height", "width", "val_images", "val_every", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        require_positive(self, ("steps", "batch_size", "height", "width", "val_images", "val_every", "threads"))
         if not (0 <= self.crop_height <= self.height and 0 <= self.crop_width <= self.width):
             raise ValueError(f"crop {self.crop_height}x{self.crop_width} must fit in {self.height}x{self.width} "
                              "(0 = no crop)")
@@ -268,24 +267,14 @@ def train(config: TrainConfig, *, progress: bool = True, command: str | None = N
 
 
 def _parse(argv: Sequence[str] | None, prog: str = "python -m ocrviz.train") -> TrainConfig:
-    from .cli_checks import OneLineParser, json_object
+    from .cli_checks import dataclass_parser, json_object
 
-    p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0])
-    defaults = TrainConfig()
-    for f in dataclasses.fields(TrainConfig):
-        if f.name == "model_kwargs":
-            p.add_argument("--model-kwargs", type=json_object, default={},
-                           help="""JSON object of create_model's keyword arguments, e.g. '{"width": 64}'""")
-            continue
-        if f.name == "scene_offset":
-            p.add_argument("--scene-offset", type=int, default=None,
-                           help="first training scene = this + seed*steps*batch (default: after the init run's)")
-            continue
-        default = getattr(defaults, f.name)
-        typ = type(default) if default is not None else str
-        p.add_argument("--" + f.name.replace("_", "-"), type=typ, default=default)
-    ns = vars(p.parse_args(argv))
-    return TrainConfig(**ns)
+    special = {"model_kwargs": dict(type=json_object, default={},
+                                    help="""JSON object of create_model's keyword arguments, e.g. '{"width": 64}'"""),
+               "scene_offset": dict(type=int, default=None,
+                                    help="first training scene = this + seed*steps*batch (default: after the init run's)")}
+    p = dataclass_parser(TrainConfig, prog, __doc__.split("\n\n")[0], special)
+    return TrainConfig(**vars(p.parse_args(argv)))
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m ocrviz.train") -> int:

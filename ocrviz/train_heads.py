@@ -46,7 +46,6 @@ Example from a notebook::
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -63,6 +62,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoints import load_checkpoint, save_checkpoint
+from .cli_checks import require_positive
 from .data.dataset import TRAIN_SEEDS, ToyCityDataset, normalize, val_split
 from .data.toycity import CLASSES, PALETTE
 from .evaluate import IGNORE_INDEX, evaluate, numpy_blas_threads
@@ -99,9 +99,8 @@ class HeadTrainConfig:
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise ValueError(f"arch={self.arch!r} is not trainable here; choose one of {ARCHS}")
-        for name in ("scenes", "steps", "batch_size", "height", "width", "val_images", "val_every", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        require_positive(self, ("scenes", "steps", "batch_size", "height", "width", "val_images", "val_every",
+                                "threads"))
         if self.scene_offset < 0 or self.scene_offset + self.scenes > len(TRAIN_SEEDS):
             raise ValueError(f"scenes {self.scene_offset}..{self.scene_offset + self.scenes} must lie in "
                              f"TRAIN_SEEDS (0..{len(TRAIN_SEEDS)})")
@@ -312,13 +311,9 @@ def train_head(config: HeadTrainConfig, *, progress: bool = True, command: str |
 
 
 def _parse(argv: Sequence[str] | None, prog: str) -> HeadTrainConfig:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    defaults = HeadTrainConfig()
-    for f in dataclasses.fields(HeadTrainConfig):
-        default = getattr(defaults, f.name)
-        typ = type(default) if default is not None else str
-        p.add_argument("--" + f.name.replace("_", "-"), type=typ, default=default)
-    return HeadTrainConfig(**vars(p.parse_args(argv)))
+    from .cli_checks import dataclass_parser
+
+    return HeadTrainConfig(**vars(dataclass_parser(HeadTrainConfig, prog, __doc__.split("\n\n")[0]).parse_args(argv)))
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m ocrviz.train_heads") -> int:
