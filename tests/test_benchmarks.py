@@ -76,7 +76,8 @@ def test_capture_overhead_quick(quick_runs):
     headers, rows = table(out, "model")
     assert headers[:6] == ["model", "input", "plain ms (median)", "captured ms (median)", "ratio", "plain ms (p90)"]
     assert headers[-1] == "hooks captured"
-    assert [r[0] for r in rows] == ["toy OCRNet", "HRNet-W48-OCR"]
+    assert [r[0] for r in rows] == ["toy OCRNet", "toy ASPP", "toy self-attention", "toy PSP", "toy DANet",
+                                    "toy CCNet", "HRNet-W48-OCR"]
     for r in rows:
         assert r[1] == "1x3x32x64"
         plain, captured, ratio = float(r[2]), float(r[3]), float(r[4])
@@ -85,7 +86,10 @@ def test_capture_overhead_quick(quick_runs):
         lo = (captured - half(r[3])) / (plain + half(r[2]))
         hi = (captured + half(r[3])) / (plain - half(r[2]))
         assert lo - 0.001 <= ratio <= hi + 0.001, (r, lo, hi)
-        assert int(r[-1]) == 14  # every OCR hook of both models: features ... logits
+        if "OCR" in r[0]:
+            assert int(r[-1]) == 14  # every OCR hook of both models: features ... logits
+        else:
+            assert int(r[-1]) >= 5   # the head's factors, features and logits
 
 
 def test_context_heads_quick(quick_runs):
@@ -233,3 +237,17 @@ def test_bench_kernel_cf_prints_its_table() -> None:
     assert "C = 512, Ck = 256, K = 19" in out.stdout and "16 x 32 cells" in out.stdout
     rows = [line for line in out.stdout.splitlines() if line.startswith(("| pixel", "| whole"))]
     assert len(rows) == 3 and all(float(r.split("|")[2]) > 0 for r in rows)
+
+
+def test_bench_row_on_demand_prints_its_table():
+    """The self-attention row-on-demand benchmark runs at a tiny size and prints one row whose
+    full-matrix size is (h*w)^2 float32 of the grid it states."""
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_row_on_demand.py"), "--quick", "--threads", "1"],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    headers, rows = table(proc.stdout, "input")
+    assert headers[:2] == ["input", "grid"] and len(rows) == 1
+    h, w = (int(v) for v in rows[0][1].split(" x "))
+    assert (h, w) == (8, 16)
+    assert float(rows[0][5]) == round((h * w) ** 2 * 4 / 1024 ** 3, 2)
+    assert float(rows[0][6]) > 0
