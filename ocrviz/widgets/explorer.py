@@ -523,8 +523,9 @@ def _no_ocr_block(model: Any) -> ValueError:
     looked = sorted(GATHER_CLASSES | OFFICIAL_BLOCK_CLASSES | MMSEG_BLOCK_CLASSES | OCR_MODULE_CLASSES)
     return ValueError(f"{type(model).__name__} has no OCR block that ocrviz.capture can read: it looked for "
                       f"HookPoints named hook_sim_map / hook_region_weights (ocrviz's models) and for modules of "
-                      f"the classes {', '.join(looked)} (official HRNet-OCR, openseg, MMSeg). Pass an OCRNet; "
-                      f"an ASPP model goes in aspp_model=")
+                      f"the classes {', '.join(looked)} (official HRNet-OCR, openseg, MMSeg), and it found no "
+                      f"other context head that ocrviz.context reads either (self-attention, PSP, DANet, CCNet, "
+                      f"...). Pass an OCRNet or a model with a context head; an ASPP model goes in aspp_model=")
 
 
 def _whole(fn: str, what: str, *values: Any) -> tuple[int, ...]:
@@ -662,6 +663,11 @@ def _sites_data(model: Any, prep: PreparedImage, x: Any, labels: Any, *, class_n
     from .payload import _np
     from .site_payload import head_sites
 
+    from ocrviz.context.hooks import find_context_sites
+    from ocrviz.models.hook_point import HookPoint
+
+    if not find_context_sites(model) and not any(isinstance(m, HookPoint) for m in model.modules()):
+        raise _no_ocr_block(model)                      # nothing capture could read: say what was looked for
     cache, logits = _run_drawn(model, x, lambda name: True, logits_fn, align_corners)
     if not context.find_sites(cache):
         raise _no_ocr_block(model)
