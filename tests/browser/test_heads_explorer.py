@@ -136,6 +136,36 @@ def test_a_model_without_ocr_opens_by_its_own_sites(browser, tmp_path, shots):
     ctx.close()
 
 
+def test_danet_page_says_cam_has_no_spatial_map(browser, tmp_path, shots):
+    """Explorer(toycity-da, image): the PAM panel shows, as one plain sentence under its legend, the note
+    context_maps gives its map (CAM mixes channels, never pixels); the strip is still the PAM row's."""
+    from ocrviz.context import cell_classes
+    from ocrviz.data.toycity import make_scene
+    from ocrviz.normalisation import input_normalisation, normalise
+    from ocrviz.widgets import Explorer
+
+    scene = make_scene(3, 256, 512)
+    da = ocrviz.load_model("toycity-da")
+    ex = Explorer(da, scene.image, scene.labels, selected=[9, 50])
+    path = ex.save_html(tmp_path / "da.html")
+    _, cache = ocrviz.run_with_cache(da, normalise(scene.image, *input_normalisation(da)))
+    (m,) = context_maps(cache, (9 * 8, 50 * 8))
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, offline=True)
+    page = ctx.new_page()
+    page.goto(path.as_uri())
+    page.wait_for_selector("#ocrviz-root[data-ready=true]", timeout=60_000)
+    panel = page.locator("[data-panel=site-0]")
+    assert panel.get_attribute("data-note") == m.extra["note"]
+    said = panel.locator(".ocrviz-site-note")
+    assert said.is_visible() and said.text_content() == m.extra["note"] + "."
+    assert "CAM" in said.text_content() and "no spatial context map" in said.text_content()
+    st = read_state(page.locator(".ocrviz-explorer"))
+    mass = m.mass_by_class(cell_classes(cache).astype(np.int64), ex.data.class_names)
+    np.testing.assert_allclose([st["panels"]["site-0"]["mass"][k] for k in mass], list(mass.values()), atol=2e-6)
+    page.screenshot(path=str(shots / "heads_explorer_da_note.png"), full_page=True)
+    ctx.close()
+
+
 LAB_CELL = '''import json, numpy as np, torch, ocrviz
 torch.set_num_threads(1)
 from ocrviz.context import cell_classes, context_maps

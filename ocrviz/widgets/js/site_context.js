@@ -73,10 +73,13 @@ export function siteSource(v, head, j) {
     r.append(sw, nm, bar, val);
     rows.push({ r, sw, nm, fill, val }); bars.append(r);
   }
+  // a site's plain sentence (e.g. DANet's "CAM has no spatial map"), kept in place for every pick of this head
+  const said = el("div", "ocrviz-note ocrviz-site-note");
+  const noted = head.sites.some((s) => s.note);
   const source = {
     id: `site-${j}`,
     titleNodes: [pickRow],
-    after: few ? [bars] : [],
+    after: [...(noted ? [said] : []), ...(few ? [bars] : [])],
     panelClass: "ocrviz-panel-site",
     attach() {
       v.listen.on(picker, "change", () => { pick = +picker.value; v.redraw(); v.refocus(); });
@@ -102,6 +105,9 @@ export function siteSource(v, head, j) {
       panel.dataset.site = String(pick); panel.dataset.siteName = s.site;
       panel.dataset.exact = String(!!s.exact); panel.dataset.head = head.label;
       panel.dataset.convention = s.exact ? "" : s.convention;
+      panel.dataset.note = s.note || "";
+      said.textContent = s.note ? s.note + "." : "";
+      said.style.visibility = s.note ? "" : "hidden";
       const top = s.why || s.grid[0] !== h || s.grid[1] !== w ? [] : rankedSources(s, f.p);
       const mx = top.length ? top[0].weight || 1 : 1;
       rows.forEach((row, i) => {

@@ -1029,10 +1029,12 @@ var __ocrviz_bundle = (() => {
       rows.push({ r, sw, nm, fill, val });
       bars.append(r);
     }
+    const said = el("div", "ocrviz-note ocrviz-site-note");
+    const noted = head.sites.some((s) => s.note);
     const source = {
       id: `site-${j}`,
       titleNodes: [pickRow],
-      after: few ? [bars] : [],
+      after: [...noted ? [said] : [], ...few ? [bars] : []],
       panelClass: "ocrviz-panel-site",
       attach() {
         v.listen.on(picker, "change", () => {
@@ -1063,6 +1065,9 @@ var __ocrviz_bundle = (() => {
         panel.dataset.exact = String(!!s.exact);
         panel.dataset.head = head.label;
         panel.dataset.convention = s.exact ? "" : s.convention;
+        panel.dataset.note = s.note || "";
+        said.textContent = s.note ? s.note + "." : "";
+        said.style.visibility = s.note ? "" : "hidden";
         const top = s.why || s.grid[0] !== h || s.grid[1] !== w ? [] : rankedSources(s, f.p);
         const mx = top.length ? top[0].weight || 1 : 1;
         rows.forEach((row, i) => {
