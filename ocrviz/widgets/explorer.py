@@ -185,6 +185,8 @@ class Explorer(anywidget.AnyWidget):
     unavailable = t.Dict({}).tag(sync=True)
     # other heads' context sites (site_payload.py): [{label, sites: [entry with base64 buffers]}]
     sites = t.List(t.Dict(), []).tag(sync=True)
+    # the site each head's panel shows (its picker: CCNet's passes, SegFormer's layers), one index per head
+    site_pick = t.List(t.Int(), []).tag(sync=True)
 
     def __init__(self, model: Any, image: Any, labels: Any = None, *, aspp_model: Any = None,
                  class_names: Sequence[str] | None = None, palette: Any = None,
@@ -362,7 +364,7 @@ class Explorer(anywidget.AnyWidget):
         state = {"selected": list(self.selected), "mode": self.mode, "overlay": self.overlay,
                  "width": self.width, "show_erf": self.show_erf, "pinned": self.pinned,
                  "scale": self.scale, "shared_scale": self.shared_scale, "size": self.size,
-                 "context_view": self.context_view}
+                 "context_view": self.context_view, "site_pick": list(self.site_pick)}
         return save_html(self._data, path, state=state, title=title, image_format=image_format,
                          erf_maps=erfs, **options)
 
@@ -374,6 +376,15 @@ class Explorer(anywidget.AnyWidget):
             raise t.TraitError(f"selected={[y, x]} is outside the {h} x {w} feature grid; "
                                f"give [row, col] in feature cells (pixel // {self.output_stride})")
         return [int(y), int(x)]
+
+    @t.validate("site_pick")
+    def _check_site_pick(self, proposal: dict) -> list[int]:
+        picks = [int(v) for v in proposal["value"]]
+        counts = [len(hd.get("sites", [])) for hd in (self.sites or [])]
+        if len(picks) > len(counts) or any(not 0 <= p < n for p, n in zip(picks, counts)):
+            raise t.TraitError(f"site_pick={picks}; give one site index per head shown ({len(counts)} heads, "
+                               f"with {counts} sites each), e.g. [0, 1] for the second site of the second head")
+        return picks
 
     @t.validate("feat_hw")
     def _check_feat_hw(self, proposal: dict) -> list[int]:

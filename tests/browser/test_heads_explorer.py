@@ -166,6 +166,34 @@ def test_danet_page_says_cam_has_no_spatial_map(browser, tmp_path, shots):
     ctx.close()
 
 
+def test_saved_page_keeps_the_picked_site(browser, tmp_path, shots):
+    """Explorer(toycity-cc) with its picker on the second pass (``site_pick``), saved: the page opens on
+    that pass (picker value, data-site) and its strip is that pass's map from context_maps."""
+    from ocrviz.context import cell_classes
+    from ocrviz.data.toycity import make_scene
+    from ocrviz.normalisation import input_normalisation, normalise
+    from ocrviz.widgets import Explorer
+
+    scene = make_scene(3, 256, 512)
+    cc = ocrviz.load_model("toycity-cc")
+    ex = Explorer(cc, scene.image, scene.labels, selected=[9, 50])
+    ex.site_pick = [1]
+    path = ex.save_html(tmp_path / "cc.html")
+    _, cache = ocrviz.run_with_cache(cc, normalise(scene.image, *input_normalisation(cc)))
+    want = context_maps(cache, (9 * 8, 50 * 8))[1]
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, offline=True)
+    page = ctx.new_page()
+    page.goto(path.as_uri())
+    page.wait_for_selector("#ocrviz-root[data-ready=true]", timeout=60_000)
+    panel = page.locator("[data-panel=site-0]")
+    assert panel.get_attribute("data-site") == "1" and panel.get_attribute("data-site-name") == want.site
+    assert panel.locator("select.ocrviz-site-pick").input_value() == "1"
+    st = read_state(page.locator(".ocrviz-explorer"))
+    mass = want.mass_by_class(cell_classes(cache).astype(np.int64), ex.data.class_names)
+    np.testing.assert_allclose([st["panels"]["site-0"]["mass"][k] for k in mass], list(mass.values()), atol=2e-6)
+    ctx.close()
+
+
 LAB_CELL = '''import json, numpy as np, torch, ocrviz
 torch.set_num_threads(1)
 from ocrviz.context import cell_classes, context_maps

@@ -999,15 +999,26 @@ var __ocrviz_bundle = (() => {
   function exactness(s) {
     return s.exact ? "exact" : `convention: ${s.convention}`;
   }
+  function pickOf(picks, j, n) {
+    const p = Array.isArray(picks) ? Number(picks[j]) : NaN;
+    return Number.isInteger(p) && p >= 0 && p < n ? p : 0;
+  }
+  function withPick(picks, j, p) {
+    const out = Array.isArray(picks) ? picks.slice() : [];
+    while (out.length <= j) out.push(0);
+    out[j] = p;
+    return out;
+  }
   function siteSource(v, head, j) {
-    const { data } = v, { h, w, K } = data;
-    let pick = 0;
+    const { data, model } = v, { h, w, K } = data;
+    let pick = pickOf(model.get("site_pick"), j, head.sites.length);
     const picker = el("select", "ocrviz-site-pick", { "aria-label": `${head.label}: which context site` });
     head.sites.forEach((s, i) => {
       const o = el("option", "", { value: i });
       o.textContent = s.title;
       picker.append(o);
     });
+    picker.value = String(pick);
     const pickRow = el("div", "ocrviz-site-row");
     pickRow.append(picker);
     pickRow.style.visibility = head.sites.length > 1 ? "" : "hidden";
@@ -1039,9 +1050,21 @@ var __ocrviz_bundle = (() => {
       attach() {
         v.listen.on(picker, "change", () => {
           pick = +picker.value;
+          model.set("site_pick", withPick(model.get("site_pick"), j, pick));
+          model.save_changes();
           v.redraw();
           v.refocus();
         });
+        const fromPython = () => {
+          const p = pickOf(model.get("site_pick"), j, head.sites.length);
+          if (p !== pick) {
+            pick = p;
+            picker.value = String(p);
+            v.redraw();
+          }
+        };
+        model.on("change:site_pick", fromPython);
+        v.listen.add(() => model.off("change:site_pick", fromPython));
       },
       site: () => head.sites[pick],
       map(f, out) {
