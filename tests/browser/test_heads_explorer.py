@@ -194,6 +194,37 @@ def test_saved_page_keeps_the_picked_site(browser, tmp_path, shots):
     ctx.close()
 
 
+def test_psp_page_draws_the_gradient_erf_beside_its_bins(browser, tmp_path, shots):
+    """Explorer(toycity-psp, show_erf=True): the ERF computed on click travels into the saved page; the
+    "erf" panel beside the bins map draws it, its strip and top colour those of gradient_erf_map (Captum)."""
+    from ocrviz.context import cell_classes
+    from ocrviz.context.erf import gradient_erf_map
+    from ocrviz.data.toycity import make_scene
+    from ocrviz.normalisation import input_normalisation, normalise
+    from ocrviz.widgets import Explorer
+
+    scene = make_scene(3, 256, 512)
+    psp = ocrviz.load_model("toycity-psp")
+    ex = Explorer(psp, scene.image, scene.labels, show_erf=True, selected=[9, 50])
+    path = ex.save_html(tmp_path / "psp.html")
+    x = normalise(scene.image, *input_normalisation(psp))
+    _, cache = ocrviz.run_with_cache(psp, x)
+    want = gradient_erf_map(psp, x, (9 * 8 + 4, 50 * 8 + 4))
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, offline=True)
+    page = ctx.new_page()
+    page.goto(path.as_uri())
+    page.wait_for_selector("#ocrviz-root[data-ready=true]", timeout=60_000)
+    st = read_state(page.locator(".ocrviz-explorer"))
+    assert list(st["panels"]) == ["site-0", "erf"]
+    assert st["panels"]["erf"]["why"] == ""
+    mass = want.mass_by_class(cell_classes(cache).astype(np.int64), ex.data.class_names)
+    np.testing.assert_allclose([st["panels"]["erf"]["mass"][k] for k in mass], list(mass.values()), atol=1e-5)
+    assert float(st["panels"]["erf"]["vmax"]) == pytest.approx(want.weights.max(), rel=1e-2)
+    assert "toycity-psp's effective receptive field" in page.locator("[data-panel=erf]").text_content()
+    page.screenshot(path=str(shots / "heads_explorer_psp_erf.png"), full_page=True)
+    ctx.close()
+
+
 LAB_CELL = '''import json, numpy as np, torch, ocrviz
 torch.set_num_threads(1)
 from ocrviz.context import cell_classes, context_maps

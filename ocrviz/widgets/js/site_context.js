@@ -30,7 +30,8 @@ export async function loadSite(e) {
 
 // the `sites` trait [{label, sites: [entry, ...]}, ...] -> the same with each entry decoded
 export async function loadHeads(heads) {
-  return Promise.all((heads || []).map(async (hd) => ({ label: hd.label, sites: await Promise.all(hd.sites.map(loadSite)) })));
+  return Promise.all((heads || []).map(async (hd) => ({ label: hd.label, erf: !!hd.erf,
+    sites: await Promise.all(hd.sites.map(loadSite)) })));
 }
 
 // cell p's map at site `s` into `out` (HW); returns its off-grid mass

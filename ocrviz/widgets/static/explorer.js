@@ -943,10 +943,10 @@ var __ocrviz_bundle = (() => {
   }
 
   // ocrviz/widgets/js/erf_context.js
-  function erfSource(v) {
+  function erfSource(v, id = "aspp-erf", who = "ASPP") {
     const { data, model } = v, { preErf } = data;
     return {
-      id: "aspp-erf",
+      id,
       legendNote: () => "gradient saliency",
       watches: ["erf"],
       map(f, out) {
@@ -954,12 +954,12 @@ var __ocrviz_bundle = (() => {
         if (!erf) {
           const status = model.get("erf_status") || "";
           const stored = preErf.size ? ` (${preErf.size} cell${preErf.size === 1 ? " has" : "s have"} one)` : "";
-          return { why: status || data.unavailable["aspp-erf"] && data.unavailable["aspp-erf"] + stored || (data.standalone ? `This page holds no ERF for this cell${stored}.` : model.get("show_erf") ? "No ERF for this cell yet." : "The ERF is computed for each clicked cell when show_erf is on.") };
+          return { why: status || data.unavailable[id] && data.unavailable[id] + stored || (data.standalone ? `This page holds no ERF for this cell${stored}.` : model.get("show_erf") ? "No ERF for this cell yet." : "The ERF is computed for each clicked cell when show_erf is on.") };
         }
         out.set(erf);
         return { off: 0, map: "erf", topWhat: "this cell's largest ERF share", shares: data.erfMassFor(f.st.y, f.st.x) };
       },
-      title: () => "ASPP's effective receptive field (|∂ output / ∂ input| per cell; sums to 1)"
+      title: () => `${who}'s effective receptive field (|∂ output / ∂ input| per cell; sums to 1)`
     };
   }
 
@@ -981,7 +981,11 @@ var __ocrviz_bundle = (() => {
     return out;
   }
   async function loadHeads(heads) {
-    return Promise.all((heads || []).map(async (hd) => ({ label: hd.label, sites: await Promise.all(hd.sites.map(loadSite)) })));
+    return Promise.all((heads || []).map(async (hd) => ({
+      label: hd.label,
+      erf: !!hd.erf,
+      sites: await Promise.all(hd.sites.map(loadSite))
+    })));
   }
   function siteRow(s, p, out) {
     out.set(dequantise(s.codes.subarray(p * s.hw, (p + 1) * s.hw), [s.scales[p]], s.hw));
@@ -1708,7 +1712,8 @@ var __ocrviz_bundle = (() => {
     const sources = (v2) => [
       ...data.ocr ? [ocrSource(v2)] : [],
       ...data.rates.length ? [asppSource(v2), erfSource(v2)] : [],
-      ...heads.map((hd, j) => siteSource(v2, hd, j))
+      ...heads.map((hd, j) => siteSource(v2, hd, j)),
+      ...data.rates.length ? [] : heads.filter((hd) => hd.erf).slice(0, 1).map((hd) => erfSource(v2, "erf", hd.label))
     ];
     const size = sizing(data, 2, data.ocr), root = el("div", "ocrviz-explorer");
     const v = { model, data, store, size, listen, root, cf: counterfactuals(data, model), lut: heatLut(), layers: createLayers(data, size) };
