@@ -152,3 +152,59 @@ def find_sites(cache: Cache) -> list[Site]:
 def read(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
     """Pixel ``cell``'s map at ``site``, computed from the stored factors."""
     return read_site(cache, site, cell, batch_index)
+
+
+# -- across the layers of one stage: rollout (a stated convention) ------------------------------------
+ROLLOUT = ("the layers of one MiT stage composed by attention rollout (A_n ... A_1, each layer's map as drawn: "
+           "heads averaged, reduced key cells spread over their sr x sr patches); residuals, MLPs and value "
+           "projections ignored")
+
+
+def layer_matrix(record: SiteRecord, batch: int = 0) -> torch.Tensor:
+    """HW x HW float64: row q = cell q's map at this layer, as ``_read`` draws it (heads averaged, spread)."""
+    (h, w), sr, (rh, rw) = record.grid, record.meta["sr"], record.meta["reduced"]
+    x = record.factors["query_input"][batch]                                   # HW x E
+    q = F.linear(x, record.meta["wq"], record.meta["bq"]).double()            # HW x E
+    q = q.reshape(h * w, record.meta["heads"], -1).transpose(0, 1)             # heads x HW x d
+    k = record.factors["key"][batch].double()                                  # heads x S x d
+    rows = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1).mean(0)   # HW x S
+    grid = rows.reshape(h * w, rh, rw).repeat_interleave(sr, 1).repeat_interleave(sr, 2) / (sr * sr)
+    out = torch.zeros(h * w, h, w, dtype=torch.float64)
+    out[:, :rh * sr, :rw * sr] = grid                                          # HW x rh*sr x rw*sr
+    return out.reshape(h * w, h * w)
+
+
+def stages(cache: Cache) -> list[list[SiteRecord]]:
+    """The captured MiT layers grouped by stage: consecutive records on one grid, forward order."""
+    out: list[list[SiteRecord]] = []
+    for rec in getattr(cache, "context_sites", ()):
+        if rec.kind != KIND:
+            continue
+        if out and out[-1][-1].grid == rec.grid:
+            out[-1].append(rec)
+        else:
+            out.append([rec])
+    return out
+
+
+def stage_rollout(cache: Cache, cell: tuple[int, int], stage: int, batch_index: int = 0) -> ContextMap:
+    """Cell ``cell`` (on stage ``stage``'s grid, 0 = the first, finest) after every layer of that stage,
+    composed by rollout: row ``cell`` of M = A_n ... A_1 (``ROLLOUT``, a convention: never ``exact``).
+
+    Within a stage every layer keeps the grid, so no grid mapping is needed; across stages the
+    overlap patch embedding (a strided conv) changes the grid and is not composed here.
+    """
+    groups = stages(cache)
+    if not 0 <= stage < len(groups):
+        raise ValueError(f"stage={stage}; this cache holds {len(groups)} MiT stages "
+                         f"({[g[0].grid for g in groups]}): give 0..{len(groups) - 1}")
+    records = groups[stage]
+    h, w = records[0].grid
+    if not (0 <= cell[0] < h and 0 <= cell[1] < w):
+        raise ValueError(f"cell={tuple(cell)} is outside stage {stage}'s {h} x {w} grid")
+    row = torch.zeros(h * w, dtype=torch.float64)
+    row[cell[0] * w + cell[1]] = 1.0
+    for rec in reversed(records):                                              # row @ A_n ... A_1
+        row = row @ layer_matrix(rec, batch_index)
+    return row_map(row, (h, w), tuple(cell), records[-1], exact=False, convention=ROLLOUT,
+                   layers=tuple(r.name for r in records))

@@ -212,6 +212,43 @@ def test_segformer_one_map_per_mit_layer_equal_to_torch_attention_weights(segfor
     assert hooks_left(segformer_model) == []
 
 
+def test_segformer_stage_rollout_is_the_product_of_each_stages_layers(segformer_model, monkeypatch) -> None:
+    """MiT-B0's two layers per stage composed by rollout (transformer.ROLLOUT): row p of A_2 A_1, each A
+    the dense HW x HW matrix built here from PyTorch's own per-head weights (heads averaged, each reduced
+    cell spread over its sr x sr patch), against transformer.stage_rollout."""
+    from ocrviz.context.transformer import ROLLOUT, stage_rollout, stages
+    per_layer = []
+    for layer in [m for m in segformer_model.backbone.modules() if type(m).__name__ == "EfficientMultiheadAttention"]:
+        orig = layer.attn.forward
+
+        def forward(*args, _orig=orig, **kwargs):
+            out, heads = _orig(*args, **kwargs, average_attn_weights=False)
+            per_layer.append(heads.detach().clone())
+            return out, heads.mean(1)
+        monkeypatch.setattr(layer.attn, "forward", forward)
+    _, cache = ocrviz.run_with_cache(segformer_model, image(10))
+    grids = [(16, 24), (8, 12), (4, 6), (2, 3)]
+    assert [[r.grid for r in g] for g in stages(cache)] == [[g, g] for g in grids]
+    for stage, ((h, w), sr) in enumerate(zip(grids, (8, 4, 2, 1))):
+        dense = []
+        for heads in per_layer[2 * stage: 2 * stage + 2]:
+            rows = heads[0].double().mean(0)                                   # HW x S
+            dense.append(torch.stack([torch.from_numpy(np.kron(r.reshape(h // sr, w // sr).numpy(),
+                                                               np.ones((sr, sr)) / sr ** 2)).reshape(-1)
+                                      for r in rows]))                         # HW x HW
+        product = dense[1] @ dense[0]
+        for c in {(0, 0), (h - 1, w - 1), (h // 2, w // 3)}:
+            m = stage_rollout(cache, c, stage)
+            assert not m.exact and m.convention == ROLLOUT and m.cell == c
+            check_mass(m)
+            np.testing.assert_allclose(m.weights.ravel(), product[c[0] * w + c[1]].numpy(), atol=2e-6)
+            one = dense[1][c[0] * w + c[1]].numpy()
+            assert np.abs(m.weights.ravel() - one).max() > 1e-3              # the rollout is not the last layer
+    with pytest.raises(ValueError, match="MiT stages"):
+        stage_rollout(cache, (0, 0), 4)
+    assert hooks_left(segformer_model) == []
+
+
 # -- large grids: rows sampled at capture, the clicked row checked when read -----------------------------
 def test_large_grid_checks_sampled_rows_at_capture_and_the_clicked_row_when_read() -> None:
     from mmcv.cnn import NonLocal2d
