@@ -20,6 +20,13 @@ weight is spread uniformly over the sr x sr cells its conv reads (the conv
 mixes them with learned weights).  With one head and sr = 1 the map is
 exact.  ``head_map`` gives one head's map.  The SegformerHead itself (an MLP
 over the four stages) has no context site.
+
+Across layers, two more stated conventions (never ``exact``): ``stage_rollout``
+composes one stage's layers by rollout (``ROLLOUT``: row p of A_n ... A_1, each
+A a layer's map as drawn, residuals and MLPs ignored); ``rollout`` traces a
+last-stage cell back to the first stage's grid, each overlap patch embedding
+(a strided k x k conv) mapping a cell to the k x k cells it reads, 1/k^2 each
+(``PATCH_EMBED``; taps on the padding go off the grid).
 """
 from __future__ import annotations
 
@@ -208,3 +215,58 @@ def stage_rollout(cache: Cache, cell: tuple[int, int], stage: int, batch_index: 
         row = row @ layer_matrix(rec, batch_index)
     return row_map(row, (h, w), tuple(cell), records[-1], exact=False, convention=ROLLOUT,
                    layers=tuple(r.name for r in records))
+
+
+PATCH_EMBED = ("across stages, each overlap patch embedding (a k x k conv, stride s, padding p) maps a cell to the "
+               "k x k cells of the previous stage that its conv reads, 1/k^2 each (taps on the padding: off the grid)")
+
+
+def patch_embed_matrix(grid_in: tuple[int, int], grid_out: tuple[int, int], k: int, stride: int,
+                       pad: int) -> torch.Tensor:
+    """(h_out w_out) x (h_in w_in) float64: row q = output cell q's k x k taps on the input grid, 1/k^2 each;
+    taps on the padding are left out, so a row sums to (taps in the grid) / k^2."""
+    (hi, wi), (ho, wo) = grid_in, grid_out
+    out = torch.zeros(ho, wo, hi, wi, dtype=torch.float64)
+    for r in range(ho):
+        for c in range(wo):
+            r0, c0 = r * stride - pad, c * stride - pad
+            out[r, c, max(r0, 0):max(min(r0 + k, hi), 0), max(c0, 0):max(min(c0 + k, wi), 0)] = 1.0 / (k * k)
+    return out.reshape(ho * wo, hi * wi)
+
+
+def _patch_embed(cache: Cache, record: SiteRecord) -> tuple[int, int, int]:
+    """(kernel, stride, padding) of the conv that starts ``record``'s stage: MMSeg's MixVisionTransformer
+    keeps each stage as ``layers.<i>`` = [PatchEmbed (``projection``), its layers, norm]."""
+    stage_path = ".".join(record.name.split(".")[:-3])                         # backbone.layers.<i>
+    try:
+        conv = cache.module(f"{stage_path}.0").projection
+        k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+    except (ValueError, AttributeError, IndexError, TypeError) as e:
+        raise ValueError(f"{record.name}: expected MMSeg's MiT layout (<stage>.0.projection, a Conv2d with int "
+                         f"padding, before <stage>.1.<n>.attn); could not read it ({e})") from e
+    return int(k), int(s), int(p)
+
+
+def rollout(cache: Cache, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
+    """Cell ``cell`` of the last MiT stage traced back to the first stage's grid: within each stage the
+    layers by rollout (``ROLLOUT``), between stages each overlap patch embedding by ``PATCH_EMBED``;
+    both conventions, so never ``exact``.  Mass on the padding of a patch embedding is ``off_grid``.
+    The map lies on the first stage's grid; ``cell`` (and ``extra["cell_grid"]``) on the last one's."""
+    groups = stages(cache)
+    if not groups:
+        raise ValueError("rollout needs MiT attention layers in the cache (EfficientMultiheadAttention); "
+                         "capture a SegFormer model with ocrviz.run_with_cache")
+    h, w = groups[-1][0].grid
+    if not (0 <= cell[0] < h and 0 <= cell[1] < w):
+        raise ValueError(f"cell={tuple(cell)} is outside the last stage's {h} x {w} grid")
+    row = torch.zeros(h * w, dtype=torch.float64)
+    row[cell[0] * w + cell[1]] = 1.0
+    for i in range(len(groups) - 1, -1, -1):
+        for rec in reversed(groups[i]):
+            row = row @ layer_matrix(rec, batch_index)
+        if i > 0:
+            k, s, p = _patch_embed(cache, groups[i][0])
+            row = row @ patch_embed_matrix(groups[i - 1][0].grid, groups[i][0].grid, k, s, p)
+    first = groups[0][0]
+    return row_map(row, first.grid, tuple(cell), first, exact=False, convention=f"{ROLLOUT}; {PATCH_EMBED}",
+                   off_grid=max(0.0, 1.0 - float(row.sum())), stages=len(groups), cell_grid=(h, w))
