@@ -20,6 +20,13 @@ weight is spread uniformly over the sr x sr cells its conv reads (the conv
 mixes them with learned weights).  With one head and sr = 1 the map is
 exact.  ``head_map`` gives one head's map.  The SegformerHead itself (an MLP
 over the four stages) has no context site.
+
+Across layers, two more stated conventions (never ``exact``): ``stage_rollout``
+composes one stage's layers by rollout (``ROLLOUT``: row p of A_n ... A_1, each
+A a layer's map as drawn, residuals and MLPs ignored); ``rollout`` traces a
+last-stage cell back to the first stage's grid, each overlap patch embedding
+(a strided k x k conv) mapping a cell to the k x k cells it reads, 1/k^2 each
+(``PATCH_EMBED``; taps on the padding go off the grid).
 """
 from __future__ import annotations
 
@@ -152,3 +159,114 @@ def find_sites(cache: Cache) -> list[Site]:
 def read(cache: Cache, site: Site, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
     """Pixel ``cell``'s map at ``site``, computed from the stored factors."""
     return read_site(cache, site, cell, batch_index)
+
+
+# -- across the layers of one stage: rollout (a stated convention) ------------------------------------
+ROLLOUT = ("the layers of one MiT stage composed by attention rollout (A_n ... A_1, each layer's map as drawn: "
+           "heads averaged, reduced key cells spread over their sr x sr patches); residuals, MLPs and value "
+           "projections ignored")
+
+
+def layer_matrix(record: SiteRecord, batch: int = 0) -> torch.Tensor:
+    """HW x HW float64: row q = cell q's map at this layer, as ``_read`` draws it (heads averaged, spread)."""
+    (h, w), sr, (rh, rw) = record.grid, record.meta["sr"], record.meta["reduced"]
+    x = record.factors["query_input"][batch]                                   # HW x E
+    q = F.linear(x, record.meta["wq"], record.meta["bq"]).double()            # HW x E
+    q = q.reshape(h * w, record.meta["heads"], -1).transpose(0, 1)             # heads x HW x d
+    k = record.factors["key"][batch].double()                                  # heads x S x d
+    rows = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1).mean(0)   # HW x S
+    grid = rows.reshape(h * w, rh, rw).repeat_interleave(sr, 1).repeat_interleave(sr, 2) / (sr * sr)
+    out = torch.zeros(h * w, h, w, dtype=torch.float64)
+    out[:, :rh * sr, :rw * sr] = grid                                          # HW x rh*sr x rw*sr
+    return out.reshape(h * w, h * w)
+
+
+def stages(cache: Cache) -> list[list[SiteRecord]]:
+    """The captured MiT layers grouped by stage: consecutive records on one grid, forward order."""
+    out: list[list[SiteRecord]] = []
+    for rec in getattr(cache, "context_sites", ()):
+        if rec.kind != KIND:
+            continue
+        if out and out[-1][-1].grid == rec.grid:
+            out[-1].append(rec)
+        else:
+            out.append([rec])
+    return out
+
+
+def stage_rollout(cache: Cache, cell: tuple[int, int], stage: int, batch_index: int = 0) -> ContextMap:
+    """Cell ``cell`` (on stage ``stage``'s grid, 0 = the first, finest) after every layer of that stage,
+    composed by rollout: row ``cell`` of M = A_n ... A_1 (``ROLLOUT``, a convention: never ``exact``).
+
+    Within a stage every layer keeps the grid, so no grid mapping is needed; across stages the
+    overlap patch embedding (a strided conv) changes the grid and is not composed here.
+    """
+    groups = stages(cache)
+    if not 0 <= stage < len(groups):
+        raise ValueError(f"stage={stage}; this cache holds {len(groups)} MiT stages "
+                         f"({[g[0].grid for g in groups]}): give 0..{len(groups) - 1}")
+    records = groups[stage]
+    h, w = records[0].grid
+    if not (0 <= cell[0] < h and 0 <= cell[1] < w):
+        raise ValueError(f"cell={tuple(cell)} is outside stage {stage}'s {h} x {w} grid")
+    row = torch.zeros(h * w, dtype=torch.float64)
+    row[cell[0] * w + cell[1]] = 1.0
+    for rec in reversed(records):                                              # row @ A_n ... A_1
+        row = row @ layer_matrix(rec, batch_index)
+    return row_map(row, (h, w), tuple(cell), records[-1], exact=False, convention=ROLLOUT,
+                   layers=tuple(r.name for r in records))
+
+
+PATCH_EMBED = ("across stages, each overlap patch embedding (a k x k conv, stride s, padding p) maps a cell to the "
+               "k x k cells of the previous stage that its conv reads, 1/k^2 each (taps on the padding: off the grid)")
+
+
+def patch_embed_matrix(grid_in: tuple[int, int], grid_out: tuple[int, int], k: int, stride: int,
+                       pad: int) -> torch.Tensor:
+    """(h_out w_out) x (h_in w_in) float64: row q = output cell q's k x k taps on the input grid, 1/k^2 each;
+    taps on the padding are left out, so a row sums to (taps in the grid) / k^2."""
+    (hi, wi), (ho, wo) = grid_in, grid_out
+    out = torch.zeros(ho, wo, hi, wi, dtype=torch.float64)
+    for r in range(ho):
+        for c in range(wo):
+            r0, c0 = r * stride - pad, c * stride - pad
+            out[r, c, max(r0, 0):max(min(r0 + k, hi), 0), max(c0, 0):max(min(c0 + k, wi), 0)] = 1.0 / (k * k)
+    return out.reshape(ho * wo, hi * wi)
+
+
+def _patch_embed(cache: Cache, record: SiteRecord) -> tuple[int, int, int]:
+    """(kernel, stride, padding) of the conv that starts ``record``'s stage: MMSeg's MixVisionTransformer
+    keeps each stage as ``layers.<i>`` = [PatchEmbed (``projection``), its layers, norm]."""
+    stage_path = ".".join(record.name.split(".")[:-3])                         # backbone.layers.<i>
+    try:
+        conv = cache.module(f"{stage_path}.0").projection
+        k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+    except (ValueError, AttributeError, IndexError, TypeError) as e:
+        raise ValueError(f"{record.name}: expected MMSeg's MiT layout (<stage>.0.projection, a Conv2d with int "
+                         f"padding, before <stage>.1.<n>.attn); could not read it ({e})") from e
+    return int(k), int(s), int(p)
+
+
+def rollout(cache: Cache, cell: tuple[int, int], batch_index: int = 0) -> ContextMap:
+    """Cell ``cell`` of the last MiT stage traced back to the first stage's grid: within each stage the
+    layers by rollout (``ROLLOUT``), between stages each overlap patch embedding by ``PATCH_EMBED``;
+    both conventions, so never ``exact``.  Mass on the padding of a patch embedding is ``off_grid``.
+    The map lies on the first stage's grid; ``cell`` (and ``extra["cell_grid"]``) on the last one's."""
+    groups = stages(cache)
+    if not groups:
+        raise ValueError("rollout needs MiT attention layers in the cache (EfficientMultiheadAttention); "
+                         "capture a SegFormer model with ocrviz.run_with_cache")
+    h, w = groups[-1][0].grid
+    if not (0 <= cell[0] < h and 0 <= cell[1] < w):
+        raise ValueError(f"cell={tuple(cell)} is outside the last stage's {h} x {w} grid")
+    row = torch.zeros(h * w, dtype=torch.float64)
+    row[cell[0] * w + cell[1]] = 1.0
+    for i in range(len(groups) - 1, -1, -1):
+        for rec in reversed(groups[i]):
+            row = row @ layer_matrix(rec, batch_index)
+        if i > 0:
+            k, s, p = _patch_embed(cache, groups[i][0])
+            row = row @ patch_embed_matrix(groups[i - 1][0].grid, groups[i][0].grid, k, s, p)
+    first = groups[0][0]
+    return row_map(row, first.grid, tuple(cell), first, exact=False, convention=f"{ROLLOUT}; {PATCH_EMBED}",
+                   off_grid=max(0.0, 1.0 - float(row.sum())), stages=len(groups), cell_grid=(h, w))

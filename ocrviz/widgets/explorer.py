@@ -80,7 +80,9 @@ class Explorer(anywidget.AnyWidget):
     Synced state: ``selected`` ([row, col] feature cell), ``overlay``
     ("image" | "prediction" | "ground truth" | "errors" | "marked", the
     ``mark`` pixels, labelled by ``mark_name``), ``hover_region`` (-1 or k),
-    ``show_erf`` (compute the ASPP ERF of the selected cell with ``erf_fn``),
+    ``show_erf`` (compute the ASPP ERF of the selected cell with ``erf_fn``;
+    for a model shown by its context sites whose map rests on a convention,
+    e.g. toycity-psp, its own gradient ERF in a panel "erf" beside the map),
     ``pinned`` (the mouse no longer moves the selection; ``select()`` pins),
     ``context_view`` ("mass": each source cell in its predicted class's
     colour, the classes weighted by their share of the map's mass, each drawn
@@ -185,6 +187,8 @@ class Explorer(anywidget.AnyWidget):
     unavailable = t.Dict({}).tag(sync=True)
     # other heads' context sites (site_payload.py): [{label, sites: [entry with base64 buffers]}]
     sites = t.List(t.Dict(), []).tag(sync=True)
+    # the site each head's panel shows (its picker: CCNet's passes, SegFormer's layers), one index per head
+    site_pick = t.List(t.Int(), []).tag(sync=True)
 
     def __init__(self, model: Any, image: Any, labels: Any = None, *, aspp_model: Any = None,
                  class_names: Sequence[str] | None = None, palette: Any = None,
@@ -227,6 +231,15 @@ class Explorer(anywidget.AnyWidget):
                                 palette=palette, transform=transform, aspp_rates=aspp_rates,
                                 mark=mark, mark_name=mark_name, mean=mean, std=std, logits_fn=logits_fn,
                                 align_corners=align_corners, device=device)
+        if erf_fn is None and aspp_model is None and data.sim_map is None and data.sites \
+                and rests_on_convention(data.sites[0]):
+            # a head whose map is a stated convention (PSP's bins, MMSeg's ASPP taps): its gradient ERF beside it
+            import dataclasses
+
+            from ocrviz.analysis.erf import make_erf_fn
+
+            erf_fn = make_erf_fn(model, x)                               # the model's own argmax per pixel
+            data = dataclasses.replace(data, sites=[{**data.sites[0], "erf": True}, *data.sites[1:]])
         if compare:
             from .site_payload import MAX_HEADS, head_sites
 
@@ -286,6 +299,9 @@ class Explorer(anywidget.AnyWidget):
         payload = to_payload(data, image_format="auto", cf_in_page=where == "browser", live=True)
         if where == "off" and data.pixel_head is not None:
             payload["unavailable"]["counterfactuals"] = "Counterfactuals are switched off for this explorer."
+        if data.sim_map is None and any(hd.get("erf") for hd in data.sites or []) and erf_fn is None \
+                and not data.erf_maps:
+            payload["unavailable"]["erf"] = "No ERF here: this explorer was given no model to compute it with."
         if data.aspp_rates is not None and erf_fn is None and not data.erf_maps:
             payload["unavailable"]["aspp-erf"] = ("No ERF here: this explorer was given no ASPP model or "
                                                   "gradient function to compute it with.")
@@ -362,7 +378,7 @@ class Explorer(anywidget.AnyWidget):
         state = {"selected": list(self.selected), "mode": self.mode, "overlay": self.overlay,
                  "width": self.width, "show_erf": self.show_erf, "pinned": self.pinned,
                  "scale": self.scale, "shared_scale": self.shared_scale, "size": self.size,
-                 "context_view": self.context_view}
+                 "context_view": self.context_view, "site_pick": list(self.site_pick)}
         return save_html(self._data, path, state=state, title=title, image_format=image_format,
                          erf_maps=erfs, **options)
 
@@ -374,6 +390,15 @@ class Explorer(anywidget.AnyWidget):
             raise t.TraitError(f"selected={[y, x]} is outside the {h} x {w} feature grid; "
                                f"give [row, col] in feature cells (pixel // {self.output_stride})")
         return [int(y), int(x)]
+
+    @t.validate("site_pick")
+    def _check_site_pick(self, proposal: dict) -> list[int]:
+        picks = [int(v) for v in proposal["value"]]
+        counts = [len(hd.get("sites", [])) for hd in (self.sites or [])]
+        if len(picks) > len(counts) or any(not 0 <= p < n for p, n in zip(picks, counts)):
+            raise t.TraitError(f"site_pick={picks}; give one site index per head shown ({len(counts)} heads, "
+                               f"with {counts} sites each), e.g. [0, 1] for the second site of the second head")
+        return picks
 
     @t.validate("feat_hw")
     def _check_feat_hw(self, proposal: dict) -> list[int]:
@@ -696,3 +721,10 @@ def _sites_data(model: Any, prep: PreparedImage, x: Any, labels: Any, *, class_n
                         pred=logits.argmax(0), sim_map=None, region_weights=None, gt=gt,
                         mark=None if mark is None else _np(mark).astype(bool), mark_name=mark_name,
                         cell_class=cell_class, sites=sites)
+
+
+def rests_on_convention(head: dict) -> bool:
+    """Whether a head's context sites (``site_payload`` entries) are drawn by a stated convention rather than
+    read exactly (PSP's pooling bins, MMSeg's ASPP taps); a rollout of exact passes (CCNet) does not count."""
+    return any(not e.get("exact", True) and "rollout_of" not in e and not e.get("why")
+               for e in head.get("sites", []))

@@ -33,7 +33,11 @@ from .payload import PRECISIONS, ExplorerData, encode_buffer, encode_numbers, pn
 
 STATIC = pathlib.Path(__file__).parent / "static"
 VIEW_KEYS = ("selected", "mode", "overlay", "hover_region", "width", "show_erf", "pinned", "scale", "shared_scale",
-             "size", "context_view")
+             "size", "context_view", "site_pick")
+MAX_BYTES = 3 * 1024 * 1024          # the default page budget without other heads' site maps
+SITE_BYTES = 16 * 1024 * 1024        # added to the default budget when the page carries site maps (max_bytes=None)
+_SITE_META = ("id", "title", "kind", "site", "grid", "label", "exact", "convention", "partition", "note",
+              "rollout_of")
 
 _BOOT = r"""
 const __ocrviz_data = JSON.parse(document.getElementById("__DATA_ID__").textContent);
@@ -148,10 +152,46 @@ def _boot(root_id: str, data_id: str) -> str:
     return _BOOT.replace("__DATA_ID__", data_id).replace("__ROOT_ID__", root_id)
 
 
+def page_budget(data: ExplorerData, max_bytes: int | None) -> int:
+    """``max_bytes`` as given, or the default: ``MAX_BYTES``, plus ``SITE_BYTES`` when ``data`` carries site maps."""
+    if max_bytes is None:
+        return MAX_BYTES + (SITE_BYTES if data.sites else 0)
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 1:
+        raise ValueError(f"max_bytes={max_bytes!r}; give a positive number of bytes (e.g. 8 * 1024 * 1024), "
+                         f"or None for the default ({MAX_BYTES} bytes, {SITE_BYTES} more with other heads' maps)")
+    return int(max_bytes)
+
+
+def _fit_sites(heads: list[dict[str, Any]], budget: int) -> tuple[list[dict[str, Any]], int, int]:
+    """Other heads' site entries within ``budget`` bytes of JSON, in order: an entry that does not fit keeps
+    its title and exactness and carries ``why`` (what it needs, how to fit it) instead of its maps.
+    Returns (heads, bytes used, entries dropped)."""
+    used, dropped, out = 0, 0, []
+    for hd in heads:
+        entries = []
+        for e in hd["sites"]:
+            size = len(json.dumps(e, separators=(",", ":")))
+            if "why" in e or used + size <= budget:
+                used += size
+                entries.append(e)
+                continue
+            dropped += 1
+            slim = {k: e[k] for k in _SITE_META if k in e}
+            slim["why"] = (f"This site's maps ({size / 2**20:.1f} MiB) did not fit in this page's max_bytes budget "
+                           f"({max(budget - used, 0) / 2**20:.1f} MiB left for them); save the page with a larger "
+                           f"max_bytes (e.g. save_html(..., max_bytes={(used + size) * 2 // 2**20 + 4} * 1024 * 1024)).")
+            used += len(json.dumps(slim, separators=(",", ":")))
+            entries.append(slim)
+        out.append({**hd, "sites": entries})
+    return out, used, dropped
+
+
 def _page_data(data: ExplorerData, state: Mapping[str, Any] | None, image_format: str, image_max_width: int | None,
-               precision: str, max_bytes: int, erf_maps: Mapping[tuple[int, int], np.ndarray] | None,
+               precision: str, max_bytes: int | None, erf_maps: Mapping[tuple[int, int], np.ndarray] | None,
                ) -> tuple[str, str]:
-    """(JSON data block, footer note) of one standalone explorer; ``max_bytes`` bounds a whole page."""
+    """(JSON data block, footer note) of one standalone explorer; ``max_bytes`` bounds a whole page, other
+    heads' site maps included (``page_budget``: None is the default)."""
+    max_bytes = page_budget(data, max_bytes)
     if precision not in PRECISIONS and precision != "auto":
         raise ValueError(f"precision={precision!r}; allowed: 'auto', {', '.join(map(repr, PRECISIONS))}")
     if image_format not in ("auto", "png", "jpeg"):
@@ -182,17 +222,28 @@ def _page_data(data: ExplorerData, state: Mapping[str, Any] | None, image_format
     out["aspp_shares"] = {"b64": "", "deflate": False, "shuffle": 1, "fixed": 0}
     fixed_size = len(_PAGE) + len(_BOOT) + len((STATIC / "explorer.js").read_bytes()) \
         + len((STATIC / "explorer.css").read_bytes()) + len(json.dumps({k: v for k, v in out.items() if k != "sites"})) \
-        + 4096    # other heads' site maps (site_payload.py, already compact) travel beyond max_bytes
+        + 4096    # the view state and the footer
+    dropped = 0
+    if out.get("sites"):
+        # other heads' site maps count: what the coarsest printed numbers leave, in order; then the numbers'
+        # precision from what the maps leave
+        coarsest = _choose_precisions(data, list(PRECISIONS)[-1], 0)
+        out["sites"], used, dropped = _fit_sites(out["sites"], max_bytes - fixed_size
+                                                 - sum(_size(v) for v in coarsest.values()))
+        fixed_size += used
     out.update(_choose_precisions(data, precision, max_bytes - fixed_size))
     h, w = data.feat_hw
     view = {"selected": [h // 2, w // 2], "mode": "ocr", "overlay": "image", "hover_region": -1,
             "width": 0, "show_erf": False, "pinned": False, "scale": "sqrt", "shared_scale": False,
-            "size": "normal", "context_view": "mass",
+            "size": "normal", "context_view": "mass", "site_pick": [],
             "standalone": True, "erf_map": {"b64": "", "deflate": False, "shuffle": 1, "fixed": 0},
             "erf_scale": 0.0, "erf_cell": [-1, -1], "erf_status": ""}
     view.update({k: v for k, v in (state or {}).items() if k in VIEW_KEYS})
     out.update(view)
     note = f"Standalone ocrviz export: works offline; {_NOTES[out['sim_map']['precision']]}."
+    if dropped:
+        note += (f" {dropped} context site{'s' if dropped > 1 else ''} left out to stay under max_bytes "
+                 f"({max_bytes} bytes): the panel says how to keep it.")
     return script_json(out), note
 
 
@@ -213,7 +264,7 @@ def script_json(value: Any) -> str:
 
 def render_html(data: ExplorerData, *, state: Mapping[str, Any] | None = None, title: str = "ocrviz explorer",
                 image_format: str = "auto", image_max_width: int | None = 1024, precision: str = "auto",
-                max_bytes: int = 3 * 1024 * 1024,
+                max_bytes: int | None = None,
                 erf_maps: Mapping[tuple[int, int], np.ndarray] | None = None) -> str:
     """The standalone page as a string.  See ``save_html`` for the options."""
     blob, note = _page_data(data, state, image_format, image_max_width, precision, max_bytes, erf_maps)
@@ -236,7 +287,7 @@ _FRAGMENT = """<div class="ocrviz-fragment" data-ocrviz-id="{uid}">
 
 def render_fragment(data: ExplorerData, *, state: Mapping[str, Any] | None = None, uid: str | None = None,
                     image_format: str = "auto", image_max_width: int | None = 1024, precision: str = "auto",
-                    max_bytes: int = 3 * 1024 * 1024,
+                    max_bytes: int | None = None,
                     erf_maps: Mapping[tuple[int, int], np.ndarray] | None = None) -> str:
     """One working offline explorer as an HTML fragment, to embed in a page (e.g. a notebook handout).
 
@@ -260,7 +311,8 @@ def explorer_state(explorer: Any) -> dict[str, Any]:
     """The view state of a live ``Explorer`` that an export keeps (selection, mode, overlay, ...)."""
     return {"selected": list(explorer.selected), "mode": explorer.mode, "overlay": explorer.overlay,
             "width": explorer.width, "show_erf": explorer.show_erf, "pinned": explorer.pinned,
-            "scale": explorer.scale, "shared_scale": explorer.shared_scale}
+            "scale": explorer.scale, "shared_scale": explorer.shared_scale,
+            "site_pick": list(getattr(explorer, "site_pick", []))}
 
 
 def explorer_erfs(explorer: Any) -> dict[tuple[int, int], np.ndarray]:
@@ -278,7 +330,7 @@ def explorer_fragment(explorer: Any, **options: Any) -> str:
 
 def save_html(data: ExplorerData, path: str | os.PathLike, *, state: Mapping[str, Any] | None = None,
               title: str = "ocrviz explorer", image_format: str = "auto", image_max_width: int | None = 1024,
-              precision: str = "auto", max_bytes: int = 3 * 1024 * 1024,
+              precision: str = "auto", max_bytes: int | None = None,
               erf_maps: Mapping[tuple[int, int], np.ndarray] | None = None) -> pathlib.Path:
     """Write a standalone, offline explorer page for ``data`` to ``path``.
 
@@ -290,6 +342,12 @@ def save_html(data: ExplorerData, path: str | os.PathLike, *, state: Mapping[str
     "float32" (bit-exact), "fixed24" (error <= 3e-8), "fixed16" (error
     <= 7.6e-6, smallest) or "auto" (default): the finest that keeps the page
     under ``max_bytes``, the sim map first.  The page's footer says which.
+    ``max_bytes`` counts other heads' site maps (``compare=``, a model shown
+    by its sites): after the printed numbers at their coarsest, sites travel
+    in order while they fit; one that does not keeps its title and says, in
+    its panel, how large a ``max_bytes`` would keep it.  None (default):
+    3 MiB, 16 MiB more when the page carries site maps.
+    ``state["site_pick"]``: the site each head's panel shows (its picker).
     The file is written atomically (temporary file + rename).
 
     Example:

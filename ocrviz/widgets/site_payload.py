@@ -13,7 +13,9 @@ families, and packs what the page needs to redraw a click without the kernel:
   feature resolution), so that the strip under the map is exact although the
   map travels as 8-bit codes;
 * ``sources`` / ``source_rows`` (HW x S float32) when a site mixes a few sources
-  (regions, bins, bases): the ranked bars.
+  (regions, bins, bases): the ranked bars;
+* ``note``: one plain sentence the panel shows under its legend ("" when none), e.g. DANet's
+  PAM map saying that CAM has no spatial map (``ContextMap.extra["note"]``).
 
 After CCNet's passes (two or more criss-cross sites on one grid) comes one more entry, their
 rollout A_n ... A_1 (``criss_cross.ROLLOUT``, a stated convention: ``exact`` False).
@@ -92,7 +94,7 @@ def site_entries(cache: Any, cell_class: np.ndarray, class_names: Sequence[str],
 
     ``cache`` from ``ocrviz.run_with_cache(model, x)``; ``cell_class``: h x w class per
     feature cell (the partition the strips count by); ``label``: the model's name in the titles.
-    Each entry: ``{id, title, kind, site, exact, convention, grid, label, partition}`` and either
+    Each entry: ``{id, title, kind, site, exact, convention, grid, label, partition, note}`` and either
     the buffers described in the module docstring or ``why`` (grid too large: what fits).
     """
     from ocrviz.context import find_sites
@@ -127,7 +129,7 @@ def site_entries(cache: Any, cell_class: np.ndarray, class_names: Sequence[str],
         onehot = np.zeros((hw, k))                                                  # HW x K
         onehot[np.arange(hw), part.reshape(-1)] = 1.0
         entry.update(exact=bool(first.exact), convention=first.convention, partition=note,
-                     **_packed(maps, off, onehot))
+                     note=str(first.extra.get("note", "")), **_packed(maps, off, onehot))
         src = first.sources
         if src is not None and len(rows) == hw and 0 < len(src) <= MAX_SOURCES:
             entry.update(sources=[str(s) for s in src], source_rows=_f32(np.stack(rows)))   # HW x S

@@ -136,6 +136,95 @@ def test_a_model_without_ocr_opens_by_its_own_sites(browser, tmp_path, shots):
     ctx.close()
 
 
+def test_danet_page_says_cam_has_no_spatial_map(browser, tmp_path, shots):
+    """Explorer(toycity-da, image): the PAM panel shows, as one plain sentence under its legend, the note
+    context_maps gives its map (CAM mixes channels, never pixels); the strip is still the PAM row's."""
+    from ocrviz.context import cell_classes
+    from ocrviz.data.toycity import make_scene
+    from ocrviz.normalisation import input_normalisation, normalise
+    from ocrviz.widgets import Explorer
+
+    scene = make_scene(3, 256, 512)
+    da = ocrviz.load_model("toycity-da")
+    ex = Explorer(da, scene.image, scene.labels, selected=[9, 50])
+    path = ex.save_html(tmp_path / "da.html")
+    _, cache = ocrviz.run_with_cache(da, normalise(scene.image, *input_normalisation(da)))
+    (m,) = context_maps(cache, (9 * 8, 50 * 8))
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, offline=True)
+    page = ctx.new_page()
+    page.goto(path.as_uri())
+    page.wait_for_selector("#ocrviz-root[data-ready=true]", timeout=60_000)
+    panel = page.locator("[data-panel=site-0]")
+    assert panel.get_attribute("data-note") == m.extra["note"]
+    said = panel.locator(".ocrviz-site-note")
+    assert said.is_visible() and said.text_content() == m.extra["note"] + "."
+    assert "CAM" in said.text_content() and "no spatial context map" in said.text_content()
+    st = read_state(page.locator(".ocrviz-explorer"))
+    mass = m.mass_by_class(cell_classes(cache).astype(np.int64), ex.data.class_names)
+    np.testing.assert_allclose([st["panels"]["site-0"]["mass"][k] for k in mass], list(mass.values()), atol=2e-6)
+    page.screenshot(path=str(shots / "heads_explorer_da_note.png"), full_page=True)
+    ctx.close()
+
+
+def test_saved_page_keeps_the_picked_site(browser, tmp_path, shots):
+    """Explorer(toycity-cc) with its picker on the second pass (``site_pick``), saved: the page opens on
+    that pass (picker value, data-site) and its strip is that pass's map from context_maps."""
+    from ocrviz.context import cell_classes
+    from ocrviz.data.toycity import make_scene
+    from ocrviz.normalisation import input_normalisation, normalise
+    from ocrviz.widgets import Explorer
+
+    scene = make_scene(3, 256, 512)
+    cc = ocrviz.load_model("toycity-cc")
+    ex = Explorer(cc, scene.image, scene.labels, selected=[9, 50])
+    ex.site_pick = [1]
+    path = ex.save_html(tmp_path / "cc.html")
+    _, cache = ocrviz.run_with_cache(cc, normalise(scene.image, *input_normalisation(cc)))
+    want = context_maps(cache, (9 * 8, 50 * 8))[1]
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, offline=True)
+    page = ctx.new_page()
+    page.goto(path.as_uri())
+    page.wait_for_selector("#ocrviz-root[data-ready=true]", timeout=60_000)
+    panel = page.locator("[data-panel=site-0]")
+    assert panel.get_attribute("data-site") == "1" and panel.get_attribute("data-site-name") == want.site
+    assert panel.locator("select.ocrviz-site-pick").input_value() == "1"
+    st = read_state(page.locator(".ocrviz-explorer"))
+    mass = want.mass_by_class(cell_classes(cache).astype(np.int64), ex.data.class_names)
+    np.testing.assert_allclose([st["panels"]["site-0"]["mass"][k] for k in mass], list(mass.values()), atol=2e-6)
+    ctx.close()
+
+
+def test_psp_page_draws_the_gradient_erf_beside_its_bins(browser, tmp_path, shots):
+    """Explorer(toycity-psp, show_erf=True): the ERF computed on click travels into the saved page; the
+    "erf" panel beside the bins map draws it, its strip and top colour those of gradient_erf_map (Captum)."""
+    from ocrviz.context import cell_classes
+    from ocrviz.context.erf import gradient_erf_map
+    from ocrviz.data.toycity import make_scene
+    from ocrviz.normalisation import input_normalisation, normalise
+    from ocrviz.widgets import Explorer
+
+    scene = make_scene(3, 256, 512)
+    psp = ocrviz.load_model("toycity-psp")
+    ex = Explorer(psp, scene.image, scene.labels, show_erf=True, selected=[9, 50])
+    path = ex.save_html(tmp_path / "psp.html")
+    x = normalise(scene.image, *input_normalisation(psp))
+    _, cache = ocrviz.run_with_cache(psp, x)
+    want = gradient_erf_map(psp, x, (9 * 8 + 4, 50 * 8 + 4))
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, offline=True)
+    page = ctx.new_page()
+    page.goto(path.as_uri())
+    page.wait_for_selector("#ocrviz-root[data-ready=true]", timeout=60_000)
+    st = read_state(page.locator(".ocrviz-explorer"))
+    assert list(st["panels"]) == ["site-0", "erf"]
+    assert st["panels"]["erf"]["why"] == ""
+    mass = want.mass_by_class(cell_classes(cache).astype(np.int64), ex.data.class_names)
+    np.testing.assert_allclose([st["panels"]["erf"]["mass"][k] for k in mass], list(mass.values()), atol=1e-5)
+    assert float(st["panels"]["erf"]["vmax"]) == pytest.approx(want.weights.max(), rel=1e-2)
+    assert "toycity-psp's effective receptive field" in page.locator("[data-panel=erf]").text_content()
+    page.screenshot(path=str(shots / "heads_explorer_psp_erf.png"), full_page=True)
+    ctx.close()
+
+
 LAB_CELL = '''import json, numpy as np, torch, ocrviz
 torch.set_num_threads(1)
 from ocrviz.context import cell_classes, context_maps

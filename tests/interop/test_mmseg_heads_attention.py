@@ -212,6 +212,95 @@ def test_segformer_one_map_per_mit_layer_equal_to_torch_attention_weights(segfor
     assert hooks_left(segformer_model) == []
 
 
+def test_segformer_stage_rollout_is_the_product_of_each_stages_layers(segformer_model, monkeypatch) -> None:
+    """MiT-B0's two layers per stage composed by rollout (transformer.ROLLOUT): row p of A_2 A_1, each A
+    the dense HW x HW matrix built here from PyTorch's own per-head weights (heads averaged, each reduced
+    cell spread over its sr x sr patch), against transformer.stage_rollout."""
+    from ocrviz.context.transformer import ROLLOUT, stage_rollout, stages
+    per_layer = []
+    for layer in [m for m in segformer_model.backbone.modules() if type(m).__name__ == "EfficientMultiheadAttention"]:
+        orig = layer.attn.forward
+
+        def forward(*args, _orig=orig, **kwargs):
+            out, heads = _orig(*args, **kwargs, average_attn_weights=False)
+            per_layer.append(heads.detach().clone())
+            return out, heads.mean(1)
+        monkeypatch.setattr(layer.attn, "forward", forward)
+    _, cache = ocrviz.run_with_cache(segformer_model, image(10))
+    grids = [(16, 24), (8, 12), (4, 6), (2, 3)]
+    assert [[r.grid for r in g] for g in stages(cache)] == [[g, g] for g in grids]
+    for stage, ((h, w), sr) in enumerate(zip(grids, (8, 4, 2, 1))):
+        dense = []
+        for heads in per_layer[2 * stage: 2 * stage + 2]:
+            rows = heads[0].double().mean(0)                                   # HW x S
+            dense.append(torch.stack([torch.from_numpy(np.kron(r.reshape(h // sr, w // sr).numpy(),
+                                                               np.ones((sr, sr)) / sr ** 2)).reshape(-1)
+                                      for r in rows]))                         # HW x HW
+        product = dense[1] @ dense[0]
+        for c in {(0, 0), (h - 1, w - 1), (h // 2, w // 3)}:
+            m = stage_rollout(cache, c, stage)
+            assert not m.exact and m.convention == ROLLOUT and m.cell == c
+            check_mass(m)
+            np.testing.assert_allclose(m.weights.ravel(), product[c[0] * w + c[1]].numpy(), atol=2e-6)
+            one = dense[1][c[0] * w + c[1]].numpy()
+            assert np.abs(m.weights.ravel() - one).max() > 1e-3              # the rollout is not the last layer
+    with pytest.raises(ValueError, match="MiT stages"):
+        stage_rollout(cache, (0, 0), 4)
+    assert hooks_left(segformer_model) == []
+
+
+def test_segformer_rollout_across_stages_through_each_patch_embedding(segformer_model, monkeypatch) -> None:
+    """transformer.rollout: a last-stage cell traced to the first stage's grid.  Reference built here: the
+    dense per-layer matrices from PyTorch's per-head weights, and each patch embedding's uniform k x k
+    footprint from torch's own conv2d (a 1/k^2 kernel with the module's stride and padding) applied to
+    one-hot grids; the product of them all, row ``cell``."""
+    import torch.nn.functional as F
+
+    from ocrviz.context.transformer import PATCH_EMBED, ROLLOUT, rollout
+    per_layer = []
+    for layer in [m for m in segformer_model.backbone.modules() if type(m).__name__ == "EfficientMultiheadAttention"]:
+        orig = layer.attn.forward
+
+        def forward(*args, _orig=orig, **kwargs):
+            out, heads = _orig(*args, **kwargs, average_attn_weights=False)
+            per_layer.append(heads.detach().clone())
+            return out, heads.mean(1)
+        monkeypatch.setattr(layer.attn, "forward", forward)
+    _, cache = ocrviz.run_with_cache(segformer_model, image(10))
+    grids, srs = [(16, 24), (8, 12), (4, 6), (2, 3)], (8, 4, 2, 1)
+
+    def dense(heads, grid, sr):
+        h, w = grid
+        rows = heads[0].double().mean(0)                                       # HW x S
+        return torch.stack([torch.from_numpy(np.kron(r.reshape(h // sr, w // sr).numpy(),
+                                                     np.ones((sr, sr)) / sr ** 2)).reshape(-1) for r in rows])
+
+    def footprint(stage):                                                      # HW_out x HW_in
+        conv = segformer_model.backbone.layers[stage][0].projection
+        (hi, wi), k = grids[stage - 1], conv.kernel_size[0]
+        eye = torch.eye(hi * wi, dtype=torch.float64).reshape(hi * wi, 1, hi, wi)
+        out = F.conv2d(eye, torch.ones(1, 1, k, k, dtype=torch.float64) / k ** 2, stride=conv.stride,
+                       padding=conv.padding)                                   # HW_in x 1 x ho x wo
+        assert tuple(out.shape[-2:]) == grids[stage]
+        return out.reshape(hi * wi, -1).T
+
+    m_total = torch.eye(6, dtype=torch.float64)
+    for stage in (3, 2, 1, 0):
+        a1, a2 = (dense(hd, grids[stage], srs[stage]) for hd in per_layer[2 * stage: 2 * stage + 2])
+        m_total = m_total @ a2 @ a1
+        if stage:
+            m_total = m_total @ footprint(stage)
+    for c in [(0, 0), (1, 2), (1, 1)]:
+        m = rollout(cache, c)
+        assert not m.exact and m.convention == f"{ROLLOUT}; {PATCH_EMBED}" and m.weights.shape == (16, 24)
+        check_mass(m)
+        ref = m_total[c[0] * 3 + c[1]].numpy()
+        np.testing.assert_allclose(m.weights.ravel(), ref, atol=2e-6)
+        assert m.off_grid == pytest.approx(1 - ref.sum(), abs=1e-6)          # float32 upstream
+    assert rollout(cache, (0, 0)).off_grid > 0.01                              # a corner cell reads the padding
+    assert hooks_left(segformer_model) == []
+
+
 # -- large grids: rows sampled at capture, the clicked row checked when read -----------------------------
 def test_large_grid_checks_sampled_rows_at_capture_and_the_clicked_row_when_read() -> None:
     from mmcv.cnn import NonLocal2d

@@ -62,3 +62,14 @@ test("a site too large to ship keeps its sentence and no buffers", async () => {
   assert.match(head.sites[0].why, /too large/);
   assert.equal(head.sites[0].codes, undefined);
 });
+
+test("the site picker's saved state: one index per head, out of range or absent is the first site", async () => {
+  const { pickOf, withPick } = await import("../../ocrviz/widgets/js/site_context.js");
+  assert.equal(pickOf([0, 2], 1, 3), 2);
+  assert.equal(pickOf([0, 3], 1, 3), 0, "out of range");
+  assert.equal(pickOf([1], 1, 3), 0, "absent");
+  assert.equal(pickOf(undefined, 0, 3), 0);
+  assert.equal(pickOf([-1], 0, 3), 0);
+  assert.deepEqual(withPick([], 2, 1), [0, 0, 1]);
+  assert.deepEqual(withPick([2, 0], 0, 1), [1, 0]);
+});

@@ -183,3 +183,16 @@ def test_criss_cross_rollout_entry_equals_criss_cross_rollout(image):
         mass = _f32(roll["class_mass"]).reshape(2048, 9)[q]
         np.testing.assert_allclose(mass, np.bincount(cls.ravel(), weights=want.weights.ravel(), minlength=9),
                                    atol=2e-6)
+
+
+def test_danet_pam_entry_carries_the_cam_sentence(image):
+    """toycity-da: the PAM site's entry carries ContextMap.extra["note"] (CAM mixes channels, so it has no
+    spatial map), the same sentence context_maps gives; toycity-sa's entry carries none."""
+    m, cache = _capture("toycity-da", image)
+    cls = np.zeros((32, 64), np.int64)
+    (e,) = site_entries(cache, cls, m.class_names)
+    (want,) = context_maps(cache, (8 * 5, 8 * 17))
+    assert e["note"] == want.extra["note"] and "CAM" in e["note"] and "no spatial context map" in e["note"]
+    assert e["exact"] and e["kind"] == "self_attention" and e["site"] == want.site
+    _, sa_cache = _capture("toycity-sa", image)
+    assert [x["note"] for x in site_entries(sa_cache, cls, m.class_names)] == [""]

@@ -35,7 +35,8 @@ async function render({ model, el: host }) {
   // and every context site of the heads in `sites` (site_context.js: one panel per head, a site picker)
   const heads = await loadHeads(model.get("sites"));
   const sources = (v) => [...(data.ocr ? [ocrSource(v)] : []), ...(data.rates.length ? [asppSource(v), erfSource(v)] : []),
-    ...heads.map((hd, j) => siteSource(v, hd, j))];
+    ...heads.map((hd, j) => siteSource(v, hd, j)),
+    ...(data.rates.length ? [] : heads.filter((hd) => hd.erf).slice(0, 1).map((hd) => erfSource(v, "erf", hd.label)))];
   const size = sizing(data, 2, data.ocr), root = el("div", "ocrviz-explorer");      // two pictures a row (layout.arrange)
   const v = { model, data, store, size, listen, root, cf: counterfactuals(data, model), lut: heatLut(), layers: createLayers(data, size) };
   v.refocus = () => v.image.focus({ preventScroll: true });   // after a button, arrow keys still reach the image

@@ -30,7 +30,8 @@ export async function loadSite(e) {
 
 // the `sites` trait [{label, sites: [entry, ...]}, ...] -> the same with each entry decoded
 export async function loadHeads(heads) {
-  return Promise.all((heads || []).map(async (hd) => ({ label: hd.label, sites: await Promise.all(hd.sites.map(loadSite)) })));
+  return Promise.all((heads || []).map(async (hd) => ({ label: hd.label, erf: !!hd.erf,
+    sites: await Promise.all(hd.sites.map(loadSite)) })));
 }
 
 // cell p's map at site `s` into `out` (HW); returns its off-grid mass
@@ -53,11 +54,26 @@ export function rankedSources(s, p, n = NBARS) {
 // what the legend says the map is: "exact" or its convention
 export function exactness(s) { return s.exact ? "exact" : `convention: ${s.convention}`; }
 
+// the `site_pick` trait (one site index per head; saved in an exported page) -> head j's pick, 0 when absent or out of range
+export function pickOf(picks, j, n) {
+  const p = Array.isArray(picks) ? Number(picks[j]) : NaN;
+  return Number.isInteger(p) && p >= 0 && p < n ? p : 0;
+}
+
+// `picks` with head j's entry set to p (earlier heads without one get 0)
+export function withPick(picks, j, p) {
+  const out = Array.isArray(picks) ? picks.slice() : [];
+  while (out.length <= j) out.push(0);
+  out[j] = p;
+  return out;
+}
+
 export function siteSource(v, head, j) {
-  const { data } = v, { h, w, K } = data;
-  let pick = 0;
+  const { data, model } = v, { h, w, K } = data;
+  let pick = pickOf(model.get("site_pick"), j, head.sites.length);
   const picker = el("select", "ocrviz-site-pick", { "aria-label": `${head.label}: which context site` });
   head.sites.forEach((s, i) => { const o = el("option", "", { value: i }); o.textContent = s.title; picker.append(o); });
+  picker.value = String(pick);
   const pickRow = el("div", "ocrviz-site-row");
   pickRow.append(picker);
   pickRow.style.visibility = head.sites.length > 1 ? "" : "hidden";      // kept: the same height for every head
@@ -73,13 +89,26 @@ export function siteSource(v, head, j) {
     r.append(sw, nm, bar, val);
     rows.push({ r, sw, nm, fill, val }); bars.append(r);
   }
+  // a site's plain sentence (e.g. DANet's "CAM has no spatial map"), kept in place for every pick of this head
+  const said = el("div", "ocrviz-note ocrviz-site-note");
+  const noted = head.sites.some((s) => s.note);
   const source = {
     id: `site-${j}`,
     titleNodes: [pickRow],
-    after: few ? [bars] : [],
+    after: [...(noted ? [said] : []), ...(few ? [bars] : [])],
     panelClass: "ocrviz-panel-site",
     attach() {
-      v.listen.on(picker, "change", () => { pick = +picker.value; v.redraw(); v.refocus(); });
+      v.listen.on(picker, "change", () => {
+        pick = +picker.value;
+        model.set("site_pick", withPick(model.get("site_pick"), j, pick)); model.save_changes();   // kept by save_html
+        v.redraw(); v.refocus();
+      });
+      const fromPython = () => {
+        const p = pickOf(model.get("site_pick"), j, head.sites.length);
+        if (p !== pick) { pick = p; picker.value = String(p); v.redraw(); }
+      };
+      model.on("change:site_pick", fromPython);
+      v.listen.add(() => model.off("change:site_pick", fromPython));
     },
     site: () => head.sites[pick],
     map(f, out) {
@@ -102,6 +131,9 @@ export function siteSource(v, head, j) {
       panel.dataset.site = String(pick); panel.dataset.siteName = s.site;
       panel.dataset.exact = String(!!s.exact); panel.dataset.head = head.label;
       panel.dataset.convention = s.exact ? "" : s.convention;
+      panel.dataset.note = s.note || "";
+      said.textContent = s.note ? s.note + "." : "";
+      said.style.visibility = s.note ? "" : "hidden";
       const top = s.why || s.grid[0] !== h || s.grid[1] !== w ? [] : rankedSources(s, f.p);
       const mx = top.length ? top[0].weight || 1 : 1;
       rows.forEach((row, i) => {

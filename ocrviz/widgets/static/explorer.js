@@ -943,10 +943,10 @@ var __ocrviz_bundle = (() => {
   }
 
   // ocrviz/widgets/js/erf_context.js
-  function erfSource(v) {
+  function erfSource(v, id = "aspp-erf", who = "ASPP") {
     const { data, model } = v, { preErf } = data;
     return {
-      id: "aspp-erf",
+      id,
       legendNote: () => "gradient saliency",
       watches: ["erf"],
       map(f, out) {
@@ -954,12 +954,12 @@ var __ocrviz_bundle = (() => {
         if (!erf) {
           const status = model.get("erf_status") || "";
           const stored = preErf.size ? ` (${preErf.size} cell${preErf.size === 1 ? " has" : "s have"} one)` : "";
-          return { why: status || data.unavailable["aspp-erf"] && data.unavailable["aspp-erf"] + stored || (data.standalone ? `This page holds no ERF for this cell${stored}.` : model.get("show_erf") ? "No ERF for this cell yet." : "The ERF is computed for each clicked cell when show_erf is on.") };
+          return { why: status || data.unavailable[id] && data.unavailable[id] + stored || (data.standalone ? `This page holds no ERF for this cell${stored}.` : model.get("show_erf") ? "No ERF for this cell yet." : "The ERF is computed for each clicked cell when show_erf is on.") };
         }
         out.set(erf);
         return { off: 0, map: "erf", topWhat: "this cell's largest ERF share", shares: data.erfMassFor(f.st.y, f.st.x) };
       },
-      title: () => "ASPP's effective receptive field (|∂ output / ∂ input| per cell; sums to 1)"
+      title: () => `${who}'s effective receptive field (|∂ output / ∂ input| per cell; sums to 1)`
     };
   }
 
@@ -981,7 +981,11 @@ var __ocrviz_bundle = (() => {
     return out;
   }
   async function loadHeads(heads) {
-    return Promise.all((heads || []).map(async (hd) => ({ label: hd.label, sites: await Promise.all(hd.sites.map(loadSite)) })));
+    return Promise.all((heads || []).map(async (hd) => ({
+      label: hd.label,
+      erf: !!hd.erf,
+      sites: await Promise.all(hd.sites.map(loadSite))
+    })));
   }
   function siteRow(s, p, out) {
     out.set(dequantise(s.codes.subarray(p * s.hw, (p + 1) * s.hw), [s.scales[p]], s.hw));
@@ -999,15 +1003,26 @@ var __ocrviz_bundle = (() => {
   function exactness(s) {
     return s.exact ? "exact" : `convention: ${s.convention}`;
   }
+  function pickOf(picks, j, n) {
+    const p = Array.isArray(picks) ? Number(picks[j]) : NaN;
+    return Number.isInteger(p) && p >= 0 && p < n ? p : 0;
+  }
+  function withPick(picks, j, p) {
+    const out = Array.isArray(picks) ? picks.slice() : [];
+    while (out.length <= j) out.push(0);
+    out[j] = p;
+    return out;
+  }
   function siteSource(v, head, j) {
-    const { data } = v, { h, w, K } = data;
-    let pick = 0;
+    const { data, model } = v, { h, w, K } = data;
+    let pick = pickOf(model.get("site_pick"), j, head.sites.length);
     const picker = el("select", "ocrviz-site-pick", { "aria-label": `${head.label}: which context site` });
     head.sites.forEach((s, i) => {
       const o = el("option", "", { value: i });
       o.textContent = s.title;
       picker.append(o);
     });
+    picker.value = String(pick);
     const pickRow = el("div", "ocrviz-site-row");
     pickRow.append(picker);
     pickRow.style.visibility = head.sites.length > 1 ? "" : "hidden";
@@ -1029,17 +1044,31 @@ var __ocrviz_bundle = (() => {
       rows.push({ r, sw, nm, fill, val });
       bars.append(r);
     }
+    const said = el("div", "ocrviz-note ocrviz-site-note");
+    const noted = head.sites.some((s) => s.note);
     const source = {
       id: `site-${j}`,
       titleNodes: [pickRow],
-      after: few ? [bars] : [],
+      after: [...noted ? [said] : [], ...few ? [bars] : []],
       panelClass: "ocrviz-panel-site",
       attach() {
         v.listen.on(picker, "change", () => {
           pick = +picker.value;
+          model.set("site_pick", withPick(model.get("site_pick"), j, pick));
+          model.save_changes();
           v.redraw();
           v.refocus();
         });
+        const fromPython = () => {
+          const p = pickOf(model.get("site_pick"), j, head.sites.length);
+          if (p !== pick) {
+            pick = p;
+            picker.value = String(p);
+            v.redraw();
+          }
+        };
+        model.on("change:site_pick", fromPython);
+        v.listen.add(() => model.off("change:site_pick", fromPython));
       },
       site: () => head.sites[pick],
       map(f, out) {
@@ -1063,6 +1092,9 @@ var __ocrviz_bundle = (() => {
         panel.dataset.exact = String(!!s.exact);
         panel.dataset.head = head.label;
         panel.dataset.convention = s.exact ? "" : s.convention;
+        panel.dataset.note = s.note || "";
+        said.textContent = s.note ? s.note + "." : "";
+        said.style.visibility = s.note ? "" : "hidden";
         const top = s.why || s.grid[0] !== h || s.grid[1] !== w ? [] : rankedSources(s, f.p);
         const mx = top.length ? top[0].weight || 1 : 1;
         rows.forEach((row, i) => {
@@ -1680,7 +1712,8 @@ var __ocrviz_bundle = (() => {
     const sources = (v2) => [
       ...data.ocr ? [ocrSource(v2)] : [],
       ...data.rates.length ? [asppSource(v2), erfSource(v2)] : [],
-      ...heads.map((hd, j) => siteSource(v2, hd, j))
+      ...heads.map((hd, j) => siteSource(v2, hd, j)),
+      ...data.rates.length ? [] : heads.filter((hd) => hd.erf).slice(0, 1).map((hd) => erfSource(v2, "erf", hd.label))
     ];
     const size = sizing(data, 2, data.ocr), root = el("div", "ocrviz-explorer");
     const v = { model, data, store, size, listen, root, cf: counterfactuals(data, model), lut: heatLut(), layers: createLayers(data, size) };
