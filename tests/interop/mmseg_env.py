@@ -77,16 +77,17 @@ def import_mmseg():
     return mmseg, MODELS, Config
 
 
-def _bn_everywhere(cfg):
+def bn_everywhere(cfg) -> None:
+    """Every ``norm_cfg`` in an MMSeg config set to plain BN (SyncBN needs a process group); None stays None."""
     if isinstance(cfg, dict):
         for key, value in cfg.items():
-            if key == "norm_cfg":
+            if key == "norm_cfg" and value is not None:
                 cfg[key] = dict(type="BN", requires_grad=True)   # SyncBN needs a process group
             else:
-                _bn_everywhere(value)
+                bn_everywhere(value)
     elif isinstance(cfg, (list, tuple)):
         for value in cfg:
-            _bn_everywhere(value)
+            bn_everywhere(value)
 
 
 def hr18_model_config(mmseg, Config) -> tuple[dict, str]:
@@ -99,7 +100,7 @@ def hr18_model_config(mmseg, Config) -> tuple[dict, str]:
     model.pop("data_preprocessor", None)
     model.pop("pretrained", None)
     model["backbone"].pop("init_cfg", None)
-    _bn_everywhere(model)
+    bn_everywhere(model)
     return model, str(path)
 
 

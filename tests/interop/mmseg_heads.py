@@ -20,20 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmseg_env import import_mmseg
+from mmseg_env import bn_everywhere, import_mmseg
 from random_bn import randomise_bn
-
-
-def _bn_everywhere(cfg) -> None:
-    if isinstance(cfg, dict):
-        for key, value in cfg.items():
-            if key == "norm_cfg" and value is not None:
-                cfg[key] = dict(type="BN", requires_grad=True)   # SyncBN needs a process group
-            else:
-                _bn_everywhere(value)
-    elif isinstance(cfg, (list, tuple)):
-        for value in cfg:
-            _bn_everywhere(value)
 
 
 def config(name: str) -> dict:
@@ -45,7 +33,7 @@ def config(name: str) -> dict:
     model.pop("data_preprocessor", None)
     model.pop("pretrained", None)
     model["backbone"].pop("init_cfg", None)
-    _bn_everywhere(model)
+    bn_everywhere(model)
     return model
 
 

@@ -212,11 +212,9 @@ def test_segformer_one_map_per_mit_layer_equal_to_torch_attention_weights(segfor
     assert hooks_left(segformer_model) == []
 
 
-def test_segformer_stage_rollout_is_the_product_of_each_stages_layers(segformer_model, monkeypatch) -> None:
-    """MiT-B0's two layers per stage composed by rollout (transformer.ROLLOUT): row p of A_2 A_1, each A
-    the dense HW x HW matrix built here from PyTorch's own per-head weights (heads averaged, each reduced
-    cell spread over its sr x sr patch), against transformer.stage_rollout."""
-    from ocrviz.context.transformer import ROLLOUT, stage_rollout, stages
+def _record_mit_heads(segformer_model, monkeypatch) -> list:
+    """Each MiT attention's per-head weights (1 x heads x HW x S), in call order, recorded from PyTorch's
+    own MultiheadAttention (the module still returns the head mean it returned before)."""
     per_layer = []
     for layer in [m for m in segformer_model.backbone.modules() if type(m).__name__ == "EfficientMultiheadAttention"]:
         orig = layer.attn.forward
@@ -226,16 +224,28 @@ def test_segformer_stage_rollout_is_the_product_of_each_stages_layers(segformer_
             per_layer.append(heads.detach().clone())
             return out, heads.mean(1)
         monkeypatch.setattr(layer.attn, "forward", forward)
+    return per_layer
+
+
+def _dense_mit_layer(heads: torch.Tensor, grid: tuple[int, int], sr: int) -> torch.Tensor:
+    """HW x HW float64: the heads' mean row of every cell, each reduced cell spread over its sr x sr patch."""
+    h, w = grid
+    rows = heads[0].double().mean(0)                                           # HW x S
+    return torch.stack([torch.from_numpy(np.kron(r.reshape(h // sr, w // sr).numpy(),
+                                                 np.ones((sr, sr)) / sr ** 2)).reshape(-1) for r in rows])
+
+
+def test_segformer_stage_rollout_is_the_product_of_each_stages_layers(segformer_model, monkeypatch) -> None:
+    """MiT-B0's two layers per stage composed by rollout (transformer.ROLLOUT): row p of A_2 A_1, each A
+    the dense HW x HW matrix built here from PyTorch's own per-head weights (heads averaged, each reduced
+    cell spread over its sr x sr patch), against transformer.stage_rollout."""
+    from ocrviz.context.transformer import ROLLOUT, stage_rollout, stages
+    per_layer = _record_mit_heads(segformer_model, monkeypatch)
     _, cache = ocrviz.run_with_cache(segformer_model, image(10))
     grids = [(16, 24), (8, 12), (4, 6), (2, 3)]
     assert [[r.grid for r in g] for g in stages(cache)] == [[g, g] for g in grids]
     for stage, ((h, w), sr) in enumerate(zip(grids, (8, 4, 2, 1))):
-        dense = []
-        for heads in per_layer[2 * stage: 2 * stage + 2]:
-            rows = heads[0].double().mean(0)                                   # HW x S
-            dense.append(torch.stack([torch.from_numpy(np.kron(r.reshape(h // sr, w // sr).numpy(),
-                                                               np.ones((sr, sr)) / sr ** 2)).reshape(-1)
-                                      for r in rows]))                         # HW x HW
+        dense = [_dense_mit_layer(heads, (h, w), sr) for heads in per_layer[2 * stage: 2 * stage + 2]]
         product = dense[1] @ dense[0]
         for c in {(0, 0), (h - 1, w - 1), (h // 2, w // 3)}:
             m = stage_rollout(cache, c, stage)
@@ -257,23 +267,9 @@ def test_segformer_rollout_across_stages_through_each_patch_embedding(segformer_
     import torch.nn.functional as F
 
     from ocrviz.context.transformer import PATCH_EMBED, ROLLOUT, rollout
-    per_layer = []
-    for layer in [m for m in segformer_model.backbone.modules() if type(m).__name__ == "EfficientMultiheadAttention"]:
-        orig = layer.attn.forward
-
-        def forward(*args, _orig=orig, **kwargs):
-            out, heads = _orig(*args, **kwargs, average_attn_weights=False)
-            per_layer.append(heads.detach().clone())
-            return out, heads.mean(1)
-        monkeypatch.setattr(layer.attn, "forward", forward)
+    per_layer = _record_mit_heads(segformer_model, monkeypatch)
     _, cache = ocrviz.run_with_cache(segformer_model, image(10))
     grids, srs = [(16, 24), (8, 12), (4, 6), (2, 3)], (8, 4, 2, 1)
-
-    def dense(heads, grid, sr):
-        h, w = grid
-        rows = heads[0].double().mean(0)                                       # HW x S
-        return torch.stack([torch.from_numpy(np.kron(r.reshape(h // sr, w // sr).numpy(),
-                                                     np.ones((sr, sr)) / sr ** 2)).reshape(-1) for r in rows])
 
     def footprint(stage):                                                      # HW_out x HW_in
         conv = segformer_model.backbone.layers[stage][0].projection
@@ -286,7 +282,7 @@ def test_segformer_rollout_across_stages_through_each_patch_embedding(segformer_
 
     m_total = torch.eye(6, dtype=torch.float64)
     for stage in (3, 2, 1, 0):
-        a1, a2 = (dense(hd, grids[stage], srs[stage]) for hd in per_layer[2 * stage: 2 * stage + 2])
+        a1, a2 = (_dense_mit_layer(hd, grids[stage], srs[stage]) for hd in per_layer[2 * stage: 2 * stage + 2])
         m_total = m_total @ a2 @ a1
         if stage:
             m_total = m_total @ footprint(stage)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import ocrviz
-from mmseg_env import _bn_everywhere, import_mmseg
+from mmseg_env import bn_everywhere, import_mmseg
 from ocrviz import capture
 from ocrviz.checkpoint_mmseg import model_config
 from ocrviz.checkpoints import CheckpointFormatError
@@ -42,7 +42,7 @@ def make(tmp_path, name: str, edit=lambda text: text):
     for key in ("data_preprocessor", "pretrained"):
         model_cfg.pop(key, None)
     model_cfg["backbone"].pop("init_cfg", None)
-    _bn_everywhere(model_cfg)
+    bn_everywhere(model_cfg)
     torch.manual_seed(0)
     model = MODELS.build(model_cfg).eval()
     randomise_bn(model, 1, spread=0.1, conv_bias=True)
