@@ -34,6 +34,10 @@ def hook_names(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, HookPoint)]
 
 
+class NothingToCapture(ValueError):
+    """The model has no hook to capture, or ``names=`` selected none of its hooks."""
+
+
 def _selector(names: NameFilter, available: list[str]) -> Callable[[str], bool]:
     """Turn ``names`` into a predicate; unknown names raise, listing the valid ones."""
     if names is None:
@@ -41,7 +45,7 @@ def _selector(names: NameFilter, available: list[str]) -> Callable[[str], bool]:
     if callable(names):
         chosen = {n for n in available if names(n)}
         if not chosen:
-            raise ValueError(f"the names=... callable selected none of the {len(available)} hooks: "
+            raise NothingToCapture(f"the names=... callable selected none of the {len(available)} hooks: "
                              f"{', '.join(available)}")
         return chosen.__contains__
     queries = [names] if isinstance(names, str) else list(names)
@@ -101,7 +105,7 @@ def capture(model: nn.Module, names: NameFilter = None, *, detach: bool = True,
     available = ([n for n, _ in points] + [n for s in sites for n in s.names]
                  + [n for s in context_sites for n in s.names])
     if not available:
-        raise ValueError(f"{type(model).__name__} has no HookPoint modules and no recognised OCR modules "
+        raise NothingToCapture(f"{type(model).__name__} has no HookPoint modules and no recognised OCR modules "
                          f"(nor a context head that ocrviz/context/ reads); "
                          f"nothing to capture. Build it with ocrviz.create_model(...) or place "
                          f"ocrviz.models.hook_point.HookPoint modules where tensors should be seen.")

@@ -234,7 +234,7 @@ def patch_embed_matrix(grid_in: tuple[int, int], grid_out: tuple[int, int], k: i
     return out.reshape(ho * wo, hi * wi)
 
 
-def _patch_embed(cache: Cache, record: SiteRecord) -> tuple[int, int, int]:
+def patch_embed_of(cache: Cache, record: SiteRecord) -> tuple[int, int, int]:
     """(kernel, stride, padding) of the conv that starts ``record``'s stage: MMSeg's MixVisionTransformer
     keeps each stage as ``layers.<i>`` = [PatchEmbed (``projection``), its layers, norm]."""
     stage_path = ".".join(record.name.split(".")[:-3])                         # backbone.layers.<i>
@@ -265,7 +265,7 @@ def rollout(cache: Cache, cell: tuple[int, int], batch_index: int = 0) -> Contex
         for rec in reversed(groups[i]):
             row = row @ layer_matrix(rec, batch_index)
         if i > 0:
-            k, s, p = _patch_embed(cache, groups[i][0])
+            k, s, p = patch_embed_of(cache, groups[i][0])
             row = row @ patch_embed_matrix(groups[i - 1][0].grid, groups[i][0].grid, k, s, p)
     first = groups[0][0]
     return row_map(row, first.grid, tuple(cell), first, exact=False, convention=f"{ROLLOUT}; {PATCH_EMBED}",

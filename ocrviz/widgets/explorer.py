@@ -639,11 +639,11 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
     x = x.to(dev)
     if x.ndim != 4 or x.shape[0] != 1:
         raise ValueError(f"one image at a time: model input has shape {tuple(x.shape)}; expected 1 x 3 x H x W")
+    from ocrviz.capture.capture import NothingToCapture
+
     try:
         cache, logits = _run_drawn(model, x, _drawn_ocr, logits_fn, align_corners)
-    except ValueError as e:
-        if "nothing to capture" not in str(e):
-            raise
+    except NothingToCapture:            # no OCR hook (e.g. MMSeg's NLHead, SegFormer): its context sites
         cache = None
     if cache is None or not cache.has("sim_map") or not cache.has("region_weights"):
         if aspp_model is not None:
@@ -702,12 +702,13 @@ def _sites_data(model: Any, prep: PreparedImage, x: Any, labels: Any, *, class_n
     names = list(class_names if class_names is not None else own_names or [f"class {i}" for i in range(k)])
     if len(names) != k:
         raise ValueError(f"{len(names)} class names given, but the model has {k} classes; give {k} names")
+    # the explorer's grid: the finest site grid (SegFormer: MiT's first stage, where its head predicts)
+    grid = max((s.grid for _, s in context.find_sites(cache)), key=lambda g: g[0] * g[1])
     try:
         cell_class = context.cell_classes(cache)                                          # h x w
     except ValueError:
         cell_class = None
-    grid = context.find_sites(cache)[-1][1].grid
-    if cell_class is None:                                    # the prediction at each cell's centre pixel
+    if cell_class is None or cell_class.shape != tuple(grid):   # the prediction at each cell's centre pixel
         H, W = logits.shape[1:]
         ys = np.minimum((np.arange(grid[0]) + 0.5) * H / grid[0], H - 1).astype(int)
         xs = np.minimum((np.arange(grid[1]) + 0.5) * W / grid[1], W - 1).astype(int)

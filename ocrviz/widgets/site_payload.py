@@ -9,16 +9,18 @@ families, and packs what the page needs to redraw a click without the kernel:
   (``scales``: HW float32, row max / 255; error <= scale / 2, below one colour step);
 * ``off_grid``: HW float32, each map's mass outside the image;
 * ``class_mass``: HW x K float32, each map's exact mass on the cells of each class
-  of one partition (``cell_class``: the OCR model's or this model's argmax at
-  feature resolution), so that the strip under the map is exact although the
+  of one partition of the explorer's grid (``cell_class``: the OCR model's or this
+  model's argmax at feature resolution; a site on another grid counts as it is
+  drawn, ``site_grids``), so that the strip under the map is exact although the
   map travels as 8-bit codes;
 * ``sources`` / ``source_rows`` (HW x S float32) when a site mixes a few sources
   (regions, bins, bases): the ranked bars;
 * ``note``: one plain sentence the panel shows under its legend ("" when none), e.g. DANet's
   PAM map saying that CAM has no spatial map (``ContextMap.extra["note"]``).
 
-After CCNet's passes (two or more criss-cross sites on one grid) comes one more entry, their
-rollout A_n ... A_1 (``criss_cross.ROLLOUT``, a stated convention: ``exact`` False).
+After the sites come their rollouts (``site_rollouts``, stated conventions: ``exact`` False): CCNet's
+passes A_n ... A_1, each MiT stage's layers, and a SegFormer's last stage traced to its first
+(rows: cells of ``cell_grid``, maps on ``grid``).
 
 Buffers are ``{"b64", "deflate", "shuffle", "fixed"}`` specs (``payload.encode_buffer``
 in base64), so that one JSON value travels both in the widget and in a saved page.
@@ -35,6 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .payload import encode_buffer
+from .site_grids import class_fractions, grid_note
 
 # HW x HW uint8 codes: 4096 cells (e.g. 64 x 64, or ToyCity's 32 x 64 = 2048) is 16 MiB before deflate.
 MAX_SITE_CELLS = 4096
@@ -68,23 +71,12 @@ def quantise_rows(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, scales
 
 
-def partition_for(cell_class: np.ndarray, grid: tuple[int, int]) -> tuple[np.ndarray, str]:
-    """``cell_class`` (h0 x w0) on a site's grid (h x w): itself when the grids agree, else each site
-    cell takes the class of the partition cell under its centre (said in the returned note)."""
-    cls = np.asarray(cell_class)
-    if cls.shape == tuple(grid):
-        return cls, ""
-    h, w = grid
-    rows = np.minimum(((np.arange(h) + 0.5) * cls.shape[0] / h).astype(int), cls.shape[0] - 1)
-    cols = np.minimum(((np.arange(w) + 0.5) * cls.shape[1] / w).astype(int), cls.shape[1] - 1)
-    return cls[np.ix_(rows, cols)], (f"classes from the {cls.shape[0]} x {cls.shape[1]} prediction, "
-                                     f"each cell's centre")
-
-
-def site_title(kind: str, path: str, label: str = "") -> str:
-    """'toycity-cc: criss-cross at head.cca.0' (the family's name, the module path)."""
+def site_title(kind: str, path: str, label: str = "", grid: tuple[int, int] | None = None) -> str:
+    """'toycity-cc: criss-cross at head.cca.0' (the family's name, the module path; the site's grid when
+    it is not the explorer's)."""
     where = f" at {path}" if path else ""
-    return f"{label + ': ' if label else ''}{FAMILY.get(kind, kind)}{where}"
+    on = f" ({grid[0]} x {grid[1]})" if grid else ""
+    return f"{label + ': ' if label else ''}{FAMILY.get(kind, kind)}{where}{on}"
 
 
 def site_entries(cache: Any, cell_class: np.ndarray, class_names: Sequence[str], *, label: str = "",
@@ -92,21 +84,28 @@ def site_entries(cache: Any, cell_class: np.ndarray, class_names: Sequence[str],
                  max_cells: int = MAX_SITE_CELLS) -> list[dict[str, Any]]:
     """One JSON-able entry per context site in ``cache`` (forward order), every cell's map packed.
 
-    ``cache`` from ``ocrviz.run_with_cache(model, x)``; ``cell_class``: h x w class per
-    feature cell (the partition the strips count by); ``label``: the model's name in the titles.
-    Each entry: ``{id, title, kind, site, exact, convention, grid, label, partition, note}`` and either
-    the buffers described in the module docstring or ``why`` (grid too large: what fits).
+    ``cache`` from ``ocrviz.run_with_cache(model, x)``; ``cell_class``: h x w class per cell of the
+    explorer's grid (the partition the strips count by); ``label``: the model's name in the titles.
+    A site on another grid is drawn on the explorer's by ``site_grids`` (its ``grid_note`` says how).
+    Each entry: ``{id, title, kind, site, exact, convention, grid, label, note, grid_note}`` and either
+    the buffers described in the module docstring or ``why`` (grid too large: what fits).  Rollouts
+    across sites (CCNet's passes, MiT's stages: ``site_rollouts``) follow, with ``rollout_of`` and,
+    when their rows are cells of another grid than their maps, ``cell_grid``.
     """
     from ocrviz.context import find_sites
 
+    from . import site_rollouts
+
     k = len(class_names)
+    explorer = tuple(np.asarray(cell_class).shape)
     out: list[dict[str, Any]] = []
-    passes: list[tuple[str, np.ndarray, np.ndarray, str]] = []      # criss-cross passes, for their rollout
+    passes: list[tuple[str, np.ndarray]] = []                     # criss-cross passes, for their rollout
     for n, (producer, site) in enumerate(find_sites(cache)):
         h, w = site.grid
         hw = h * w
-        entry: dict[str, Any] = {"id": f"site-{n}", "title": site_title(site.kind, site.path, label),
-                                 "kind": site.kind, "site": site.path, "grid": [h, w], "label": label}
+        entry: dict[str, Any] = {"id": f"site-{n}", "kind": site.kind, "site": site.path, "grid": [h, w],
+                                 "label": label, "title": site_title(site.kind, site.path, label,
+                                                                     None if (h, w) == explorer else (h, w))}
         if hw > max_cells:
             side = int(max_cells ** 0.5)
             entry.update(exact=False, convention="", why=(
@@ -125,49 +124,42 @@ def site_entries(cache: Any, cell_class: np.ndarray, class_names: Sequence[str],
             off[q] = m.off_grid
             if m.sources is not None and m.source_weights is not None:
                 rows.append(np.asarray(m.source_weights, np.float64).reshape(-1))
-        part, note = partition_for(cell_class, (h, w))
-        onehot = np.zeros((hw, k))                                                  # HW x K
-        onehot[np.arange(hw), part.reshape(-1)] = 1.0
-        entry.update(exact=bool(first.exact), convention=first.convention, partition=note,
-                     note=str(first.extra.get("note", "")), **_packed(maps, off, onehot))
+        entry.update(exact=bool(first.exact), convention=first.convention, note=str(first.extra.get("note", "")),
+                     grid_note=grid_note((h, w), explorer, image_hw),
+                     **_packed(maps, off, class_fractions((h, w), cell_class, k)))
         src = first.sources
         if src is not None and len(rows) == hw and 0 < len(src) <= MAX_SOURCES:
             entry.update(sources=[str(s) for s in src], source_rows=_f32(np.stack(rows)))   # HW x S
         out.append(entry)
         if site.kind == "criss_cross" and off.max() == 0:
-            passes.append((site.path, maps, onehot, note))
-    if len(passes) >= 2 and len({m.shape for _, m, _, _ in passes}) == 1:
-        out.append(_rollout_entry(passes, len(out), label, out[-1]["grid"]))
+            passes.append((site.path, maps))
+    grid = tuple(out[-1]["grid"]) if out else explorer
+    extra = [site_rollouts.criss_cross(passes, grid)] + site_rollouts.mit(cache, batch_index, max_cells)
+    for r in filter(None, extra):
+        g, cg = tuple(r["grid"]), tuple(r["cell_grid"])
+        entry = {"id": f"site-{len(out)}", "title": f"{label + ': ' if label else ''}{r['title']}",
+                 "kind": r["kind"], "site": r["site"], "grid": list(g), "label": label, "exact": False,
+                 "convention": r["convention"], "rollout_of": r["rollout_of"], "note": "",
+                 "grid_note": grid_note(g, explorer, image_hw, cell_grid=cg),
+                 **_packed(r["maps"], r["off"], class_fractions(g, cell_class, k))}
+        if cg != g:
+            entry["cell_grid"] = list(cg)
+        out.append(entry)
     return out
 
 
-def _packed(maps: np.ndarray, off: np.ndarray, onehot: np.ndarray) -> dict[str, Any]:
-    """HW x HW maps, HW off-grid masses, HW x K one-hot partition -> the entry's buffers."""
+def _packed(maps: np.ndarray, off: np.ndarray, fractions: np.ndarray) -> dict[str, Any]:
+    """R x C maps (row q: cell q's map), R off-grid masses, C x K class fractions (``site_grids``) ->
+    the entry's buffers; the class masses are exact (float64 maps)."""
     codes, scales = quantise_rows(maps)
     return {"maps": _spec(codes.tobytes()), "scales": _f32(scales), "off_grid": _f32(off),
-            "class_mass": _f32(maps @ onehot)}                                      # HW x K, exact
-
-
-def _rollout_entry(passes: list[tuple[str, np.ndarray, np.ndarray, str]], n: int, label: str,
-                   grid: list[int]) -> dict[str, Any]:
-    """CCNet's passes composed by rollout (``criss_cross.ROLLOUT``, a stated convention): M = A_n ... A_1,
-    row q = cell q's map; the passes put no mass off the grid, so neither does M."""
-    from ocrviz.context.criss_cross import ROLLOUT
-
-    paths = [p for p, _, _, _ in passes]
-    m = passes[0][1]
-    for _, a, _, _ in passes[1:]:
-        m = a @ m                                                                   # HW x HW
-    hw = m.shape[0]
-    path = f"{paths[0]} .. {paths[-1]}"
-    return {"id": f"site-{n}", "title": f"{label + ': ' if label else ''}criss-cross rollout of {len(paths)} passes",
-            "kind": "criss_cross", "site": path, "grid": list(grid), "label": label, "exact": False,
-            "convention": ROLLOUT, "partition": passes[-1][3], "rollout_of": paths,
-            **_packed(m, np.zeros(hw), passes[-1][2])}
+            "class_mass": _f32(maps @ fractions)}                                   # R x K, exact
 
 
 def _label(model: Any, i: int) -> str:
     arch, card = getattr(model, "arch", None), getattr(model, "card", None) or {}
+    head = getattr(model, "decode_head", None)                  # MMSeg: "SegformerHead", "NLHead", ...
+    arch = arch or (type(head).__name__ if head is not None else None)
     return str(getattr(model, "name", None) or card.get("name")
                or (f"head {i + 1} ({arch})" if arch else f"head {i + 1}"))
 
@@ -206,7 +198,7 @@ def head_sites(models: Any, x: Any, cell_class: np.ndarray, class_names: Sequenc
         if n != k:
             raise ValueError(f"compare: {label} has {n} classes, the explorer's model {k}; compare heads trained "
                              f"on the same classes (e.g. the ToyCity models)")
-        entries = site_entries(cache, cell_class, class_names, label=label)
+        entries = site_entries(cache, cell_class, class_names, label=label, image_hw=tuple(x.shape[-2:]))
         if not entries:
             raise ValueError(f"compare: {label} has no context site that ocrviz.context can read (captured: "
                              f"{', '.join(list(cache.names())[:8])}); pass a model with a context head "

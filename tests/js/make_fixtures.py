@@ -71,9 +71,25 @@ def mass(rng: np.random.Generator) -> dict:
             "erf": {"map": erf.ravel().tolist(), "mass": erf_map.mass_by_class(cell_class, names)}}
 
 
+def site_grids(rng: np.random.Generator) -> list[dict]:
+    """ocrviz.widgets.site_grids on coarser, finer and odd site grids: the drawn map, the selected cells
+    and the class fractions (the strip of a map drawn on another grid)."""
+    from ocrviz.widgets.site_grids import class_fractions, site_cell, spread_matrix
+
+    cases = []
+    for grid, site in [((6, 10), (3, 5)), ((7, 9), (2, 4)), ((4, 6), (4, 6)), ((3, 4), (5, 7)), ((5, 8), (1, 1))]:
+        row = rng.random(site[0] * site[1]) ** 2
+        cls = rng.integers(0, 3, grid)
+        cases.append({"grid": list(grid), "site": list(site), "row": row.tolist(),
+                      "drawn": (spread_matrix(site, grid) @ row).tolist(),
+                      "cells": [[y, x, *site_cell((y, x), grid, site)] for y in range(grid[0]) for x in range(grid[1])],
+                      "cell_class": cls.ravel().tolist(), "shares": (row @ class_fractions(site, cls, 3)).tolist()})
+    return cases
+
+
 def fixtures() -> str:
     rng = np.random.default_rng(16)
-    return json.dumps({"codecs": codecs(rng), "mass": mass(rng)}, indent=1) + "\n"
+    return json.dumps({"codecs": codecs(rng), "mass": mass(rng), "site_grids": site_grids(rng)}, indent=1) + "\n"
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 // contents, never its height.
 import { decode, dequantise, u8, f32 } from "./codecs.js";
 import { el, fmt } from "./dom.js";
+import { cellSpan, siteCellOf, spreadTo } from "./site_grids.js";
 
 const NBARS = 5;            // the ranked bars: this many sources, always (a fixed height)
 
@@ -54,6 +55,16 @@ export function rankedSources(s, p, n = NBARS) {
 // what the legend says the map is: "exact" or its convention
 export function exactness(s) { return s.exact ? "exact" : `convention: ${s.convention}`; }
 
+// the row of site `s` that explorer cell (y, x) of grid [h, w] selects: [index, [row, col]] on the
+// site's cell grid (a rollout's rows may be cells of another grid than its map's)
+export function siteRowOf(s, y, x, grid) {
+  const cg = s.cell_grid || s.grid, [r, c] = siteCellOf(y, x, grid, cg);
+  return [r * cg[1] + c, [r, c]];
+}
+
+// what the panel says under its legend: the site's own note, then how its grid is drawn
+export function siteNote(s) { return [s.note, s.grid_note].filter(Boolean).map((t) => t + ".").join(" "); }
+
 // the `site_pick` trait (one site index per head; saved in an exported page) -> head j's pick, 0 when absent or out of range
 export function pickOf(picks, j, n) {
   const p = Array.isArray(picks) ? Number(picks[j]) : NaN;
@@ -91,7 +102,18 @@ export function siteSource(v, head, j) {
   }
   // a site's plain sentence (e.g. DANet's "CAM has no spatial map"), kept in place for every pick of this head
   const said = el("div", "ocrviz-note ocrviz-site-note");
-  const noted = head.sites.some((s) => s.note);
+  const noted = head.sites.some((s) => s.note || s.grid_note);
+  let row = null;                   // the picked site's row on its own grid, before spreadTo
+  // the selected cell of a coarser grid: a dashed outline over the explorer cells it is drawn on
+  function outlineSpan(ctx, [r0, r1, c0, c1]) {
+    const { bw, bh, dpr } = v.size, sx = (bw / data.W) * data.s, sy = (bh / data.H) * data.s;
+    ctx.save();
+    for (const [colour, lw, dash] of [["#000", 3 * dpr, []], ["#fff", 1.5 * dpr, [4 * dpr, 3 * dpr]]]) {
+      ctx.lineWidth = lw; ctx.strokeStyle = colour; ctx.setLineDash(dash);
+      ctx.strokeRect(c0 * sx, r0 * sy, (c1 - c0) * sx, (r1 - r0) * sy);
+    }
+    ctx.restore();
+  }
   const source = {
     id: `site-${j}`,
     titleNodes: [pickRow],
@@ -114,12 +136,11 @@ export function siteSource(v, head, j) {
     map(f, out) {
       const s = head.sites[pick];
       if (s.why) return { why: s.why };
-      if (s.grid[0] !== h || s.grid[1] !== w) {
-        return { why: `This site's grid is ${s.grid[0]} x ${s.grid[1]} cells and the explorer's ${h} x ${w}: `
-          + "the page draws a site only on the explorer's own grid." };
-      }
-      const off = siteRow(s, f.p, out);
-      return { off, map: "site", topWhat: "this cell's largest context weight", shares: siteShares(s, f.p, K) };
+      const [q] = siteRowOf(s, f.st.y, f.st.x, [h, w]);
+      if (!row || row.length !== s.hw) row = new Float32Array(s.hw);
+      const off = siteRow(s, q, row);
+      spreadTo(row, s.grid, [h, w], out);
+      return { off, map: "site", topWhat: "this cell's largest context weight", shares: siteShares(s, q, K) };
     },
     title(f, r) {
       const s = head.sites[pick];
@@ -132,9 +153,14 @@ export function siteSource(v, head, j) {
       panel.dataset.exact = String(!!s.exact); panel.dataset.head = head.label;
       panel.dataset.convention = s.exact ? "" : s.convention;
       panel.dataset.note = s.note || "";
-      said.textContent = s.note ? s.note + "." : "";
-      said.style.visibility = s.note ? "" : "hidden";
-      const top = s.why || s.grid[0] !== h || s.grid[1] !== w ? [] : rankedSources(s, f.p);
+      said.textContent = siteNote(s);
+      said.style.visibility = said.textContent ? "" : "hidden";
+      const cg = s.cell_grid || s.grid, [q, [r, c]] = siteRowOf(s, f.st.y, f.st.x, [h, w]);
+      panel.dataset.siteGrid = `${s.grid[0]}x${s.grid[1]}`;
+      panel.dataset.siteCell = s.why ? "" : `${r},${c}`;
+      panel.dataset.cellGrid = `${cg[0]}x${cg[1]}`;
+      if (!s.why && (cg[0] !== h || cg[1] !== w)) outlineSpan(ctx, cellSpan(r, c, [h, w], cg));
+      const top = s.why ? [] : rankedSources(s, q);
       const mx = top.length ? top[0].weight || 1 : 1;
       rows.forEach((row, i) => {
         const t = top[i];

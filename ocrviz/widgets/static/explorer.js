@@ -142,10 +142,10 @@ var __ocrviz_bundle = (() => {
             model.save_changes();
           }
         }
-        const same = answer && answer.p === p;
+        const same2 = answer && answer.p === p;
         return {
-          base: same ? answer.base : null,
-          influence: same ? answer.influence : null,
+          base: same2 ? answer.base : null,
+          influence: same2 ? answer.influence : null,
           after: null,
           edited: edit !== "[[],null]",
           pending: true
@@ -963,6 +963,51 @@ var __ocrviz_bundle = (() => {
     };
   }
 
+  // ocrviz/widgets/js/site_grids.js
+  function centreIndex(nFrom, nTo) {
+    const out = new Int32Array(nFrom);
+    for (let i = 0; i < nFrom; i++) out[i] = Math.min(Math.floor((i + 0.5) * nTo / nFrom), nTo - 1);
+    return out;
+  }
+  var same = (a, b) => a[0] === b[0] && a[1] === b[1];
+  function siteCellOf(y, x, grid, siteGrid) {
+    if (same(grid, siteGrid)) return [y, x];
+    return [centreIndex(grid[0], siteGrid[0])[y], centreIndex(grid[1], siteGrid[1])[x]];
+  }
+  function cellSpan(r, c, grid, siteGrid) {
+    const span = (n, m, k) => {
+      const idx = centreIndex(n, m);
+      let a = -1, b = -1;
+      for (let i = 0; i < n; i++) if (idx[i] === k) {
+        if (a < 0) a = i;
+        b = i + 1;
+      }
+      if (a < 0) {
+        a = centreIndex(m, n)[k];
+        b = a + 1;
+      }
+      return [a, b];
+    };
+    return [...span(grid[0], siteGrid[0], r), ...span(grid[1], siteGrid[1], c)];
+  }
+  function spreadTo(row, siteGrid, grid, out) {
+    if (same(grid, siteGrid)) {
+      out.set(row);
+      return out;
+    }
+    const [gh, gw] = siteGrid, [h, w] = grid, rows = centreIndex(h, gh), cols = centreIndex(w, gw);
+    const count = new Float64Array(gh * gw);
+    for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) count[rows[i] * gw + cols[j]] += 1;
+    out.fill(0);
+    for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) {
+      const s = rows[i] * gw + cols[j];
+      out[i * w + j] = row[s] / count[s];
+    }
+    const er = centreIndex(gh, h), ec = centreIndex(gw, w);
+    for (let s = 0; s < gh * gw; s++) if (count[s] === 0) out[er[Math.floor(s / gw)] * w + ec[s % gw]] += row[s];
+    return out;
+  }
+
   // ocrviz/widgets/js/site_context.js
   var NBARS = 5;
   async function decodeB64(spec) {
@@ -1002,6 +1047,13 @@ var __ocrviz_bundle = (() => {
   }
   function exactness(s) {
     return s.exact ? "exact" : `convention: ${s.convention}`;
+  }
+  function siteRowOf(s, y, x, grid) {
+    const cg = s.cell_grid || s.grid, [r, c] = siteCellOf(y, x, grid, cg);
+    return [r * cg[1] + c, [r, c]];
+  }
+  function siteNote(s) {
+    return [s.note, s.grid_note].filter(Boolean).map((t) => t + ".").join(" ");
   }
   function pickOf(picks, j, n) {
     const p = Array.isArray(picks) ? Number(picks[j]) : NaN;
@@ -1045,7 +1097,19 @@ var __ocrviz_bundle = (() => {
       bars.append(r);
     }
     const said = el("div", "ocrviz-note ocrviz-site-note");
-    const noted = head.sites.some((s) => s.note);
+    const noted = head.sites.some((s) => s.note || s.grid_note);
+    let row = null;
+    function outlineSpan(ctx, [r0, r1, c0, c1]) {
+      const { bw, bh, dpr } = v.size, sx = bw / data.W * data.s, sy = bh / data.H * data.s;
+      ctx.save();
+      for (const [colour, lw, dash] of [["#000", 3 * dpr, []], ["#fff", 1.5 * dpr, [4 * dpr, 3 * dpr]]]) {
+        ctx.lineWidth = lw;
+        ctx.strokeStyle = colour;
+        ctx.setLineDash(dash);
+        ctx.strokeRect(c0 * sx, r0 * sy, (c1 - c0) * sx, (r1 - r0) * sy);
+      }
+      ctx.restore();
+    }
     const source = {
       id: `site-${j}`,
       titleNodes: [pickRow],
@@ -1074,11 +1138,11 @@ var __ocrviz_bundle = (() => {
       map(f, out) {
         const s = head.sites[pick];
         if (s.why) return { why: s.why };
-        if (s.grid[0] !== h || s.grid[1] !== w) {
-          return { why: `This site's grid is ${s.grid[0]} x ${s.grid[1]} cells and the explorer's ${h} x ${w}: the page draws a site only on the explorer's own grid.` };
-        }
-        const off = siteRow(s, f.p, out);
-        return { off, map: "site", topWhat: "this cell's largest context weight", shares: siteShares(s, f.p, K) };
+        const [q] = siteRowOf(s, f.st.y, f.st.x, [h, w]);
+        if (!row || row.length !== s.hw) row = new Float32Array(s.hw);
+        const off = siteRow(s, q, row);
+        spreadTo(row, s.grid, [h, w], out);
+        return { off, map: "site", topWhat: "this cell's largest context weight", shares: siteShares(s, q, K) };
       },
       title(f, r) {
         const s = head.sites[pick];
@@ -1093,22 +1157,27 @@ var __ocrviz_bundle = (() => {
         panel.dataset.head = head.label;
         panel.dataset.convention = s.exact ? "" : s.convention;
         panel.dataset.note = s.note || "";
-        said.textContent = s.note ? s.note + "." : "";
-        said.style.visibility = s.note ? "" : "hidden";
-        const top = s.why || s.grid[0] !== h || s.grid[1] !== w ? [] : rankedSources(s, f.p);
+        said.textContent = siteNote(s);
+        said.style.visibility = said.textContent ? "" : "hidden";
+        const cg = s.cell_grid || s.grid, [q, [r, c]] = siteRowOf(s, f.st.y, f.st.x, [h, w]);
+        panel.dataset.siteGrid = `${s.grid[0]}x${s.grid[1]}`;
+        panel.dataset.siteCell = s.why ? "" : `${r},${c}`;
+        panel.dataset.cellGrid = `${cg[0]}x${cg[1]}`;
+        if (!s.why && (cg[0] !== h || cg[1] !== w)) outlineSpan(ctx, cellSpan(r, c, [h, w], cg));
+        const top = s.why ? [] : rankedSources(s, q);
         const mx = top.length ? top[0].weight || 1 : 1;
-        rows.forEach((row, i) => {
+        rows.forEach((row2, i) => {
           const t = top[i];
-          row.r.style.visibility = t ? "" : "hidden";
+          row2.r.style.visibility = t ? "" : "hidden";
           if (!t) return;
           const k = data.names.indexOf(t.name), rgb = k >= 0 ? data.palette[k] : [150, 150, 150];
-          row.sw.style.background = row.fill.style.background = `rgb(${rgb.join(",")})`;
-          row.nm.textContent = t.name;
-          row.val.textContent = fmt(t.weight, 4);
-          row.fill.style.width = (100 * t.weight / mx).toFixed(2) + "%";
-          row.r.dataset.name = t.name;
-          row.r.dataset.weight = t.weight.toFixed(6);
-          row.r.dataset.rank = String(i + 1);
+          row2.sw.style.background = row2.fill.style.background = `rgb(${rgb.join(",")})`;
+          row2.nm.textContent = t.name;
+          row2.val.textContent = fmt(t.weight, 4);
+          row2.fill.style.width = (100 * t.weight / mx).toFixed(2) + "%";
+          row2.r.dataset.name = t.name;
+          row2.r.dataset.weight = t.weight.toFixed(6);
+          row2.r.dataset.rank = String(i + 1);
         });
       }
     };
