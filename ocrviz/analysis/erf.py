@@ -32,20 +32,33 @@ class ERF:
     target: int
 
 
+def image_logits(model: torch.nn.Module, inp: torch.Tensor) -> torch.Tensor:
+    """The model's main logits at the image's size, B x K x H x W: its output (a tensor, or the last of a
+    list / tuple, as ``capture.outputs.main_logits``) resized bilinearly with the model's own
+    ``align_corners`` when it predicts at feature resolution (an MMSeg segmentor in tensor mode)."""
+    from ocrviz.capture.outputs import find_align_corners, main_logits, upsample_logits
+
+    out = main_logits(model(inp))
+    if tuple(out.shape[-2:]) == tuple(inp.shape[-2:]):
+        return out
+    return upsample_logits(out, tuple(inp.shape[-2:]), find_align_corners(model))
+
+
 def gradient_erf(model: torch.nn.Module, image: torch.Tensor, y: int, x: int,
-                 target: int | None = None) -> ERF:
-    """ERF of the logit at image pixel (y, x) for class ``target`` (default: the predicted class)."""
+                 target: int | None = None, stride: int | None = None) -> ERF:
+    """ERF of the logit at image pixel (y, x) for class ``target`` (default: the predicted class), pooled
+    on cells of ``stride`` pixels (default: the model's ``output_stride``, else 8)."""
     if image.ndim != 4 or image.shape[0] != 1:
         raise ValueError(f"image has shape {tuple(image.shape)}; pass one image as 1 x 3 x H x W")
     _, _, height, width = image.shape
     if not (0 <= y < height and 0 <= x < width):
         raise ValueError(f"pixel (y={y}, x={x}) is outside the {height} x {width} image")
-    stride = int(getattr(model, "output_stride", 8))
+    stride = int(stride or getattr(model, "output_stride", 8))
     was_training = model.training
     model.eval()
 
     def logit_at_pixel(inp: torch.Tensor) -> torch.Tensor:
-        return model(inp)[:, :, y, x]                                  # B x K
+        return image_logits(model, inp)[:, :, y, x]                    # B x K
 
     if target is None:
         with torch.no_grad():
@@ -90,10 +103,11 @@ class _GraphERF:
       contiguous forward's by round-off only.
     """
 
-    def __init__(self, model: torch.nn.Module, image: torch.Tensor, pred: np.ndarray | None = None) -> None:
+    def __init__(self, model: torch.nn.Module, image: torch.Tensor, pred: np.ndarray | None = None,
+                 stride: int | None = None) -> None:
         self.model, self.image = model, image
         self.known = None if pred is None else np.asarray(pred)           # H x W: the classes shown
-        self.stride = int(getattr(model, "output_stride", 8))
+        self.stride = int(stride or getattr(model, "output_stride", 8))
         self.inp: torch.Tensor | None = None
         self.main: torch.Tensor | None = None                            # 1 x K x h x w, SegModels only
 
@@ -114,7 +128,7 @@ class _GraphERF:
                 p.requires_grad_(False)
             inp = self.image.detach().clone().requires_grad_(True)
             with torch.enable_grad():
-                out = self.model(inp)                                    # 1 x K x H x W, graph kept
+                out = image_logits(self.model, inp)                      # 1 x K x H x W, graph kept
         finally:
             for hook in hooks:
                 hook.remove()
@@ -178,8 +192,8 @@ def _upsample_weights(n_in: int, n_out: int, pos: int) -> torch.Tensor:
     return g[0, 0, :, 0]
 
 
-def make_erf_fn(model: torch.nn.Module, image: torch.Tensor,
-                pred: np.ndarray | None = None) -> Callable[[int, int], np.ndarray]:
+def make_erf_fn(model: torch.nn.Module, image: torch.Tensor, pred: np.ndarray | None = None,
+                stride: int | None = None) -> Callable[[int, int], np.ndarray]:
     """A callable ``(row, col) in feature cells -> h x w ERF`` for the explorer widget.
 
     The cell's centre pixel is used as the output position; its target is the
@@ -187,9 +201,9 @@ def make_erf_fn(model: torch.nn.Module, image: torch.Tensor,
     shows) when given, else the kept forward's own argmax.  The forward graph of ``image`` is kept after the
     first call, so each further cell costs one backward pass.
     """
-    stride = int(getattr(model, "output_stride", 8))
+    stride = int(stride or getattr(model, "output_stride", 8))
     _, _, height, width = image.shape
-    erf = _GraphERF(model, image, pred)
+    erf = _GraphERF(model, image, pred, stride)
 
     def erf_at_cell(row: int, col: int) -> np.ndarray:
         y = min(height - 1, row * stride + stride // 2)

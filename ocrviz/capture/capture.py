@@ -124,7 +124,9 @@ def capture(model: nn.Module, names: NameFilter = None, *, detach: bool = True,
         for site in sites:
             if any(keep(n) for n in site.names):
                 handles.extend(site.attach(store, detach))
-        emit = _Emit(store, cache)
+        # a context site is one unit: once any of its names is selected, every factor of every call it
+        # publishes is kept (NL's value and context, CCNet's second pass), else no map could be read
+        emit = _Emit(lambda name, tensor: cache._add(name, tensor.detach() if detach else tensor), cache)
         for site in context_sites:
             if any(keep(n) for n in site.names):
                 handles.extend(site.attach(emit, detach))

@@ -33,15 +33,16 @@ def from_cells(cells: np.ndarray, cell: tuple[int, int], *, site: str = "input")
 
 
 def gradient_erf_map(model: torch.nn.Module, image: torch.Tensor, pixel: tuple[int, int],
-                     target: int | None = None) -> ContextMap:
+                     target: int | None = None, stride: int | None = None) -> ContextMap:
     """The ERF of image pixel ``(y, x)``'s logit (``target``, default its predicted class) as a ContextMap.
 
-    ``image``: 1 x 3 x H x W, the model's input.  The cell is (floor(y*h/H), floor(x*w/W)).
+    ``image``: 1 x 3 x H x W, the model's input; cells of ``stride`` pixels (default: the model's
+    ``output_stride``, else 8).  The cell is (floor(y*h/H), floor(x*w/W)).
     """
     from ..analysis.erf import gradient_erf
 
     y, x = (int(v) for v in pixel)
-    erf = gradient_erf(model, image, y, x, target)
+    erf = gradient_erf(model, image, y, x, target, stride)
     (h, w), (height, width) = erf.cells.shape, image.shape[-2:]
     m = from_cells(erf.cells, (y * h // height, x * w // width))
     m.extra["target"] = erf.target

@@ -238,7 +238,7 @@ class Explorer(anywidget.AnyWidget):
 
             from ocrviz.analysis.erf import make_erf_fn
 
-            erf_fn = make_erf_fn(model, x)                               # the model's own argmax per pixel
+            erf_fn = make_erf_fn(model, x, stride=data.output_stride)    # the model's own argmax per pixel
             data = dataclasses.replace(data, sites=[{**data.sites[0], "erf": True}, *data.sites[1:]])
         if compare:
             from .site_payload import MAX_HEADS, head_sites
