@@ -335,7 +335,7 @@ print(f"own-object share: OCR {ocr_own[row, col]:.2f}, ASPP {aspp_own[row, col]:
 # can hold most of the mass; a density picture makes a small bright spot look like the main
 # source.  The mass view answers the question of the section, "where does this pixel's context
 # come from?", class by class.  The pixel's cell is outlined (as in the explorer); the ASPP panel
-# also circles its 27 dilated taps.
+# also circles those of its 27 dilated taps that land inside the image.
 
 # %%
 ocr_map = context_map(sim[row * w + col], rw)                                  # h x w
