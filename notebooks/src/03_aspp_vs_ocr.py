@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from IPython.display import display
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
 from tqdm.auto import tqdm
 
 import ocrviz
@@ -40,6 +40,7 @@ from ocrviz.analysis.cells import deepest_cell, labels_at_cells
 from ocrviz.analysis.context_share import (aspp_own_object_share, aspp_tap_map, context_map,
                                            ocr_own_object_share)
 from ocrviz.analysis.erf import gradient_erf
+from ocrviz.analysis.mass_view import mass_view_image, mass_view_rgba
 from ocrviz.data.ambiguity import cue_free
 from ocrviz.data.dataset import ToyCityDataset, normalize, val_split
 from ocrviz.data.samples import load_sample
@@ -84,16 +85,39 @@ def effective_regions(sim):
     return np.exp(-(sim * np.log(p)).sum(-1))
 
 
-def overlay(ax, image, cell_map, stride, decades=3):
-    """`image` in grey, an h x w map over cells on top: log colour scale, max = opaque yellow."""
-    ax.imshow(image.mean(-1), cmap="gray", vmin=0, vmax=255)
-    top = cell_map.max() if cell_map.max() > 0 else 1.0
-    level = np.clip(1 + np.log10(np.maximum(cell_map, 1e-30) / top) / decades, 0, 1)
-    rgba = plt.cm.inferno(level)
-    rgba[..., 3] = 0.9 * level
-    h, w = cell_map.shape
-    ax.imshow(rgba, extent=(-0.5, w * stride - 0.5, h * stride - 0.5, -0.5))
+def strip_lines(mass, width=38):
+    """The mass strip (`strip_text`, as the explorer writes it) broken into lines at its " · "."""
+    lines = []
+    for part in strip_text(mass).split(" · "):
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
+def mass_panel(ax, image, cell_map, mass, cell_pred, cell, title):
+    """The explorer's mass view of an h x w map over the faded `image` (ocrviz.analysis.mass_view):
+    each source cell in the colour of the class OCR predicts there (`cell_pred`, h x w), strength =
+    that class's share of the map (`mass`, the strip, printed under the panel) relative to the
+    largest share, times the cell's value relative to its class's peak (√ scale, the explorer's
+    default).  The pixel's cell (`cell`) is outlined as in the explorer."""
+    ax.imshow(mass_view_image(image, mass_view_rgba(cell_map, cell_pred, PALETTE, CLASSES, mass=mass)))
+    r, c = cell
+    for edge, lw in (("black", 3), ("white", 1.2)):
+        ax.add_patch(Rectangle((c * STRIDE - 0.5, r * STRIDE - 0.5), STRIDE, STRIDE, fill=False, ec=edge, lw=lw))
+    ax.set_title(title)
+    ax.text(0.5, -0.03, strip_lines(mass), transform=ax.transAxes, ha="center", va="top", fontsize=9)
     ax.axis("off")
+
+
+def class_legend(fig, masses, least=0.03):
+    """A legend of the class colours that hold at least `least` of one of the maps in `masses`."""
+    shown = [k for k, n in enumerate(CLASSES) if any(m.get(n, 0) >= least for m in masses)]
+    fig.legend(handles=[Patch(color=np.array(PALETTE[k]) / 255, label=CLASSES[k]) for k in shown],
+               loc="lower center", ncol=len(shown), frameon=False, fontsize=9,
+               title="colour = the class OCR predicts at the source cell; strength = that class's share of the map "
+                     "(the strip under the panel) x the cell's value within its class", title_fontsize=9)
 
 # %% [markdown]
 # ## First, measure: what does the shipped OCR model attend to?
@@ -297,39 +321,48 @@ print(f"own-object share: OCR {ocr_own[row, col]:.2f}, ASPP {aspp_own[row, col]:
 #    this pixel's projection (the pooling branch is spread thinly over the whole image).
 # 3. **ASPP gradient ERF** — `|∂ logit(p) / ∂ input|` computed with Captum's `Saliency`
 #    (`ocrviz.analysis.erf.gradient_erf`): everything the whole ASPP network, backbone included,
-#    is sensitive to.  All three are distributions over the feature cells (sum 1), drawn on the same
-#    log colour scale (yellow = the map's maximum, fading out three orders of magnitude below).
+#    is sensitive to.
 #
-# The live explorer further down shows the same three maps together, each with a **mass
-# strip** under it: the share of the map on the cells the OCR model predicts as each class.  The
-# line under the figure prints those strips; read the **car** share of each.
+# All three are distributions over the feature cells (sum 1), and each is drawn as the live
+# explorer's default **mass view**: a source cell's **colour is the class the OCR model predicts
+# there** (the legend under the figure), its **strength is that class's share of the map's mass**
+# — relative to the class with the largest share, so the class holding the most context is drawn
+# at full strength — times the cell's value relative to the strongest cell of its class (square
+# root scale), which shows where inside the class the mass sits.  Under each panel is its **mass
+# strip**, the same shares as numbers, as the explorer writes it under its panels; the lines
+# under the figure print the strips again with the **car** share of each.  Why not simply draw
+# each cell's value (a density)?  A large region such as the road has a low value per cell yet
+# can hold most of the mass; a density picture makes a small bright spot look like the main
+# source.  The mass view answers the question of the section, "where does this pixel's context
+# come from?", class by class.  The pixel's cell is outlined (as in the explorer); the ASPP panel
+# also circles those of its 27 dilated taps that land inside the image.
 
 # %%
 ocr_map = context_map(sim[row * w + col], rw)                                  # h x w
 tap_map, off_grid = aspp_tap_map(row, col, shares[row * w + col], RATES, STRIDE, (h, w), sample.labels.shape)
 erf = gradient_erf(aspp, x, y=py, x=px)                                         # Captum Saliency
 
-fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 2.9))
-panels = [(ocr_map, f"OCR context map\nown object {ocr_own[row, col]:.2f}"),
-          (tap_map, f"ASPP taps x branch shares\nown object {aspp_own[row, col]:.2f}, {off_grid:.2f} on padding"),
-          (erf.cells, f"ASPP gradient ERF (Captum)\nclass {CLASSES[erf.target]}")]
-for ax, (m, title) in zip(axes, panels):
-    overlay(ax, sample.image, m, STRIDE)
-    ax.plot(px, py, marker="s", markersize=6, markerfacecolor="none", markeredgecolor="deepskyblue", markeredgewidth=1.5)
-    ax.set_title(title)
-for branch in aspp_taps(row, col, RATES, STRIDE, (h, w), sample.labels.shape)[1:-1]:
-    ys, xs = zip(*[t.pixel for t in branch.taps if t.inside])
-    axes[1].scatter(xs, ys, s=22, facecolors="none", edgecolors="deepskyblue", linewidths=1)
-plt.tight_layout()
-plt.show()
-
-names = ["1x1"] + [f"rate {r}" for r in RATES] + ["image pool"]
-print("ASPP branch shares for this pixel: " + ", ".join(f"{n} {v:.2f}" for n, v in zip(names, shares[row * w + col])))
 # the strips: each map's mass summed over the cells OCR predicts as each class (feature resolution)
 cell_pred = cell_classes(oc)                                                 # h x w: OCR's class per cell
 strips = {name: {c: float(m[cell_pred == k].sum()) for k, c in enumerate(CLASSES)}
           for name, m in (("OCR context", ocr_map), ("ASPP taps", tap_map), ("ASPP ERF", erf.cells))}
 strips["ASPP taps"]["off-grid"] = float(off_grid)
+
+fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 3.7))
+panels = [(ocr_map, "OCR context", f"OCR context map\nown object {ocr_own[row, col]:.2f}"),
+          (tap_map, "ASPP taps", f"ASPP taps x branch shares\nown object {aspp_own[row, col]:.2f}, {off_grid:.2f} on padding"),
+          (erf.cells, "ASPP ERF", f"ASPP gradient ERF (Captum)\nclass {CLASSES[erf.target]}")]
+for ax, (m, name, title) in zip(axes, panels):
+    mass_panel(ax, sample.image, m, strips[name], cell_pred, (row, col), title)
+for branch in aspp_taps(row, col, RATES, STRIDE, (h, w), sample.labels.shape)[1:-1]:
+    ys, xs = zip(*[t.pixel for t in branch.taps if t.inside])
+    axes[1].scatter(xs, ys, s=70, facecolors="none", edgecolors="black", linewidths=0.7)   # around the tap cell
+class_legend(fig, strips.values())
+plt.tight_layout(rect=(0, 0.12, 1, 1))
+plt.show()
+
+names = ["1x1"] + [f"rate {r}" for r in RATES] + ["image pool"]
+print("ASPP branch shares for this pixel: " + ", ".join(f"{n} {v:.2f}" for n, v in zip(names, shares[row * w + col])))
 for name, mass in strips.items():
     print(f"{name:11s} strip: {strip_text(mass)}  (car {mass['car']:.0%})")
 
@@ -673,14 +706,15 @@ erf_peak = tuple(int(v) for v in np.unravel_index(ocr_erf.cells.argmax(), ocr_er
 ctx_top = [CLASSES[k] for k in np.argsort(-sim[row * w + col])[:2]]
 print(f"share on the pixel's own car: OCR gradient ERF {erf_own:.2f}, OCR context map {ctx_own:.3f}")
 print(f"ERF peak at cell {erf_peak} (the pixel: ({row}, {col})); context map's top regions: {ctx_top}")
-fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.4))
-for ax, (m, title) in zip(axes, [(ocr_map, f"OCR context map: {ctx_own:.3f} on the car"),
-                                 (ocr_erf.cells, f"OCR gradient ERF: {erf_own:.2f} on the car")]):
-    overlay(ax, sample.image, m, STRIDE)
-    ax.plot(px, py, marker="s", markersize=9, markerfacecolor="none", markeredgecolor="deepskyblue", markeredgewidth=2)
-    ax.set_title(title)
-plt.tight_layout()
+erf_strip = {c: float(ocr_erf.cells[cell_pred == k].sum()) for k, c in enumerate(CLASSES)}   # as the strips above
+fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 4.4))
+for ax, (m, mass, title) in zip(axes, [(ocr_map, strips["OCR context"], f"OCR context map: {ctx_own:.3f} on the car"),
+                                       (ocr_erf.cells, erf_strip, f"OCR gradient ERF: {erf_own:.2f} on the car")]):
+    mass_panel(ax, sample.image, m, mass, cell_pred, (row, col), title)
+class_legend(fig, [strips["OCR context"], erf_strip])
+plt.tight_layout(rect=(0, 0.1, 1, 1))
 plt.show()
+print(f"OCR gradient ERF strip: {strip_text(erf_strip)}  (car {erf_strip['car']:.0%})")
 
 # %%
 # Answer 6: read off the model cards (the bars above).

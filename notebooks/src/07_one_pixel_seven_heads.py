@@ -38,11 +38,13 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.patches import Patch
 from torch.utils.flop_counter import FlopCounterMode
 
 import ocrviz
 from ocrviz.analysis.cells import deepest_cell, labels_at_cells
 from ocrviz.analysis.context_share import own_object_share
+from ocrviz.analysis.mass_view import mass_view_image, mass_view_rgba
 from ocrviz.context import cell_classes, context_maps, criss_cross, find_sites
 from ocrviz.data.ambiguity import cue_free
 from ocrviz.data.dataset import normalize, val_split
@@ -96,12 +98,16 @@ for label, (r, c) in CELLS.items():
 # ## 2 · Seven context maps per pixel, drawn the same way
 #
 # `ocrviz.context_maps(cache, (y, x))` returns one `ContextMap` per context site: weights over the
-# 32 × 64 feature cells plus the mass that fell off the image, summing to 1.  Each panel is a
-# **mass view**: a cell's colour is the class the model predicts there, its strength the cell's
-# share of the map on **one scale for every panel**: full colour at 10 times the even share
-# (10 / 2048 of the mass, clipped above), so a map spread evenly over the image shows at 10 %
-# strength everywhere and a map concentrated on a few cells shows only those.
-# The white square marks the pixel.  Under each panel, its **mass strip**: the share of the map on
+# 32 × 64 feature cells plus the mass that fell off the image, summing to 1.  Each panel is the
+# explorer's **mass view** (`ocrviz.analysis.mass_view`): a source cell's **colour is the class the
+# head's model predicts there**, its **strength is that class's share of the map's mass** relative
+# to the largest class share (so the class holding the most context is drawn at full strength),
+# times the cell's value relative to the strongest cell of its class (square-root scale), which
+# shows where inside the class the mass sits.  A large region that holds most of the mass with a
+# low value per cell is drawn strongly — a density picture (each cell's value) would make it
+# look faint beside a small bright spot.  Each panel is scaled to its own map: compare the
+# classes and the shapes between panels, and read the amounts off the strips.
+# The outlined square marks the pixel.  Under each panel, its **mass strip**: the share of the map on
 # each predicted class (top three), and off the image.
 #
 # CCNet has two maps per pixel (one per pass, each exact); we draw the second pass and, in an
@@ -125,20 +131,17 @@ def mass_strip(m, classes, top=3):
     return ", ".join(f"{k} {v:.2f}" for k, v in ranked) + (f", off {off:.2f}" if off > 0.005 else "")
 
 
-SATURATE = 10                                                       # times the even share 1 / (h w)
-
-
 def mass_view(ax, m, classes, cell):
-    rgba = np.zeros((h, w, 4))
-    rgba[..., :3] = np.asarray(PALETTE)[classes] / 255
-    rgba[..., 3] = np.clip(m.weights * m.weights.size / SATURATE, 0, 1)    # full at 10 x the even share
-    ax.imshow(sample.image[::S, ::S], alpha=0.25)                        # the street, faint
-    ax.imshow(rgba)
-    ax.add_patch(plt.Rectangle((cell[1] - 0.5, cell[0] - 0.5), 1, 1, fill=False, ec="white", lw=1.5))
+    """The explorer's mass view of ContextMap ``m`` (classes: h x w predicted class per cell) over the
+    faded street, in cell coordinates; the pixel's cell outlined as in the explorer."""
+    rgba = mass_view_rgba(m, classes, PALETTE, CLASSES)                  # h x w x 4, shares: mass_by_class
+    ax.imshow(mass_view_image(sample.image, rgba), extent=(-0.5, w - 0.5, h - 0.5, -0.5))
+    for edge, lw in (("black", 2.5), ("white", 1)):
+        ax.add_patch(plt.Rectangle((cell[1] - 0.5, cell[0] - 0.5), 1, 1, fill=False, ec=edge, lw=lw))
 
 
 columns = [t for head in MODELS for t, _ in pixel_maps(head, CELLS["facade"])]
-fig, axes = plt.subplots(len(CELLS), len(columns), figsize=(WIDTH, 3.9), squeeze=False)
+fig, axes = plt.subplots(len(CELLS), len(columns), figsize=(WIDTH, 4.3), squeeze=False)
 strips = {}
 for i, (label, cell) in enumerate(CELLS.items()):
     j = 0
@@ -158,7 +161,10 @@ for i, (label, cell) in enumerate(CELLS.items()):
             if j == 0:
                 ax.set_ylabel(label, fontsize=9)
             j += 1
-fig.tight_layout()
+fig.legend(handles=[Patch(color=np.array(c) / 255, label=n) for n, c in zip(CLASSES, PALETTE)], loc="lower center",
+           ncol=len(CLASSES), frameon=False, fontsize=8, title="colour = the class the head's model predicts at the "
+           "source cell; strength = that class's share of the map x the cell's value within its class", title_fontsize=8)
+fig.tight_layout(rect=(0, 0.1, 1, 1))
 plt.show()
 for (label, title), strip in strips.items():
     print(f"{label:14s} {title:15s} {strip}")
