@@ -189,6 +189,9 @@ class Explorer(anywidget.AnyWidget):
     sites = t.List(t.Dict(), []).tag(sync=True)
     # the site each head's panel shows (its picker: CCNet's passes, SegFormer's layers), one index per head
     site_pick = t.List(t.Int(), []).tag(sync=True)
+    # a site too large to ship whole (site_rows.py): the page asks for the selected cell's map, the kernel answers
+    site_request = t.Dict({}).tag(sync=True)
+    site_answer = t.Dict({}).tag(sync=True)
 
     def __init__(self, model: Any, image: Any, labels: Any = None, *, aspp_model: Any = None,
                  class_names: Sequence[str] | None = None, palette: Any = None,
@@ -196,7 +199,8 @@ class Explorer(anywidget.AnyWidget):
                  aspp_rates: Sequence[int] | None = None, mark: Any = None, mark_name: str = "marked",
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  logits_fn: Callable[[Any], Any] | None = None, align_corners: bool | None = None,
-                 device: Any = None, compare: Any = (), **widget_kwargs: Any) -> None:
+                 device: Any = None, compare: Any = (), site_cells: int | None = None,
+                 **widget_kwargs: Any) -> None:
         """Run ``model`` (and ``aspp_model``) on ``image`` with capture, then show it.
 
         ``image``: H x W x 3 uint8 (normalised with ImageNet mean / std, the
@@ -225,12 +229,23 @@ class Explorer(anywidget.AnyWidget):
         default: the model's own, ``ocrviz.normalisation_of`` (e.g. read from an
         MMSeg checkpoint's config), else ImageNet's).  Only what the explorer draws is captured.
         ``device``: where the forward runs ("cpu", "cuda"); the models are moved
-        there.  Default: the model's own device.
+        there.  Default: the model's own device.  ``site_cells``: the largest context-site grid whose
+        every cell's map is sent to the page (default ``site_payload.MAX_SITE_CELLS``); a larger one
+        is answered one clicked cell at a time by the kernel (``site_rows``).
         """
+        from .site_payload import MAX_SITE_CELLS
+        from .site_rows import SiteRows
+
+        if site_cells is None:
+            site_cells = MAX_SITE_CELLS
+        elif isinstance(site_cells, bool) or not isinstance(site_cells, (int, np.integer)) or site_cells < 1:
+            raise ValueError(f"site_cells={site_cells!r}: give a whole number of cells of at least 1 (default "
+                             f"{MAX_SITE_CELLS}); larger grids are answered cell by cell by the kernel")
+        rows = SiteRows()
         data, x = _capture_data(model, image, labels, aspp_model=aspp_model, class_names=class_names,
                                 palette=palette, transform=transform, aspp_rates=aspp_rates,
                                 mark=mark, mark_name=mark_name, mean=mean, std=std, logits_fn=logits_fn,
-                                align_corners=align_corners, device=device)
+                                align_corners=align_corners, device=device, rows=rows, site_cells=site_cells)
         if erf_fn is None and aspp_model is None and data.sim_map is None and data.sites \
                 and rests_on_convention(data.sites[0]):
             # a head whose map is a stated convention (PSP's bins, MMSeg's ASPP taps): its gradient ERF beside it
@@ -248,13 +263,14 @@ class Explorer(anywidget.AnyWidget):
                                  f"shipped names, e.g. compare=['toycity-sa', 'toycity-cc']")
             import dataclasses
 
-            data = dataclasses.replace(data, sites=[*(data.sites or []),
-                                                    *head_sites(compare, x, data.cell_classes(), data.class_names)])
+            data = dataclasses.replace(data, sites=[*(data.sites or []), *head_sites(
+                compare, x, data.cell_classes(), data.class_names, rows=rows, first=len(data.sites or []),
+                max_cells=site_cells)])
         if erf_fn is None and aspp_model is not None:
             from ocrviz.analysis.erf import make_erf_fn
 
             erf_fn = make_erf_fn(aspp_model, x, pred=data.aspp_pred)     # the class the view shows
-        self._setup(data, erf_fn, widget_kwargs, device=x.device)
+        self._setup(data, erf_fn, widget_kwargs, device=x.device, site_rows=rows)
 
     # ---- alternative constructors (no model needed) ----
     @classmethod
@@ -273,8 +289,10 @@ class Explorer(anywidget.AnyWidget):
         """Explorer over a capture ``Cache``; ``kwargs`` go to ``payload.from_cache``."""
         return cls.from_data(from_cache(cache, image, **kwargs), erf_fn=erf_fn, **(widget_kwargs or {}))
 
-    def _setup(self, data: ExplorerData, erf_fn: ErfFn | None, widget_kwargs: dict, device: Any = "cpu") -> None:
+    def _setup(self, data: ExplorerData, erf_fn: ErfFn | None, widget_kwargs: dict, device: Any = "cpu",
+               site_rows: Any = None) -> None:
         self._data = data
+        self._site_rows = site_rows
         self._erf_fn = erf_fn
         self._erf_cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self._erf_handle: asyncio.TimerHandle | None = None
@@ -310,6 +328,8 @@ class Explorer(anywidget.AnyWidget):
         self.observe(self._on_erf_inputs, names=["selected", "mode", "show_erf"])
         if self._kcf is not None:
             self.observe(self._on_cf_request, names=["cf_request"])
+        if self._site_rows:
+            self.observe(self._on_site_request, names=["site_request"])
         self._on_erf_inputs()
 
     def _ipython_display_(self) -> None:
@@ -465,6 +485,17 @@ class Explorer(anywidget.AnyWidget):
         while len(self._erf_cache) > 64:
             self._erf_cache.popitem(last=False)
         self._send_erf(cell, cells)
+
+    # ---- a site too large for the page: the selected cell's map, read from the stored factors ----
+    def _on_site_request(self, change: dict | None = None) -> None:
+        """``site_request`` = {key, rows: [{key, head, site, row}, ...]}: each row answered in turn."""
+        rows = dict(self.site_request).get("rows")
+        for request in rows if isinstance(rows, list) else []:
+            try:
+                answer = self._site_rows.answer(dict(request))
+            except Exception as e:  # shown in the panel; the kernel keeps running
+                answer = {"key": dict(request).get("key"), "error": f"{type(e).__name__}: {e}"}
+            self.site_answer = answer
 
     # ---- counterfactuals in the kernel (debounced: the last request wins) ----
     def _on_cf_request(self, change: dict | None = None) -> None:
@@ -625,7 +656,8 @@ def _names_from(model: Any) -> tuple[Any, Any]:
 def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class_names: Any,
                   palette: Any, transform: Any, aspp_rates: Any, mark: Any = None,
                   mark_name: str = "marked", mean: Any = None, std: Any = None, logits_fn: Any = None,
-                  align_corners: bool | None = None, device: Any = None) -> tuple[ExplorerData, Any]:
+                  align_corners: bool | None = None, device: Any = None, rows: Any = None,
+                  site_cells: int | None = None) -> tuple[ExplorerData, Any]:
     from ocrviz.memory import check_image_fits, image_hw
 
     if image_hw(image) is not None:              # an image too large for this machine: refused before any work
@@ -649,7 +681,8 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
         if aspp_model is not None:
             raise _no_ocr_block(model)
         return _sites_data(model, prep, x, labels, class_names=class_names, palette=palette, mark=mark,
-                           mark_name=mark_name, logits_fn=logits_fn, align_corners=align_corners), x
+                           mark_name=mark_name, logits_fn=logits_fn, align_corners=align_corners, rows=rows,
+                           site_cells=site_cells), x
     kw: dict[str, Any] = {}
     if aspp_model is not None:
         rates = aspp_rates or getattr(getattr(aspp_model, "head", None), "rates", None) \
@@ -679,7 +712,8 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
 
 
 def _sites_data(model: Any, prep: PreparedImage, x: Any, labels: Any, *, class_names: Any, palette: Any,
-                mark: Any, mark_name: str, logits_fn: Any, align_corners: bool | None) -> ExplorerData:
+                mark: Any, mark_name: str, logits_fn: Any, align_corners: bool | None, rows: Any = None,
+                site_cells: int | None = None) -> ExplorerData:
     """A model without an OCR block, shown by its context sites (``site_payload``): every site's map of
     every cell; the strips count by this model's own argmax at feature resolution."""
     from ocrviz import context
@@ -713,7 +747,8 @@ def _sites_data(model: Any, prep: PreparedImage, x: Any, labels: Any, *, class_n
         ys = np.minimum((np.arange(grid[0]) + 0.5) * H / grid[0], H - 1).astype(int)
         xs = np.minimum((np.arange(grid[1]) + 0.5) * W / grid[1], W - 1).astype(int)
         cell_class = logits.argmax(0)[np.ix_(ys, xs)]
-    sites = head_sites([model], x, cell_class, names, cache=cache)
+    sites = head_sites([model], x, cell_class, names, cache=cache, rows=rows,
+                       **({} if site_cells is None else {"max_cells": site_cells}))
     pal = palette if palette is not None else own_pal
     gt = None if labels is None else _np(labels).astype(np.int64)
     stride = getattr(model, "output_stride", None) or max(1, round(prep.picture.shape[0] / grid[0]))

@@ -108,9 +108,14 @@ def site_entries(cache: Any, cell_class: np.ndarray, class_names: Sequence[str],
                                                                      None if (h, w) == explorer else (h, w))}
         if hw > max_cells:
             side = int(max_cells ** 0.5)
-            entry.update(exact=False, convention="", why=(
-                f"This site's {h} x {w} grid ({hw} cells) is too large to send every cell's map to the page: "
-                f"up to {max_cells} cells fit (e.g. {side} x {side}); use ocrviz.context_maps in Python for it."))
+            one = producer.read(cache, site, (h // 2, w // 2), batch_index)       # what the maps are, said once
+            entry.update(exact=bool(one.exact), convention=one.convention, note=str(one.extra.get("note", "")),
+                         grid_note=grid_note((h, w), explorer, image_hw), on_demand=True, why=(
+                f"This site's {h} x {w} grid ({hw} cells) is too large to send every cell's map to the page "
+                f"(up to {max_cells} cells fit, e.g. {side} x {side}): in a live notebook the kernel sends the "
+                f"clicked cell's map; this page has no kernel, so use ocrviz.context_maps in Python for it."))
+            if one.sources is not None and 0 < len(one.sources) <= MAX_SOURCES:
+                entry["sources"] = [str(x) for x in one.sources]               # the bars: rows come with answers
             out.append(entry)
             continue
         maps = np.empty((hw, hw), np.float64)                                       # HW x HW: row q = cell q
@@ -165,13 +170,17 @@ def _label(model: Any, i: int) -> str:
 
 
 def head_sites(models: Any, x: Any, cell_class: np.ndarray, class_names: Sequence[str], *,
-               cache: Any = None) -> list[dict[str, Any]]:
+               cache: Any = None, rows: Any = None, first: int = 0,
+               max_cells: int = MAX_SITE_CELLS) -> list[dict[str, Any]]:
     """``[{"label", "sites": [entry, ...]}]``: each model of ``models`` run once on ``x`` with capture,
     every context site's maps packed by :func:`site_entries` (the strips count by ``cell_class``).
 
     ``models``: a sequence of models or shipped names (``"toycity-sa"``, loaded with
     ``ocrviz.load_model``), or a dict {label: model}.  A model without a context site is refused,
     naming what was captured.  ``cache``: one model's capture on ``x`` already made (not run again).
+    ``rows``: a ``site_rows.SiteRows`` that keeps the capture of each head with a site over ``max_cells``
+    cells (answered cell by cell in the kernel); the heads are numbered from ``first`` (their place in
+    the explorer's ``sites`` trait).
     """
     import torch
 
@@ -198,12 +207,15 @@ def head_sites(models: Any, x: Any, cell_class: np.ndarray, class_names: Sequenc
         if n != k:
             raise ValueError(f"compare: {label} has {n} classes, the explorer's model {k}; compare heads trained "
                              f"on the same classes (e.g. the ToyCity models)")
-        entries = site_entries(cache, cell_class, class_names, label=label, image_hw=tuple(x.shape[-2:]))
+        entries = site_entries(cache, cell_class, class_names, label=label, image_hw=tuple(x.shape[-2:]),
+                               max_cells=max_cells)
         if not entries:
             raise ValueError(f"compare: {label} has no context site that ocrviz.context can read (captured: "
                              f"{', '.join(list(cache.names())[:8])}); pass a model with a context head "
                              f"(self-attention, CCNet, PSP, DANet, OCR, ASPP, ...)")
         out.append({"label": label, "sites": entries})
+        if rows is not None and any(e.get("on_demand") for e in entries):
+            rows.keep(first + i, cache, cell_class, k)
         cache = None
         torch.cuda.empty_cache() if x.device.type == "cuda" else None
     return out

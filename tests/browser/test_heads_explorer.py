@@ -281,3 +281,48 @@ def test_in_jupyterlab_sa_and_a_cc_pass(lab_server, browser, shots):
     page.screenshot(path=str(shots / "lab_heads_explorer.png"))
     assert page.errors == []
     page.close()
+
+
+def test_in_jupyterlab_a_site_too_large_for_the_page_is_asked_of_the_kernel(lab_server, browser, shots):
+    """The same heads with ``site_cells=1024`` (below their 32 x 64 grids): no maps travel with the
+    widget; each click asks the kernel (site_rows) for the cell's map, and the panels draw the answers
+    ("site-kernel"), read back against context_maps in the kernel, for a click and for the second pass."""
+    import nbformat
+
+    from lab_harness import run_notebook
+
+    url, root = lab_server
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(LAB_CELL.replace("selected=[14, 40])", "selected=[14, 40], site_cells=1024)")
+                                          .replace("heads_expected.json", "rows_expected.json"))]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nb, str(root / "site_rows.ipynb"))
+    page, _, _ = run_notebook(browser, url, "site_rows.ipynb", ".ocrviz-explorer[data-y]", 1, shots)
+    want = json.loads((root / "rows_expected.json").read_text())
+    root_el = page.locator(".ocrviz-explorer")
+    drawn = ("(c) => ['site-0', 'site-1'].every((p) => document.querySelector(`[data-panel=${p}] canvas`)"
+             ".dataset.map === 'site-kernel' && document.querySelector(`[data-panel=${p}]`).dataset.siteCell === c)")
+
+    def check(panel, mass_vmax):
+        mass, vmax = mass_vmax
+        np.testing.assert_allclose([panel["mass"][k] for k in mass], list(mass.values()), atol=2e-6)
+        assert float(panel["vmax"]) == pytest.approx(vmax, rel=1e-5)
+
+    page.wait_for_function(drawn, arg="14,40", timeout=20_000)
+    st = read_state(root_el)
+    assert page.locator("[data-panel=site-0]").get_attribute("data-on-demand") == "kernel"
+    check(st["panels"]["site-0"], want["14,40"]["sa"])
+    check(st["panels"]["site-1"], want["14,40"]["cc"][0])
+    canvas = page.locator("canvas.ocrviz-image")
+    canvas.click(position=cell_point(canvas, 5, 9, 8, (256, 512)))
+    page.wait_for_function(drawn, arg="5,9", timeout=20_000)
+    st = read_state(root_el)
+    check(st["panels"]["site-0"], want["5,9"]["sa"])
+    check(st["panels"]["site-1"], want["5,9"]["cc"][0])
+    page.locator("[data-panel=site-1] select.ocrviz-site-pick").select_option("1")
+    page.wait_for_function("() => { const p = document.querySelector('[data-panel=site-1]'); return p.dataset.site "
+                           "=== '1' && p.querySelector('canvas').dataset.map === 'site-kernel'; }", timeout=20_000)
+    check(read_state(root_el)["panels"]["site-1"], want["5,9"]["cc"][1])
+    page.screenshot(path=str(shots / "lab_site_rows.png"))
+    assert page.errors == []
+    page.close()

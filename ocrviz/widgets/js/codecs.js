@@ -65,3 +65,10 @@ export function resample(m, th, tw, s) {
   }
   return out;
 }
+
+// {b64, deflate, shuffle, fixed} (site_payload._spec: a buffer spec inside JSON) -> a DataView of the raw bytes
+export async function decodeB64(spec) {
+  const bin = atob(spec.b64 || ""), bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return decode({ ...spec, buf: new DataView(bytes.buffer) });
+}

@@ -4,18 +4,13 @@
 // (data-panel "site-<j>", j = the head's place in the `sites` trait); a picker when the head has
 // several sites (CCNet's passes, SegFormer's layers).  The picker changes only this panel's
 // contents, never its height.
-import { decode, dequantise, u8, f32 } from "./codecs.js";
+import { decodeB64, dequantise, u8, f32 } from "./codecs.js";
 import { el, fmt } from "./dom.js";
 import { cellSpan, siteCellOf, spreadTo } from "./site_grids.js";
+import { siteKernel } from "./site_kernel.js";
 
 const NBARS = 5;            // the ranked bars: this many sources, always (a fixed height)
 
-// {b64, deflate, shuffle, fixed} (site_payload._spec) -> a DataView of the raw bytes
-export async function decodeB64(spec) {
-  const bin = atob(spec.b64 || ""), bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  return decode({ ...spec, buf: new DataView(bytes.buffer) });
-}
 
 // one site entry -> typed arrays (codes stay 8-bit: a row is dequantised on demand)
 export async function loadSite(e) {
@@ -44,12 +39,17 @@ export function siteRow(s, p, out) {
 // cell p's K class masses (exact: computed in Python from the float map)
 export function siteShares(s, p, K) { return Array.from(s.mass.subarray(p * K, (p + 1) * K)); }
 
+// the largest `n` of one source row: [{name, weight, index}] largest first, ties by index
+export function rankRow(names, row, n = NBARS) {
+  const order = Array.from({ length: names.length }, (_, i) => i).sort((a, b) => (row[b] - row[a]) || (a - b));
+  return order.slice(0, n).map((i) => ({ name: names[i], weight: row[i], index: i }));
+}
+
 // the largest `n` sources of cell p: [{name, weight}] largest first, ties by index
 export function rankedSources(s, p, n = NBARS) {
   if (!s.rows || !s.sources) return [];
-  const S = s.sources.length, row = s.rows.subarray(p * S, (p + 1) * S);
-  const order = Array.from({ length: S }, (_, i) => i).sort((a, b) => (row[b] - row[a]) || (a - b));
-  return order.slice(0, n).map((i) => ({ name: s.sources[i], weight: row[i], index: i }));
+  const S = s.sources.length;
+  return rankRow(s.sources, s.rows.subarray(p * S, (p + 1) * S), n);
 }
 
 // what the legend says the map is: "exact" or its convention
@@ -104,6 +104,10 @@ export function siteSource(v, head, j) {
   const said = el("div", "ocrviz-note ocrviz-site-note");
   const noted = head.sites.some((s) => s.note || s.grid_note);
   let row = null;                   // the picked site's row on its own grid, before spreadTo
+  // a site too large to ship whole: the selected cell's map from the kernel (a saved page has none)
+  const kern = head.sites.some((s) => s.on_demand) && !data.standalone ? siteKernel(model, () => v.redraw()) : null;
+  if (kern) v.listen.add(() => kern.dispose());
+  const fromKernel = (s, q) => (s.why && s.on_demand && kern ? kern.at(j, pick, q) : null);
   // the selected cell of a coarser grid: a dashed outline over the explorer cells it is drawn on
   function outlineSpan(ctx, [r0, r1, c0, c1]) {
     const { bw, bh, dpr } = v.size, sx = (bw / data.W) * data.s, sy = (bh / data.H) * data.s;
@@ -134,9 +138,15 @@ export function siteSource(v, head, j) {
     },
     site: () => head.sites[pick],
     map(f, out) {
-      const s = head.sites[pick];
+      const s = head.sites[pick], [q] = siteRowOf(s, f.st.y, f.st.x, [h, w]);
+      if (s.why && s.on_demand && kern) {
+        const a = kern.at(j, pick, q);
+        if (!a) return { why: `Asking the kernel for this cell's map (the site's ${s.grid[0]} x ${s.grid[1]} grid is too large to send whole).` };
+        if (a.error) return { why: `The kernel could not read this cell's map: ${a.error}` };
+        spreadTo(a.row, s.grid, [h, w], out);
+        return { off: a.off, map: "site-kernel", topWhat: "this cell's largest context weight", shares: a.shares };
+      }
       if (s.why) return { why: s.why };
-      const [q] = siteRowOf(s, f.st.y, f.st.x, [h, w]);
       if (!row || row.length !== s.hw) row = new Float32Array(s.hw);
       const off = siteRow(s, q, row);
       spreadTo(row, s.grid, [h, w], out);
@@ -157,10 +167,12 @@ export function siteSource(v, head, j) {
       said.style.visibility = said.textContent ? "" : "hidden";
       const cg = s.cell_grid || s.grid, [q, [r, c]] = siteRowOf(s, f.st.y, f.st.x, [h, w]);
       panel.dataset.siteGrid = `${s.grid[0]}x${s.grid[1]}`;
-      panel.dataset.siteCell = s.why ? "" : `${r},${c}`;
+      const asked = fromKernel(s, q), drawn = !s.why || (asked && !asked.error);
+      panel.dataset.siteCell = drawn ? `${r},${c}` : "";
       panel.dataset.cellGrid = `${cg[0]}x${cg[1]}`;
-      if (!s.why && (cg[0] !== h || cg[1] !== w)) outlineSpan(ctx, cellSpan(r, c, [h, w], cg));
-      const top = s.why ? [] : rankedSources(s, q);
+      panel.dataset.onDemand = s.on_demand ? (kern ? "kernel" : "none") : "";
+      if (drawn && (cg[0] !== h || cg[1] !== w)) outlineSpan(ctx, cellSpan(r, c, [h, w], cg));
+      const top = !drawn ? [] : asked ? (asked.sources ? rankRow(asked.sources, asked.sourceRow) : []) : rankedSources(s, q);
       const mx = top.length ? top[0].weight || 1 : 1;
       rows.forEach((row, i) => {
         const t = top[i];

@@ -83,6 +83,11 @@ var __ocrviz_bundle = (() => {
     }
     return out;
   }
+  async function decodeB64(spec) {
+    const bin = atob(spec.b64 || ""), bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    return decode({ ...spec, buf: new DataView(bytes.buffer) });
+  }
 
   // ocrviz/widgets/js/edits.js
   function editRow(row, dropped, gain) {
@@ -110,7 +115,7 @@ var __ocrviz_bundle = (() => {
   // ocrviz/widgets/js/kernel.js
   function kernelClient(model, w) {
     let answer = null, asked = "", request = null;
-    const client = {
+    const client2 = {
       wholePred: null,
       wholeChanged: null,
       // every cell's class under the answered edit, and how many changed
@@ -120,8 +125,8 @@ var __ocrviz_bundle = (() => {
       adopt(ans, edit) {
         answer = { ...ans, p: ans.cell[0] * w + ans.cell[1] };
         if (ans.whole && ans.edit === edit) {
-          client.wholePred = Uint8Array.from(u8(model.get("cf_answer_pred")));
-          client.wholeChanged = ans.whole.changed;
+          client2.wholePred = Uint8Array.from(u8(model.get("cf_answer_pred")));
+          client2.wholeChanged = ans.whole.changed;
         }
       },
       // {base, influence, after, edited, pending} of cell p under the edit `edit` (editSig)
@@ -134,7 +139,7 @@ var __ocrviz_bundle = (() => {
           request = { key, edit, cell: [Math.floor(p / w), p % w], dropped, gain };
           const last = model.get("cf_answer") || {};
           if (last.key === key && !last.error) {
-            client.adopt(last, edit);
+            client2.adopt(last, edit);
             return { ...answer, edited: answer.after !== null, pending: false };
           }
           if ((model.get("cf_request") || {}).key !== key) {
@@ -164,11 +169,11 @@ var __ocrviz_bundle = (() => {
           return { type: "none" };
         }
         if (ans.error) return { type: "error", error: ans.error };
-        client.adopt(ans, edit);
+        client2.adopt(ans, edit);
         return { type: ans.key === current ? "redraw" : "none" };
       }
     };
-    return client;
+    return client2;
   }
 
   // ocrviz/widgets/js/pixel_head.js
@@ -1008,13 +1013,76 @@ var __ocrviz_bundle = (() => {
     return out;
   }
 
+  // ocrviz/widgets/js/site_kernel.js
+  var KEEP = 64;
+  var clients = /* @__PURE__ */ new WeakMap();
+  var rowKey = (head, site, row) => `${head}/${site}/${row}`;
+  async function decodeAnswer(ans) {
+    const codes = u8(await decodeB64(ans.maps));
+    return {
+      row: dequantise(codes, [ans.scale], codes.length),
+      off: ans.off,
+      shares: ans.shares,
+      sources: ans.sources || null,
+      sourceRow: ans.source_row ? f32(await decodeB64(ans.source_row)) : null
+    };
+  }
+  function client(model) {
+    const got = /* @__PURE__ */ new Map(), failed = /* @__PURE__ */ new Map(), views = /* @__PURE__ */ new Set();
+    let batch = /* @__PURE__ */ new Map(), scheduled = false, lastSent = /* @__PURE__ */ new Set();
+    async function take() {
+      const ans = model.get("site_answer") || {};
+      if (!ans.key || got.has(ans.key)) return;
+      if (ans.error) failed.set(ans.key, ans.error);
+      else {
+        got.set(ans.key, await decodeAnswer(ans));
+        while (got.size > KEEP) got.delete(got.keys().next().value);
+      }
+      views.forEach((f) => f());
+    }
+    function flush() {
+      scheduled = false;
+      const rows = [...batch.values()].filter((r) => !got.has(r.key) && !failed.has(r.key));
+      batch = /* @__PURE__ */ new Map();
+      if (rows.every((r) => lastSent.has(r.key))) return;
+      lastSent = new Set(rows.map((r) => r.key));
+      model.set("site_request", { key: rows.map((r) => r.key).join("|"), rows });
+      model.save_changes();
+    }
+    return {
+      at(head, site, row) {
+        const key = rowKey(head, site, row);
+        if (got.has(key)) return got.get(key);
+        if (failed.has(key)) return { error: failed.get(key) };
+        if ((model.get("site_answer") || {}).key === key) {
+          take();
+          return null;
+        }
+        batch.set(key, { key, head, site, row });
+        if (!scheduled) {
+          scheduled = true;
+          queueMicrotask(flush);
+        }
+        return null;
+      },
+      view(onArrived) {
+        if (!views.size) model.on("change:site_answer", take);
+        views.add(onArrived);
+        return () => {
+          views.delete(onArrived);
+          if (!views.size) model.off("change:site_answer", take);
+        };
+      }
+    };
+  }
+  function siteKernel(model, onArrived) {
+    if (!clients.has(model)) clients.set(model, client(model));
+    const c = clients.get(model), dispose = c.view(onArrived);
+    return { at: c.at, dispose };
+  }
+
   // ocrviz/widgets/js/site_context.js
   var NBARS = 5;
-  async function decodeB64(spec) {
-    const bin = atob(spec.b64 || ""), bytes = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-    return decode({ ...spec, buf: new DataView(bytes.buffer) });
-  }
   async function loadSite(e) {
     const out = { ...e, hw: e.grid[0] * e.grid[1] };
     if (e.why) return out;
@@ -1039,11 +1107,14 @@ var __ocrviz_bundle = (() => {
   function siteShares(s, p, K) {
     return Array.from(s.mass.subarray(p * K, (p + 1) * K));
   }
+  function rankRow(names, row, n = NBARS) {
+    const order = Array.from({ length: names.length }, (_, i) => i).sort((a, b) => row[b] - row[a] || a - b);
+    return order.slice(0, n).map((i) => ({ name: names[i], weight: row[i], index: i }));
+  }
   function rankedSources(s, p, n = NBARS) {
     if (!s.rows || !s.sources) return [];
-    const S = s.sources.length, row = s.rows.subarray(p * S, (p + 1) * S);
-    const order = Array.from({ length: S }, (_, i) => i).sort((a, b) => row[b] - row[a] || a - b);
-    return order.slice(0, n).map((i) => ({ name: s.sources[i], weight: row[i], index: i }));
+    const S = s.sources.length;
+    return rankRow(s.sources, s.rows.subarray(p * S, (p + 1) * S), n);
   }
   function exactness(s) {
     return s.exact ? "exact" : `convention: ${s.convention}`;
@@ -1099,6 +1170,9 @@ var __ocrviz_bundle = (() => {
     const said = el("div", "ocrviz-note ocrviz-site-note");
     const noted = head.sites.some((s) => s.note || s.grid_note);
     let row = null;
+    const kern = head.sites.some((s) => s.on_demand) && !data.standalone ? siteKernel(model, () => v.redraw()) : null;
+    if (kern) v.listen.add(() => kern.dispose());
+    const fromKernel = (s, q) => s.why && s.on_demand && kern ? kern.at(j, pick, q) : null;
     function outlineSpan(ctx, [r0, r1, c0, c1]) {
       const { bw, bh, dpr } = v.size, sx = bw / data.W * data.s, sy = bh / data.H * data.s;
       ctx.save();
@@ -1136,9 +1210,15 @@ var __ocrviz_bundle = (() => {
       },
       site: () => head.sites[pick],
       map(f, out) {
-        const s = head.sites[pick];
+        const s = head.sites[pick], [q] = siteRowOf(s, f.st.y, f.st.x, [h, w]);
+        if (s.why && s.on_demand && kern) {
+          const a = kern.at(j, pick, q);
+          if (!a) return { why: `Asking the kernel for this cell's map (the site's ${s.grid[0]} x ${s.grid[1]} grid is too large to send whole).` };
+          if (a.error) return { why: `The kernel could not read this cell's map: ${a.error}` };
+          spreadTo(a.row, s.grid, [h, w], out);
+          return { off: a.off, map: "site-kernel", topWhat: "this cell's largest context weight", shares: a.shares };
+        }
         if (s.why) return { why: s.why };
-        const [q] = siteRowOf(s, f.st.y, f.st.x, [h, w]);
         if (!row || row.length !== s.hw) row = new Float32Array(s.hw);
         const off = siteRow(s, q, row);
         spreadTo(row, s.grid, [h, w], out);
@@ -1161,10 +1241,12 @@ var __ocrviz_bundle = (() => {
         said.style.visibility = said.textContent ? "" : "hidden";
         const cg = s.cell_grid || s.grid, [q, [r, c]] = siteRowOf(s, f.st.y, f.st.x, [h, w]);
         panel.dataset.siteGrid = `${s.grid[0]}x${s.grid[1]}`;
-        panel.dataset.siteCell = s.why ? "" : `${r},${c}`;
+        const asked = fromKernel(s, q), drawn = !s.why || asked && !asked.error;
+        panel.dataset.siteCell = drawn ? `${r},${c}` : "";
         panel.dataset.cellGrid = `${cg[0]}x${cg[1]}`;
-        if (!s.why && (cg[0] !== h || cg[1] !== w)) outlineSpan(ctx, cellSpan(r, c, [h, w], cg));
-        const top = s.why ? [] : rankedSources(s, q);
+        panel.dataset.onDemand = s.on_demand ? kern ? "kernel" : "none" : "";
+        if (drawn && (cg[0] !== h || cg[1] !== w)) outlineSpan(ctx, cellSpan(r, c, [h, w], cg));
+        const top = !drawn ? [] : asked ? asked.sources ? rankRow(asked.sources, asked.sourceRow) : [] : rankedSources(s, q);
         const mx = top.length ? top[0].weight || 1 : 1;
         rows.forEach((row2, i) => {
           const t = top[i];
