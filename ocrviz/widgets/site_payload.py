@@ -42,7 +42,7 @@ from .site_grids import class_fractions, grid_note
 # HW x HW uint8 codes: 4096 cells (e.g. 64 x 64, or ToyCity's 32 x 64 = 2048) is 16 MiB before deflate.
 MAX_SITE_CELLS = 4096
 MAX_HEADS = 3               # compare= beside the explorer's own model
-MAX_SOURCES = 32            # ranked bars only for a few sources (OCR's regions, PSP's bins, EMA's bases)
+MAX_SOURCES = 64            # ranked bars only for a few sources (OCR's regions, PSP's 50 bins, EMA's 64 bases)
 FAMILY = {"ocr": "OCR", "aspp": "ASPP taps", "self_attention": "self-attention", "criss_cross": "criss-cross",
           "pooling_bins": "pooling bins", "global_context": "global context", "isa": "interlaced sparse",
           "em": "EM bases", "transformer": "transformer attention"}

@@ -196,3 +196,18 @@ def test_danet_pam_entry_carries_the_cam_sentence(image):
     assert e["exact"] and e["kind"] == "self_attention" and e["site"] == want.site
     _, sa_cache = _capture("toycity-sa", image)
     assert [x["note"] for x in site_entries(sa_cache, cls, m.class_names)] == [""]
+
+
+def test_psp_bins_get_ranked_bars(image):
+    """toycity-psp's 50 pooling bins (1 + 4 + 9 + 36) are few enough for ranked bars: each cell's source
+    row equals context_maps' source weights, a quarter of it on each scale's bins (the stated convention)."""
+    m, cache = _capture("toycity-psp", image)
+    (e,) = site_entries(cache, np.zeros((32, 64), np.int64), m.class_names)
+    assert len(e["sources"]) == 50 and e["sources"][0] == "1x1 bin (0, 0)"
+    rows = _f32(e["source_rows"]).reshape(2048, 50)
+    for y, x in CELLS:
+        (want,) = context_maps(cache, (y * STRIDE + 3, x * STRIDE + 5))
+        assert list(want.sources) == e["sources"]
+        np.testing.assert_allclose(rows[y * 64 + x], want.source_weights, atol=1e-7)
+        per_scale = np.add.reduceat(rows[y * 64 + x], [0, 1, 5, 14])              # 1x1, 2x2, 3x3, 6x6 bins
+        np.testing.assert_allclose(per_scale, 0.25, atol=1e-6)
