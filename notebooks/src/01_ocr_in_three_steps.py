@@ -43,6 +43,8 @@ from matplotlib.patches import Patch
 import ocrviz
 from ocrviz.analysis.cells import deepest_cell, labels_at_cells
 from ocrviz.analysis.context_share import context_map, ocr_own_object_share
+from ocrviz.analysis.mass_panel import class_legend, mass_panel
+from ocrviz.context import strip_text          # a panel's mass strip as the explorer writes it
 from ocrviz.data.dataset import normalize
 from ocrviz.data.samples import load_sample
 from ocrviz.data.toycity import AMBIGUITY_KINDS, CLASSES, PALETTE, colorize
@@ -55,21 +57,6 @@ WIDTH = 12
 plt.rcParams.update({"figure.dpi": 80, "axes.titlesize": 10, "image.interpolation": "nearest"})
 _ = torch.manual_seed(0)
 
-
-def overlay(ax, image, cell_map, stride, decades=3):
-    """`image` in grey with an h x w map over feature cells on top, on a log colour scale.
-
-    Colour and opacity grow with log10(value) from max / 10**decades (transparent) to max (opaque
-    yellow), so both the peaks and the broad tail of a distribution show.
-    """
-    ax.imshow(image.mean(-1), cmap="gray", vmin=0, vmax=255)
-    top = cell_map.max() if cell_map.max() > 0 else 1.0
-    level = np.clip(1 + np.log10(np.maximum(cell_map, 1e-30) / top) / decades, 0, 1)   # 0..1
-    rgba = plt.cm.inferno(level)
-    rgba[..., 3] = 0.9 * level
-    h, w = cell_map.shape
-    ax.imshow(rgba, extent=(-0.5, w * stride - 0.5, h * stride - 0.5, -0.5))
-    ax.axis("off")
 
 # %% [markdown]
 # ## The seed's sketch
@@ -558,41 +545,68 @@ for name, (r, c) in pixels.items():
 print("context = sim_map @ value for all 10000 pixels; proxy mixture = X @ context map for the four pixels  ✓")
 
 # %%
-fig, axes = plt.subplots(1, len(maps), figsize=(WIDTH, 3.6))
+cell_pred = pred[stride // 2::stride, stride // 2::stride]         # h x w: the class predicted at each cell's centre
+strips = {}                                                        # {pixel: {class: share of its context map}}
+fig, axes = plt.subplots(1, len(maps), figsize=(WIDTH, 4.6))
 for ax, (name, cmap_) in zip(np.atleast_1d(axes), maps.items()):
     r, c = pixels[name]
-    overlay(ax, sample.image, cmap_, stride)
-    ax.add_patch(plt.Rectangle((c * stride - 8, r * stride - 8), stride + 16, stride + 16,
-                               fill=False, edgecolor="blue", linewidth=2))
-    top = np.argsort(-sim[r * w + c])[:2]
-    ax.set_title(f"{name} (blue square): context map\nfrom {CLASSES[top[0]]} {sim[r * w + c, top[0]]:.2f}, "
-                 f"{CLASSES[top[1]]} {sim[r * w + c, top[1]]:.2f}")
-plt.tight_layout()
+    strips[name] = mass_panel(ax, sample.image, cmap_, cell_pred, (r, c), PALETTE, CLASSES,
+                              title=f"{name}: context map\ntrue {CLASSES[cell_labels[r, c]]}, "
+                                    f"predicted {CLASSES[cell_pred[r, c]]}")
+class_legend(fig, strips.values(), PALETTE, CLASSES)
+plt.tight_layout(rect=(0, 0.12, 1, 1))
 plt.show()
 
 own = ocr_own_object_share(sim, region_weights, sample.labels, sample.instances, stride=stride)   # h x w
-print(f"{'pixel':16s} {'predicted':10s} {'top region':18s} {'cells with 90% of context':>26s} {'own-object share':>17s}")
+yy, xx = np.mgrid[:h, :w]                                          # h x w: each cell's row and column
+near = {name: float(maps[name][np.hypot(yy - r, xx - c) <= 10].sum()) for name, (r, c) in pixels.items()}
+within = f"within {10 * stride} px"                                # 10 cells
+print(f"{'pixel':16s} {'predicted':10s} {within:>12s} {'cells with 90%':>14s} {'own-object share':>16s}   "
+      f"mass strip (as under the panel)")
 for name, (r, c) in pixels.items():
-    row, m = sim[r * w + c], np.sort(maps[name].ravel())[::-1]
-    k = int(np.argmax(row))
-    print(f"{name:16s} {CLASSES[pred[r * stride + 4, c * stride + 4]]:10s} {CLASSES[k] + f' ({row[k]:.2f})':18s} "
-          f"{(np.cumsum(m) < 0.9).sum() + 1:26d} {own[r, c]:17.2f}")
+    m = np.sort(maps[name].ravel())[::-1]
+    print(f"{name:16s} {CLASSES[cell_pred[r, c]]:10s} {near[name]:12.3f} {(np.cumsum(m) < 0.9).sum() + 1:14d} "
+          f"{own[r, c]:16.2f}   {strip_text(strips[name])}")
+largest = max(max(s.values()) for s in strips.values())
+building = [s["building"] for s in strips.values()]
+print(f"largest share of one class in the four maps: {largest:.0%}; building's share: "
+      f"{min(building):.0%} to {max(building):.0%}")
 
 # %% [markdown]
-# (Log colour scale: yellow = the map's maximum, fading out three orders of magnitude below.)
+# **How to read the panels.**  Each is the live explorer's default **mass view** of a context map
+# (`ocrviz.analysis.mass_panel`, as in notebook 3).  A source cell's **colour is the class the model
+# predicts there** (at the cell's centre pixel, as in the titles; the legend is under the figure).
+# Its **strength is that class's share of the map's mass** — relative to the largest share, so the
+# class holding the most context is drawn at full strength — times the cell's value relative to
+# the strongest cell of its class (square-root scale), which shows where inside the class the mass
+# sits.  Under each panel is its **mass strip**: the shares as numbers, as the explorer writes them
+# (the table repeats them).  The outlined square is the pixel.  Why not draw each cell's value (a
+# density)?  A large region has a low value per cell yet can hold much of the mass; a density
+# picture makes a small bright spot look like the main source.
 #
 # What to look for:
 #
-# * The context map is **not a neighbourhood**.  Its mass sits wherever the attended regions keep
-#   their weight, however far from the pixel — the difference from ASPP's fixed dilated taps
-#   (notebook 3).
-# * **How spread out is it?**  The table counts the cells that hold 90 % of each pixel's context,
-#   and the **own-object share**: the part of the map on the pixel's own object (its car, the road).
-#   A pixel's context is a mix of *all* K region summaries, weighted by a soft sim-map row; how much
-#   of it lands on the pixel's own object is an empirical question, which notebooks 2 and 3 measure
-#   over whole images.
+# * The context map is **not a neighbourhood**.  Colour sits wherever the attended regions keep
+#   their weight, however far from the outlined pixel — the paving bands along both kerbs, the
+#   sky, the cars, the facades: the difference from ASPP's fixed dilated taps (notebook 3).  The
+#   table's *within 80 px* column is the share of each map within 10 cells of its pixel: at most
+#   0.16, and almost nothing for the road pixel.  Thousands of the 10000 cells hold 90 % of each
+#   map, and no class holds more than 40 % of any of the four (the last printed line): every map
+#   mixes several classes.
+# * **Road and sidewalk look across.**  The road pixel's surroundings stay pale: more than half of
+#   its context comes from sidewalk and building cells, and less from road cells than from either.
+#   The sidewalk pixel, the other way round, takes more from road cells (the purple bands) and
+#   from building cells than from sidewalk cells.
+# * **Building is large but pale.**  Most building cells hold far less than the class's strongest
+#   cells, so they are drawn faint, dark grey over the faded grey facades; yet the strips give
+#   building a sixth to a third of every map (the last printed line).  Read the amounts off the
+#   strips; the picture says where inside each class they sit.
+# * **How much lands on the pixel's own object?**  The table's **own-object share** is the part of
+#   the map on the pixel's own object (its car, the road).  A pixel's context is a mix of *all* K
+#   region summaries, weighted by a soft sim-map row; how much of it lands on the pixel's own object
+#   is an empirical question, which notebooks 2 and 3 measure over whole images.
 # * Compare the **car window** with the **building window** (same paint) and the **road** with the
-#   **sidewalk** (same texture): do their sim-map rows differ?  Do the predictions?
+#   **sidewalk** (same texture): do their strips differ?  Do the predictions?
 #
 # After step 3 the object context (`f_up` output, 1 × C × 100 × 100) is concatenated with the pixel
 # representation and fused by `conv_bn_dropout`, and a 1 × 1 classifier gives the final logits.

@@ -114,9 +114,24 @@ def kernel_env() -> dict[str, str]:
 # cell; it sets ``_probe`` (a JSON-able dict) from the notebook's own variables.
 PROBES = {
     "01_ocr_in_three_steps": """
+from ocrviz.analysis.mass_view import mass_view_rgba as _rgba
+from ocrviz.context import context_maps as _context_maps, strip_text as _strip_text
+_cls = pred[stride // 2::stride, stride // 2::stride]                  # the class at each cell's centre, again
+_yy, _xx = np.mgrid[:h, :w]
+_mass_view = {}
+for _n, (_r, _c) in pixels.items():                                   # the maps as the explorer builds them
+    _m = _context_maps(cache, (_r * stride + stride // 2, _c * stride + stride // 2))[-1]
+    _mass_view[_n] = {"again": _m.mass_by_class(_cls, list(CLASSES)), "strip_text": _strip_text(strips[_n]),
+                      "n90": int((np.cumsum(np.sort(_m.weights.ravel())[::-1]) < 0.9).sum() + 1),
+                      "near": float(_m.weights[np.hypot(_yy - _r, _xx - _c) <= 10].sum())}
+    _a = _rgba(_m, _cls, PALETTE, CLASSES)[..., 3]                     # h x w opacity of the mass view
+    _mass_view[_n]["building_median_alpha"] = float(np.median(_a[_cls == CLASSES.index("building")]))
+    _mass_view[_n]["near_max_alpha"] = float(_a[np.hypot(_yy - _r, _xx - _c) <= 10].max())
 _probe = {"K": int(K), "top_is_pred": top_is_pred, "top_is_true": top_is_true,
           "accuracy": float((pred == sample.labels).mean()), "spread_mean": float(spread.mean()),
-          "tv_max": float(tv.max()), "wrong4": wrong4, "top4": sorted(top4)}
+          "tv_max": float(tv.max()), "wrong4": wrong4, "top4": sorted(top4),
+          "strips": strips, "mass_view": _mass_view, "largest": float(largest), "near": near,
+          "titles_pred": {_n: CLASSES[int(cell_pred[_r, _c])] for _n, (_r, _c) in pixels.items()}}
 """,
     "02_click_a_pixel": """
 _first = [int(v) for v in explorer.selected]
@@ -180,8 +195,23 @@ _probe = {"explorer_replaced": explorer is not _before, "explorer_in_box": box.c
           "explorer_hw": [int(v) for v in explorer.data.image_hw], "scratch_gone": not WORK.exists()}
 """,
     "05_train_your_own": """
+_K = len(CLASSES)
+_flat = d.sim_map @ d.region_weights.reshape(_K, -1)                  # HW x HW: every cell's context map, at once
+_cells = cell_pred.ravel() == BUILDING
 _probe = {"learned": learned, "yours": float(np.median(list(yours_on_class.values()))),
-          "shipped": float(np.median(list(shipped_on_class.values())))}
+          "shipped": float(np.median(list(shipped_on_class.values()))),
+          "chosen": {n: list(v) for n, v in chosen.items()}, "strips": strips,
+          "explorer_strips": {n: d.panel_masses(r, c)["ocr-context"] for n, (r, c) in chosen.items()},
+          "patch": patch, "peaks": {n: list(v) for n, v in peaks.items()},
+          "peaks_again": {n: [int(v) for v in np.unravel_index(_flat[r * w + c].argmax(), (h, w))]
+                          for n, (r, c) in chosen.items()},
+          "patch_again": {n: float(sum(_flat[r * w + c][i * w + j] for i in range(h) for j in range(w)
+                                       if (i - peaks[n][0]) ** 2 + (j - peaks[n][1]) ** 2 <= 9))
+                          for n, (r, c) in chosen.items()},
+          "attends_building": attends_building, "n_cells": int(h * w),
+          "on_building": [float(np.median(on_building)), float(on_building.min())],
+          "on_building_again": [float(np.median(_flat[:, _cells].sum(1))), float(_flat[:, _cells].sum(1).min())],
+          "attends_building_again": int((d.sim_map.argmax(1) == CLASSES.index("building")).sum())}
 """,    "06_does_the_attention_matter": """
 _probe = {"rep": rep.to_dict(), "uniform_drop": float(uniform_drop), "shuffled_drop": float(shuffled_drop),
           "onehot_drop": float(onehot_drop), "verdict": verdict, "agree": agree, "corr": corr,
@@ -406,6 +436,41 @@ def test_claims_01_the_sim_map_is_not_a_classifier(run_notebook) -> None:
     assert "docs/teaching.md" in _markdown("01_ocr_in_three_steps")
 
 
+def test_claims_01_the_context_maps_in_the_mass_view(run_notebook) -> None:
+    """Step 3's four panels are the explorer's mass view: the strips under them are the maps' mass by
+    the class predicted at each cell's centre (recomputed from the explorer's own ContextMaps), and
+    the bullets under the table hold."""
+    v = _probed(run_notebook, "01_ocr_in_three_steps")
+    text = _markdown("01_ocr_in_three_steps")
+    assert "Log colour scale" not in text and "mass view" in text and "colour is the class the model" in text
+    strips, mv = v["strips"], v["mass_view"]
+    assert set(strips) == {"car window", "building window", "road", "sidewalk"}, list(strips)
+    for name, strip in strips.items():
+        assert abs(sum(strip.values()) - 1) < 1e-5, (name, strip)
+        assert all(abs(share - mv[name]["again"][c]) < 1e-5 for c, share in strip.items()), (name, strip, mv[name])
+        assert mv[name]["again"]["off-grid"] == 0.0
+    # "no class holds more than 40 % of any of the four"; "thousands of the 10000 cells hold 90 %"
+    assert v["largest"] == max(max(s.values()) for s in strips.values()) < 0.4, v["largest"]
+    assert all(m["n90"] >= 1000 for m in mv.values()), {n: m["n90"] for n, m in mv.items()}
+    # "within 10 cells of its pixel: at most 0.16, and almost nothing for the road pixel", whose
+    # surroundings stay pale
+    assert all(abs(v["near"][n] - mv[n]["near"]) < 1e-6 for n in strips), (v["near"], mv)
+    assert max(v["near"].values()) <= 0.16 and v["near"]["road"] < 0.01, v["near"]
+    assert mv["road"]["near_max_alpha"] < 0.1, mv["road"]
+    # "Road and sidewalk look across"
+    road, side = strips["road"], strips["sidewalk"]
+    assert road["sidewalk"] > road["road"] and road["building"] > road["road"], road
+    assert road["sidewalk"] + road["building"] > 0.5, road
+    assert side["road"] > side["sidewalk"] and side["building"] > side["sidewalk"], side
+    # "Building is large but pale": a sixth to a third of every map, in every strip; most building
+    # cells drawn faint
+    assert all(1 / 6 <= s["building"] <= 1 / 3 for s in strips.values()), strips
+    assert all("building" in m["strip_text"] for m in mv.values()), mv
+    assert all(m["building_median_alpha"] < 0.1 for m in mv.values()), mv
+    # the titles' predictions are the table's; the building window is the one mistake
+    assert v["titles_pred"]["building window"] == v["wrong4"]["building window"], v["titles_pred"]
+
+
 def test_claims_02_explorers_are_independent(run_notebook) -> None:
     v = _probed(run_notebook, "02_click_a_pixel")
     # "for nearly every pixel most of the context comes from other objects"
@@ -478,6 +543,28 @@ def test_claims_05_a_short_run(run_notebook) -> None:
     v = _probed(run_notebook, "05_train_your_own")
     assert set(v["learned"]) <= {"road", "sidewalk", "building", "vegetation", "sky"}, v
     assert v["yours"] < 0.5 < v["shipped"], v
+
+
+def test_claims_05_where_your_context_comes_from(run_notebook) -> None:
+    """The two mass-view panels: their strips are the explorer's (panel_masses, what it writes under
+    its panel for the same cell); "What it shows" holds for them and for every cell."""
+    v = _probed(run_notebook, "05_train_your_own")
+    assert "mass view" in _markdown("05_train_your_own")
+    strips, shown = v["strips"], v["explorer_strips"]
+    assert set(strips) == {"road", "building"}, v["chosen"]          # the text speaks of both cells
+    for name, strip in strips.items():
+        assert all(abs(share - shown[name][c]) < 1e-6 for c, share in strip.items()), (name, strip, shown[name])
+        assert abs(sum(strip.values()) - 1) < 1e-5
+        assert strip["building"] > 0.8, strip                          # "nearly all ... from building cells"
+    assert strips["road"]["road"] <= strips["building"]["road"], strips   # "no more about the road"
+    # "the dark patch the two panels share": one peak, over half of each map within 3 cells of it
+    assert v["peaks"] == v["peaks_again"] and v["peaks"]["road"] == v["peaks"]["building"], v
+    assert all(abs(v["patch"][n] - v["patch_again"][n]) < 1e-6 for n in strips), v
+    assert all(p > 0.5 for p in v["patch"].values()), v["patch"]
+    # the last printed line, recomputed from the sim map and region weights in one product
+    assert v["attends_building"] == v["attends_building_again"] > 0.9 * v["n_cells"], v
+    assert np.allclose(v["on_building"], v["on_building_again"], atol=1e-5), v
+    assert v["on_building"][0] > 0.85, v["on_building"]                   # "the median cell ... nearly all"
 
 
 def _printed_train_commands(nb: nbformat.NotebookNode) -> list[str]:
