@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from IPython.display import display
-from matplotlib.patches import Patch, Rectangle
+from matplotlib.patches import Patch
 from tqdm.auto import tqdm
 
 import ocrviz
@@ -40,7 +40,7 @@ from ocrviz.analysis.cells import deepest_cell, labels_at_cells
 from ocrviz.analysis.context_share import (aspp_own_object_share, aspp_tap_map, context_map,
                                            ocr_own_object_share)
 from ocrviz.analysis.erf import gradient_erf
-from ocrviz.analysis.mass_view import mass_view_image, mass_view_rgba
+from ocrviz.analysis import mass_panel as mass_panels
 from ocrviz.data.ambiguity import cue_free
 from ocrviz.data.dataset import ToyCityDataset, normalize, val_split
 from ocrviz.data.samples import load_sample
@@ -85,39 +85,20 @@ def effective_regions(sim):
     return np.exp(-(sim * np.log(p)).sum(-1))
 
 
-def strip_lines(mass, width=38):
-    """The mass strip (`strip_text`, as the explorer writes it) broken into lines at its " · "."""
-    lines = []
-    for part in strip_text(mass).split(" · "):
-        if lines and len(lines[-1]) + 3 + len(part) <= width:
-            lines[-1] += " · " + part
-        else:
-            lines.append(part)
-    return "\n".join(lines)
-
-
 def mass_panel(ax, image, cell_map, mass, cell_pred, cell, title):
-    """The explorer's mass view of an h x w map over the faded `image` (ocrviz.analysis.mass_view):
+    """The explorer's mass view of an h x w map over the faded `image` (ocrviz.analysis.mass_panel):
     each source cell in the colour of the class OCR predicts there (`cell_pred`, h x w), strength =
     that class's share of the map (`mass`, the strip, printed under the panel) relative to the
     largest share, times the cell's value relative to its class's peak (√ scale, the explorer's
     default).  The pixel's cell (`cell`) is outlined as in the explorer."""
-    ax.imshow(mass_view_image(image, mass_view_rgba(cell_map, cell_pred, PALETTE, CLASSES, mass=mass)))
-    r, c = cell
-    for edge, lw in (("black", 3), ("white", 1.2)):
-        ax.add_patch(Rectangle((c * STRIDE - 0.5, r * STRIDE - 0.5), STRIDE, STRIDE, fill=False, ec=edge, lw=lw))
-    ax.set_title(title)
-    ax.text(0.5, -0.03, strip_lines(mass), transform=ax.transAxes, ha="center", va="top", fontsize=9)
-    ax.axis("off")
+    mass_panels.mass_panel(ax, image, cell_map, cell_pred, cell, PALETTE, CLASSES, mass=mass, title=title)
 
 
-def class_legend(fig, masses, least=0.03):
-    """A legend of the class colours that hold at least `least` of one of the maps in `masses`."""
-    shown = [k for k, n in enumerate(CLASSES) if any(m.get(n, 0) >= least for m in masses)]
-    fig.legend(handles=[Patch(color=np.array(PALETTE[k]) / 255, label=CLASSES[k]) for k in shown],
-               loc="lower center", ncol=len(shown), frameon=False, fontsize=9,
-               title="colour = the class OCR predicts at the source cell; strength = that class's share of the map "
-                     "(the strip under the panel) x the cell's value within its class", title_fontsize=9)
+def class_legend(fig, masses):
+    """A legend of the class colours that hold at least 3 % of one of the maps in `masses`."""
+    mass_panels.class_legend(fig, masses, PALETTE, CLASSES,
+                        title="colour = the class OCR predicts at the source cell; strength = that class's share of "
+                              "the map (the strip under the panel) x the cell's value within its class")
 
 # %% [markdown]
 # ## First, measure: what does the shipped OCR model attend to?
