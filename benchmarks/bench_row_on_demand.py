@@ -9,7 +9,8 @@ factors (and checks sampled rows against the module's own output), and
 ``ocrviz.context_maps`` computes one pixel's row when it is asked for.  Prints the
 plain forward, the captured forward, the factors' bytes against the full matrix, and
 the time per click (median and p90 over ``--clicks`` random pixels, each re-checked
-against the module's own context at that cell).
+against the module's own context at that cell), and the explorer's kernel answer to such a
+click (``widgets.site_rows``: the row as 8-bit codes and its exact class shares).
 """
 from __future__ import annotations
 
@@ -57,15 +58,28 @@ def main(argv: list[str] | None = None) -> None:
     pixels = [(rng.randrange(args.height), rng.randrange(args.width)) for _ in range(args.clicks + 1)]
     ocrviz.context_maps(cache, pixels[0])                                        # warm-up
     click_ms = [time_ms(lambda p=p: ocrviz.context_maps(cache, p)) for p in pixels[1:]]
+    # the explorer's kernel answer to a click (widgets.site_rows): the same read, its 8-bit row and exact shares
+    from ocrviz.widgets.site_rows import SiteRows
+
+    rows = SiteRows()
+    rows.keep(0, cache, ocrviz.context.cell_classes(cache), 19)
+    cells = [(y * h // args.height) * w + x * w // args.width for y, x in pixels]
+    rows.answer({"key": "warm", "head": 0, "site": 0, "row": cells[0]})
+    answer_ms = [time_ms(lambda q=q: rows.answer({"key": "k", "head": 0, "site": 0, "row": q})) for q in cells[1:]]
+    answer_kib = len(rows.answer({"key": "k", "head": 0, "site": 0, "row": cells[1]})["maps"]["b64"]) / 1024
     print("## Self-attention row on demand\n")
     print(f"Machine: {machine_line()}.  Toy self-attention (non-local) head, random weights, eval, batch 1; "
           f"a click = ``ocrviz.context_maps(cache, (y, x))``: the pixel's softmax row over all {h * w:,} cells "
           f"from the stored query/key, re-checked against the module's own context at that cell.\n")
     print(md_table(["input", "grid", "plain forward ms", "captured forward ms", "query + key MiB",
-                    "full HW x HW GiB", "click ms (median)", "click ms (p90)"],
+                    "full HW x HW GiB", "click ms (median)", "click ms (p90)", "kernel answer ms (median)",
+                    "answer KiB"],
                    [[f"1x3x{args.height}x{args.width}", f"{h} x {w}", fmt_ms(plain_ms), fmt_ms(captured_ms),
                      f"{factor_bytes / 2**20:.1f}", f"{full_bytes / GIB:.2f}", fmt_ms(median(click_ms)),
-                     fmt_ms(p90(click_ms))]]))
+                     fmt_ms(p90(click_ms)), fmt_ms(median(answer_ms)), f"{answer_kib:.0f}"]]))
+    print("\nkernel answer: what Explorer(site_cells=...) sends for one click when the grid is too large to ship "
+          "whole (site_rows.SiteRows.answer: the row read as above, 8-bit codes deflated and base64'd, exact class "
+          "shares), before the comm.")
 
 
 if __name__ == "__main__":
