@@ -68,7 +68,7 @@ from .data.toycity import CLASSES, PALETTE
 from .evaluate import IGNORE_INDEX, evaluate, numpy_blas_threads
 from .models import create_model
 from .models.danet import DAHead
-from .train import _machine, poly_lr
+from .train import TrainResult, _machine, poly_lr
 
 ARCHS = ("sa", "psp", "da", "cc", "ocrnet", "aspp", "fcn")
 CHECK_IMAGES = 8            # the card's re-evaluation subset: the first val scenes, with their confusion
@@ -111,14 +111,7 @@ class HeadTrainConfig:
             raise ValueError(f"lr={self.lr} must be > 0")
 
 
-@dataclass
-class HeadTrainResult:
-    """The trained model (eval mode), its card, the checkpoint path (or None) and every step's loss."""
-
-    model: torch.nn.Module
-    card: dict
-    checkpoint: Path | None
-    losses: list[float]
+HeadTrainResult = TrainResult   # the trained model (eval mode), its card, the checkpoint path (or None), the losses
 
 
 def _sha256(path: Path) -> str:

@@ -29,6 +29,7 @@ from .explorer_input import PreparedImage, _model_input, prepare_image  # noqa: 
 from .kernel_cf import KernelCounterfactuals
 from .payload import (ExplorerData, cf_fits_page, class_mass, encode_erf, erf_to_cells, from_cache, pack_for_widget,
                       to_payload)
+from .site_payload import MAX_SITE_CELLS
 
 STATIC = pathlib.Path(__file__).parent / "static"
 MODES = ("ocr", "aspp")
@@ -233,7 +234,6 @@ class Explorer(anywidget.AnyWidget):
         every cell's map is sent to the page (default ``site_payload.MAX_SITE_CELLS``); a larger one
         is answered one clicked cell at a time by the kernel (``site_rows``).
         """
-        from .site_payload import MAX_SITE_CELLS
         from .site_rows import SiteRows
 
         if site_cells is None:
@@ -657,7 +657,7 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
                   palette: Any, transform: Any, aspp_rates: Any, mark: Any = None,
                   mark_name: str = "marked", mean: Any = None, std: Any = None, logits_fn: Any = None,
                   align_corners: bool | None = None, device: Any = None, rows: Any = None,
-                  site_cells: int | None = None) -> tuple[ExplorerData, Any]:
+                  site_cells: int = MAX_SITE_CELLS) -> tuple[ExplorerData, Any]:
     from ocrviz.memory import check_image_fits, image_hw
 
     if image_hw(image) is not None:              # an image too large for this machine: refused before any work
@@ -713,7 +713,7 @@ def _capture_data(model: Any, image: Any, labels: Any, *, aspp_model: Any, class
 
 def _sites_data(model: Any, prep: PreparedImage, x: Any, labels: Any, *, class_names: Any, palette: Any,
                 mark: Any, mark_name: str, logits_fn: Any, align_corners: bool | None, rows: Any = None,
-                site_cells: int | None = None) -> ExplorerData:
+                site_cells: int = MAX_SITE_CELLS) -> ExplorerData:
     """A model without an OCR block, shown by its context sites (``site_payload``): every site's map of
     every cell; the strips count by this model's own argmax at feature resolution."""
     from ocrviz import context
@@ -747,8 +747,7 @@ def _sites_data(model: Any, prep: PreparedImage, x: Any, labels: Any, *, class_n
         ys = np.minimum((np.arange(grid[0]) + 0.5) * H / grid[0], H - 1).astype(int)
         xs = np.minimum((np.arange(grid[1]) + 0.5) * W / grid[1], W - 1).astype(int)
         cell_class = logits.argmax(0)[np.ix_(ys, xs)]
-    sites = head_sites([model], x, cell_class, names, cache=cache, rows=rows,
-                       **({} if site_cells is None else {"max_cells": site_cells}))
+    sites = head_sites([model], x, cell_class, names, cache=cache, rows=rows, max_cells=site_cells)
     pal = palette if palette is not None else own_pal
     gt = None if labels is None else _np(labels).astype(np.int64)
     stride = getattr(model, "output_stride", None) or max(1, round(prep.picture.shape[0] / grid[0]))

@@ -16,6 +16,7 @@ import torch
 
 import ocrviz
 from dom import cell_point, read_state
+from site_specs import block_mass
 from ocrviz.context import context_maps, transformer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))      # MMSeg's models, built as there
@@ -23,12 +24,7 @@ pytestmark = pytest.mark.browser
 
 
 def _block_mass(weights: np.ndarray, cls: np.ndarray, names) -> dict:
-    gh, gw = weights.shape
-    f = cls.shape[0] // gh
-    k = len(names)
-    onehot = np.eye(k)[cls].reshape(gh, f, gw, f, k).mean(axis=(1, 3))          # gh x gw x K
-    mass = np.einsum("rc,rck->k", weights, onehot)
-    return {n: float(v) for n, v in zip(names, mass)}
+    return dict(zip(names, map(float, block_mass(weights, cls, len(names)))))
 
 
 def test_a_coarse_mit_layer_and_the_rollout_read_back(browser, tmp_path, shots):

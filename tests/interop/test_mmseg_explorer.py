@@ -6,27 +6,18 @@ get the gradient ERF beside them, computed in the kernel on click and equal to
 ocrviz.context.gradient_erf_map on the same segmentor."""
 from __future__ import annotations
 
-import base64
-import zlib
-
 import numpy as np
 import pytest
 import torch
 
 import ocrviz
+from site_specs import raw as _raw
 from ocrviz.context import context_maps
 from ocrviz.normalisation import input_normalisation, normalise
 
 H, W = 64, 128                       # d8 heads: an 8 x 16 grid
 CELL = (5, 11)
 NAMES = [f"c{i}" for i in range(19)]
-
-
-def _raw(spec: dict) -> bytes:
-    b = base64.b64decode(spec["b64"])
-    b = zlib.decompress(b) if spec["deflate"] else b
-    n = spec["shuffle"]
-    return np.frombuffer(b, np.uint8).reshape(n, -1).T.tobytes() if n > 1 else b
 
 
 @pytest.fixture(scope="module")

@@ -7,25 +7,16 @@ transformer.stage_rollout / transformer.rollout (themselves tested against dense
 PyTorch's own per-head weights in test_mmseg_heads_attention.py)."""
 from __future__ import annotations
 
-import base64
-import zlib
-
 import numpy as np
 import pytest
 import torch
 
 import ocrviz
+from site_specs import block_mass as _block_mass, raw as _raw
 from ocrviz.context import context_maps, transformer
 
 H, W = 128, 256                      # MiT-B0: stage grids 32 x 64, 16 x 32, 8 x 16, 4 x 8
 CELLS = [(0, 0), (13, 41), (31, 63), (20, 6)]        # explorer cells (the first stage's grid)
-
-
-def _raw(spec: dict) -> bytes:
-    b = base64.b64decode(spec["b64"])
-    b = zlib.decompress(b) if spec["deflate"] else b
-    n = spec["shuffle"]
-    return np.frombuffer(b, np.uint8).reshape(n, -1).T.tobytes() if n > 1 else b
 
 
 def _row(entry: dict, q: int) -> np.ndarray:
@@ -33,15 +24,6 @@ def _row(entry: dict, q: int) -> np.ndarray:
     scales = np.frombuffer(_raw(entry["scales"]), "<f4")
     codes = np.frombuffer(_raw(entry["maps"]), np.uint8).reshape(-1, gh * gw)
     return codes[q].astype(np.float64) * float(scales[q])
-
-
-def _block_mass(weights: np.ndarray, cls: np.ndarray, k: int) -> np.ndarray:
-    """K masses of a gh x gw map drawn over the h x w explorer cells, f x f cells per coarse cell."""
-    gh, gw = weights.shape
-    f = cls.shape[0] // gh
-    assert cls.shape == (gh * f, gw * f)
-    onehot = np.eye(k)[cls].reshape(gh, f, gw, f, k).mean(axis=(1, 3))          # gh x gw x K: block shares
-    return np.einsum("rc,rck->k", weights, onehot)
 
 
 @pytest.fixture(scope="module")

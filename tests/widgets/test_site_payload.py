@@ -3,34 +3,17 @@ ocrviz.context_maps (toycity-sa, toycity-cc per pass) and, for OCR, sum_k sim[p,
 computed here from the captured tensors."""
 from __future__ import annotations
 
-import base64
-import zlib
-
 import numpy as np
 import pytest
 import torch
 
 import ocrviz
+from site_specs import f32 as _f32, raw as _raw
 from ocrviz.context import context_maps
 from ocrviz.widgets.site_payload import MAX_SITE_CELLS, head_sites, quantise_rows, site_entries
 
 CELLS = [(0, 0), (5, 17), (16, 32), (31, 63), (20, 3)]       # (row, col) on ToyCity's 32 x 64 grid
 STRIDE = 8
-
-
-def _raw(spec: dict) -> bytes:
-    """The inverse of site_payload._spec, written again here: base64, inflate, byte planes -> items."""
-    b = base64.b64decode(spec["b64"])
-    if spec["deflate"]:
-        b = zlib.decompress(b)
-    n = spec["shuffle"]
-    if n > 1:
-        b = np.frombuffer(b, np.uint8).reshape(n, -1).T.tobytes()
-    return b
-
-
-def _f32(spec: dict) -> np.ndarray:
-    return np.frombuffer(_raw(spec), "<f4")
 
 
 @pytest.fixture(scope="module")

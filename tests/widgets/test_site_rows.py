@@ -4,21 +4,14 @@ ocrviz.context_maps at that pixel within half an 8-bit code, its class shares ex
 head and for a compare= head; bad requests are answered with an error, the kernel lives on."""
 from __future__ import annotations
 
-import base64
-import zlib
-
 import numpy as np
 import pytest
 import torch
 
 import ocrviz
+from site_specs import u8 as _codes
 from ocrviz.context import context_maps
 from ocrviz.normalisation import input_normalisation, normalise
-
-
-def _codes(spec: dict) -> np.ndarray:
-    b = base64.b64decode(spec["b64"])
-    return np.frombuffer(zlib.decompress(b) if spec["deflate"] else b, np.uint8)
 
 
 @pytest.fixture(scope="module")
