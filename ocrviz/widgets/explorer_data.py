@@ -1,6 +1,6 @@
 """``ExplorerData``: what the explorer shows for one image, validated once.
 
-Numpy only.  Every field is checked on construction (shapes against the
+Numpy only.  Every field is checked on construction (``field_checks``: shapes against the
 image and the feature grid, distributions that must sum to 1, class indices
 in range) and stored read-only, so the payload, the standalone export, the
 tests and the notebooks all read the same arrays.  ``erf_to_cells`` brings an
@@ -15,19 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-SUM_TOL = 1e-3      # rows / maps must sum to 1 within this, or within a float32 sum's rounding (sum_tolerance)
-
-
-def sum_tolerance(n_terms: int) -> float:
-    """How far from 1 a float32 distribution over ``n_terms`` values may sum: ``SUM_TOL``, or the
-    worst-case rounding of a float32 sum of that many terms (n * 2^-24) when larger, e.g. a spatial
-    softmax over the 1 000 000 cells of an 8000 x 8000 image at stride 8 (measured off by 0.0024).
-
-    >>> sum_tolerance(19), round(sum_tolerance(1_000_000), 4)
-    (0.001, 0.0596)
-    """
-    return max(SUM_TOL, n_terms * 2.0 ** -24)
-IGNORE = 255        # ground-truth label that means "not labelled"
+from .field_checks import distribution, int_map, readonly
 
 # A readable default palette (first 19 = Cityscapes, then distinct hues).
 _CITYSCAPES = [(128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
@@ -46,47 +34,6 @@ def default_palette(k: int) -> np.ndarray:
         out.append((r, g, b))
         n += 1
     return np.asarray(out, dtype=np.uint8).reshape(k, 3)
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a).copy()
-    a.setflags(write=False)
-    return a
-
-
-def _int_map(name: str, a: Any, shapes: Sequence[tuple[int, int]], k: int, allow_ignore: bool) -> np.ndarray:
-    a = np.asarray(a)
-    if a.dtype.kind not in "iu":
-        raise ValueError(f"{name} has dtype {a.dtype}; expected integer class indices "
-                         f"(take argmax over the class axis first)")
-    if a.shape not in shapes:
-        raise ValueError(f"{name} has shape {a.shape}; expected one of {list(shapes)} "
-                         f"(feature grid h x w or image H x W, no batch axis)")
-    ok = (a >= 0) & (a < k)
-    if allow_ignore:
-        ok |= a == IGNORE
-    if not ok.all():
-        bad = np.unique(a[~ok])[:5].tolist()
-        allowed = f"0..{k - 1}" + (f" or {IGNORE} (ignore)" if allow_ignore else "")
-        raise ValueError(f"{name} holds values {bad}; allowed are {allowed}")
-    return _readonly(a.astype(np.uint8))
-
-
-def _distribution(name: str, a: Any, shape: tuple[int, ...], axis: tuple[int, ...], what: str) -> np.ndarray:
-    a = np.asarray(a)
-    if a.dtype.kind not in "fiu":
-        raise ValueError(f"{name} has dtype {a.dtype}; expected floats")
-    if a.shape != shape:
-        raise ValueError(f"{name} has shape {a.shape}; expected {shape}")
-    a = a.astype(np.float32)
-    if not np.isfinite(a).all() or (a < 0).any():
-        raise ValueError(f"{name} has negative or non-finite values; expected probabilities ({what})")
-    sums = a.sum(axis=axis, dtype=np.float64)
-    worst = float(np.abs(sums - 1.0).max()) if sums.size else 0.0
-    if worst > sum_tolerance(int(np.prod([a.shape[i] for i in axis]))):
-        raise ValueError(f"{name} is not normalised: {what} must sum to 1, worst sum is off by {worst:.3g} "
-                         f"(pass probabilities after the softmax, not logits)")
-    return _readonly(a)
 
 
 # error_blame's categories, in its order (ocrviz.analysis.blame.CATEGORIES; a widgets test checks it)
@@ -165,7 +112,7 @@ class ExplorerData:
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"image has shape {img.shape} and dtype {img.dtype}; expected H x W x 3 uint8 "
                              f"(use ocrviz.widgets.payload.to_uint8_image to convert a tensor)")
-        put("image", _readonly(img))
+        put("image", readonly(img))
         H, W = img.shape[:2]
         try:
             h, w = (int(v) for v in self.feat_hw)
@@ -188,7 +135,7 @@ class ExplorerData:
         if pal.shape != (k, 3) or pal.dtype.kind not in "iuf" or (pal < 0).any() or (pal > 255).any():
             raise ValueError(f"palette has shape {pal.shape}; expected K x 3 = ({k}, 3) ints in 0..255 "
                              f"(one colour per class name)")
-        put("palette", _readonly(pal.astype(np.uint8)))
+        put("palette", readonly(pal.astype(np.uint8)))
         if self.sim_map is None and self.region_weights is None:      # a model without OCR: its sites only
             if not self.sites:
                 raise ValueError("no sim_map / region_weights (no OCR block) and no context sites: nothing to "
@@ -197,13 +144,13 @@ class ExplorerData:
             raise ValueError("give both sim_map and region_weights (an OCR block), or neither (a model shown by its "
                              "context sites)")
         else:
-            put("sim_map", _distribution("sim_map", self.sim_map, (h * w, k), (1,), "each row (over K regions)"))
-            put("region_weights", _distribution("region_weights", self.region_weights, (k, h, w), (1, 2),
+            put("sim_map", distribution("sim_map", self.sim_map, (h * w, k), (1,), "each row (over K regions)"))
+            put("region_weights", distribution("region_weights", self.region_weights, (k, h, w), (1, 2),
                                                 "each region's map (over h x w cells)"))
         grids = [(h, w), (H, W)]
-        put("pred", _int_map("pred", self.pred, grids, k, allow_ignore=False))
+        put("pred", int_map("pred", self.pred, grids, k, allow_ignore=False))
         if self.gt is not None:
-            put("gt", _int_map("gt", self.gt, grids, k, allow_ignore=True))
+            put("gt", int_map("gt", self.gt, grids, k, allow_ignore=True))
         if self.aspp_rates is not None:
             rates = tuple(int(r) for r in self.aspp_rates)
             if not rates or min(rates) < 1:
@@ -213,12 +160,12 @@ class ExplorerData:
             if self.aspp_rates is None:
                 raise ValueError("aspp_shares given without aspp_rates; pass the ASPP dilation rates too")
             n = len(self.aspp_rates) + 2
-            put("aspp_shares", _distribution("aspp_shares", self.aspp_shares, (h * w, n), (1,),
+            put("aspp_shares", distribution("aspp_shares", self.aspp_shares, (h * w, n), (1,),
                                              f"each row (over the {n} branches 1x1, dilated, pool)"))
         if self.aspp_pred is not None:
-            put("aspp_pred", _int_map("aspp_pred", self.aspp_pred, grids, k, allow_ignore=False))
+            put("aspp_pred", int_map("aspp_pred", self.aspp_pred, grids, k, allow_ignore=False))
         if self.cell_class is not None:
-            put("cell_class", _int_map("cell_class", self.cell_class, [(h, w)], k, allow_ignore=False))
+            put("cell_class", int_map("cell_class", self.cell_class, [(h, w)], k, allow_ignore=False))
         if self.erf_maps is not None:
             erfs = {}
             for key, m in dict(self.erf_maps).items():
@@ -232,13 +179,13 @@ class ExplorerData:
             if m.shape not in grids or m.dtype != np.bool_:
                 raise ValueError(f"mark has shape {m.shape} and dtype {m.dtype}; expected a bool map of the "
                                  f"feature grid {grids[0]} or the image {grids[1]}")
-            put("mark", _readonly(m))
+            put("mark", readonly(m))
         if self.blame is not None:
             bl = np.asarray(self.blame)
             if bl.shape not in grids or bl.dtype.kind not in "iu" or bl.min() < -1 or bl.max() >= len(BLAME_CATEGORIES):
                 raise ValueError(f"blame has shape {bl.shape}; expected an int map of {grids} with values -1.."
                                  f"{len(BLAME_CATEGORIES) - 1} (ocrviz.analysis.error_blame(...).category)")
-            put("blame", _readonly(bl.astype(np.int8)))
+            put("blame", readonly(bl.astype(np.int8)))
         ph = self.pixel_head
         if ph is not None and (ph.pixels.shape[0] != h * w or ph.value.shape[0] != k or ph.cls_w.shape[0] != k):
             raise ValueError(f"pixel_head holds {ph.pixels.shape[0]} cells and {ph.value.shape[0]} regions; "
@@ -383,4 +330,4 @@ def erf_to_cells(erf: Any, feat_hw: tuple[int, int], output_stride: int,
     if not np.isfinite(a).all():
         raise ValueError("ERF map has non-finite values")
     total = a.sum()
-    return _readonly((a / total if total > 0 else a).astype(np.float32))
+    return readonly((a / total if total > 0 else a).astype(np.float32))

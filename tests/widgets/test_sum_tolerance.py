@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from ocrviz.widgets.explorer_data import SUM_TOL, _distribution, sum_tolerance
+from ocrviz.widgets.field_checks import SUM_TOL, distribution as _distribution, sum_tolerance
 
 
 def test_a_float32_softmax_over_a_million_cells_is_a_distribution():
